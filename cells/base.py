@@ -1,0 +1,199 @@
+"""The cell contract every recurrent cell follows, and the carry types.
+
+A cell is a frozen (hashable) dataclass holding only hyper-parameters. Its parameters live
+outside it, in a plain dict of arrays, so cells compose with any JAX code (jit, grad, vmap,
+optax, Flax, Equinox). Every cell exposes the same small interface:
+
+  params = cell.init(key, input_size)          # {'w_ih': [I, G*H], 'w_hh': [H, G*H], 'b': [G*H], ...}
+  carry = cell.initial_carry(batch_size)       # a NamedTuple of [B, H] arrays
+  xp_BxTxG = cell.input_projection(params, xs) # the hoisted input GEMM for all time steps
+  carry, h, gates = cell.fused_step(params, carry, xp_BxG)   # one recurrent GEMM + elementwise
+  carry, h = cell.reference_step(params, carry, x_BxI)       # the plain specification
+
+`fused_step` is what `cells.scan` runs inside `lax.scan`; `reference_step` is written gate by
+gate straight from the paper's equations and is the specification the fused path is tested
+against. G is the number of gate blocks (LSTM 4, GRU 3, Elman RNN 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Params = dict[str, Array]
+Initializer = Callable[..., Array]
+
+_VALID_DTYPES = ("float32", "bfloat16", "float16", "float64")
+
+
+class LSTMState(NamedTuple):
+    """LSTM carry: hidden state h and memory cell c, each [B, H]."""
+
+    h: Array
+    c: Array
+
+
+class RNNState(NamedTuple):
+    """GRU / Elman RNN carry: hidden state h [B, H]."""
+
+    h: Array
+
+
+def _dtype_name(dtype: Any) -> str | None:
+    if dtype is None:
+        return None
+    try:
+        return jnp.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
+def matmul(x: Array, w: Array, compute_dtype: Any) -> Array:
+    """x @ w with inputs cast to `compute_dtype` and float32 (or wider) accumulation."""
+    if compute_dtype is None:
+        return jnp.matmul(x, w)
+    acc = jnp.promote_types(jnp.float32, x.dtype)
+    return jnp.matmul(
+        x.astype(compute_dtype), w.astype(compute_dtype), preferred_element_type=acc
+    )
+
+
+def add_bias(y: Array, b: Array) -> Array:
+    """y [..., N] + b [N], broadcast explicitly (safe under jax_numpy_rank_promotion='raise')."""
+    return y + b.reshape((1,) * (y.ndim - 1) + b.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """Base class: hyper-parameters, validation and the parts shared by all cells.
+
+    Attributes:
+      hidden_size: H, the width of the hidden state (a positive int).
+      param_dtype: dtype of the parameters `init` creates (default float32).
+      compute_dtype: dtype of the matmul inputs (e.g. 'bfloat16' on GPU/TPU); None computes in
+        the dtype of the inputs. Accumulation, the elementwise gate math and the carry stay in
+        float32 whatever this is.
+      kernel_init: initializer of the input weights w_ih [I, G*H].
+      recurrent_init: initializer of the recurrent weights w_hh [H, G*H].
+    """
+
+    hidden_size: int
+    param_dtype: Any = jnp.float32
+    compute_dtype: Any = None
+    kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
+    recurrent_init: Initializer = jax.nn.initializers.orthogonal()
+
+    num_gates: ClassVar[int] = 1
+    gate_names: ClassVar[tuple[str, ...]] = ()
+    carry_type: ClassVar[type] = RNNState
+
+    def __post_init__(self):
+        h = self.hidden_size
+        if isinstance(h, bool) or not isinstance(h, int) or h <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: hidden_size must be a positive int, got {h!r}."
+            )
+        for name in ("param_dtype", "compute_dtype"):
+            value = getattr(self, name)
+            if name == "compute_dtype" and value is None:
+                continue
+            if _dtype_name(value) not in _VALID_DTYPES:
+                raise ValueError(
+                    f"{type(self).__name__}: {name} must be one of {_VALID_DTYPES}, got {value!r}."
+                )
+
+    # -- parameters -------------------------------------------------------------------------
+    def init(self, key: Array, input_size: int) -> Params:
+        """Creates the parameters for inputs of width `input_size`."""
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0:
+            raise ValueError(
+                f"{type(self).__name__}.init: input_size must be a positive int, "
+                f"got {input_size!r}."
+            )
+        k_ih, k_hh = jax.random.split(key)
+        gh = self.num_gates * self.hidden_size
+        params = {
+            "w_ih": self.kernel_init(k_ih, (input_size, gh), self.param_dtype),
+            "w_hh": self._init_recurrent(k_hh),
+            "b": self._init_bias(),
+        }
+        params.update(self._extra_params())
+        return params
+
+    def _init_recurrent(self, key: Array) -> Array:
+        """Recurrent weights, initialised gate block by gate block ([H, H] each)."""
+        keys = jax.random.split(key, self.num_gates)
+        blocks = [
+            self.recurrent_init(k, (self.hidden_size, self.hidden_size), self.param_dtype)
+            for k in keys
+        ]
+        return jnp.concatenate(blocks, axis=1)
+
+    def _init_bias(self) -> Array:
+        return jnp.zeros((self.num_gates * self.hidden_size,), self.param_dtype)
+
+    def _extra_params(self) -> Params:
+        return {}
+
+    def input_size(self, params: Params) -> int:
+        return params["w_ih"].shape[0]
+
+    def check_params(self, params: Params) -> None:
+        """Raises ValueError when `params` does not fit this cell."""
+        expected = self.param_shapes(self.input_size(params))
+        if set(params) != set(expected):
+            raise ValueError(
+                f"{type(self).__name__}: params must have keys {sorted(expected)}, "
+                f"got {sorted(params)}."
+            )
+        for name, shape in expected.items():
+            if tuple(params[name].shape) != shape:
+                raise ValueError(
+                    f"{type(self).__name__}: params[{name!r}] must have shape {shape} for "
+                    f"hidden_size={self.hidden_size}, got {tuple(params[name].shape)}."
+                )
+
+    def param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        shapes = jax.eval_shape(lambda: self.init(jax.random.key(0), input_size))
+        return {k: tuple(v.shape) for k, v in shapes.items()}
+
+    # -- carry ------------------------------------------------------------------------------
+    def initial_carry(self, batch_size: int, dtype: Any = jnp.float32):
+        """The all-zeros carry for `batch_size` sequences."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(
+                f"{type(self).__name__}.initial_carry: batch_size must be a positive int, "
+                f"got {batch_size!r}."
+            )
+        zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
+        return self.carry_type(*([zeros] * len(self.carry_type._fields)))
+
+    # -- the sequence path ------------------------------------------------------------------
+    def input_projection(self, params: Params, xs: Array) -> Array:
+        """x_t W_ih + b for every step at once: one GEMM over [..., I] -> [..., G*H]."""
+        return add_bias(matmul(xs, params["w_ih"], self.compute_dtype), params["b"])
+
+    def fused_step(self, params: Params, carry, xp: Array):
+        """One step from the projected input xp [B, G*H]: returns (carry, h, gates)."""
+        raise NotImplementedError
+
+    def step(self, params: Params, carry, x: Array):
+        """One step from the raw input x [B, I]: returns (carry, h). Fused layout."""
+        carry, h, _ = self.fused_step(params, carry, self.input_projection(params, x))
+        return carry, h
+
+    def reference_step(self, params: Params, carry, x: Array):
+        """One step written gate by gate from the equations: returns (carry, h)."""
+        raise NotImplementedError
+
+    def recurrent(self, params: Params, h: Array) -> Array:
+        """h W_hh: the one recurrent GEMM of a step (all gates at once)."""
+        return matmul(h, params["w_hh"], self.compute_dtype)
+
+    def split_gates(self, params: Params, name: str) -> list[Array]:
+        """Splits a fused parameter (w_ih, w_hh or b) into its per-gate blocks."""
+        return jnp.split(params[name], self.num_gates, axis=-1)

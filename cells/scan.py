@@ -1,0 +1,171 @@
+"""The sequence driver: runs any cell over [B, T, I] inputs.
+
+`scan` is the fused path. The input projection x_t W_ih + b for all T steps is one GEMM
+outside the loop; inside `lax.scan` each step does one recurrent GEMM (all gates at once) and
+elementwise math. `reference_scan` is the specification it is tested against: a Python loop
+over `cell.reference_step`, gate by gate, with no hoisting.
+
+Semantics shared by both:
+  * lengths [B]: steps t >= lengths[b] leave sequence b's carry unchanged and output zeros, so
+    the returned carry is the carry after each sequence's last valid step.
+  * reverse=True runs right to left over each sequence's valid part [0, lengths[b]) only;
+    padding stays at the end and outputs are written back at their original positions.
+  * carry in/out: feeding the returned carry into the next call continues the sequence exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from cells import base
+
+
+def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
+    """Trace-time validation with messages that name the argument and what is valid."""
+    if not isinstance(cell, base.Cell):
+        raise ValueError(f"cell must be a cells.LSTM, cells.GRU or cells.SimpleRNN, got {cell!r}.")
+    cell.check_params(params)
+    if getattr(xs, "ndim", None) != 3:
+        raise ValueError(
+            f"xs must have rank 3 [batch, time, features], got shape {getattr(xs, 'shape', xs)}."
+        )
+    batch, steps, features = xs.shape
+    input_size = cell.input_size(params)
+    if features != input_size:
+        raise ValueError(
+            f"xs has {features} features but the params were made for input_size={input_size}."
+        )
+    if carry is not None:
+        expected = (batch, cell.hidden_size)
+        if not isinstance(carry, cell.carry_type) or any(
+            tuple(a.shape) != expected for a in carry
+        ):
+            raise ValueError(
+                f"carry must be a {cell.carry_type.__name__} of arrays {expected} "
+                f"(cell.initial_carry(batch_size={batch})), got {jax.tree.map(jnp.shape, carry)}."
+            )
+    if lengths is not None:
+        if tuple(jnp.shape(lengths)) != (batch,):
+            raise ValueError(f"lengths must have shape [{batch}], got {jnp.shape(lengths)}.")
+        if not jnp.issubdtype(jnp.result_type(lengths), jnp.integer):
+            raise ValueError(f"lengths must be integers, got dtype {jnp.result_type(lengths)}.")
+        if not isinstance(lengths, jax.core.Tracer):
+            values = np.asarray(lengths)
+            if values.min(initial=0) < 0 or values.max(initial=0) > steps:
+                raise ValueError(
+                    f"lengths must lie in [0, {steps}] (the time dimension of xs), "
+                    f"got min {values.min()} and max {values.max()}."
+                )
+
+
+def reverse_index(lengths, steps: int):
+    """idx[b, t]: the time step read at position t when sequence b is reversed.
+
+    Reverses [0, lengths[b]) and leaves the padding in place; an involution (idx[idx] = id).
+    """
+    t = jnp.arange(steps)[None, :]
+    if lengths is None:
+        return jnp.broadcast_to(steps - 1 - t, (1, steps))
+    lengths = jnp.asarray(lengths)[:, None]
+    return jnp.where(t < lengths, lengths - 1 - t, t)
+
+
+def _take_time(a_BxTxF, idx_BxT):
+    return jnp.take_along_axis(a_BxTxF, idx_BxT[:, :, None], axis=1)
+
+
+def scan(
+    cell: base.Cell,
+    params: base.Params,
+    xs,
+    *,
+    carry=None,
+    lengths=None,
+    reverse: bool = False,
+    return_trace: bool = False,
+    unroll: int | bool = 1,
+    remat: bool = False,
+) -> tuple[Any, ...]:
+    """Runs `cell` over a batch of sequences: the fused path.
+
+    Args:
+      cell: a `cells.LSTM`, `cells.GRU` or `cells.SimpleRNN`.
+      params: the cell's parameters (`cell.init(key, input_size)`).
+      xs: inputs [B, T, I].
+      carry: the carry to start from; default `cell.initial_carry(B)`.
+      lengths: optional int array [B] with values in [0, T]; see the module docstring.
+      reverse: run right to left over each sequence's valid part.
+      return_trace: also return the per-step gate activations (LSTM i, f, g, o, c; GRU r, z,
+        n; RNN a, the pre-activation), each [B, T, H], zero at padded steps.
+      unroll: passed to `lax.scan` (steps per loop iteration; True unrolls fully).
+      remat: recompute each step's internals in the backward pass instead of storing them
+        (memory O(T*B*H) for the carries only), for very long sequences.
+
+    Returns:
+      (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
+    """
+    _check_inputs(cell, params, xs, carry, lengths)
+    batch, steps, _ = xs.shape
+    if carry is None:
+        carry = cell.initial_carry(batch)
+
+    xp_BxTxG = cell.input_projection(params, xs)
+    if reverse:
+        idx_BxT = reverse_index(lengths, steps)
+        xp_BxTxG = _take_time(xp_BxTxG, jnp.broadcast_to(idx_BxT, (batch, steps)))
+    xp_TxBxG = jnp.swapaxes(xp_BxTxG, 0, 1)
+
+    def body(carry, inputs):
+        xp_BxG, t = inputs
+        new_carry, h, gates = cell.fused_step(params, carry, xp_BxG)
+        if lengths is not None:
+            valid_Bx1 = (t < lengths)[:, None]
+            new_carry = jax.tree.map(lambda n, o: jnp.where(valid_Bx1, n, o), new_carry, carry)
+            h = jnp.where(valid_Bx1, h, 0.0)
+            if return_trace:
+                gates = {k: jnp.where(valid_Bx1, v, 0.0) for k, v in gates.items()}
+        return new_carry, (h, gates if return_trace else None)
+
+    if remat:
+        body = jax.checkpoint(body)
+    carry, (hs_TxBxH, trace) = lax.scan(
+        body, carry, (xp_TxBxG, jnp.arange(steps)), unroll=unroll
+    )
+    ys = jnp.swapaxes(hs_TxBxH, 0, 1)
+    if return_trace:
+        trace = {k: jnp.swapaxes(v, 0, 1) for k, v in trace.items()}
+    if reverse:
+        idx_BxT = jnp.broadcast_to(reverse_index(lengths, steps), (batch, steps))
+        ys = _take_time(ys, idx_BxT)
+        if return_trace:
+            trace = {k: _take_time(v, idx_BxT) for k, v in trace.items()}
+    if return_trace:
+        return ys, carry, trace
+    return ys, carry
+
+
+def reference_scan(cell: base.Cell, params, xs, *, carry=None, lengths=None, reverse=False):
+    """The specification: a Python loop over `cell.reference_step`, one sequence step at a time.
+
+    Same arguments and results as `scan` (without trace, unroll and remat). Slow; for tests.
+    """
+    _check_inputs(cell, params, xs, carry, lengths)
+    batch, steps, _ = xs.shape
+    if carry is None:
+        carry = cell.initial_carry(batch)
+    lengths_B = jnp.full((batch,), steps) if lengths is None else jnp.asarray(lengths)
+    outputs = [None] * steps
+    # Reversed, walk the time axis backwards: padded steps (t >= L) leave the carry alone, so
+    # each sequence's first update is at its own last valid step L-1.
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    for t in order:
+        valid_Bx1 = (t < lengths_B)[:, None]
+        new_carry, h = cell.reference_step(params, carry, xs[:, t])
+        carry = jax.tree.map(lambda n, o: jnp.where(valid_Bx1, n, o), new_carry, carry)
+        outputs[t] = jnp.where(valid_Bx1, h, 0.0)
+    return jnp.stack(outputs, axis=1), carry

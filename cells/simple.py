@@ -1,0 +1,68 @@
+"""The Elman recurrent network (Elman 1990), the baseline the gated cells improve on.
+
+    h_t = act(x_t W_ih + b + h_{t-1} W_hh),   act = tanh (default) or relu
+
+With relu and an identity-initialised W_hh this is the IRNN of Le et al. 2015
+(`recurrent_init=cells.identity_init()`). Its gradient through T steps is a product of T
+Jacobians diag(act') W_hh, which vanishes or explodes geometrically: the problem the LSTM and
+GRU gates were designed to fix. Parameters: w_ih [I, H], w_hh [H, H], b [H] (PyTorch's
+b_ih + b_hh).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from cells import base
+
+_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+
+
+def identity_init(scale: float = 1.0):
+    """Initializer returning scale * I for square shapes (the IRNN recurrent init)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"identity_init needs a square 2-D shape, got {shape}.")
+        return scale * jnp.eye(shape[0], dtype=dtype)
+
+    return init
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleRNN(base.Cell):
+    """Elman RNN cell. See the module docstring.
+
+    Attributes:
+      activation: 'tanh' (default) or 'relu'.
+    """
+
+    activation: str = "tanh"
+
+    num_gates: ClassVar[int] = 1
+    gate_names: ClassVar[tuple[str, ...]] = ("a",)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"SimpleRNN: activation must be one of {sorted(_ACTIVATIONS)}, "
+                f"got {self.activation!r}."
+            )
+
+    def fused_step(self, params, carry, xp_BxH):
+        (h_prev,) = carry
+        pre = (xp_BxH + self.recurrent(params, h_prev)).astype(h_prev.dtype)
+        h = _ACTIVATIONS[self.activation](pre)
+        return base.RNNState(h), h, {"a": pre}
+
+    def reference_step(self, params, carry, x_BxI):
+        (h_prev,) = carry
+        pre = base.add_bias(x_BxI @ params["w_ih"], params["b"]) + h_prev @ params["w_hh"]
+        h = _ACTIVATIONS[self.activation](pre)
+        return base.RNNState(h), h
