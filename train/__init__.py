@@ -1,0 +1,1 @@
+"""The flag-driven training system built on `cells`."""

@@ -1,0 +1,1 @@
+"""Tasks: one file per kind of experiment, registered by name (config.task)."""

@@ -1,0 +1,103 @@
+"""The task interface: everything the training loop needs to know about one kind of experiment.
+
+A task owns its data, its model, its loss and its metrics; the loop in `train/trainer.py`
+owns everything else (optimizer, checkpoints, logging, devices). Adding an experiment means
+adding one file under `train/tasks/` that subclasses `Task`, not a branch in the loop.
+
+Contracts (the loop relies on these):
+
+* Batches are dicts of NumPy arrays whose leading axis is the batch axis (so the loop can shard
+  them over devices), plus an optional scalar-per-example entry 'reset' ([B] bool): True means
+  "start this example's recurrent carry from `init_carry`" (a new epoch of a language model).
+* `loss` is pure and jittable: (params, carry, batch, rng, train) -> (objective, (carry, sums)).
+  `objective` is what is differentiated (e.g. Zaremba's cross-entropy summed over the window and
+  averaged over the batch); `sums` is a dict of per-batch *sums* (e.g. {'nll': ..., 'tokens':
+  ...}) that the loop adds up over log intervals and eval passes; `summarize` turns the totals
+  into reported metrics (e.g. loss = nll / tokens, perplexity = exp(loss)).
+* The train iterator is endless and its position is a small JSON-able dict, saved in every
+  checkpoint, so a resumed run sees exactly the batches an uninterrupted one would.
+* Evaluation iterates a finite split; the carry flows across its batches, starting from
+  `init_carry(eval_batch_size)`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import ml_collections
+
+PyTree = Any
+Batch = dict[str, Any]
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration or input error: one line naming the field and what is valid."""
+
+
+class DataIterator(abc.ABC, Iterator[Batch]):
+    """An endless training-data iterator whose position can be saved and restored."""
+
+    @abc.abstractmethod
+    def __next__(self) -> Batch: ...
+
+    @abc.abstractmethod
+    def get_state(self) -> dict[str, int]:
+        """The position, as a JSON-serialisable dict of ints."""
+
+    @abc.abstractmethod
+    def set_state(self, state: dict[str, int]) -> None:
+        """Moves to a position returned by `get_state`."""
+
+
+class Task(abc.ABC):
+    """One kind of experiment: data + model + loss + metrics. Subclasses register a `name`."""
+
+    name: str = ""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        """`config` has already passed `validate`; subclasses load their data here."""
+        self.config = config
+
+    # -- checks, before any compute --------------------------------------------------------
+    @classmethod
+    def validate(cls, config: ml_collections.ConfigDict) -> None:
+        """Raises ConfigError for task-specific problems (missing data file, bad column ...)."""
+
+    # -- model ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def init_params(self, rng) -> PyTree:
+        """The model's parameters."""
+
+    def init_carry(self, batch_size: int) -> PyTree:
+        """Recurrent state kept across consecutive training batches (truncated BPTT).
+
+        None (the default) for tasks whose examples are independent.
+        """
+        return None
+
+    @abc.abstractmethod
+    def loss(self, params, carry, batch: Batch, rng, train: bool):
+        """Returns (objective, (new_carry, sums)). Pure and jittable; rng is None in eval."""
+
+    @abc.abstractmethod
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """Turns accumulated sums into the metrics to report (e.g. loss, perplexity)."""
+
+    # -- data ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def train_iterator(self) -> DataIterator:
+        """The endless training stream, at position zero."""
+
+    @abc.abstractmethod
+    def eval_batches(self, split: str) -> Iterable[Batch]:
+        """One finite pass over `split` ('valid' or 'test')."""
+
+    def steps_per_epoch(self) -> int | None:
+        """Training batches in one epoch, when the task has epochs (for epoch-based configs)."""
+        return None
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        return ("valid", "test")
