@@ -158,7 +158,8 @@ class Stack:
         """
         if len(params) != len(self.layers):
             raise ValueError(f"Stack: params has {len(params)} layers, the stack {len(self.layers)}.")
-        carries = self.initial_carry(xs.shape[0]) if carry is None else carry
+        # None per layer lets `cells.scan` pick the carry dtype (float64 under x64).
+        carries = (None,) * len(self.layers) if carry is None else carry
         new_carries = []
         for k, (layer, p, c) in enumerate(zip(self.layers, params, carries)):
             if k > 0:

@@ -63,6 +63,19 @@ def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
                 )
 
 
+def _check_flags(**flags) -> None:
+    """Options that pick a Python code path must be real booleans (a typo is not 'True')."""
+    for name, value in flags.items():
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"{name} must be True or False, got {value!r}.")
+
+
+def _default_carry(cell: base.Cell, params, xs):
+    """The zeros carry, float32 or wider: float64 params/inputs (under x64) keep float64."""
+    dtype = jnp.promote_types(jnp.float32, jnp.result_type(xs.dtype, params["w_ih"].dtype))
+    return cell.initial_carry(xs.shape[0], dtype)
+
+
 def reverse_index(lengths, steps: int):
     """idx[b, t]: the time step read at position t when sequence b is reversed.
 
@@ -97,7 +110,7 @@ def scan(
       cell: a `cells.LSTM`, `cells.GRU` or `cells.SimpleRNN`.
       params: the cell's parameters (`cell.init(key, input_size)`).
       xs: inputs [B, T, I].
-      carry: the carry to start from; default `cell.initial_carry(B)`.
+      carry: the carry to start from; default zeros (float32, float64 for float64 inputs).
       lengths: optional int array [B] with values in [0, T]; see the module docstring.
       reverse: run right to left over each sequence's valid part.
       return_trace: also return the per-step gate activations (LSTM i, f, g, o, c; GRU r, z,
@@ -109,10 +122,12 @@ def scan(
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
     """
+    lengths = None if lengths is None else jnp.asarray(lengths)
     _check_inputs(cell, params, xs, carry, lengths)
+    _check_flags(reverse=reverse, return_trace=return_trace, remat=remat)
     batch, steps, _ = xs.shape
     if carry is None:
-        carry = cell.initial_carry(batch)
+        carry = _default_carry(cell, params, xs)
 
     xp_BxTxG = cell.input_projection(params, xs)
     if reverse:
@@ -154,10 +169,12 @@ def reference_scan(cell: base.Cell, params, xs, *, carry=None, lengths=None, rev
 
     Same arguments and results as `scan` (without trace, unroll and remat). Slow; for tests.
     """
+    lengths = None if lengths is None else jnp.asarray(lengths)
     _check_inputs(cell, params, xs, carry, lengths)
+    _check_flags(reverse=reverse)
     batch, steps, _ = xs.shape
     if carry is None:
-        carry = cell.initial_carry(batch)
+        carry = _default_carry(cell, params, xs)
     lengths_B = jnp.full((batch,), steps) if lengths is None else jnp.asarray(lengths)
     outputs = [None] * steps
     # Reversed, walk the time axis backwards: padded steps (t >= L) leave the carry alone, so
