@@ -1,0 +1,29 @@
+"""Penn Treebank word-level LM, Zaremba et al. 2014 "large" (regularised) config.
+
+2-layer LSTM, 1500 units, 35 BPTT steps, batch 20, dropout 0.65 on the non-recurrent
+connections, uniform init in [-0.04, 0.04], SGD lr 1.0 for 14 epochs then divided by 1.15 every
+epoch, 55 epochs, clip 10, cost summed over the window / batch. Paper: valid 82.2 / test 78.4.
+
+  python -m train.main --config=experiments/configs/ptb_large.py --workdir=workdirs/ptb_large
+
+[results]
+(not run here: a CPU-only session; it needs a GPU)
+[/results]
+"""
+
+import ml_collections
+
+from experiments.configs import ptb_small
+
+
+def get_config() -> ml_collections.ConfigDict:
+    return ptb_small.zaremba_config(
+        hidden_size=1500,
+        seq_len=35,
+        dropout=0.65,
+        init_scale=0.04,
+        num_epochs=55,
+        decay_after_epochs=14,
+        decay_factor=1.0 / 1.15,
+        grad_clip_norm=10.0,
+    )

@@ -1,0 +1,207 @@
+"""Language modelling (word or character level): the task behind ptb_* and shakespeare_* configs.
+
+Model (Zaremba et al. 2014, "Recurrent Neural Network Regularization"):
+
+    x_t      = dropout(E[w_t])                       embedding E [V, D]
+    h^l_t    = cell_l(dropout(h^{l-1}_t), h^l_{t-1})   a cells.Stack (dropout between layers)
+    logits_t = dropout(h^L_t) W + b                  W [H, V] (or E^T when tied, D == H)
+    p(w_{t+1} | w_<=t) = softmax(logits_t)
+
+Dropout is on the non-recurrent connections only. With init_scale s > 0 every parameter
+(embedding, cell weights and biases, softmax) starts uniform in [-s, s], as in Zaremba's code;
+then `forget_bias` is added to the LSTM forget-gate bias (0 for Zaremba and TF's reproduction).
+init_scale 0 keeps the cells' own initialisers.
+
+Objective (what is differentiated and clipped), config.model.objective:
+  'window_sum':  sum_{b,t} nll_{b,t} / B    cross-entropy summed over the window, averaged over
+                 the batch: Zaremba's and TF's `cost`, which their lr 1.0 and clip 5 assume.
+  'token_mean':  sum_{b,t} nll_{b,t} / (B T)  the per-token mean (for Adam and the like).
+Reported: loss = nll per token (nats), perplexity = exp(loss), and at char level
+bits_per_char = loss / ln 2.
+
+The carry passes from one window to the next (truncated BPTT); the loop's steps restart it from
+`init_carry` (zeros) where the batch's 'reset' is True, i.e. on each epoch's first window.
+Evaluation carries it over the whole split, window after window.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+import cells
+from cells import base as cells_base
+from train.data import text
+from train.tasks import base
+
+_CELLS = ("lstm", "gru", "rnn")
+_OBJECTIVES = ("window_sum", "token_mean")
+
+
+def make_cell(model: ml_collections.ConfigDict, compute_dtype=None) -> cells.Cell:
+    """The recurrent cell named by config.model.cell."""
+    h = model.hidden_size
+    if model.cell == "lstm":
+        return cells.LSTM(h, forget_bias=model.get("forget_bias", 1.0), compute_dtype=compute_dtype)
+    if model.cell == "gru":
+        return cells.GRU(h, compute_dtype=compute_dtype)
+    activation = model.get("activation", "tanh")
+    return cells.SimpleRNN(h, activation=activation, compute_dtype=compute_dtype)
+
+
+def _uniform_like(key, x, scale):
+    return jax.random.uniform(key, x.shape, x.dtype, -scale, scale)
+
+
+class LMTask(base.Task):
+    """Next-token prediction over a text corpus with an embedding -> RNN stack -> softmax model."""
+
+    name = "lm"
+    model_fields = (
+        "embed_size",
+        "tie_embeddings",
+        "init_scale",
+        "forget_bias",
+        "objective",
+        "activation",
+    )
+    data_fields = ("level", "valid_fraction", "test_fraction")
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        data = config.data
+        self.corpus = text.load_corpus(
+            data.path,
+            data.get("level", "word"),
+            float(data.get("valid_fraction", 0.1)),
+            float(data.get("test_fraction", 0.0)),
+        )
+        self.vocab_size = len(self.corpus.vocab)
+        m = config.model
+        self.embed_size = m.get("embed_size", 0) or m.hidden_size
+        self.tied = bool(m.get("tie_embeddings", False))
+        if self.tied and self.embed_size != m.hidden_size:
+            raise base.ConfigError(
+                "config.model.tie_embeddings=True needs embed_size == hidden_size, got "
+                f"{self.embed_size} and {m.hidden_size}."
+            )
+        self.dropout = float(m.get("dropout", 0.0))
+        compute_dtype = "bfloat16" if config.train.get("dtype", "float32") == "bfloat16" else None
+        self.cell = make_cell(m, compute_dtype)
+        self.stack = cells.Stack.uniform(self.cell, m.num_layers, dropout=self.dropout)
+        self.objective = m.get("objective", "window_sum")
+
+    # -- checks --------------------------------------------------------------------------------
+    @classmethod
+    def validate(cls, config):
+        m, d = config.model, config.data
+        if m.cell not in _CELLS:
+            raise base.ConfigError(f"config.model.cell must be one of {_CELLS}, got {m.cell!r}.")
+        if m.get("objective", "window_sum") not in _OBJECTIVES:
+            raise base.ConfigError(
+                f"config.model.objective must be one of {_OBJECTIVES}, got {m.objective!r}."
+            )
+        if not 0.0 <= float(m.get("dropout", 0.0)) < 1.0:
+            raise base.ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")
+        if float(m.get("init_scale", 0.0)) < 0:
+            raise base.ConfigError(f"config.model.init_scale must be >= 0, got {m.init_scale!r}.")
+        if d.get("level", "word") not in text.LEVELS:
+            raise base.ConfigError(
+                f"config.data.level must be one of {text.LEVELS}, got {d.level!r}."
+            )
+        if not d.get("path"):
+            raise base.ConfigError("config.data.path must name a text file or a corpus directory.")
+        p = text.resolve_path(d.path)
+        if not p.exists():
+            raise base.ConfigError(f"config.data.path: no such file or directory {d.path!r}.")
+
+    # -- model ---------------------------------------------------------------------------------
+    def init_params(self, rng):
+        k_embed, k_rnn, k_out, k_uniform = jax.random.split(rng, 4)
+        v, d, h = self.vocab_size, self.embed_size, self.config.model.hidden_size
+        params = {
+            "embed": jax.random.normal(k_embed, (v, d), jnp.float32) / math.sqrt(d),
+            "rnn": self.stack.init(k_rnn, d),
+            "softmax": {"b": jnp.zeros((v,), jnp.float32)},
+        }
+        if not self.tied:
+            params["softmax"]["w"] = jax.nn.initializers.glorot_uniform()(k_out, (h, v))
+        scale = float(self.config.model.get("init_scale", 0.0))
+        if scale > 0:
+            leaves, treedef = jax.tree.flatten(params)
+            keys = jax.random.split(k_uniform, len(leaves))
+            leaves = [_uniform_like(k, x, scale) for k, x in zip(keys, leaves, strict=True)]
+            params = jax.tree.unflatten(treedef, leaves)
+            if isinstance(self.cell, cells.LSTM):
+                fb = self.cell.forget_bias
+                params["rnn"] = tuple(
+                    {**p, "b": p["b"].at[h : 2 * h].add(fb)} for p in params["rnn"]
+                )
+        return params
+
+    def init_carry(self, batch_size: int):
+        return self.stack.initial_carry(batch_size)
+
+    def apply(self, params, carry, inputs_BxT, rng=None):
+        """Logits [B, T, V] for every position, and the carry after the window."""
+        r_in, r_stack, r_out = (None,) * 3 if rng is None else jax.random.split(rng, 3)
+        x_BxTxD = jnp.take(params["embed"], inputs_BxT, axis=0)
+        x_BxTxD = cells.dropout(r_in, self.dropout, x_BxTxD)
+        ys_BxTxH, carry = self.stack(params["rnn"], x_BxTxD, carry=carry, rng=r_stack)
+        ys_BxTxH = cells.dropout(r_out, self.dropout, ys_BxTxH)
+        w_HxV = params["embed"].T if self.tied else params["softmax"]["w"]
+        b, t, h = ys_BxTxH.shape
+        # A 2-D [B*T, H] x [H, V] product: XLA:CPU differentiates it ~2x faster than the 3-D one.
+        logits_NxV = cells_base.add_bias(
+            cells_base.matmul(ys_BxTxH.reshape(b * t, h), w_HxV, self.cell.compute_dtype),
+            params["softmax"]["b"],
+        )
+        return logits_NxV.astype(jnp.float32).reshape(b, t, -1), carry
+
+    def _nll(self, params, carry, inputs_BxT, targets_BxT, rng):
+        """Per-position negative log-likelihood [B, T] (nats) and the carry after the window."""
+        logits_BxTxV, carry = self.apply(params, carry, inputs_BxT, rng)
+        b, t, v = logits_BxTxV.shape
+        logits_NxV = logits_BxTxV.reshape(b * t, v)
+        # One-hot rather than take_along_axis: its gradient is dense, not a scatter (faster on CPU).
+        onehot_NxV = jax.nn.one_hot(targets_BxT.reshape(b * t), v, dtype=logits_NxV.dtype)
+        nll_N = jax.nn.logsumexp(logits_NxV, axis=-1) - jnp.sum(logits_NxV * onehot_NxV, axis=-1)
+        return nll_N.reshape(b, t), carry
+
+    def loss(self, params, carry, batch, rng, train):
+        targets_BxT = batch["targets"]
+        nll_BxT, carry = self._nll(
+            params, carry, batch["inputs"], targets_BxT, rng if train else None
+        )
+        mask_BxT = batch.get("mask")
+        if mask_BxT is None:
+            mask_BxT = jnp.ones(nll_BxT.shape, jnp.float32)
+        nll_sum = jnp.sum(nll_BxT * mask_BxT)
+        tokens = jnp.sum(mask_BxT)
+        b, t = targets_BxT.shape
+        objective = nll_sum / b if self.objective == "window_sum" else nll_sum / (b * t)
+        return objective, (carry, {"nll": nll_sum, "tokens": tokens})
+
+    def summarize(self, sums):
+        loss = float(sums["nll"]) / max(float(sums["tokens"]), 1.0)
+        metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        if self.corpus.level == "char":
+            metrics["bits_per_char"] = loss / math.log(2.0)
+        return metrics
+
+    # -- data ----------------------------------------------------------------------------------
+    def train_iterator(self):
+        tc = self.config.train
+        return text.WindowIterator(self.corpus.splits["train"], tc.batch_size, tc.seq_len)
+
+    def eval_batches(self, split):
+        return text.eval_windows(
+            self.corpus.splits[split], self.config.eval.batch_size, self.config.train.seq_len
+        )
+
+    def steps_per_epoch(self):
+        tc = self.config.train
+        return text.windows_per_epoch(len(self.corpus.splits["train"]), tc.batch_size, tc.seq_len)
