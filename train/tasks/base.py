@@ -55,6 +55,11 @@ class Task(abc.ABC):
     """One kind of experiment: data + model + loss + metrics. Subclasses register a `name`."""
 
     name: str = ""
+    # Optional: the extra fields this task reads under config.model / config.data (beyond the
+    # shared schema in train/config_base.py). When a tuple is given, any other key there is
+    # refused as unknown before any compute; None (the default) leaves the check to `validate`.
+    model_fields: tuple[str, ...] | None = None
+    data_fields: tuple[str, ...] | None = None
 
     def __init__(self, config: ml_collections.ConfigDict):
         """`config` has already passed `validate`; subclasses load their data here."""
@@ -64,6 +69,7 @@ class Task(abc.ABC):
     @classmethod
     def validate(cls, config: ml_collections.ConfigDict) -> None:
         """Raises ConfigError for task-specific problems (missing data file, bad column ...)."""
+        return None
 
     # -- model ---------------------------------------------------------------------------------
     @abc.abstractmethod

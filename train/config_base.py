@@ -1,0 +1,60 @@
+"""The base configuration every experiment config starts from (the shared schema).
+
+An experiment config is `experiments/configs/<name>.py` with a `get_config()` that calls
+`base_config()` and changes what it needs; task-specific extras go under `config.model` and
+`config.data`. `train/validate.py` checks a config against this schema before any compute:
+unknown keys in the shared groups, wrong types and impossible values are refused with one line.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The shared schema with defaults. Every field has a one-line comment."""
+    config = ml_collections.ConfigDict()
+    config.name = ""  # experiment name recorded in results.json; '' = the workdir's basename
+    config.task = "synthetic"  # registered task name (train/tasks/registry.py)
+    config.seed = 0  # seeds parameter init, dropout and any data shuffling
+
+    config.model = ml_collections.ConfigDict()
+    config.model.cell = "lstm"  # 'lstm' | 'gru' | 'rnn' (Elman)
+    config.model.hidden_size = 128  # units per recurrent layer
+    config.model.num_layers = 1  # stacked recurrent layers
+    config.model.dropout = 0.0  # dropout on non-recurrent connections, in [0, 1)
+
+    config.data = ml_collections.ConfigDict()
+    config.data.path = (
+        ""  # data file or directory (relative to the cwd); '' when the task needs none
+    )
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.optimizer = "adam"  # 'sgd' | 'adam' | 'adamw'
+    config.optim.learning_rate = 1e-3  # peak learning rate
+    config.optim.momentum = 0.0  # SGD momentum (0 = plain SGD); ignored by adam/adamw
+    config.optim.weight_decay = 0.0  # adamw: decoupled decay; sgd/adam: L2 added to the gradient
+    config.optim.schedule = "constant"  # 'constant' | 'cosine' | 'epoch_decay'
+    config.optim.decay_after_epochs = 0  # epoch_decay: lr * decay_factor**max(0, epoch+1-this)
+    config.optim.decay_factor = 1.0  # epoch_decay: multiplicative decay per epoch, in (0, 1]
+    config.optim.warmup_steps = 0  # linear warm-up from 0 over this many steps
+    config.optim.grad_clip_norm = 0.0  # clip gradients to this global norm; 0 = off
+
+    config.train = ml_collections.ConfigDict()
+    config.train.num_steps = 1000  # training steps, used when num_epochs == 0
+    config.train.num_epochs = 0  # > 0: train num_epochs * task.steps_per_epoch() steps
+    config.train.batch_size = 32  # global batch (split over all devices; must divide evenly)
+    config.train.seq_len = 32  # time steps per training window (truncated BPTT length)
+    config.train.log_every = 100  # steps between train-metric logs
+    config.train.eval_every = 1000  # steps between validation passes; 0 = only at the end
+    config.train.checkpoint_every = 1000  # steps between checkpoints; 0 = only at the end
+    config.train.keep_checkpoints = 3  # latest checkpoints kept (plus the best one)
+    config.train.dtype = "float32"  # compute dtype of the matmuls: 'float32' | 'bfloat16'
+    config.train.early_stopping_patience = 0  # evals without a new best before stopping; 0 = off
+    config.train.best_metric = (
+        "loss"  # validation metric that picks the best checkpoint (lower wins)
+    )
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 32  # batch size of validation/test passes
+    return config

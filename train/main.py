@@ -1,0 +1,84 @@
+r"""Launcher: parse flags, set up logging and devices, call `train_and_evaluate` once.
+
+    python -m train.main --config=experiments/configs/synthetic.py --workdir=/tmp/run \
+        [--config.train.num_steps=500 ...] \
+        [--coordinator_address=host:port --num_processes=N --process_id=i]
+
+Exit status: 0 done; 2 invalid input (one line on stderr, no traceback); 1 diverged (non-finite
+loss) or no readable checkpoint; 128 + signal number after saving on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (experiments/configs/<name>.py).", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for multi-process (jax.distributed)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's index in [0, num_processes)."
+)
+
+
+def _fail(message: str, status: int = 2):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing, with every error (incl. config_flags') as one line and exit status 2."""
+    try:
+        rest = flags.FLAGS(argv)
+    except flags.Error as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    if len(rest) > 1:
+        _fail(f"unexpected arguments: {' '.join(rest[1:])}")
+    if not flags.FLAGS["config"].present:
+        _fail("--config is required: an experiment config file (experiments/configs/<name>.py).")
+    if not _WORKDIR.value:
+        _fail("--workdir is required: the directory for checkpoints, metrics and results.")
+    return rest
+
+
+def main(argv):
+    del argv
+    # Orbax and JAX log every save at INFO; the loop reports progress on its own.
+    logging.set_verbosity(logging.WARNING)
+    try:
+        config = _CONFIG.value
+    except Exception as e:  # noqa: BLE001 - a broken config file: report it in one line
+        _fail(f"--config: {type(e).__name__}: {e}".splitlines()[0])
+    if _COORDINATOR.value or _NUM_PROCESSES.value:
+        if not (_COORDINATOR.value and _NUM_PROCESSES.value and _PROCESS_ID.value is not None):
+            _fail(
+                "multi-process runs need all of --coordinator_address, --num_processes and "
+                "--process_id."
+            )
+        from train import sharding
+
+        sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+
+    from train import checkpoint, trainer
+    from train.tasks import base
+
+    try:
+        trainer.train_and_evaluate(config, _WORKDIR.value)
+    except base.ConfigError as e:
+        _fail(str(e))
+    except (trainer.NonFiniteError, checkpoint.CheckpointError) as e:
+        _fail(str(e), status=1)
+    except trainer.Preempted as e:
+        print(str(e), file=sys.stderr, flush=True)
+        sys.exit(128 + e.signum)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)

@@ -1,0 +1,181 @@
+"""Where metrics go: DIR/metrics.jsonl, TensorBoard event files, and the console.
+
+metrics.jsonl holds one JSON object per event:
+
+    {"step": 200, "split": "train", "loss": 1.2345678901, "accuracy": 0.5, "lr": 0.01, ...}
+    {"step": 300, "split": "test", "final": true, "checkpoint_step": 200, "loss": ...}
+
+Values are written at full float precision and contain nothing time-dependent, so a resumed run
+writes exactly the lines an uninterrupted one would. On start the file is cut back to the events
+of steps <= the restored checkpoint's step (dropping 'final' events and a torn last line): events
+a killed run wrote after its last checkpoint are redone, never duplicated. TensorBoard is told
+the same with `purge_step`. Timing (steps/s, tokens/s, ETA) goes to the console and TensorBoard.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+FILE = "metrics.jsonl"
+
+
+def _number(x):
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
+
+
+def read_events(workdir: str) -> list[dict]:
+    """All complete events of DIR/metrics.jsonl (a torn last line is skipped)."""
+    path = os.path.join(workdir, FILE)
+    if not os.path.exists(path):
+        return []
+    events = []
+    with open(path) as f:
+        for line in f:
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events
+
+
+def truncate_events(workdir: str, step: int) -> None:
+    """Keeps only the (non-final) events of steps <= `step`; atomic."""
+    path = os.path.join(workdir, FILE)
+    if not os.path.exists(path):
+        return
+    kept = [e for e in read_events(workdir) if e.get("step", 0) <= step and not e.get("final")]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for e in kept:
+            f.write(json.dumps(e) + "\n")
+    os.replace(tmp, path)
+
+
+class Writer:
+    """Writes events to metrics.jsonl and TensorBoard (process 0 only; others are no-ops)."""
+
+    def __init__(self, workdir: str, start_step: int, enabled: bool = True):
+        self.enabled = enabled
+        self._jsonl = None
+        self._tb = None
+        if not enabled:
+            return
+        truncate_events(workdir, start_step)
+        self._jsonl = open(os.path.join(workdir, FILE), "a")
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:  # TensorBoard output is optional
+            SummaryWriter = None
+        if SummaryWriter is not None:
+            self._tb = SummaryWriter(
+                os.path.join(workdir, "tensorboard"), purge_step=start_step + 1, flush_secs=30
+            )
+
+    def write(self, step: int, split: str, metrics: dict, **extra) -> None:
+        """One event; `extra` holds non-metric fields (e.g. final=True, checkpoint_step)."""
+        if not self.enabled:
+            return
+        event = {"step": int(step), "split": split, **extra}
+        event.update({k: _number(v) for k, v in metrics.items()})
+        self._jsonl.write(json.dumps(event) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            prefix = f"final_{split}" if extra.get("final") else split
+            for k, v in metrics.items():
+                self._tb.add_scalar(f"{prefix}/{k}", float(v), int(step))
+
+    def scalars(self, step: int, values: dict) -> None:
+        """TensorBoard-only scalars (timings)."""
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(k, float(v), int(step))
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Console:
+    """Log lines at log_every and, on an interactive terminal, a one-line progress bar."""
+
+    def __init__(self, num_steps: int, start_step: int, enabled: bool = True, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.interactive = enabled and self.stream.isatty()
+        self.num_steps = num_steps
+        self.start_time = time.time()
+        self._mark = (start_step, self.start_time, 0.0)  # (step, time, tokens) of last log
+        self._first = start_step
+        self._bar_time = 0.0
+
+    def rates(self, step: int, tokens: float) -> dict:
+        """steps/s and tokens/s since the last call, elapsed and ETA."""
+        now = time.time()
+        last_step, last_time, _ = self._mark
+        dt = max(now - last_time, 1e-9)
+        steps_per_sec = (step - last_step) / dt
+        overall = (step - self._first) / max(now - self.start_time, 1e-9)
+        eta = (self.num_steps - step) / overall if overall > 0 else float("inf")
+        self._mark = (step, now, 0.0)
+        return {
+            "steps_per_sec": steps_per_sec,
+            "tokens_per_sec": tokens / dt,
+            "elapsed": now - self.start_time,
+            "eta": eta,
+        }
+
+    def log(self, step: int, split: str, metrics: dict, rates: dict | None = None) -> None:
+        if not self.enabled:
+            return
+        parts = [f"step {step}/{self.num_steps}", split]
+        parts += [f"{k} {v:.4f}" for k, v in metrics.items() if k in ("loss", "perplexity")]
+        parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("loss", "perplexity")]
+        if rates:
+            parts.append(f"{rates['steps_per_sec']:.2f} steps/s")
+            if rates["tokens_per_sec"] > 0:
+                parts.append(f"{rates['tokens_per_sec']:.0f} tokens/s")
+            parts.append(f"elapsed {_clock(rates['elapsed'])} ETA {_clock(rates['eta'])}")
+        self.line(" | ".join(parts))
+
+    def line(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.interactive:
+            self.stream.write("\r\033[K")
+        self.stream.write(time.strftime("%H:%M:%S ") + text + "\n")
+        self.stream.flush()
+
+    def progress(self, step: int) -> None:
+        """Redraws the progress bar (interactive consoles only, at most 5 times a second)."""
+        now = time.time()
+        if not self.interactive or now - self._bar_time < 0.2:
+            return
+        self._bar_time = now
+        frac = step / max(self.num_steps, 1)
+        done = int(30 * frac)
+        rate = (step - self._first) / max(now - self.start_time, 1e-9)
+        eta = (self.num_steps - step) / rate if rate > 0 else float("inf")
+        bar = "#" * done + "-" * (30 - done)
+        self.stream.write(
+            f"\r[{bar}] {step}/{self.num_steps} {100 * frac:.0f}% {rate:.1f} it/s ETA {_clock(eta)}"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.interactive:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

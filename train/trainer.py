@@ -1,0 +1,450 @@
+"""`train_and_evaluate(config, workdir)`: the training loop.
+
+    validate -> lock the workdir -> build task/optimizer/state -> restore the latest checkpoint
+    -> for step in [start, num_steps): train_step; log / eval / checkpoint when due
+    -> evaluate the best checkpoint on valid and test -> DIR/results.json
+
+Exactness across interruptions: the checkpoint holds the TrainState (params, optimizer state,
+step, rng, carry) and, beside it, the data-iterator position, the best-metric bookkeeping and
+the per-step train sums not yet logged. A run killed at any moment and restarted with the same
+command therefore produces the same parameters and metrics (bitwise, on the same machine) as a
+run that was never interrupted. Non-finite losses are caught before any log, evaluation or
+checkpoint, so no checkpoint ever holds a diverged state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+
+from train import checkpoint, metrics, optim, sharding, steps, validate
+from train import state as state_lib
+from train.tasks import base, registry
+
+# Fields a restart may not change: they fix the train state's shapes or the data stream.
+FROZEN_FIELDS = (
+    "task",
+    "seed",
+    "model",
+    "data",
+    "train.batch_size",
+    "train.seq_len",
+    "optim.optimizer",
+)
+
+
+class NonFiniteError(RuntimeError):
+    """The training loss or gradient became NaN/Inf; the run stopped before saving it."""
+
+
+class Preempted(Exception):
+    """SIGTERM/SIGINT arrived; the current step was saved. Rerun the same command to resume."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(
+            f"received {signal.Signals(signum).name}: saved step {step} and stopped; "
+            "rerun the same command to resume."
+        )
+        self.signum = signum
+
+
+# -- set-up helpers ------------------------------------------------------------------------------
+def num_train_steps(config: ml_collections.ConfigDict, task: base.Task) -> int:
+    """num_epochs * steps_per_epoch when num_epochs > 0, else num_steps."""
+    if config.train.num_epochs > 0:
+        spe = task.steps_per_epoch()
+        if not spe:
+            raise base.ConfigError(
+                f"config.train.num_epochs > 0 needs a task with epochs; task {config.task!r} has "
+                "none: set num_epochs = 0 and use num_steps."
+            )
+        return config.train.num_epochs * spe
+    return config.train.num_steps
+
+
+def abstract_state(config: ml_collections.ConfigDict, task: base.Task | None = None):
+    """(shape/dtype tree of the TrainState this config builds, task)."""
+    task = task or registry.get_task(config)
+    tx, _ = optim.make_optimizer(config.optim, 1, task.steps_per_epoch() or 1)
+    abstract = jax.eval_shape(
+        lambda: state_lib.create(task, tx, config.seed, config.train.batch_size)
+    )
+    return abstract, task
+
+
+def _config_dict(config) -> dict:
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def _lookup(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def _diff(old, new, prefix=""):
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _diff(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [(prefix[:-1], old, new)]
+
+
+def _check_config_json(config, workdir: str, has_checkpoints: bool, primary: bool) -> None:
+    """Refuses a restart whose config changes FROZEN_FIELDS; (re)writes DIR/config.json."""
+    path = os.path.join(workdir, "config.json")
+    new = _config_dict(config)
+    if has_checkpoints and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        frozen = []
+        for field in FROZEN_FIELDS:
+            frozen += _diff(_lookup(old, field), _lookup(new, field), field + ".")
+        if frozen:
+            changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in frozen[:5])
+            raise base.ConfigError(
+                f"--workdir {workdir} holds checkpoints of another model/data config ({changes}); "
+                "use a new --workdir (or the original config) to continue."
+            )
+        changed = _diff(old, new)
+        if changed:
+            logging.warning(
+                "resuming with changed settings: %s",
+                ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed),
+            )
+    if primary:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(new, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+
+
+class _StopFlag:
+    """Catches SIGTERM/SIGINT (main thread only) so the loop can save and stop cleanly."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        # A second Ctrl-C interrupts immediately.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def agreed(self) -> int | None:
+        """The signal number if any process was signalled (collective when multi-process)."""
+        if jax.process_count() == 1:
+            return self.signum
+        got = multihost_utils.process_allgather(np.int32(self.signum or 0))
+        got = int(np.max(got))
+        return got or None
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _git_commit() -> str:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _command() -> str:
+    """The command line, as `python -m train.main ...` when run that way."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(os.path.join("train", "main.py")):
+        argv[0:1] = ["-m", "train.main"]
+    return " ".join(["python"] + argv)
+
+
+def _hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    device = jax.devices()[0]
+    return {
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "hostname": socket.gethostname(),
+    }
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+def evaluate(task, eval_step, params, split: str, mesh, batch_size: int) -> dict[str, float]:
+    """One pass over `split`; the carry flows across batches from init_carry(batch_size)."""
+    carry = task.init_carry(batch_size)
+    if carry is not None:
+        carry = sharding.to_global(carry, sharding.leading_axis_sharding(mesh, carry))
+    per_batch = []
+    for batch in task.eval_batches(split):
+        batch = sharding.to_global(batch, sharding.leading_axis_sharding(mesh, batch))
+        carry, sums = eval_step(params, carry, batch)
+        per_batch.append(sums)
+    return _summarize(task, _total(jax.device_get(per_batch)))
+
+
+def _total(host_sums: list[dict]) -> dict[str, float]:
+    """Adds per-batch sums in float64, in order (deterministic)."""
+    totals: dict[str, float] = {}
+    for sums in host_sums:
+        for k, v in sums.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    return totals
+
+
+def _summarize(task, totals: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in task.summarize(totals).items()}
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Trains per `config` in `workdir` (resuming from its latest checkpoint) and evaluates.
+
+    Returns the results dict also written to DIR/results.json. Raises ConfigError for invalid
+    input (before any compute), NonFiniteError when the loss diverges, Preempted after saving
+    on SIGTERM/SIGINT.
+    """
+    start_time = time.time()
+    task_cls = validate.validate(config)
+    validate.check_workdir(workdir)
+    primary = jax.process_index() == 0
+    lock = checkpoint.WorkdirLock(workdir)
+    if primary:
+        lock.acquire()
+    try:
+        return _train_and_evaluate(config, workdir, task_cls, primary, start_time)
+    finally:
+        lock.release()
+
+
+def _train_and_evaluate(config, workdir, task_cls, primary, start_time) -> dict:
+    ckpt_dir = os.path.join(workdir, checkpoint.CHECKPOINTS)
+    has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+    _check_config_json(config, workdir, has_ckpts, primary)
+
+    mesh = sharding.make_mesh()
+    n_dev = mesh.devices.size
+    if config.train.batch_size % n_dev:
+        raise base.ConfigError(
+            f"config.train.batch_size={config.train.batch_size} must be divisible by the number "
+            f"of devices ({n_dev}) for data parallelism."
+        )
+    task = task_cls(config)
+    t = config.train
+    num_steps = num_train_steps(config, task)
+    tx, schedule = optim.make_optimizer(config.optim, num_steps, task.steps_per_epoch())
+    abstract, _ = abstract_state(config, task)
+    shardings = sharding.state_shardings(mesh, abstract)
+    signature = state_lib.signature(abstract)
+
+    ckpts = checkpoint.Checkpoints(workdir, keep=t.keep_checkpoints)
+    restored = ckpts.restore_latest(abstract, signature, shardings)
+    iterator = task.train_iterator()
+    if restored is None:
+        fresh = state_lib.create(task, tx, config.seed, t.batch_size)
+        state = sharding.to_global(jax.device_get(fresh), shardings)
+        meta = {
+            "step": 0,
+            "best_value": None,
+            "best_step": None,
+            "evals_since_best": 0,
+            "stopped_early": False,
+            "pending": [],
+            "train_time_s": 0.0,
+        }
+    else:
+        state, meta = restored
+        iterator.set_state(meta["iterator"])
+        logging.info("resumed from step %d in %s", meta["step"], ckpts.directory)
+    start_step = int(meta["step"])
+
+    writer = metrics.Writer(workdir, start_step, enabled=primary)
+    console = metrics.Console(num_steps, start_step, enabled=primary)
+    train_step = steps.make_train_step(task, tx, config.optim.grad_clip_norm, shardings)
+    eval_step = steps.make_eval_step(task)
+    pending: list[dict] = list(meta["pending"])  # per-step sums since the last train log
+    run_start = time.time()
+    prior_time = meta["train_time_s"]  # training time of earlier (interrupted) invocations
+
+    def run_eval(params, split):
+        return evaluate(task, eval_step, params, split, mesh, config.eval.batch_size)
+
+    def save(step):
+        meta.update(
+            step=step,
+            iterator=iterator.get_state(),
+            signature=signature,
+            pending=[{k: float(v) for k, v in p.items()} for p in pending],
+        )
+        saved = dict(meta, train_time_s=prior_time + time.time() - run_start)
+        ckpts.save(step, state, saved, best_step=meta["best_step"])
+
+    def check_finite(done):
+        pending[:] = jax.device_get(pending)
+        for i, sums in enumerate(pending):
+            if not (math.isfinite(sums["objective"]) and math.isfinite(sums["grad_norm"])):
+                bad = done - len(pending) + i + 1
+                last = ckpts.steps()[-1] if ckpts.steps() else None
+                raise NonFiniteError(
+                    f"non-finite loss at step {bad} (objective={float(sums['objective'])}, "
+                    f"grad_norm={float(sums['grad_norm'])}); stopped without saving it. Last good "
+                    f"checkpoint: {'none' if last is None else f'step {last}'} in "
+                    f"{ckpts.directory}. Lower config.optim.learning_rate or set "
+                    "config.optim.grad_clip_norm."
+                )
+
+    done = start_step
+    with _StopFlag() as stop:
+        for step in range(start_step, 0 if meta["stopped_early"] else num_steps):
+            batch = next(iterator)
+            batch = sharding.to_global(batch, sharding.leading_axis_sharding(mesh, batch))
+            state, sums = train_step(state, batch)
+            pending.append(sums)
+            done = step + 1
+            last = done == num_steps
+            signum = stop.agreed()
+            do_log = done % t.log_every == 0 or last
+            do_eval = last or (t.eval_every > 0 and done % t.eval_every == 0)
+            do_save = last or signum or (t.checkpoint_every > 0 and done % t.checkpoint_every == 0)
+            console.progress(done)
+            if not (do_log or do_eval or do_save):
+                continue
+            check_finite(done)
+            if do_log:
+                totals = _total(pending)
+                n = len(pending)
+                task_totals = {
+                    k: v for k, v in totals.items() if k not in ("objective", "grad_norm")
+                }
+                train_metrics = _summarize(task, task_totals)
+                train_metrics.update(
+                    objective=totals["objective"] / n,
+                    grad_norm=totals["grad_norm"] / n,
+                    lr=float(schedule(done - 1)),
+                )
+                tokens = totals.get("tokens", 0.0)
+                rates = console.rates(done, tokens)
+                writer.write(done, "train", train_metrics)
+                writer.scalars(
+                    done,
+                    {
+                        "train/steps_per_sec": rates["steps_per_sec"],
+                        "train/tokens_per_sec": rates["tokens_per_sec"],
+                    },
+                )
+                console.log(done, "train", train_metrics, rates)
+                pending.clear()
+            improved = stop_now = False
+            if do_eval:
+                valid = run_eval(state.params, "valid")
+                writer.write(done, "valid", valid)
+                console.log(done, "valid", valid)
+                value = valid.get(t.best_metric)
+                if value is None:
+                    raise base.ConfigError(
+                        f"config.train.best_metric={t.best_metric!r} is not a validation metric "
+                        f"of task {config.task!r}; valid: {', '.join(valid)}."
+                    )
+                if meta["best_value"] is None or value < meta["best_value"]:
+                    meta.update(best_value=value, best_step=done, evals_since_best=0)
+                    improved = True
+                else:
+                    meta["evals_since_best"] += 1
+                    patience = t.early_stopping_patience
+                    if patience and meta["evals_since_best"] >= patience and not last:
+                        stop_now = True
+                        meta["stopped_early"] = True
+                        console.line(
+                            f"early stopping at step {done}: no better valid "
+                            f"{t.best_metric} in {patience} evaluations"
+                        )
+            if do_save or improved or stop_now:
+                save(done)
+            if signum:
+                console.close()
+                writer.close()
+                ckpts.close()
+                raise Preempted(signum, done)
+            if stop_now:
+                break
+    console.close()
+    train_time = prior_time + time.time() - run_start
+
+    # -- final evaluation of the best checkpoint ------------------------------------------------
+    best_step = meta["best_step"]
+    params = state.params
+    if best_step is not None and best_step != done:
+        params = ckpts.restore(best_step, abstract, shardings)[0].params
+    final = {}
+    for split in task.eval_splits:
+        final[split] = run_eval(params, split)
+        writer.write(
+            done,
+            split,
+            final[split],
+            final=True,
+            checkpoint_step=best_step if best_step is not None else done,
+        )
+        console.log(done, f"final {split} (checkpoint {best_step or done})", final[split])
+    writer.close()
+    ckpts.close()
+    results = {
+        "name": config.name or os.path.basename(os.path.abspath(workdir)),
+        "task": config.task,
+        "steps": done,
+        "num_steps": num_steps,
+        "best_step": best_step,
+        "stopped_early": meta["stopped_early"],
+        **{split: final[split] for split in final},
+        "wall_time_s": time.time() - start_time,
+        "train_time_s": train_time,
+        "git_commit": _git_commit(),
+        "hardware": _hardware(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": _command(),
+        "config": _config_dict(config),
+    }
+    if primary:
+        path = os.path.join(workdir, "results.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(results, f, indent=2)
+        os.replace(path + ".tmp", path)
+    return results

@@ -1,0 +1,170 @@
+"""Validation of the config and paths, once, before any compute.
+
+Every problem becomes a `ConfigError` whose message is one line naming the field (or file) and
+what is valid; `train/main.py` prints it and exits with status 2. Checks: keys against the
+shared schema (`train/config_base.py`) plus the task's declared extras, types, value ranges,
+data paths, the workdir, and then the task's own `validate`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+from train import config_base, optim
+from train.tasks import base, registry
+
+ConfigError = base.ConfigError
+
+CELLS = ("lstm", "gru", "rnn")
+DTYPES = ("float32", "bfloat16")
+_GROUPS = ("model", "data", "optim", "train", "eval")
+
+
+def _type_name(t: type) -> str:
+    return {bool: "a bool", int: "an int", float: "a number", str: "a string"}.get(t, t.__name__)
+
+
+def _check_type(field: str, value, default) -> None:
+    expected = type(default)
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(f"{field} must be {_type_name(expected)}, got {value!r}.")
+
+
+def _check_keys(config: ml_collections.ConfigDict, task_cls) -> None:
+    schema = config_base.base_config()
+    for key in config.keys():
+        if key not in schema:
+            raise ConfigError(
+                f"config.{key}: unknown field; valid top-level fields: {', '.join(schema.keys())}."
+            )
+    for key in schema.keys():
+        if key not in config:
+            raise ConfigError(
+                f"config.{key} is missing; start configs from train.config_base.base_config()."
+            )
+    for group in _GROUPS:
+        if not isinstance(config[group], ml_collections.ConfigDict):
+            raise ConfigError(
+                f"config.{group} must be a group (ConfigDict), got {config[group]!r}."
+            )
+        declared = {"model": task_cls.model_fields, "data": task_cls.data_fields}.get(group, ())
+        allowed = set(schema[group].keys())
+        if declared is not None:
+            allowed |= set(declared)
+            for key in config[group].keys():
+                if key not in allowed:
+                    raise ConfigError(
+                        f"config.{group}.{key}: unknown field; valid: {', '.join(sorted(allowed))}."
+                    )
+        for key in schema[group].keys():
+            if key not in config[group]:
+                raise ConfigError(
+                    f"config.{group}.{key} is missing; start configs from "
+                    "train.config_base.base_config()."
+                )
+    for key in schema.keys():
+        if key in _GROUPS:
+            continue
+        _check_type(f"config.{key}", config[key], schema[key])
+    for group in _GROUPS:
+        for key in schema[group].keys():
+            _check_type(f"config.{group}.{key}", config[group][key], schema[group][key])
+
+
+def _one_of(field: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{field} must be one of {', '.join(map(repr, valid))}; got {value!r}.")
+
+
+def _at_least(field: str, value, low) -> None:
+    if value < low:
+        raise ConfigError(f"{field} must be >= {low}, got {value!r}.")
+
+
+def _check_values(config: ml_collections.ConfigDict) -> None:
+    m, o, t = config.model, config.optim, config.train
+    _one_of("config.model.cell", m.cell, CELLS)
+    _at_least("config.model.hidden_size", m.hidden_size, 1)
+    _at_least("config.model.num_layers", m.num_layers, 1)
+    if not 0.0 <= m.dropout < 1.0:
+        raise ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")
+    _one_of("config.optim.optimizer", o.optimizer, optim.OPTIMIZERS)
+    _one_of("config.optim.schedule", o.schedule, optim.SCHEDULES)
+    if not o.learning_rate > 0:
+        raise ConfigError(f"config.optim.learning_rate must be > 0, got {o.learning_rate!r}.")
+    if not 0.0 <= o.momentum < 1.0:
+        raise ConfigError(f"config.optim.momentum must lie in [0, 1), got {o.momentum!r}.")
+    _at_least("config.optim.weight_decay", o.weight_decay, 0)
+    _at_least("config.optim.decay_after_epochs", o.decay_after_epochs, 0)
+    if not 0.0 < o.decay_factor <= 1.0:
+        raise ConfigError(f"config.optim.decay_factor must lie in (0, 1], got {o.decay_factor!r}.")
+    _at_least("config.optim.warmup_steps", o.warmup_steps, 0)
+    _at_least("config.optim.grad_clip_norm", o.grad_clip_norm, 0)
+    _at_least("config.train.num_epochs", t.num_epochs, 0)
+    if t.num_epochs == 0:
+        _at_least("config.train.num_steps (with num_epochs = 0)", t.num_steps, 1)
+    for field in ("batch_size", "seq_len", "log_every", "keep_checkpoints"):
+        _at_least(f"config.train.{field}", t[field], 1)
+    for field in ("eval_every", "checkpoint_every", "early_stopping_patience"):
+        _at_least(f"config.train.{field}", t[field], 0)
+    _one_of("config.train.dtype", t.dtype, DTYPES)
+    if not t.best_metric:
+        raise ConfigError("config.train.best_metric must name a validation metric, e.g. 'loss'.")
+    _at_least("config.eval.batch_size", config.eval.batch_size, 1)
+
+
+def _check_data_path(config: ml_collections.ConfigDict) -> None:
+    path = config.data.path
+    if not path:
+        return
+    if not os.path.exists(path):
+        raise ConfigError(f"config.data.path: {path!r} does not exist (relative to {os.getcwd()}).")
+    if os.path.isdir(path):
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise ConfigError(f"config.data.path: directory {path!r} is not readable.")
+        return
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise ConfigError(f"config.data.path: cannot read {path!r} ({e.strerror}).") from None
+
+
+def check_workdir(workdir: str) -> None:
+    """The workdir must be (or become) a writable directory."""
+    if not workdir:
+        raise ConfigError("--workdir is required: the directory for checkpoints and metrics.")
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"--workdir {workdir!r} is a file, not a directory.")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--workdir {workdir!r} cannot be created ({e.strerror}).") from None
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise ConfigError(f"--workdir {workdir!r} is not writable.")
+
+
+def validate(config: ml_collections.ConfigDict) -> type[base.Task]:
+    """Checks `config` fully; returns the task class. Raises ConfigError (one line)."""
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"the config must be an ml_collections.ConfigDict, got {type(config)}.")
+    if not isinstance(config.get("task"), str):
+        raise ConfigError(
+            f"config.task must be a string naming a task, got {config.get('task')!r}."
+        )
+    task_cls = registry.get_task_class(config.task)
+    _check_keys(config, task_cls)
+    _check_values(config)
+    _check_data_path(config)
+    task_cls.validate(config)
+    return task_cls
