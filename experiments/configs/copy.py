@@ -1,0 +1,28 @@
+"""The copy-memory task (Arjovsky et al. 2016): recall 10 symbols after T blanks.
+
+Input: 10 symbols from {1..8}, T - 1 blanks, a delimiter, 10 blanks (T + 20 steps, one-hot);
+target: T + 10 blanks, then the 10 symbols. Loss: cross-entropy averaged over all T + 20 steps;
+the memoryless baseline scores 10 log(8) / (T + 20); "solved" = copy accuracy >= 0.99.
+
+  python -m train.main --config=experiments/configs/copy.py:length=100,cell=lstm \
+      --workdir=/tmp/copy_100_lstm
+
+Grid (T in 50/100/200 x rnn/lstm/gru, resumable): `python -m experiments.run_grid copy`.
+
+[results]
+(not measured yet)
+[/results]
+"""
+
+import ml_collections
+
+from experiments.configs import adding
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    config = adding.get_config(arg)
+    config.task = "copy"
+    fields = adding.ett.parse(arg)
+    config.model.hidden_size = int(fields.get("hidden_size", 64))
+    config.train.best_metric = "cross_entropy"
+    return config

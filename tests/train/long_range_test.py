@@ -1,0 +1,118 @@
+"""Tests for train/tasks/long_range.py: generator invariants, baselines, batching, a tiny run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import adding as adding_config
+from experiments.configs import copy as copy_config
+from train.tasks import long_range
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.mark.parametrize("length", [2, 7, 50, 401])
+def test_adding_two_markers_one_per_half(length):
+    x, y = long_range.adding_batch(np.random.default_rng(0), length, 256)
+    assert x.shape == (256, length, 2) and y.shape == (256,)
+    values, markers = x[..., 0], x[..., 1]
+    assert set(np.unique(markers)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(markers.sum(1), 2)
+    half = length // 2
+    np.testing.assert_array_equal(markers[:, :half].sum(1), 1)
+    np.testing.assert_array_equal(markers[:, half:].sum(1), 1)
+    assert values.min() >= 0.0 and values.max() <= 1.0
+    np.testing.assert_allclose(y, (values * markers).sum(1), rtol=1e-6)
+
+
+def test_adding_baseline_is_one_sixth():
+    _, y = long_range.adding_batch(np.random.default_rng(1), 20, 200_000)
+    assert np.mean((y - 1.0) ** 2) == pytest.approx(long_range.adding_baseline_mse(), abs=2e-3)
+    assert long_range.adding_baseline_mse() == pytest.approx(0.1667, abs=1e-4)
+
+
+@pytest.mark.parametrize("length", [1, 5, 100])
+def test_copy_layout(length):
+    x, y = long_range.copy_batch(np.random.default_rng(0), length, 64)
+    total = length + 20
+    assert x.shape == y.shape == (64, total)
+    data = x[:, :10]
+    assert data.min() >= 1 and data.max() <= 8
+    np.testing.assert_array_equal(x[:, 10 : length + 9], 0)  # T - 1 blanks
+    np.testing.assert_array_equal(x[:, length + 9], 9)  # the delimiter
+    np.testing.assert_array_equal(x[:, length + 10 :], 0)
+    np.testing.assert_array_equal(y[:, : length + 10], 0)
+    np.testing.assert_array_equal(y[:, length + 10 :], data)
+
+
+def test_generators_are_deterministic_from_the_seed():
+    config = adding_config.get_config("length=30,num_steps=2")
+    task = long_range.AddingTask(config)
+    it = task.train_iterator()
+    first, second = next(it), next(it)
+    again = task.train_iterator()
+    again.set_state({"step": 1})
+    np.testing.assert_array_equal(next(again)["x"], second["x"])
+    assert not np.array_equal(first["x"], second["x"])
+    other = long_range.AddingTask(config)
+    np.testing.assert_array_equal(other._eval["test"]["x"], task._eval["test"]["x"])
+    assert not np.array_equal(task._eval["valid"]["x"][:10], task._eval["test"]["x"][:10])
+
+
+def test_eval_batches_cover_each_example_once():
+    config = adding_config.get_config("length=10")
+    config.data.num_valid = 25
+    config.eval.batch_size = 10
+    task = long_range.AddingTask(config)
+    batches = list(task.eval_batches("valid"))
+    assert [b["x"].shape[0] for b in batches] == [10, 10, 10]
+    assert sum(float(b["weight"].sum()) for b in batches) == 25
+    np.testing.assert_array_equal(batches[2]["y"][:5], task._eval["valid"]["y"][20:])
+
+
+def test_copy_loss_of_the_memoryless_strategy_is_the_baseline():
+    length = 30
+    config = copy_config.get_config(f"length={length}")
+    task = long_range.CopyTask(config)
+    batch = next(task.train_iterator())
+    # Memoryless: certain "blank" for T + 10 steps, then uniform over the 8 data symbols.
+    logits = np.full((50, length + 20, 10), -1e9, np.float32)
+    logits[:, : length + 10, 0] = 0.0
+    logits[:, length + 10 :, 1:9] = 0.0
+    task.logits = lambda params, x, rng=None: jnp.asarray(logits)
+    objective, (_, sums) = task.loss(None, None, batch, None, False)
+    metrics = task.summarize(jax.tree.map(float, sums))
+    expected = long_range.copy_baseline_ce(length)
+    assert expected == pytest.approx(10 * np.log(8) / 50)
+    assert float(objective) == pytest.approx(expected, rel=1e-5)
+    assert metrics["cross_entropy"] == pytest.approx(expected, rel=1e-5)
+    assert 0.0 <= metrics["copy_accuracy"] <= 0.3  # argmax of a tie picks symbol 1
+
+
+def test_adding_loss_by_hand():
+    task = long_range.AddingTask(adding_config.get_config("length=8"))
+    task.predict = lambda params, x, rng=None: jnp.full((x.shape[0],), 1.0)
+    batch = {
+        "x": np.zeros((3, 8, 2), np.float32),
+        "y": np.array([1.5, 0.5, 9.0], np.float32),
+        "weight": np.array([1.0, 1.0, 0.0], np.float32),  # the last one is padding
+    }
+    objective, (_, sums) = task.loss(None, None, batch, None, False)
+    assert float(objective) == pytest.approx(0.25)
+    assert task.summarize(jax.tree.map(float, sums)) == {"loss": 0.25, "mse": 0.25}
+
+
+@pytest.mark.parametrize("name", ["adding", "copy"])
+def test_tiny_end_to_end_run(tmp_path, name):
+    from train import trainer
+
+    module = adding_config if name == "adding" else copy_config
+    config = module.get_config("length=6,num_steps=20,hidden_size=8")
+    config.data.num_valid = config.data.num_test = 64
+    config.train.eval_every = 10
+    config.eval.batch_size = 64
+    results = trainer.train_and_evaluate(config, str(tmp_path / name))
+    metric = "mse" if name == "adding" else "cross_entropy"
+    assert np.isfinite(results["test"][metric])
+    assert results["steps"] == 20

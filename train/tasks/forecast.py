@@ -1,0 +1,261 @@
+"""Multi-horizon forecasting from any CSV with a date column (ETTh1 with Informer's protocol).
+
+Data (config.data): `path` (CSV or CSV.gz), `date_column`, `target` (the target column),
+`features` ('S': the target alone in and out; 'M': every numeric column in and out),
+`input_len` L, `horizon` H, `split` ('informer': ETT-hour rows [0, 8640) / [8640 - L, 11520) /
+[11520 - L, 14400); 'fraction': `train_frac` / `valid_frac` / rest, chronologically). A
+StandardScaler is fitted on the train rows only; the loss and every metric are computed on the
+scaled values (Informer's "MSE / MAE on normalised values").
+
+Model (config.model): a recurrent encoder (`cell` lstm | gru | rnn, `hidden_size`,
+`num_layers`, `dropout` between layers) reads the L input rows x_1..x_L. Two heads:
+
+  head='direct':   y_hat[1..H] = W h_L + b                  (one linear map to all H*C outputs)
+  head='seq2seq':  s_0 = carry_L, u_1 = 0;  s_k = cell(s_{k-1}, u_k);  y_hat_k = W h_k + b;
+                   u_{k+1} = y_hat_k                        (a decoder fed its own predictions)
+
+With `subtract_last` (default True) the model works relative to the last observed row: inputs
+are x_t - x_L and the prediction is x_L[out] + y_hat (the "NLinear" normalisation of Zeng et
+al. 2023), which removes the level shift between the training years and the test months.
+
+Metrics: mse (= loss) and mae over every predicted value of every window of a split.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import cells
+from cells import base as cells_base
+from train.data import timeseries
+from train.tasks import base
+
+_CELLS = ("lstm", "gru", "rnn")
+
+
+def make_cell(model: ml_collections.ConfigDict) -> cells.Cell:
+    """The cell named by config.model.cell, with its optional extras."""
+    h = int(model.hidden_size)
+    if model.cell == "lstm":
+        return cells.LSTM(h, forget_bias=float(model.get("forget_bias", 1.0)))
+    if model.cell == "gru":
+        return cells.GRU(h)
+    return cells.SimpleRNN(h, activation=model.get("activation", "tanh"))
+
+
+def check_model(model: ml_collections.ConfigDict) -> None:
+    if model.cell not in _CELLS:
+        raise base.ConfigError(f"config.model.cell={model.cell!r}; valid: {', '.join(_CELLS)}.")
+    if int(model.hidden_size) < 1 or int(model.num_layers) < 1:
+        raise base.ConfigError(
+            f"config.model.hidden_size={model.hidden_size} and num_layers={model.num_layers} "
+            "must be positive."
+        )
+    if not 0.0 <= float(model.dropout) < 1.0:
+        raise base.ConfigError(f"config.model.dropout={model.dropout} must lie in [0, 1).")
+
+
+def dense_init(key, fan_in: int, fan_out: int) -> dict:
+    """LeCun-uniform weights [fan_in, fan_out] and zero bias [fan_out]."""
+    limit = np.sqrt(3.0 / fan_in)
+    w = jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)
+    return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
+
+
+def dense(p: dict, x):
+    return cells_base.add_bias(x @ p["w"], p["b"])
+
+
+def resolve_path(path: str) -> str:
+    """Relative data paths resolve against the cwd, then the repository root."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(root, path)
+
+
+class ForecastData:
+    """The scaled series and the train / valid / test windows of a forecasting config."""
+
+    def __init__(self, data: ml_collections.ConfigDict):
+        if data.features not in ("S", "M"):
+            raise base.ConfigError(
+                f"config.data.features={data.features!r}; valid: 'S' (target only) or 'M' "
+                "(all numeric columns)."
+            )
+        if int(data.input_len) < 1 or int(data.horizon) < 1:
+            raise base.ConfigError(
+                f"config.data.input_len={data.input_len} and horizon={data.horizon} must be "
+                "positive."
+            )
+        table = timeseries.read_csv(resolve_path(data.path), data.get("date_column", "date"))
+        target = table.column_index(data.target)
+        L, H = int(data.input_len), int(data.horizon)
+        split = data.get("split", "informer")
+        if split == "informer":
+            self.borders = timeseries.informer_borders(len(table), L)
+        elif split == "fraction":
+            self.borders = timeseries.fraction_borders(
+                len(table), L, float(data.train_frac), float(data.valid_frac)
+            )
+        else:
+            raise base.ConfigError(
+                f"config.data.split={split!r}; valid: 'informer' (ETT hourly) or 'fraction'."
+            )
+        cols = [target] if data.features == "S" else list(range(len(table.columns)))
+        self.table = table
+        self.columns = tuple(table.columns[c] for c in cols)
+        self.target_index = self.columns.index(data.target)
+        values_NxC = table.values[:, cols]
+        train_start, train_end = self.borders["train"]
+        self.scaler = timeseries.StandardScaler.fit(values_NxC[train_start:train_end])
+        self.series_NxC = self.scaler.transform(values_NxC)
+        self.windows = {
+            name: timeseries.Windows(self.series_NxC, lo, hi, L, H, split=name)
+            for name, (lo, hi) in self.borders.items()
+        }
+
+
+class WindowIterator(base.DataIterator):
+    """Endless shuffled training windows: one permutation per epoch, last partial batch dropped."""
+
+    def __init__(self, windows: timeseries.Windows, batch_size: int, seed: int):
+        self.windows, self.batch_size, self.seed = windows, batch_size, seed
+        self.steps_per_epoch = max(1, len(windows) // batch_size)
+        self.epoch, self.index = 0, 0
+
+    def __next__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.windows))
+        lo = self.index * self.batch_size
+        idx = order[lo : lo + self.batch_size]
+        if len(idx) < self.batch_size:  # fewer windows than one batch: sample with replacement
+            idx = np.resize(order, self.batch_size)
+        self.index += 1
+        if self.index >= self.steps_per_epoch:
+            self.epoch, self.index = self.epoch + 1, 0
+        x, y = self.windows.batch(idx)
+        return {"x": x, "y": y, "weight": np.ones((len(idx),), np.float32)}
+
+    def get_state(self):
+        return {"epoch": self.epoch, "index": self.index}
+
+    def set_state(self, state):
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+
+def eval_batches(windows: timeseries.Windows, batch_size: int):
+    """Every window once, in order; the last batch is padded with weight-0 copies."""
+    for lo in range(0, len(windows), batch_size):
+        idx = np.arange(lo, min(lo + batch_size, len(windows)))
+        weight = np.ones((batch_size,), np.float32)
+        weight[len(idx) :] = 0.0
+        idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[-1])])
+        x, y = windows.batch(idx)
+        yield {"x": x, "y": y, "weight": weight}
+
+
+class ForecastTask(base.Task):
+    """Encoder RNN + direct or seq2seq multi-horizon head; MSE on standardised values."""
+
+    name = "forecast"
+    model_fields = ("head", "subtract_last", "forget_bias", "activation")
+    data_fields = (
+        "date_column",
+        "target",
+        "features",
+        "input_len",
+        "horizon",
+        "split",
+        "train_frac",
+        "valid_frac",
+    )
+
+    @classmethod
+    def validate(cls, config):
+        check_model(config.model)
+        head = config.model.get("head", "direct")
+        if head not in ("direct", "seq2seq"):
+            raise base.ConfigError(f"config.model.head={head!r}; valid: 'direct', 'seq2seq'.")
+        ForecastData(config.data)
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.data = ForecastData(config.data)
+        self.num_channels = len(self.data.columns)
+        self.horizon = int(config.data.horizon)
+        self.head = config.model.get("head", "direct")
+        self.subtract_last = bool(config.model.get("subtract_last", True))
+        self.cell = make_cell(config.model)
+        self.encoder = cells.Stack.uniform(
+            self.cell, int(config.model.num_layers), float(config.model.dropout)
+        )
+
+    # -- model ---------------------------------------------------------------------------------
+    def init_params(self, rng):
+        k_enc, k_dec, k_head = jax.random.split(rng, 3)
+        h, c = self.cell.hidden_size, self.num_channels
+        params = {"encoder": self.encoder.init(k_enc, c)}
+        if self.head == "direct":
+            params["head"] = dense_init(k_head, h, self.horizon * c)
+        else:
+            params["decoder"] = self.cell.init(k_dec, c)
+            params["head"] = dense_init(k_head, h, c)
+        return params
+
+    def predict(self, params, x_BxLxC, rng=None):
+        """Forecasts [B, H, C] (standardised) from inputs [B, L, C]."""
+        batch = x_BxLxC.shape[0]
+        last_Bx1xC = x_BxLxC[:, -1:, :]
+        if self.subtract_last:
+            x_BxLxC = x_BxLxC - last_Bx1xC
+        _, carries = self.encoder(params["encoder"], x_BxLxC, rng=rng)
+        top = carries[-1]
+        if self.head == "direct":
+            y_BxHC = dense(params["head"], top.h)
+            y_BxHxC = y_BxHC.reshape(batch, self.horizon, self.num_channels)
+        else:
+
+            def step(carry, _):
+                state, u_BxC = carry
+                state, h_BxH = self.cell.step(params["decoder"], state, u_BxC)
+                y_BxC = dense(params["head"], h_BxH)
+                return (state, y_BxC), y_BxC
+
+            u0 = jnp.zeros((batch, self.num_channels), x_BxLxC.dtype)
+            _, y_HxBxC = jax.lax.scan(step, (top, u0), None, length=self.horizon)
+            y_BxHxC = jnp.swapaxes(y_HxBxC, 0, 1)
+        if self.subtract_last:
+            y_BxHxC = y_BxHxC + last_Bx1xC
+        return y_BxHxC
+
+    def loss(self, params, carry, batch, rng, train):
+        y_hat = self.predict(params, batch["x"], rng if train else None)
+        err_BxHxC = y_hat - batch["y"]
+        w_Bx1x1 = batch["weight"][:, None, None]
+        count = jnp.sum(batch["weight"]) * (err_BxHxC.shape[1] * err_BxHxC.shape[2])
+        se = jnp.sum(w_Bx1x1 * jnp.square(err_BxHxC))
+        ae = jnp.sum(w_Bx1x1 * jnp.abs(err_BxHxC))
+        objective = se / jnp.maximum(count, 1.0)
+        return objective, (carry, {"se": se, "ae": ae, "count": count})
+
+    def summarize(self, sums):
+        count = max(float(sums["count"]), 1.0)
+        mse = float(sums["se"]) / count
+        return {"loss": mse, "mse": mse, "mae": float(sums["ae"]) / count}
+
+    # -- data ----------------------------------------------------------------------------------
+    def train_iterator(self):
+        return WindowIterator(
+            self.data.windows["train"], int(self.config.train.batch_size), int(self.config.seed)
+        )
+
+    def eval_batches(self, split):
+        return eval_batches(self.data.windows[split], int(self.config.eval.batch_size))
+
+    def steps_per_epoch(self):
+        return max(1, len(self.data.windows["train"]) // int(self.config.train.batch_size))

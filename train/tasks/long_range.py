@@ -1,0 +1,239 @@
+"""Long-range dependency tasks: the adding problem and the copy-memory task.
+
+Adding problem (Hochreiter & Schmidhuber 1997; the setup of Le et al. 2015). An input of T
+steps with two channels: values v_t ~ U[0, 1] and a marker channel with exactly two ones, one
+at a position in [0, T//2) and one in [T//2, T). Target: the sum of the two marked values,
+read from the last hidden state (y_hat = W h_T + b). Loss: MSE. Predicting the mean 1.0
+always scores Var(v_a + v_b) = 2/12 = 0.167; "solved" means a test MSE below 0.01.
+
+Copy memory (Arjovsky et al. 2016). Symbols 0 = blank, 1..8 = data, 9 = delimiter. The input
+(length T + 20) is 10 data symbols, T - 1 blanks, the delimiter, then 10 blanks; the target
+is T + 10 blanks followed by the 10 data symbols. Loss: cross-entropy averaged over all T + 20
+steps (y_hat_t = softmax(W h_t + b)). A memoryless model that outputs blanks, then uniform
+guesses over the 8 symbols, scores 10 log(8) / (T + 20); "solved" means a copy accuracy
+(the last 10 steps) of at least 0.99.
+
+Both generators are deterministic functions of (seed, split, index): train batch k is drawn
+from `np.random.default_rng([seed, 0, k])`, so the train iterator's position is just k and any
+T works. Valid and test are fixed sets drawn from [seed, 1] and [seed, 2].
+
+Config (config.data): `length` T, `num_valid`, `num_test`. Model: config.model.cell,
+hidden_size, num_layers, dropout (between layers).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import cells
+from train.tasks import base
+from train.tasks.forecast import check_model, dense, dense_init, make_cell
+
+COPY_LEN = 10
+NUM_DATA_SYMBOLS = 8
+BLANK, DELIMITER = 0, 9
+COPY_CLASSES = 10
+
+_SPLIT_STREAM = {"train": 0, "valid": 1, "test": 2}
+
+
+# -- generators -----------------------------------------------------------------------------
+def adding_batch(rng: np.random.Generator, length: int, batch_size: int):
+    """Adding-problem examples: x [B, T, 2] (values, markers) and y [B] (the marked sum)."""
+    half = length // 2
+    values_BxT = rng.uniform(0.0, 1.0, (batch_size, length))
+    first_B = rng.integers(0, half, batch_size)
+    second_B = rng.integers(half, length, batch_size)
+    markers_BxT = np.zeros((batch_size, length))
+    rows = np.arange(batch_size)
+    markers_BxT[rows, first_B] = 1.0
+    markers_BxT[rows, second_B] = 1.0
+    y_B = values_BxT[rows, first_B] + values_BxT[rows, second_B]
+    x = np.stack([values_BxT, markers_BxT], axis=-1).astype(np.float32)
+    return x, y_B.astype(np.float32)
+
+
+def copy_batch(rng: np.random.Generator, length: int, batch_size: int):
+    """Copy-memory examples: input tokens x [B, T + 20] and target tokens y [B, T + 20] (int32)."""
+    total = length + 2 * COPY_LEN
+    data_BxK = rng.integers(1, NUM_DATA_SYMBOLS + 1, (batch_size, COPY_LEN))
+    x = np.full((batch_size, total), BLANK, np.int32)
+    x[:, :COPY_LEN] = data_BxK
+    x[:, length + COPY_LEN - 1] = DELIMITER
+    y = np.full((batch_size, total), BLANK, np.int32)
+    y[:, length + COPY_LEN :] = data_BxK
+    return x, y
+
+
+def adding_baseline_mse() -> float:
+    """MSE of always predicting 1: the variance of a sum of two U[0, 1] values, 1/6."""
+    return 1.0 / 6.0
+
+
+def copy_baseline_ce(length: int) -> float:
+    """Cross-entropy of the memoryless strategy: 10 log(8) / (T + 20)."""
+    return COPY_LEN * float(np.log(NUM_DATA_SYMBOLS)) / (length + 2 * COPY_LEN)
+
+
+# -- iterators ------------------------------------------------------------------------------
+class SeededIterator(base.DataIterator):
+    """Batch k comes from default_rng([seed, 0, k]): the position is the batch counter."""
+
+    def __init__(self, make_batch, seed: int):
+        self.make_batch, self.seed, self.step = make_batch, seed, 0
+
+    def __next__(self):
+        batch = self.make_batch(np.random.default_rng([self.seed, 0, self.step]))
+        self.step += 1
+        return batch
+
+    def get_state(self):
+        return {"step": self.step}
+
+    def set_state(self, state):
+        self.step = int(state["step"])
+
+
+class _LongRangeTask(base.Task):
+    """Shared parts: config checks, the recurrent stack, fixed eval sets, batching."""
+
+    num_inputs: int = 0
+    num_outputs: int = 0
+    model_fields = ("forget_bias", "activation")
+    data_fields = ("length", "num_valid", "num_test")
+
+    @classmethod
+    def validate(cls, config):
+        check_model(config.model)
+        length = int(config.data.length)
+        if length < 2:
+            raise base.ConfigError(f"config.data.length={length} must be at least 2.")
+        for field in ("num_valid", "num_test"):
+            if int(config.data[field]) < 1:
+                raise base.ConfigError(f"config.data.{field}={config.data[field]} must be >= 1.")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.length = int(config.data.length)
+        self.cell = make_cell(config.model)
+        self.stack = cells.Stack.uniform(
+            self.cell, int(config.model.num_layers), float(config.model.dropout)
+        )
+        seed = int(config.seed)
+        self._eval = {
+            split: self.make_examples(
+                np.random.default_rng([seed, _SPLIT_STREAM[split]]),
+                int(config.data[f"num_{split}"]),
+            )
+            for split in ("valid", "test")
+        }
+
+    def make_examples(self, rng, n):
+        raise NotImplementedError
+
+    def init_params(self, rng):
+        k_rnn, k_head = jax.random.split(rng)
+        return {
+            "rnn": self.stack.init(k_rnn, self.num_inputs),
+            "head": dense_init(k_head, self.cell.hidden_size, self.num_outputs),
+        }
+
+    def encode(self, x):
+        """Model inputs [B, T, I] from a batch's 'x'."""
+        return x
+
+    def hidden_states(self, params, x, rng=None):
+        """Top-layer hidden states [B, T, H]."""
+        ys, _ = self.stack(params["rnn"], self.encode(x), rng=rng)
+        return ys
+
+    def train_iterator(self):
+        batch_size = int(self.config.train.batch_size)
+
+        def make(rng):
+            batch = self.make_examples(rng, batch_size)
+            batch["weight"] = np.ones((batch_size,), np.float32)
+            return batch
+
+        return SeededIterator(make, int(self.config.seed))
+
+    def eval_batches(self, split):
+        data = self._eval[split]
+        n = len(data["y"])
+        batch_size = int(self.config.eval.batch_size)
+        for lo in range(0, n, batch_size):
+            idx = np.arange(lo, min(lo + batch_size, n))
+            weight = np.zeros((batch_size,), np.float32)
+            weight[: len(idx)] = 1.0
+            idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[-1])])
+            batch = {k: v[idx] for k, v in data.items()}
+            batch["weight"] = weight
+            yield batch
+
+
+class AddingTask(_LongRangeTask):
+    """The adding problem: regress the sum of the two marked values from the last state."""
+
+    name = "adding"
+    num_inputs, num_outputs = 2, 1
+
+    def make_examples(self, rng, n):
+        x, y = adding_batch(rng, self.length, n)
+        return {"x": x, "y": y}
+
+    def predict(self, params, x, rng=None):
+        """Predicted sums [B] from inputs [B, T, 2]."""
+        return dense(params["head"], self.hidden_states(params, x, rng)[:, -1])[:, 0]
+
+    def loss(self, params, carry, batch, rng, train):
+        err_B = self.predict(params, batch["x"], rng if train else None) - batch["y"]
+        se = jnp.sum(batch["weight"] * jnp.square(err_B))
+        count = jnp.sum(batch["weight"])
+        return se / jnp.maximum(count, 1.0), (carry, {"se": se, "count": count})
+
+    def summarize(self, sums):
+        mse = float(sums["se"]) / max(float(sums["count"]), 1.0)
+        return {"loss": mse, "mse": mse}
+
+
+class CopyTask(_LongRangeTask):
+    """Copy memory: reproduce 10 symbols after T blanks and a delimiter."""
+
+    name = "copy"
+    num_inputs, num_outputs = COPY_CLASSES, COPY_CLASSES
+
+    def make_examples(self, rng, n):
+        x, y = copy_batch(rng, self.length, n)
+        return {"x": x, "y": y}
+
+    def encode(self, x):
+        return jax.nn.one_hot(x, COPY_CLASSES, dtype=jnp.float32)
+
+    def logits(self, params, x, rng=None):
+        """Logits [B, T + 20, 10] from tokens [B, T + 20]."""
+        return dense(params["head"], self.hidden_states(params, x, rng))
+
+    def loss(self, params, carry, batch, rng, train):
+        logits_BxTxK = self.logits(params, batch["x"], rng if train else None)
+        logp_BxTxK = jax.nn.log_softmax(logits_BxTxK, axis=-1)
+        nll_BxT = -jnp.take_along_axis(logp_BxTxK, batch["y"][:, :, None], axis=-1)[:, :, 0]
+        w_Bx1 = batch["weight"][:, None]
+        steps = nll_BxT.shape[1]
+        nll = jnp.sum(w_Bx1 * nll_BxT)
+        tokens = jnp.sum(batch["weight"]) * steps
+        hit_BxK = jnp.argmax(logits_BxTxK[:, -COPY_LEN:], axis=-1) == batch["y"][:, -COPY_LEN:]
+        correct = jnp.sum(w_Bx1 * hit_BxK)
+        sums = {
+            "nll": nll,
+            "tokens": tokens,
+            "correct": correct,
+            "copy_tokens": jnp.sum(batch["weight"]) * COPY_LEN,
+        }
+        return nll / jnp.maximum(tokens, 1.0), (carry, sums)
+
+    def summarize(self, sums):
+        ce = float(sums["nll"]) / max(float(sums["tokens"]), 1.0)
+        acc = float(sums["correct"]) / max(float(sums["copy_tokens"]), 1.0)
+        return {"loss": ce, "cross_entropy": ce, "copy_accuracy": acc}
