@@ -1,0 +1,135 @@
+r"""Gate statistics from the cell trace, and a heatmap of the gates over one sequence.
+
+    python -m experiments.gates --length=100 \
+        --out=experiments/results --figures=experiments/results/figures
+
+For the adding-problem models in workdirs/adding_<T>_<cell> (trained) and the same configs
+freshly initialised (untrained), `cells.scan(..., return_trace=True)` gives every gate's
+activation [B, T, H] over the test sequences. Per gate it reports the mean activation and the
+saturation fraction: a sigmoid gate (LSTM i, f, o; GRU r, z) counts as saturated below 0.05 or
+above 0.95, a tanh value (LSTM g, GRU n, Elman tanh(a)) when |value| > 0.95. The heatmap shows
+one test sequence: the LSTM forget gate f_t (GRU: update gate z_t, the share of h_{t-1} kept)
+of every unit over time, with the two marker positions; a trained LSTM holds f near 1 between
+the first marker and the end, which is how it carries the first marked value.
+
+Writes gates_T<T>.json and gates_T<T>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import cells
+from experiments import gradient_flow
+
+SIGMOID_GATES = {"i", "f", "o", "r", "z"}
+TANH_VALUES = {"g", "n"}
+HELD_GATE = {"lstm": "f", "gru": "z", "rnn": "tanh(a)"}
+
+
+def gate_statistics(trace: dict, low: float = 0.05, high: float = 0.95) -> dict:
+    """{gate: {'mean', 'saturated'}} from a trace of [B, T, H] arrays ('c' is skipped)."""
+    stats = {}
+    for name, values in trace.items():
+        v = np.asarray(values, np.float64)
+        if name == "a":  # the Elman pre-activation: look at the unit's output tanh(a)
+            name, v = "tanh(a)", np.tanh(v)
+        if name in SIGMOID_GATES:
+            saturated = (v < low) | (v > high)
+        elif name in TANH_VALUES or name == "tanh(a)":
+            saturated = np.abs(v) > high
+        else:
+            continue
+        stats[name] = {"mean": float(v.mean()), "saturated": float(saturated.mean())}
+    return stats
+
+
+def trace_of(task, params, x) -> dict:
+    """The top-layer trace of an adding-task model on inputs x [B, T, 2]."""
+    if len(params["rnn"]) != 1:
+        raise ValueError("gates inspects single-layer models (config.model.num_layers=1).")
+    run = jax.jit(lambda p, xs: cells.scan(task.cell, p, xs, return_trace=True)[2])
+    return {k: np.asarray(v) for k, v in run(params["rnn"][0], jnp.asarray(x)).items()}
+
+
+def measure(length: int, workdirs: str, num_sequences: int) -> tuple[dict, dict]:
+    rule = "sigmoid gate < 0.05 or > 0.95; tanh value |v| > 0.95"
+    out = {"length": length, "num_sequences": num_sequences, "saturation": rule, "cells": {}}
+    heat = {}
+    for cell_name in gradient_flow.CELLS:
+        entry = {}
+        for trained in (False, True):
+            workdir = os.path.join(workdirs, f"adding_{length}_{cell_name}")
+            if trained and not os.path.isdir(os.path.join(workdir, "checkpoints")):
+                print(f"skipping trained {cell_name}: no checkpoints in {workdir}")
+                continue
+            task, params, _ = gradient_flow.load(cell_name, length, workdirs, trained)
+            x = task._eval["test"]["x"][:num_sequences]
+            trace = trace_of(task, params, x)
+            entry["trained" if trained else "untrained"] = gate_statistics(trace)
+            if trained:
+                held = HELD_GATE[cell_name]
+                values = np.tanh(trace["a"]) if held == "tanh(a)" else trace[held]
+                heat[cell_name] = (held, values[0], x[0])
+        out["cells"][cell_name] = entry
+    return out, heat
+
+
+def plot_heatmaps(heat: dict, length: int, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(heat), 1, figsize=(11, 2.6 * len(heat)), squeeze=False)
+    for ax, (cell_name, (gate, values_TxH, x_Tx2)) in zip(axes[:, 0], heat.items(), strict=True):
+        markers = np.flatnonzero(x_Tx2[:, 1])
+        # Units sorted by their mean activation between the markers (held units at the top).
+        order = np.argsort(-values_TxH[markers[0] : markers[1] + 1].mean(0))
+        vmin = -1.0 if gate == "tanh(a)" else 0.0
+        image = ax.imshow(values_TxH[:, order].T, aspect="auto", cmap="viridis",
+                          vmin=vmin, vmax=1.0, interpolation="nearest")  # fmt: skip
+        for m in markers:
+            ax.axvline(m, color="red", lw=1.2)
+        ax.set_title(f"{cell_name.upper()} {gate}_t on one test sequence (T={length}); "
+                     f"red: the two marked steps")  # fmt: skip
+        ax.set_ylabel("unit (sorted)")
+        fig.colorbar(image, ax=ax, fraction=0.02)
+    axes[-1, 0].set_xlabel("time step t")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--length", type=int, default=100, help="adding-problem T")
+    parser.add_argument("--workdirs", default="workdirs", help="where run_grid trained models")
+    parser.add_argument("--num_sequences", type=int, default=500, help="test sequences used")
+    parser.add_argument("--out", default="experiments/results", help="JSON directory")
+    parser.add_argument("--figures", default="experiments/results/figures", help="PNG directory")
+    args = parser.parse_args()
+    results, heat = measure(args.length, args.workdirs, args.num_sequences)
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.figures, exist_ok=True)
+    path = os.path.join(args.out, f"gates_T{args.length}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    if heat:
+        plot_heatmaps(heat, args.length, os.path.join(args.figures, f"gates_T{args.length}.png"))
+    for cell_name, entry in results["cells"].items():
+        for which, stats in entry.items():
+            text = ", ".join(f"{g} mean {s['mean']:.2f} sat {s['saturated']:.2f}"
+                             for g, s in stats.items())  # fmt: skip
+            print(f"{cell_name:5s} {which:9s} {text}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
