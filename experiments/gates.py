@@ -93,12 +93,20 @@ def plot_heatmaps(heat: dict, length: int, path: str) -> None:
         # Units sorted by their mean activation between the markers (held units at the top).
         order = np.argsort(-values_TxH[markers[0] : markers[1] + 1].mean(0))
         vmin = -1.0 if gate == "tanh(a)" else 0.0
-        image = ax.imshow(values_TxH[:, order].T, aspect="auto", cmap="viridis",
-                          vmin=vmin, vmax=1.0, interpolation="nearest")  # fmt: skip
+        image = ax.imshow(
+            values_TxH[:, order].T,
+            aspect="auto",
+            cmap="viridis",
+            vmin=vmin,
+            vmax=1.0,
+            interpolation="nearest",
+        )
         for m in markers:
             ax.axvline(m, color="red", lw=1.2)
-        ax.set_title(f"{cell_name.upper()} {gate}_t on one test sequence (T={length}); "
-                     f"red: the two marked steps")  # fmt: skip
+        ax.set_title(
+            f"{cell_name.upper()} {gate}_t on one test sequence (T={length}); "
+            f"red: the two marked steps"
+        )
         ax.set_ylabel("unit (sorted)")
         fig.colorbar(image, ax=ax, fraction=0.02)
     axes[-1, 0].set_xlabel("time step t")
@@ -125,8 +133,9 @@ def main() -> None:
         plot_heatmaps(heat, args.length, os.path.join(args.figures, f"gates_T{args.length}.png"))
     for cell_name, entry in results["cells"].items():
         for which, stats in entry.items():
-            text = ", ".join(f"{g} mean {s['mean']:.2f} sat {s['saturated']:.2f}"
-                             for g, s in stats.items())  # fmt: skip
+            text = ", ".join(
+                f"{g} mean {s['mean']:.2f} sat {s['saturated']:.2f}" for g, s in stats.items()
+            )
             print(f"{cell_name:5s} {which:9s} {text}")
     print(f"wrote {path}")
 

@@ -96,8 +96,13 @@ def load(cell_name: str, length: int, workdirs: str, trained: bool):
 
 
 def measure(length: int, workdirs: str, num_sequences: int) -> dict:
-    out = {"length": length, "num_sequences": num_sequences, "norm": "mean_b ||dL_b/dh_t||_2",
-           "distance": "k = T - 1 - t (0 = the step the loss reads)", "cells": {}}  # fmt: skip
+    out = {
+        "length": length,
+        "num_sequences": num_sequences,
+        "norm": "mean_b ||dL_b/dh_t||_2",
+        "distance": "k = T - 1 - t (0 = the step the loss reads)",
+        "cells": {},
+    }
     for cell_name in CELLS:
         entry = {}
         for trained in (False, True):
@@ -130,8 +135,9 @@ def plot(results: dict, path: str) -> None:
         for cell_name, entry in results["cells"].items():
             if which in entry:
                 norms = np.asarray(entry[which]["norms"])
-                ax.semilogy(np.arange(len(norms)), norms, label=cell_name.upper(),
-                            color=colors[cell_name])  # fmt: skip
+                ax.semilogy(
+                    np.arange(len(norms)), norms, label=cell_name.upper(), color=colors[cell_name]
+                )
         ax.set_title(f"{which}, adding problem T={results['length']}")
         ax.set_xlabel("distance to the loss k = T-1-t (steps)")
         ax.grid(True, which="both", alpha=0.3)
@@ -159,8 +165,10 @@ def main() -> None:
     plot(results, os.path.join(args.figures, f"gradient_flow_T{args.length}.png"))
     for cell_name, entry in results["cells"].items():
         for which, e in entry.items():
-            print(f"{cell_name:5s} {which:9s} ||dL/dh|| at k=0 {e['norms'][0]:.3e}, "
-                  f"k=T-1 {e['norms'][-1]:.3e}, ratio {e['ratio_far_to_near']:.3e}")  # fmt: skip
+            print(
+                f"{cell_name:5s} {which:9s} ||dL/dh|| at k=0 {e['norms'][0]:.3e}, "
+                f"k=T-1 {e['norms'][-1]:.3e}, ratio {e['ratio_far_to_near']:.3e}"
+            )
     print(f"wrote {path}")
 
 

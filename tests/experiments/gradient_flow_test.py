@@ -22,8 +22,9 @@ def test_linear_rnn_closed_form(a):
     xs = jax.random.uniform(jax.random.key(1), (4, steps, 2), minval=0.1, maxval=1.0)
     grads = gradient_flow.hidden_state_grads(cell, params, xs, lambda hs: jnp.sum(hs[:, -1]))
     expected_T = a ** (steps - 1 - np.arange(steps))
-    np.testing.assert_allclose(grads, np.broadcast_to(expected_T[None, :, None], grads.shape),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        grads, np.broadcast_to(expected_T[None, :, None], grads.shape), rtol=1e-5
+    )
     norms = gradient_flow.norms_by_distance(grads)
     np.testing.assert_allclose(norms, np.sqrt(hidden) * a ** np.arange(steps), rtol=1e-5)
 
