@@ -257,7 +257,9 @@ def example_table(results: dict) -> str:
 
 
 # -- figures ----------------------------------------------------------------------------------
-def plot_forecasts(features: str, workdirs: str, path: str, window: int = 1000) -> bool:
+def plot_forecasts(
+    features: str, workdirs: str, path: str, finished=(), window: int = 1000
+) -> bool:
     """Forecast vs actual (target OT) on one test window per horizon, LSTM and GRU."""
     import matplotlib
 
@@ -267,8 +269,9 @@ def plot_forecasts(features: str, workdirs: str, path: str, window: int = 1000) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def trained(h, cell):
-        return os.path.isdir(os.path.join(workdirs, f"ett_{features}_{h}_{cell}", "checkpoints"))
+    def trained(h, cell):  # finished runs only (a running one holds its workdir)
+        name = f"ett_{features}_{h}_{cell}"
+        return name in finished and os.path.isdir(os.path.join(workdirs, name, "checkpoints"))
 
     available = [h for h in HORIZONS if trained(h, "lstm") and trained(h, "gru")]
     if not available:
@@ -349,7 +352,8 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "below it). Run: `python -m experiments.run_grid adding`.\n",
         long_range_table(results, "adding"),
         "### Copy memory\n",
-        "10 symbols from 8, T blanks, a delimiter, recall; 1-layer, 64 units, same optimiser; "
+        "10 symbols from 8, T blanks, a delimiter, recall; 1-layer, 64 units, same optimiser, at "
+        "most 2000 steps; "
         "baseline = 10 log(8) / (T + 20); solved = copy accuracy >= 0.99. Run: "
         "`python -m experiments.run_grid copy`.\n",
         long_range_table(results, "copy"),
@@ -448,7 +452,7 @@ def main() -> None:
         os.makedirs(FIGURES, exist_ok=True)
         for features in ("S", "M"):
             path = os.path.join(FIGURES, f"ett_{features}_forecasts.png")
-            if plot_forecasts(features, args.workdirs, path):
+            if plot_forecasts(features, args.workdirs, path, finished=set(results)):
                 print(f"wrote {path}")
     out = os.path.join(args.out, "report.md")
     with open(out, "w") as f:

@@ -24,5 +24,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.task = "copy"
     fields = adding.ett.parse(arg)
     config.model.hidden_size = int(fields.get("hidden_size", 64))
+    config.train.num_steps = int(fields.get("num_steps", 2000))
     config.train.best_metric = "cross_entropy"
     return config
