@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import ml_collections
 
+# The valid values of the schema's choice fields.
+CELLS = ("lstm", "gru", "rnn")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "epoch_decay")
+DTYPES = ("float32", "bfloat16")
+
 
 def base_config() -> ml_collections.ConfigDict:
     """The shared schema with defaults. Every field has a one-line comment."""

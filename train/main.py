@@ -10,6 +10,7 @@ loss) or no readable checkpoint; 128 + signal number after saving on SIGTERM/SIG
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -33,12 +34,45 @@ def _fail(message: str, status: int = 2):
     sys.exit(status)
 
 
+def _config_file(argv: list[str]) -> str | None:
+    """The --config file named on the command line (without a ':args' suffix), if any."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":", 1)[0]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1].split(":", 1)[0]
+    return None
+
+
+def _explain(error: Exception, argv: list[str]) -> str:
+    """One line for an error raised while parsing flags (absl's or config_flags')."""
+    if isinstance(error, flags.Error):
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = str(error).splitlines()[0] if str(error) else ""
+    path = _config_file(argv)
+    if "get_config" in text:
+        return f"--config={path}: the file defines no get_config() function."
+    if isinstance(error, KeyError | AttributeError):
+        for arg in argv:
+            if arg.startswith("--config."):
+                key = arg[len("--config.") :].split("=", 1)[0]
+                if key.split(".")[-1] in text:
+                    return (
+                        f"--config.{key}: no such config field (valid fields: the config file "
+                        "and train/config_base.py)."
+                    )
+    return f"--config={path}: {type(error).__name__}: {text}"
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, with every error (incl. config_flags') as one line and exit status 2."""
+    path = _config_file(argv)
+    if path is not None and not os.path.isfile(path):
+        _fail(f"--config: file {path!r} does not exist (relative to {os.getcwd()}).")
     try:
         rest = flags.FLAGS(argv)
-    except flags.Error as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except Exception as e:  # noqa: BLE001 - config files can raise anything; report one line
+        _fail(_explain(e, argv))
     if len(rest) > 1:
         _fail(f"unexpected arguments: {' '.join(rest[1:])}")
     if not flags.FLAGS["config"].present:

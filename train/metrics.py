@@ -56,6 +56,25 @@ def truncate_events(workdir: str, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _import_summary_writer():
+    """tensorboardX's SummaryWriter, or None when tensorboardX is not installed.
+
+    tensorboardX imports torch when it can (only to accept torch tensors), which costs seconds
+    at start-up; we pass it floats, so torch is hidden from that one import.
+    """
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError, which it handles
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        return None
+    finally:
+        if hide:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
 class Writer:
     """Writes events to metrics.jsonl and TensorBoard (process 0 only; others are no-ops)."""
 
@@ -67,10 +86,7 @@ class Writer:
             return
         truncate_events(workdir, start_step)
         self._jsonl = open(os.path.join(workdir, FILE), "a")
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:  # TensorBoard output is optional
-            SummaryWriter = None
+        SummaryWriter = _import_summary_writer()
         if SummaryWriter is not None:
             self._tb = SummaryWriter(
                 os.path.join(workdir, "tensorboard"), purge_step=start_step + 1, flush_secs=30
@@ -137,6 +153,11 @@ class Console:
             "elapsed": now - self.start_time,
             "eta": eta,
         }
+
+    def exclude(self, seconds: float) -> None:
+        """Leaves `seconds` (evaluation, checkpointing) out of the next steps/s and tokens/s."""
+        step, t, tokens = self._mark
+        self._mark = (step, t + seconds, tokens)
 
     def log(self, step: int, split: str, metrics: dict, rates: dict | None = None) -> None:
         if not self.enabled:

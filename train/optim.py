@@ -18,8 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-SCHEDULES = ("constant", "cosine", "epoch_decay")
-OPTIMIZERS = ("sgd", "adam", "adamw")
+from train.config_base import OPTIMIZERS, SCHEDULES  # noqa: F401 - re-exported
 
 
 def make_schedule(

@@ -44,7 +44,7 @@ def train_step(state: TrainState, batch, *, task, tx, grad_clip_norm: float):
         return task.loss(params, carry, batch, rng, True)
 
     (objective, (carry, sums)), grads = jax.value_and_grad(objective_fn, has_aux=True)(state.params)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     if grad_clip_norm > 0:
         scale = jnp.minimum(1.0, grad_clip_norm / jnp.maximum(grad_norm, 1e-30))
         grads = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)

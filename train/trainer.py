@@ -279,8 +279,10 @@ def _train_and_evaluate(config, workdir, task_cls, primary, start_time) -> dict:
     restored = ckpts.restore_latest(abstract, signature, shardings)
     iterator = task.train_iterator()
     if restored is None:
-        fresh = state_lib.create(task, tx, config.seed, t.batch_size)
-        state = sharding.to_global(jax.device_get(fresh), shardings)
+        # One jitted init (not dozens of eager ops), laid out on the mesh directly.
+        state = jax.jit(
+            lambda: state_lib.create(task, tx, config.seed, t.batch_size), out_shardings=shardings
+        )()
         meta = {
             "step": 0,
             "best_value": None,
@@ -340,10 +342,15 @@ def _train_and_evaluate(config, workdir, task_cls, primary, start_time) -> dict:
             pending.append(sums)
             done = step + 1
             last = done == num_steps
-            signum = stop.agreed()
             do_log = done % t.log_every == 0 or last
             do_eval = last or (t.eval_every > 0 and done % t.eval_every == 0)
-            do_save = last or signum or (t.checkpoint_every > 0 and done % t.checkpoint_every == 0)
+            due_save = t.checkpoint_every > 0 and done % t.checkpoint_every == 0
+            # Several processes agree on the signal at the same steps (a collective); one
+            # process checks its own flag every step.
+            signum = None
+            if jax.process_count() == 1 or do_log or do_eval or due_save or done % 10 == 0:
+                signum = stop.agreed()
+            do_save = last or due_save or bool(signum)
             console.progress(done)
             if not (do_log or do_eval or do_save):
                 continue
@@ -373,6 +380,7 @@ def _train_and_evaluate(config, workdir, task_cls, primary, start_time) -> dict:
                 console.log(done, "train", train_metrics, rates)
                 pending.clear()
             improved = stop_now = False
+            side_start = time.time()
             if do_eval:
                 valid = run_eval(state.params, "valid")
                 writer.write(done, "valid", valid)
@@ -398,6 +406,7 @@ def _train_and_evaluate(config, workdir, task_cls, primary, start_time) -> dict:
                         )
             if do_save or improved or stop_now:
                 save(done)
+            console.exclude(time.time() - side_start)
             if signum:
                 console.close()
                 writer.close()

@@ -12,13 +12,12 @@ import os
 
 import ml_collections
 
-from train import config_base, optim
+from train import config_base
 from train.tasks import base, registry
 
 ConfigError = base.ConfigError
 
-CELLS = ("lstm", "gru", "rnn")
-DTYPES = ("float32", "bfloat16")
+CELLS, DTYPES = config_base.CELLS, config_base.DTYPES
 _GROUPS = ("model", "data", "optim", "train", "eval")
 
 
@@ -98,8 +97,8 @@ def _check_values(config: ml_collections.ConfigDict) -> None:
     _at_least("config.model.num_layers", m.num_layers, 1)
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")
-    _one_of("config.optim.optimizer", o.optimizer, optim.OPTIMIZERS)
-    _one_of("config.optim.schedule", o.schedule, optim.SCHEDULES)
+    _one_of("config.optim.optimizer", o.optimizer, config_base.OPTIMIZERS)
+    _one_of("config.optim.schedule", o.schedule, config_base.SCHEDULES)
     if not o.learning_rate > 0:
         raise ConfigError(f"config.optim.learning_rate must be > 0, got {o.learning_rate!r}.")
     if not 0.0 <= o.momentum < 1.0:

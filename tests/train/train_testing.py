@@ -1,0 +1,142 @@
+"""Shared helpers for the training-system tests: a tiny synthetic config and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from train import checkpoint, metrics
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SYNTHETIC = os.path.join("experiments", "configs", "synthetic.py")
+# Compiled executables are cached across the test subprocesses (each would compile the same
+# train step again); the cache changes nothing numerically.
+_CACHE = os.path.join(tempfile.gettempdir(), "rnn_cells_train_tests_jax_cache")
+
+# The tiny config every loop test uses (as --config.* overrides for the CLI).
+TINY = {
+    "model.hidden_size": 8,
+    "model.embed_size": 8,
+    "data.steps_per_epoch": 6,
+    "data.eval_windows": 2,
+    "train.num_steps": 24,
+    "train.batch_size": 8,
+    "train.seq_len": 5,
+    "train.log_every": 4,
+    "train.eval_every": 8,
+    "train.checkpoint_every": 8,
+    "train.keep_checkpoints": 2,
+    "eval.batch_size": 8,
+}
+
+
+def tiny_config(**overrides):
+    """The synthetic config shrunk to TINY, with `overrides` ('train.num_steps'=...) applied."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("synthetic_config", os.path.join(REPO, SYNTHETIC))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    for key, value in {**TINY, **overrides}.items():
+        group, field = key.split(".") if "." in key else (None, key)
+        target = config if group is None else config[group]
+        target[field] = value
+    return config
+
+
+def cli_args(workdir: str, **overrides) -> list[str]:
+    args = [f"--config={SYNTHETIC}", f"--workdir={workdir}"]
+    return args + [f"--config.{k}={v}" for k, v in {**TINY, **overrides}.items()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compile_cache():
+    """Persistent compilation cache for in-process runs of one test module (restored after)."""
+    from jax._src import compilation_cache
+
+    names = (
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    old = {n: getattr(jax.config, n) for n in names}
+    for n, v in zip(names, (_CACHE, 0, -1), strict=True):
+        jax.config.update(n, v)
+    compilation_cache.reset_cache()
+    yield
+    for n, v in old.items():
+        jax.config.update(n, v)
+    compilation_cache.reset_cache()
+
+
+def env(**extra) -> dict:
+    e = dict(os.environ)
+    e.update(
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=_CACHE,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+        PYTHONPATH=REPO,
+    )
+    e.update(extra)
+    return e
+
+
+def run_cli(args: list[str], module: str = "train.main", timeout: float = 300, **env_extra):
+    """Runs `python -m module args` from the repo root; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env(**env_extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_cli(args: list[str], **env_extra) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "train.main", *args],
+        cwd=REPO,
+        env=env(**env_extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_step(proc: subprocess.Popen, workdir: str, step: int, timeout: float = 240) -> None:
+    """Blocks until metrics.jsonl has a train event at >= `step` (or the process ends)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        events = metrics.read_events(workdir)
+        if any(e["split"] == "train" and e["step"] >= step for e in events):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process did not reach step {step} (rc={proc.poll()})")
+
+
+def params_of(workdir: str, which: str = "latest"):
+    return checkpoint.restore_params(workdir, which)[1]
+
+
+def assert_trees_equal(a, b) -> None:
+    """Bitwise equality of two pytrees of arrays."""
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def results(workdir: str) -> dict:
+    with open(os.path.join(workdir, "results.json")) as f:
+        return json.load(f)

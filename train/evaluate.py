@@ -1,0 +1,80 @@
+r"""Evaluates a workdir's best (or latest) checkpoint on demand.
+
+    python -m train.evaluate --workdir=DIR [--split=test] [--which=best|latest]
+
+Prints one JSON object {"workdir", "split", "checkpoint_step", metrics...} on stdout and writes
+nothing into the workdir (safe to run beside a live training run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (with config.json).")
+_SPLIT = flags.DEFINE_string("split", "test", "Which split to evaluate: 'valid' or 'test'.")
+_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Which checkpoint.")
+
+
+def evaluate_workdir(workdir: str, split: str = "test", which: str = "best") -> dict:
+    """Metrics of `which` checkpoint of `workdir` on `split`."""
+    import jax
+
+    from train import checkpoint, sharding, steps, trainer
+    from train.tasks import base, registry
+
+    if not os.path.exists(os.path.join(workdir, "config.json")):
+        raise base.ConfigError(
+            f"--workdir {workdir!r} has no config.json (not a training workdir)."
+        )
+    config = checkpoint.load_config(workdir)
+    task = registry.get_task(config)
+    if split not in task.eval_splits:
+        raise base.ConfigError(
+            f"--split must be one of {', '.join(task.eval_splits)}, got {split!r}."
+        )
+    ckpts = checkpoint.Checkpoints(workdir)
+    try:
+        all_steps = ckpts.steps()
+        if not all_steps:
+            raise base.ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
+        step = all_steps[-1]
+        if which == "best":
+            best = ckpts.read_meta(step).get("best_step")
+            step = step if best is None else best
+        abstract, _ = trainer.abstract_state(config, task)
+        params = ckpts.restore(step, abstract)[0].params
+    finally:
+        ckpts.close()
+    mesh = sharding.make_mesh()
+    replicated = jax.tree.map(lambda _: sharding.replicated(mesh), params)
+    params = sharding.to_global(jax.device_get(params), replicated)
+    results = trainer.evaluate(
+        task, steps.make_eval_step(task), params, split, mesh, config.eval.batch_size
+    )
+    return {"workdir": workdir, "split": split, "checkpoint_step": step, **results}
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+        sys.exit(2)
+    logging.set_verbosity(logging.WARNING)
+    if not _WORKDIR.value:
+        print("error: --workdir is required.", file=sys.stderr)
+        sys.exit(2)
+    from train.tasks import base
+
+    try:
+        out = evaluate_workdir(_WORKDIR.value, _SPLIT.value, _WHICH.value)
+    except base.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    app.run(main)
