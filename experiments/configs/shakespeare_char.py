@@ -1,0 +1,68 @@
+"""Character-level LM on Tiny Shakespeare (karpathy/char-rnn data), sized for a 2-core CPU.
+
+2-layer LSTM, 256 units, 64-dim character embedding, batch 32 x 100 characters, Adam 2e-3
+(cosine decay), clip 5, dropout 0.1, 3,000 steps (about 10 epochs of the 1.0M training
+characters). Split: first 90% train, last 10% validation; the reported "test" split is the same
+validation text (there is no separate test set). Metric: validation nats/char and bits/char.
+`--config.model.cell=gru|rnn` swaps the cell.
+
+  python -m train.main --config=experiments/configs/shakespeare_char.py \
+      --workdir=workdirs/shakespeare_lstm
+  python -m experiments.sample --workdir=workdirs/shakespeare_lstm --prompt="ROMEO:" \
+      --length=400 --temperature=0.8 --seed=0
+
+[results]
+(measured runs: see experiments/results/shakespeare_*.json and the README's LM table)
+[/results]
+"""
+
+import ml_collections
+
+from train import config_base
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = config_base.base_config()
+    config.task = "lm"
+    config.seed = 0
+
+    config.data.path = "experiments/data/tinyshakespeare/input.txt.gz"  # sha256-checked
+    config.data.level = "char"  # every character is a token (65 types)
+    config.data.valid_fraction = 0.1  # the last 10% of the text validates
+    config.data.test_fraction = 0.0  # 0: 'test' reports the validation split again
+
+    config.model.cell = "lstm"  # 'lstm' | 'gru' | 'rnn'
+    config.model.hidden_size = 256  # units per layer
+    config.model.num_layers = 2  # stacked recurrent layers
+    config.model.dropout = 0.1  # on embedding output, between layers and on the top output
+    config.model.embed_size = 64  # character embedding width
+    config.model.tie_embeddings = False  # needs embed_size == hidden_size
+    config.model.init_scale = 0.0  # 0: the cells' own initialisers (Glorot / orthogonal)
+    config.model.forget_bias = 1.0  # LSTM forget-gate bias at init
+    config.model.objective = "token_mean"  # mean nll per character (Adam)
+    config.model.activation = "tanh"  # Elman RNN only
+
+    config.optim.optimizer = "adam"
+    config.optim.learning_rate = 2e-3  # peak learning rate
+    config.optim.momentum = 0.0  # unused by adam
+    config.optim.weight_decay = 0.0  # none
+    config.optim.schedule = "cosine"  # warm-up then cosine decay to 0 over the run
+    config.optim.decay_after_epochs = 0  # unused (epoch_decay only)
+    config.optim.decay_factor = 1.0  # unused (epoch_decay only)
+    config.optim.warmup_steps = 100  # linear warm-up
+    config.optim.grad_clip_norm = 5.0  # global-norm clipping
+
+    config.train.num_epochs = 0  # step-based
+    config.train.num_steps = 3000  # updates
+    config.train.batch_size = 32  # parallel character streams
+    config.train.seq_len = 100  # BPTT window; the carry passes between windows
+    config.train.log_every = 100  # steps between train logs
+    config.train.eval_every = 500  # steps between validation passes
+    config.train.checkpoint_every = 500  # steps between checkpoints
+    config.train.keep_checkpoints = 2  # latest checkpoints kept (plus the best)
+    config.train.dtype = "float32"  # compute dtype
+    config.train.early_stopping_patience = 0  # off
+    config.train.best_metric = "loss"  # validation nats/char picks the best checkpoint
+
+    config.eval.batch_size = 32  # parallel streams over the validation text, carry kept
+    return config

@@ -1,0 +1,125 @@
+r"""Generate text from a trained language model's checkpoint.
+
+    python -m experiments.sample --workdir=workdirs/shakespeare_lstm --prompt="ROMEO:" \
+        --length=400 --temperature=0.8 --seed=0
+
+The prompt is fed through the model (carry from zeros), then `length` tokens are drawn one at a
+time from softmax(logits / temperature), each fed back in. The same seed gives the same text.
+Character models take the prompt character by character; word models split it on whitespace
+(unknown words become '<unk>'), and '<eos>' prints as a newline.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a trained 'lm' run.")
+_PROMPT = flags.DEFINE_string("prompt", "", "Text to start from ('' = a newline / <eos>).")
+_LENGTH = flags.DEFINE_integer("length", 400, "Tokens (characters or words) to generate.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Softmax temperature, > 0.")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same text.")
+_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint to load.")
+
+
+class SampleError(ValueError):
+    """A user-facing problem with the sampling request (one line)."""
+
+
+def encode_prompt(task, prompt: str) -> np.ndarray:
+    """The prompt as ids [P] in the task's vocabulary (P >= 1)."""
+    from train.data import text
+
+    vocab, level = task.corpus.vocab, task.corpus.level
+    if level == "char":
+        tokens = list(prompt) or ["\n"]
+        unknown = sorted({t for t in tokens if t not in vocab.index})
+        if unknown:
+            raise SampleError(
+                f"--prompt: characters {''.join(unknown)!r} are not in the model's "
+                f"{len(vocab)}-character vocabulary."
+            )
+    else:
+        tokens = prompt.split() or [text.EOS]
+        unknown = sorted({t for t in tokens if t not in vocab.index})
+        if unknown and text.UNK not in vocab.index:
+            raise SampleError(f"--prompt: words {unknown[:5]} are not in the vocabulary.")
+    return vocab.encode(tokens)
+
+
+def generate(task, params, prompt: str, length: int, temperature: float, seed: int) -> str:
+    """`length` sampled tokens after `prompt`, decoded to text (the prompt not included)."""
+    if not temperature > 0:
+        raise SampleError(f"--temperature must be > 0, got {temperature}.")
+    if length < 0:
+        raise SampleError(f"--length must be >= 0, got {length}.")
+    prompt_1xP = jnp.asarray(encode_prompt(task, prompt))[None, :]
+    if length == 0:
+        return ""
+
+    @jax.jit
+    def run(params, prompt_1xP, key):
+        logits_1xPxV, carry = task.apply(params, task.init_carry(1), prompt_1xP)
+
+        def body(state, k):
+            carry, logits_1xV = state
+            token_1 = jax.random.categorical(k, logits_1xV / temperature, axis=-1)
+            logits_1x1xV, carry = task.apply(params, carry, token_1[:, None])
+            return (carry, logits_1x1xV[:, 0]), token_1[0]
+
+        keys = jax.random.split(key, length)
+        _, tokens_L = jax.lax.scan(body, (carry, logits_1xPxV[:, -1]), keys)
+        return tokens_L
+
+    tokens = np.asarray(run(params, prompt_1xP, jax.random.key(seed)))
+    out = task.corpus.vocab.decode(tokens, task.corpus.level)
+    if task.corpus.level == "word" and out and not out.startswith("\n"):
+        out = " " + out
+    return out
+
+
+def load(workdir: str, which: str = "best"):
+    """(task, params) of a workdir's checkpoint; SampleError when it is not an 'lm' run."""
+    from train import checkpoint
+    from train.tasks import registry
+
+    if not os.path.isfile(os.path.join(workdir, "config.json")):
+        raise SampleError(f"--workdir={workdir}: no config.json there; train a model first.")
+    config = checkpoint.load_config(workdir)
+    if config.get("task") != "lm":
+        raise SampleError(f"--workdir={workdir}: task is {config.get('task')!r}, not 'lm'.")
+    try:
+        config, params = checkpoint.restore_params(workdir, which)
+    except FileNotFoundError as e:
+        raise SampleError(f"--workdir={workdir}: {e}.") from e
+    return registry.get_task(config), params
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from train.tasks import base
+
+    logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
+    if not _WORKDIR.value:
+        _fail("--workdir is required: the workdir of a trained 'lm' run.")
+    try:
+        task, params = load(_WORKDIR.value, _WHICH.value)
+        out = generate(task, params, _PROMPT.value, _LENGTH.value, _TEMPERATURE.value, _SEED.value)
+    except (SampleError, base.ConfigError) as e:
+        _fail(str(e))
+    print(_PROMPT.value + out)
+
+
+def _fail(message: str):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)

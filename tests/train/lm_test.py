@@ -1,0 +1,182 @@
+"""Tests for train/tasks/lm.py: loss against hand computation, init, carry, a tiny end-to-end run."""
+
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from train import config_base
+from train.tasks import base, lm
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+TEXT = "to be or not to be that is the question\n" * 40
+
+
+def tiny_config(path, cell="lstm", **model) -> ml_collections.ConfigDict:
+    config = config_base.base_config()
+    config.task = "lm"
+    config.data.path = str(path)
+    config.data.level = "char"
+    config.data.valid_fraction = 0.2
+    config.data.test_fraction = 0.0
+    config.model.cell = cell
+    config.model.hidden_size = 16
+    config.model.num_layers = 2
+    config.model.dropout = 0.0
+    config.model.embed_size = 8
+    config.model.init_scale = 0.1
+    config.model.forget_bias = 0.0
+    config.model.objective = "window_sum"
+    for k, v in model.items():
+        config.model[k] = v
+    config.train.batch_size = 4
+    config.train.seq_len = 8
+    config.eval.batch_size = 2
+    return config
+
+
+@pytest.fixture(scope="module")
+def corpus_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lm") / "tiny.txt"
+    path.write_text(TEXT)
+    return path
+
+
+def test_loss_matches_hand_computation(corpus_path):
+    task = lm.LMTask(tiny_config(corpus_path))
+    params = task.init_params(jax.random.key(0))
+    v = task.vocab_size
+    # Zero output weights: logits = b whatever the RNN does, so p(w) = softmax(b) everywhere.
+    b = np.linspace(-1.0, 1.0, v).astype(np.float32)
+    params["softmax"] = {"w": jnp.zeros_like(params["softmax"]["w"]), "b": jnp.asarray(b)}
+    batch = next(task.train_iterator())
+    log_p = b - np.log(np.sum(np.exp(b.astype(np.float64))))
+    nll = -log_p[batch["targets"]]  # [B, T]
+    objective, (_, sums) = task.loss(params, task.init_carry(4), batch, None, False)
+    np.testing.assert_allclose(float(sums["nll"]), nll.sum(), rtol=1e-5)
+    assert float(sums["tokens"]) == 4 * 8
+    # Zaremba's cost: summed over the window, averaged over the batch.
+    np.testing.assert_allclose(float(objective), nll.sum() / 4, rtol=1e-5)
+    task.objective = "token_mean"
+    objective, _ = task.loss(params, task.init_carry(4), batch, None, False)
+    np.testing.assert_allclose(float(objective), nll.mean(), rtol=1e-5)
+
+
+def test_summarize_perplexity_and_bits():
+    task = object.__new__(lm.LMTask)
+    task.corpus = type("C", (), {"level": "char"})()
+    m = task.summarize({"nll": 2.0 * 10, "tokens": 10.0})
+    assert m["loss"] == pytest.approx(2.0)
+    assert m["perplexity"] == pytest.approx(math.exp(2.0))
+    assert m["bits_per_char"] == pytest.approx(2.0 / math.log(2.0))
+    task.corpus.level = "word"
+    assert "bits_per_char" not in task.summarize({"nll": 3.0, "tokens": 1.0})
+
+
+def test_masked_positions_do_not_count(corpus_path):
+    task = lm.LMTask(tiny_config(corpus_path))
+    params = task.init_params(jax.random.key(0))
+    batch = next(task.train_iterator())
+    full = task.loss(params, task.init_carry(4), batch, None, False)[1][1]
+    mask = np.ones((4, 8), np.float32)
+    mask[:, 5:] = 0
+    part = task.loss(params, task.init_carry(4), dict(batch, mask=mask), None, False)[1][1]
+    assert float(part["tokens"]) == 20
+    assert float(part["nll"]) < float(full["nll"])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_zaremba_uniform_init(corpus_path, cell):
+    task = lm.LMTask(tiny_config(corpus_path, cell=cell, forget_bias=0.5))
+    params = task.init_params(jax.random.key(1))
+    for path, x in jax.tree_util.tree_leaves_with_path(params):
+        x = np.asarray(x)
+        if cell == "lstm" and "'b'" in jax.tree_util.keystr(path) and x.shape == (64,):
+            forget = x[16:32]
+            assert np.all(forget >= 0.4) and np.all(forget <= 0.6)
+            x = np.concatenate([x[:16], x[32:]])
+        assert np.all(np.abs(x) <= 0.1), jax.tree_util.keystr(path)
+        assert np.std(x) > 0.03  # spread over the interval, not constant
+
+
+def test_carry_across_windows_equals_one_long_window(corpus_path):
+    task = lm.LMTask(tiny_config(corpus_path, cell="gru"))
+    params = task.init_params(jax.random.key(2))
+    ids = jnp.asarray(task.corpus.splits["train"][:32].reshape(2, 16))
+    whole, _ = task.apply(params, task.init_carry(2), ids)
+    first, carry = task.apply(params, task.init_carry(2), ids[:, :8])
+    second, _ = task.apply(params, carry, ids[:, 8:])
+    np.testing.assert_allclose(
+        np.concatenate([first, second], axis=1), np.asarray(whole), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_dropout_only_in_training(corpus_path):
+    task = lm.LMTask(tiny_config(corpus_path, dropout=0.5))
+    params = task.init_params(jax.random.key(0))
+    ids = jnp.asarray(task.corpus.splits["train"][:16].reshape(2, 8))
+    a, _ = task.apply(params, task.init_carry(2), ids, jax.random.key(0))
+    b, _ = task.apply(params, task.init_carry(2), ids, jax.random.key(1))
+    c, _ = task.apply(params, task.init_carry(2), ids, None)
+    d, _ = task.apply(params, task.init_carry(2), ids, None)
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(c, d)
+
+
+def test_tied_embeddings(corpus_path):
+    task = lm.LMTask(tiny_config(corpus_path, tie_embeddings=True, embed_size=16))
+    params = task.init_params(jax.random.key(0))
+    assert "w" not in params["softmax"]
+    with pytest.raises(base.ConfigError, match="tie_embeddings"):
+        lm.LMTask(tiny_config(corpus_path, tie_embeddings=True, embed_size=8))
+
+
+def test_validate_errors(corpus_path):
+    with pytest.raises(base.ConfigError, match="config.model.cell"):
+        lm.LMTask.validate(tiny_config(corpus_path, cell="transformer"))
+    with pytest.raises(base.ConfigError, match="config.model.objective"):
+        lm.LMTask.validate(tiny_config(corpus_path, objective="max"))
+    with pytest.raises(base.ConfigError, match="config.data.path"):
+        lm.LMTask.validate(tiny_config(corpus_path.parent / "missing.txt"))
+
+
+def test_ptb_small_config_is_zaremba():
+    from experiments.configs import ptb_large, ptb_medium, ptb_small
+
+    c = ptb_small.get_config()
+    assert (c.model.hidden_size, c.train.seq_len, c.model.init_scale) == (200, 20, 0.1)
+    assert (c.train.num_epochs, c.optim.decay_after_epochs, c.optim.decay_factor) == (13, 4, 0.5)
+    assert c.optim.grad_clip_norm == 5 and c.model.objective == "window_sum"
+    assert c.train.eval_every == 2323  # one epoch
+    m, g = ptb_medium.get_config(), ptb_large.get_config()
+    assert (m.model.hidden_size, m.model.dropout, m.train.num_epochs) == (650, 0.5, 39)
+    assert (g.model.hidden_size, g.model.dropout, g.optim.grad_clip_norm) == (1500, 0.65, 10)
+
+
+def test_tiny_end_to_end_run(corpus_path, tmp_path):
+    from train import trainer
+
+    config = tiny_config(corpus_path, objective="token_mean")
+    config.optim.optimizer = "adam"
+    config.optim.learning_rate = 2e-2
+    config.train.num_steps = 200
+    config.train.log_every = 100
+    config.train.eval_every = 100
+    config.train.checkpoint_every = 100
+    workdir = str(tmp_path / "run")
+    results = trainer.train_and_evaluate(config, workdir)
+    with open(os.path.join(workdir, "results.json")) as f:
+        assert json.load(f)["valid"] == results["valid"]
+    for split in ("valid", "test"):
+        m = results[split]
+        assert set(m) >= {"loss", "perplexity", "bits_per_char"}
+        assert m["perplexity"] == pytest.approx(math.exp(m["loss"]))
+    # Learnt something: well below the uniform distribution's log(V) nats per character.
+    v = len(set(TEXT))
+    assert results["valid"]["loss"] < 0.5 * math.log(v)
