@@ -1,4 +1,4 @@
-"""Tests for train/tasks/lm.py: loss against hand computation, init, carry, a tiny end-to-end run."""
+"""Tests for train/tasks/lm.py: loss vs hand computation, init, carry, a tiny end-to-end run."""
 
 import json
 import math
