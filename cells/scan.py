@@ -22,7 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from cells import base
+from cells import base, kernels
+
+_BACKWARDS = ("autodiff", "fused")
 
 
 def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
@@ -103,6 +105,7 @@ def scan(
     return_trace: bool = False,
     unroll: int | bool = 1,
     remat: bool = False,
+    backward: str = "autodiff",
 ) -> tuple[Any, ...]:
     """Runs `cell` over a batch of sequences: the fused path.
 
@@ -118,6 +121,10 @@ def scan(
       unroll: passed to `lax.scan` (steps per loop iteration; True unrolls fully).
       remat: recompute each step's internals in the backward pass instead of storing them
         (memory O(T*B*H) for the carries only), for very long sequences.
+      backward: 'autodiff' (JAX differentiates the `lax.scan`) or 'fused' (the hand-written
+        whole-sequence backward of `cells.kernels`: one GEMM per step in the reverse chain,
+        weight gradients as single GEMMs after it; same values up to float rounding).
+        return_trace=True and remat=True always use 'autodiff'.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -134,6 +141,16 @@ def scan(
         idx_BxT = reverse_index(lengths, steps)
         xp_BxTxG = _take_time(xp_BxTxG, jnp.broadcast_to(idx_BxT, (batch, steps)))
     xp_TxBxG = jnp.swapaxes(xp_BxTxG, 0, 1)
+
+    if backward not in _BACKWARDS:
+        raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
+    if backward == "fused" and not (return_trace or remat) and kernels.supports(cell):
+        valid_TxB = None if lengths is None else jnp.arange(steps)[:, None] < lengths[None, :]
+        hs_TxBxH, carry = kernels.recurrence(cell, params, xp_TxBxG, carry, valid_TxB, unroll)
+        ys = jnp.swapaxes(hs_TxBxH, 0, 1)
+        if reverse:
+            ys = _take_time(ys, jnp.broadcast_to(reverse_index(lengths, steps), (batch, steps)))
+        return ys, carry
 
     def body(carry, inputs):
         xp_BxG, t = inputs

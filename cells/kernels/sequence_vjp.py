@@ -1,0 +1,127 @@
+"""The recurrence with a hand-written backward over the whole sequence (`jax.custom_vjp`).
+
+JAX's autodiff of `lax.scan` accumulates dW_hh inside the reverse loop: every step adds an
+[H, B] x [B, G*H] product to a loop-carried [H, G*H] buffer, so the serial chain holds two or
+three GEMMs per step plus a read-modify-write of the weight gradient. Here, as in cuDNN and
+oneDNN, the reverse loop only carries dh (and dc) and does the one recurrent GEMM a step needs,
+dh_{t-1} = dpre_t W_hh^T; it stores dpre_t, and after the loop
+
+    dW_hh = sum_t h_{t-1}^T dpre_t        (one [H, T*B] x [T*B, G*H] GEMM)
+    dxp   = dpre                          (dW_ih, db and dx follow as single GEMMs in autodiff
+                                           of the input projection outside this function)
+
+The forward pass is `cell.fused_step` in `lax.scan`, unchanged; under differentiation it also
+stores the carries and the gate activations the backward step needs (no recomputation).
+
+Everything is time-major: xp [T, B, G*H] in, hs [T, B, H] out. `valid` [T, B] (bool, or None
+for no padding) marks the steps that update the carry; at the others the carry passes through
+and the output is zero, exactly like `cells.scan` with `lengths`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from cells.kernels import step_grads
+
+
+def _mask_tree(valid_Bx1, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(valid_Bx1, n, o), new, old)
+
+
+def _forward(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB, save):
+    grads = step_grads.for_cell(cell)
+
+    def body(carry, inputs):
+        xp_BxG, valid_B = inputs
+        new_carry, _, gates = cell.fused_step(rparams, carry, xp_BxG)
+        if valid_B is not None:
+            new_carry = _mask_tree(valid_B[:, None], new_carry, carry)
+        if save:
+            return new_carry, (new_carry, grads.saved(gates))
+        return new_carry, new_carry.h
+
+    carry, stacked = lax.scan(body, carry, (xp_TxBxG, valid_TxB), unroll=unroll)
+    hs_TxBxH = stacked[0].h if save else stacked
+    if valid_TxB is not None:
+        hs_TxBxH = jnp.where(valid_TxB[:, :, None], hs_TxBxH, 0.0)
+    return hs_TxBxH, carry, stacked
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _recurrence(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB):
+    hs_TxBxH, carry, _ = _forward(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB, False)
+    return hs_TxBxH, carry
+
+
+def _recurrence_fwd(cell, unroll, rparams, xp_TxBxG, carry0, valid_TxB):
+    hs_TxBxH, carry, (carries_TxB, saved_TxB) = _forward(
+        cell, unroll, rparams, xp_TxBxG, carry0, valid_TxB, True
+    )
+    return (hs_TxBxH, carry), (rparams, carry0, valid_TxB, carries_TxB, saved_TxB)
+
+
+def _recurrence_bwd(cell, unroll, residuals, cotangents):
+    rparams, carry0, valid_TxB, new_TxB, saved_TxB = residuals
+    dhs_TxBxH, dcarry = cotangents
+    grads = step_grads.for_cell(cell)
+    # prev_TxB[t] is the carry entering step t: the initial carry, then new_TxB[:-1].
+    prev_TxB = jax.tree.map(
+        lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, new_TxB
+    )
+    saved_TxB = grads.prepare(rparams, prev_TxB, new_TxB, saved_TxB)
+    w_hh_T = rparams["w_hh"].T  # transposed once, outside the loop
+
+    def body(dnext, inputs):
+        s, prev, new, dh_BxH, valid_B = inputs
+        if valid_B is not None:
+            dh_BxH = jnp.where(valid_B[:, None], dh_BxH, 0.0)
+        d = dnext._replace(h=dnext.h + dh_BxH)
+        dprev, dpre_BxG = grads.backward_step(rparams, w_hh_T, s, prev, new, d)
+        if valid_B is not None:
+            valid_Bx1 = valid_B[:, None]
+            dprev = _mask_tree(valid_Bx1, dprev, dnext)
+            dpre_BxG = jnp.where(valid_Bx1, dpre_BxG, 0.0)
+        return dprev, dpre_BxG
+
+    dcarry0, dpre_TxBxG = lax.scan(
+        body,
+        dcarry,
+        (saved_TxB, prev_TxB, new_TxB, dhs_TxBxH, valid_TxB),
+        reverse=True,
+        unroll=unroll,
+    )
+    drparams, dxp_TxBxG = grads.param_grads(rparams, prev_TxB, saved_TxB, dpre_TxBxG)
+    return drparams, dxp_TxBxG, dcarry0, None
+
+
+_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def supports(cell) -> bool:
+    """True when `cell` has a hand-written sequence backward."""
+    return step_grads.for_cell(cell) is not None
+
+
+def recurrence(cell, params, xp_TxBxG, carry, valid_TxB=None, unroll=1):
+    """Runs the recurrence over projected inputs with the hand-written sequence backward.
+
+    Args:
+      cell: a `cells.LSTM`, `cells.GRU` or `cells.SimpleRNN` (see `supports`).
+      params: the cell's parameters; only the recurrent ones (w_hh, and b_hn for GRU
+        reset_after) are read here; the input projection is done by the caller.
+      xp_TxBxG: projected inputs x_t W_ih + b, time-major [T, B, G*H].
+      carry: the carry entering step 0 (a NamedTuple of [B, H]).
+      valid_TxB: bool [T, B], False where a step leaves the carry unchanged (padding); None
+        when every step is valid.
+      unroll: steps per loop iteration, for both the forward and the backward loop.
+
+    Returns:
+      (hs [T, B, H] (zero at invalid steps), final carry).
+    """
+    rparams = {k: params[k] for k in ("w_hh", "b_hn") if k in params}
+    return _recurrence(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB)

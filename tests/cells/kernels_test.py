@@ -1,0 +1,176 @@
+"""The hand-written sequence backward (`cells.scan(..., backward='fused')`) against autodiff.
+
+Values and gradients (w.r.t. every parameter, the inputs and the initial carry) are checked
+against JAX autodiff of `cells.reference_scan` (the gate-by-gate spec, float64, tight), of the
+default `cells.scan` (float32), and against central finite differences (float64).
+"""
+
+import cells_testing as ct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cells
+from cells import kernels
+
+slow = pytest.mark.slow
+
+
+def _loss_fn(cell, scan_fn, lengths, reverse, **kwargs):
+    """A scalar touching every output and the final carry with distinct weights."""
+
+    def loss(params, xs, carry):
+        ys, final = scan_fn(
+            cell, params, xs, carry=carry, lengths=lengths, reverse=reverse, **kwargs
+        )
+        w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+        total = jnp.sum(w * ys) + jnp.sum(ys * ys)
+        for k, c in enumerate(final):
+            total = total + (k + 1.5) * jnp.sum(jnp.cos(c))
+        return total
+
+    return loss
+
+
+def _value_and_grads(loss, params, xs, carry, jit=True):
+    fn = jax.value_and_grad(loss, argnums=(0, 1, 2))
+    return (jax.jit(fn) if jit else fn)(params, xs, carry)
+
+
+def _assert_tree_close(actual, expected, tol):
+    for (path, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected), strict=True
+    ):
+        ct.assert_close(a, b, tol, jax.tree_util.keystr(path))
+
+
+# Every cell with padding and reverse by default; the rest of the grid is marked slow.
+_GRID = [
+    pytest.param(name, use_lengths, reverse, marks=() if use_lengths and reverse else slow)
+    for name in ct.CELL_IDS
+    for use_lengths in (False, True)
+    for reverse in (False, True)
+]
+
+
+@pytest.mark.parametrize("name,use_lengths,reverse", _GRID)
+def test_matches_reference_scan_float64(x64, name, use_lengths, reverse):
+    cell = ct.CELLS[name]
+    params = ct.random_params(cell, dtype=np.float64)
+    xs = ct.random_inputs(dtype=np.float64)
+    carry = ct.random_carry(cell, dtype=np.float64)
+    lengths = jnp.asarray(ct.LENGTHS) if use_lengths else None
+    fused = _loss_fn(cell, cells.scan, lengths, reverse, backward="fused")
+    spec = _loss_fn(cell, cells.reference_scan, lengths, reverse)
+    v, g = _value_and_grads(fused, params, xs, carry)
+    v_ref, g_ref = _value_and_grads(spec, params, xs, carry)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-12)
+    _assert_tree_close(g, g_ref, 1e-10)
+    # The initial-carry gradient is non-trivial (not all zeros), so the test could fail.
+    assert float(jnp.max(jnp.abs(g[2][0]))) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "name,jit",
+    [
+        pytest.param(n, j, marks=() if (n, j) in (("lstm", True), ("gru", False)) else slow)
+        for n in ct.CELL_IDS
+        for j in (True, False)
+    ],
+)
+def test_matches_autodiff_scan_float32(name, jit):
+    cell = ct.CELLS[name]
+    params, xs, carry = ct.random_params(cell), ct.random_inputs(), ct.random_carry(cell)
+    lengths = jnp.asarray(ct.LENGTHS)
+    fused = _loss_fn(cell, cells.scan, lengths, True, backward="fused")
+    auto = _loss_fn(cell, cells.scan, lengths, True, backward="autodiff")
+    v, g = _value_and_grads(fused, params, xs, carry, jit=jit)
+    v_ref, g_ref = _value_and_grads(auto, params, xs, carry, jit=jit)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-5)
+    _assert_tree_close(g, g_ref, 1e-5)
+
+
+@pytest.mark.parametrize("name", ct.CELL_IDS)
+def test_forward_equals_default_scan(name):
+    cell = ct.CELLS[name]
+    params, xs, carry = ct.random_params(cell), ct.random_inputs(), ct.random_carry(cell)
+    for lengths in (None, jnp.asarray(ct.LENGTHS)):
+        ys, final = cells.scan(cell, params, xs, carry=carry, lengths=lengths, backward="fused")
+        ys_ref, final_ref = cells.scan(cell, params, xs, carry=carry, lengths=lengths)
+        np.testing.assert_allclose(ys, ys_ref, rtol=1e-6, atol=1e-6)
+        _assert_tree_close(final, final_ref, 1e-6)
+    assert ys.shape == (ct.B, ct.T, cell.hidden_size)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_before"])
+def test_finite_differences_float64(x64, name):
+    """Directional derivative along a random direction vs a central difference."""
+    cell = ct.CELLS[name]
+    params = ct.random_params(cell, dtype=np.float64)
+    xs = ct.random_inputs(dtype=np.float64)
+    carry = ct.random_carry(cell, dtype=np.float64)
+    loss = jax.jit(_loss_fn(cell, cells.scan, jnp.asarray(ct.LENGTHS), False, backward="fused"))
+    primal = (params, xs, carry)
+    rng = np.random.default_rng(7)
+    direction = jax.tree.map(lambda a: jnp.asarray(rng.standard_normal(a.shape)), primal)
+    grads = jax.grad(loss, argnums=(0, 1, 2))(*primal)
+    analytic = sum(
+        float(jnp.sum(g * d))
+        for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(direction), strict=True)
+    )
+    eps = 1e-6
+    plus = jax.tree.map(lambda a, d: a + eps * d, primal, direction)
+    minus = jax.tree.map(lambda a, d: a - eps * d, primal, direction)
+    numeric = (float(loss(*plus)) - float(loss(*minus))) / (2 * eps)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6)
+
+
+def test_carry_continues_and_unroll():
+    """Two halves with the carry passed on equal one call; unroll=2 changes nothing."""
+    cell = ct.CELLS["lstm"]
+    params, xs = ct.random_params(cell), ct.random_inputs(shape=(ct.B, 6, ct.I))
+
+    def loss(p, x):
+        ys1, c1 = cells.scan(cell, p, x[:, :3], backward="fused")
+        ys2, c2 = cells.scan(cell, p, x[:, 3:], carry=c1, backward="fused", unroll=2)
+        return jnp.sum(ys1**2) + jnp.sum(ys2**2) + jnp.sum(c2.c)
+
+    def loss_whole(p, x):
+        ys, c = cells.scan(cell, p, x)
+        return jnp.sum(ys**2) + jnp.sum(c.c)
+
+    g = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, xs)
+    g_ref = jax.jit(jax.grad(loss_whole, argnums=(0, 1)))(params, xs)
+    _assert_tree_close(g, g_ref, 1e-5)
+
+
+@slow
+def test_stack_passes_backward_through():
+    stack = cells.Stack.uniform(cells.GRU(ct.H), num_layers=2)
+    params = stack.init(jax.random.key(0), ct.I)
+    xs = ct.random_inputs()
+
+    def loss(p, backward):
+        ys, _ = stack(p, xs, lengths=jnp.asarray(ct.LENGTHS), backward=backward)
+        return jnp.sum(ys**2)
+
+    g = jax.grad(loss)(params, "fused")
+    g_ref = jax.grad(loss)(params, "autodiff")
+    _assert_tree_close(g, g_ref, 1e-5)
+
+
+def test_bfloat16_compute_is_close():
+    cell = cells.LSTM(ct.H, compute_dtype="bfloat16")
+    params, xs = ct.random_params(cell), ct.random_inputs()
+    loss = lambda b: lambda p: jnp.sum(cells.scan(cell, p, xs, backward=b)[0] ** 2)
+    g = jax.grad(loss("fused"))(params)
+    g_ref = jax.grad(loss("autodiff"))(params)
+    _assert_tree_close(g, g_ref, 3e-2)
+
+
+def test_supports_and_bad_option():
+    assert all(kernels.supports(c) for c in ct.CELLS.values())
+    cell = ct.CELLS["lstm"]
+    with pytest.raises(ValueError, match="backward must be one of"):
+        cells.scan(cell, ct.random_params(cell), ct.random_inputs(), backward="cudnn")
