@@ -1,0 +1,204 @@
+r"""LM results: record a run as experiments/results/<name>.json and render the README table.
+
+    python -m experiments.lm_results collect --workdir=workdirs/ptb_small_lstm --name=ptb_small_lstm
+    python -m experiments.lm_results render        # README.md, between the section:lm markers
+
+`collect` reads a workdir (config.json, metrics.jsonl, the checkpoints and, for a finished run,
+results.json). For a run that has not finished (status 'partial'), the valid and test metrics
+are evaluated here from its best checkpoint over the full splits, state carried, exactly as the
+loop's final evaluation does. It adds the parameter count, training tokens/s (tokens / train
+time, evaluation passes included), the validation curve per evaluation, commit and hardware.
+`render` builds the tables from those JSON files only: no number is typed by hand.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "collect: the training workdir.")
+_NAME = flags.DEFINE_string(
+    "name", None, "collect: result name (file experiments/results/NAME.json)."
+)
+_NOTE = flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
+_README = flags.DEFINE_string("readme", "README.md", "render: the README to update.")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
+BEGIN, END = "<!-- section:lm -->", "<!-- /section:lm -->"
+# Zaremba et al. 2014 (valid, test perplexity), as in /work/shared/REFERENCE.md.
+PAPER = {"ptb_small": (120.7, 114.5), "ptb_medium": (86.2, 82.7), "ptb_large": (82.2, 78.4)}
+
+
+def collect(workdir: str, name: str, note: str = "") -> dict:
+    """Builds (and writes) experiments/results/<name>.json from a workdir."""
+    import jax
+
+    from train import checkpoint, metrics, sharding, steps, trainer
+
+    config = checkpoint.load_config(workdir)
+    events = metrics.read_events(workdir)
+    final_path = os.path.join(workdir, "results.json")
+    ckpts = checkpoint.Checkpoints(workdir)
+    try:
+        latest = ckpts.steps()[-1]
+        meta = ckpts.read_meta(latest)
+    finally:
+        ckpts.close()
+    _, params = checkpoint.restore_params(workdir, "best")
+    task = trainer.registry.get_task(config)
+    if os.path.exists(final_path):
+        with open(final_path) as f:
+            record = json.load(f)
+        record["status"] = "complete"
+    else:
+        mesh = sharding.make_mesh()
+        replicated = jax.tree.map(lambda _: sharding.replicated(mesh), params)
+        params_global = sharding.to_global(jax.device_get(params), replicated)
+        eval_step = steps.make_eval_step(task)
+        splits = {
+            s: trainer.evaluate(task, eval_step, params_global, s, mesh, config.eval.batch_size)
+            for s in task.eval_splits
+        }
+        record = {
+            "name": name,
+            "task": config.task,
+            "status": "partial",
+            "steps": latest,
+            "num_steps": trainer.num_train_steps(config, task),
+            "best_step": meta.get("best_step"),
+            **{
+                s: {k: v for k, v in m.items() if k not in ("workdir", "split")}
+                for s, m in splits.items()
+            },
+            "train_time_s": meta.get("train_time_s"),
+            "git_commit": trainer._git_commit(),
+            "hardware": trainer._hardware(),
+            "config": config.to_dict(),
+        }
+    record["name"] = name
+    record["note"] = note
+    record["params"] = sum(int(x.size) for x in jax.tree.leaves(params))
+    tokens_per_step = config.train.batch_size * config.train.seq_len
+    record["train_tokens_per_s"] = record["steps"] * tokens_per_step / record["train_time_s"]
+    spe = task.steps_per_epoch()
+    record["epochs"] = record["steps"] / spe if spe else None
+    record["valid_curve"] = [
+        {k: e[k] for k in e if k in ("step", "loss", "perplexity", "bits_per_char")}
+        for e in events
+        if e.get("split") == "valid" and not e.get("final")
+    ]
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return record
+
+
+def load_records() -> list[dict]:
+    records = []
+    for path in sorted(glob.glob(os.path.join(RESULTS_DIR, "*.json"))):
+        base = os.path.basename(path)
+        if base.startswith(("ptb_", "shakespeare_")):
+            with open(path) as f:
+                records.append(json.load(f))
+    return records
+
+
+def _fmt_time(seconds) -> str:
+    seconds = int(round(seconds or 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def render_section(records: list[dict]) -> str:
+    """The Markdown between the section:lm markers."""
+    ptb = [r for r in records if r["name"].startswith("ptb_")]
+    chars = [r for r in records if r["name"].startswith("shakespeare_")]
+    out = [
+        "## Language modelling: Penn Treebank (Zaremba et al. 2014) and Tiny Shakespeare",
+        "",
+        "Task `lm` (`train/tasks/lm.py`, data in `train/data/text.py`): embedding -> 2-layer "
+        "`cells.Stack` -> softmax, Zaremba's uniform init, SGD with his schedule, the cost summed "
+        "over the window and averaged over the batch, state carried across windows. Valid/test: "
+        "the best checkpoint over the full splits with the state carried (PTB: eval batch 1, as "
+        "TF's reproduction). Rendered by `python -m experiments.lm_results render` from "
+        "`experiments/results/*.json`.",
+        "",
+    ]
+    if ptb:
+        out += [
+            "| run | cell | params | epochs | valid ppl | test ppl | paper valid / test | "
+            "train tokens/s | train time | status |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in ptb:
+            cfg = r["config"]
+            paper = next((v for k, v in PAPER.items() if r["name"].startswith(k)), None)
+            paper_s = f"{paper[0]} / {paper[1]}" if paper and cfg["model"]["cell"] == "lstm" else ""
+            status = r["status"] + (f": {r['note']}" if r.get("note") else "")
+            out.append(
+                f"| {r['name']} | {cfg['model']['cell']} | {r['params']:,} | {r['epochs']:.2f} | "
+                f"{r['valid']['perplexity']:.2f} | {r['test']['perplexity']:.2f} | {paper_s} | "
+                f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
+            )
+        out.append("")
+    if chars:
+        out += [
+            "| run | cell | params | steps | valid nats/char | valid bits/char | "
+            "train tokens/s | train time | status |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in chars:
+            v = r["valid"]
+            status = r["status"] + (f": {r['note']}" if r.get("note") else "")
+            out.append(
+                f"| {r['name']} | {r['config']['model']['cell']} | {r['params']:,} | "
+                f"{r['steps']} | {v['loss']:.3f} | {v['bits_per_char']:.3f} | "
+                f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
+            )
+        out.append("")
+    hardware = sorted({(r["hardware"]["cpu"], r["hardware"]["cpu_count"]) for r in records})
+    commits = sorted({r.get("git_commit", "unknown")[:10] for r in records})
+    if records:
+        out.append(
+            "Hardware: "
+            + "; ".join(f"{cpu}, {n} cores (shared with other jobs)" for cpu, n in hardware)
+            + f". Commits: {', '.join(commits)}. Commands: each config's docstring; "
+            "`python -m experiments.sample --workdir=DIR --prompt=...` generates text."
+        )
+    return "\n".join(out)
+
+
+def render(readme: str) -> None:
+    with open(readme) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"error: {readme} lacks the {BEGIN} / {END} markers.")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    body = render_section(load_records())
+    with open(readme, "w") as f:
+        f.write(f"{head}{BEGIN}\n{body}\n{END}{tail}")
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)
+    if len(argv) != 2 or argv[1] not in ("collect", "render"):
+        print("usage: python -m experiments.lm_results collect|render [flags]", file=sys.stderr)
+        sys.exit(2)
+    if argv[1] == "collect":
+        if not (_WORKDIR.value and _NAME.value):
+            print("error: collect needs --workdir and --name.", file=sys.stderr)
+            sys.exit(2)
+        r = collect(_WORKDIR.value, _NAME.value, _NOTE.value)
+        print(json.dumps({k: r[k] for k in ("name", "status", "steps", "valid", "test")}))
+    else:
+        render(_README.value)
+
+
+if __name__ == "__main__":
+    app.run(main)
