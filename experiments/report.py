@@ -129,8 +129,27 @@ def ett_table(results: dict, features: str, baseline: bool = True) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def seq2seq_table(results: dict) -> str:
+    """Direct head vs seq2seq decoder (LSTM), where both ran."""
+    rows = []
+    for features in ("S", "M"):
+        for h in HORIZONS:
+            direct = results.get(f"ett_{features}_{h}_lstm")
+            s2s = results.get(f"ett_{features}_{h}_lstm_seq2seq")
+            if direct and s2s:
+                cells = [f"{r['test']['mse']:.3f} / {r['test']['mae']:.3f}" for r in (direct, s2s)]
+                walls = f"{direct['wall_time_s']:.0f} / {s2s['wall_time_s']:.0f}"
+                rows.append(f"| {features} | {h} | {cells[0]} | {cells[1]} | {walls} |")
+    if not rows:
+        return ""
+    return (
+        "| features | horizon | LSTM direct head MSE / MAE | LSTM seq2seq decoder MSE / MAE | "
+        "wall (s) direct / seq2seq |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def ett_runs_summary(results: dict) -> str:
-    runs = [r for n, r in results.items() if n.startswith("ett_")]
+    runs = [r for n, r in results.items() if n.startswith("ett_") and n.count("_") == 3]
     if not runs:
         return "No ETTh1 run has finished yet.\n"
     wall = sum(r["wall_time_s"] for r in runs)
@@ -333,6 +352,7 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         ett_table(results, "S"),
         "**Multivariate** (all 7 columns from all 7):\n",
         ett_table(results, "M"),
+        seq2seq_table(results),
         _image("ett_S_forecasts.png", rel_to),
         _image("ett_M_forecasts.png", rel_to),
     ]

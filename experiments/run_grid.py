@@ -49,9 +49,17 @@ def grid(group: str) -> list[tuple[str, str]]:
             for t in lengths
             for cell in ("rnn", "lstm", "gru")
         ]
+    if group == "seq2seq":  # the decoder head next to the direct head, LSTM, short horizons
+        return [
+            (f"ett_{f}_{h}_lstm_seq2seq", f"ett.py:features={f},horizon={h},cell=lstm,head=seq2seq")
+            for f in ("S", "M")
+            for h in (24, 168)
+        ]
     if group == "examples":
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
-    raise SystemExit(f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, all")
+    raise SystemExit(
+        f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, seq2seq, all"
+    )
 
 
 def solved(task: str, metrics: dict) -> bool:
