@@ -92,6 +92,17 @@ def collect(workdir: str, name: str, note: str = "") -> dict:
         for e in events
         if e.get("split") == "valid" and not e.get("final")
     ]
+    from experiments import sample
+
+    prompt, length = ("ROMEO:", 300) if task.corpus.level == "char" else ("the", 40)
+    record["sample"] = {
+        "prompt": prompt,
+        "temperature": 0.8,
+        "seed": 0,
+        "text": prompt + sample.generate(task, params, prompt, length, 0.8, seed=0),
+        "command": f"python -m experiments.sample --workdir={workdir} --prompt={prompt!r} "
+        f"--length={length} --temperature=0.8 --seed=0",
+    }
     os.makedirs(RESULTS_DIR, exist_ok=True)
     with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)
@@ -161,6 +172,17 @@ def render_section(records: list[dict]) -> str:
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
+    for r in records:
+        if r.get("sample") and r["name"].endswith("_lstm"):
+            smp = r["sample"]
+            out += [
+                f"Sample from `{r['name']}` (`{smp['command']}`):",
+                "",
+                "```",
+                smp["text"].strip("\n"),
+                "```",
+                "",
+            ]
     hardware = sorted({(r["hardware"]["cpu"], r["hardware"]["cpu_count"]) for r in records})
     commits = sorted({r.get("git_commit", "unknown")[:10] for r in records})
     if records:
