@@ -16,9 +16,13 @@ unfinished temporary directory that orbax ignores.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import sys
+import tempfile
+import time
 from typing import Any
 
 import jax
@@ -65,6 +69,50 @@ class WorkdirLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _drop_closed_loop_tracebacks(text: str) -> str:
+    """Removes the 'RuntimeError: Event loop is closed' tracebacks of a failed restore."""
+    out, block = [], []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("Traceback (most recent call last):"):
+            out += block
+            block = [line]
+        elif block:
+            block.append(line)
+            if not line.startswith(" "):  # the exception line ends the traceback
+                if "Event loop is closed" not in line:
+                    out += block
+                block = []
+        else:
+            out.append(line)
+    return "".join(out + block)
+
+
+@contextlib.contextmanager
+def _quiet_failed_restores(failures: list):
+    """Filters stderr (fd 2) while restoring possibly corrupt checkpoints.
+
+    When a restore fails, tensorstore callbacks still scheduled on orbax's (then closed)
+    asyncio loop print 'Event loop is closed' tracebacks from C++ threads; they are noise, not
+    errors. Everything else written meanwhile is passed through. `failures` is the caller's
+    list of failed restores: when it is not empty, late callbacks get a moment to print.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            if failures:
+                time.sleep(1.0)
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            sys.stderr.write(_drop_closed_loop_tracebacks(tmp.read().decode(errors="replace")))
+            sys.stderr.flush()
 
 
 def _abstract(tree, sharding=None):
@@ -136,6 +184,21 @@ class Checkpoints:
         exist but none is readable.
         """
         failures = []
+        with _quiet_failed_restores(failures):
+            found = self._newest_readable(abstract_state, signature, shardings, failures)
+        if found is not None:
+            for bad_step, error in failures:
+                self._move_aside(bad_step, error)
+            return found
+        if failures:
+            detail = "; ".join(f"step {s}: {str(e).splitlines()[0][:200]}" for s, e in failures)
+            raise CheckpointError(
+                f"no readable checkpoint in {self.directory} ({detail}); nothing was changed. "
+                "Move the directory away to start afresh."
+            )
+        return None
+
+    def _newest_readable(self, abstract_state, signature, shardings, failures):
         for step in reversed(self.steps()):
             try:
                 meta = self.read_meta(step)
@@ -149,19 +212,9 @@ class Checkpoints:
                     "--workdir or restore the original config."
                 )
             try:
-                state, meta = self.restore(step, abstract_state, shardings)
+                return self.restore(step, abstract_state, shardings)
             except Exception as e:  # noqa: BLE001
                 failures.append((step, e))
-                continue
-            for bad_step, error in failures:
-                self._move_aside(bad_step, error)
-            return state, meta
-        if failures:
-            detail = "; ".join(f"step {s}: {str(e).splitlines()[0][:200]}" for s, e in failures)
-            raise CheckpointError(
-                f"no readable checkpoint in {self.directory} ({detail}); nothing was changed. "
-                "Move the directory away to start afresh."
-            )
         return None
 
     def _move_aside(self, step: int, error: Exception) -> None:

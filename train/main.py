@@ -35,13 +35,14 @@ def _fail(message: str, status: int = 2):
 
 
 def _config_file(argv: list[str]) -> str | None:
-    """The --config file named on the command line (without a ':args' suffix), if any."""
+    """The --config file named on the command line (the last one, as absl), if any."""
+    path = None
     for i, arg in enumerate(argv):
         if arg.startswith("--config="):
-            return arg.split("=", 1)[1].split(":", 1)[0]
-        if arg == "--config" and i + 1 < len(argv):
-            return argv[i + 1].split(":", 1)[0]
-    return None
+            path = arg.split("=", 1)[1]
+        elif arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+    return None if path is None else path.split(":", 1)[0]  # drop a ':args' suffix
 
 
 def _explain(error: Exception, argv: list[str]) -> str:
@@ -67,6 +68,8 @@ def _explain(error: Exception, argv: list[str]) -> str:
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, with every error (incl. config_flags') as one line and exit status 2."""
     path = _config_file(argv)
+    if path == "":
+        _fail("--config is required: an experiment config file (experiments/configs/<name>.py).")
     if path is not None and not os.path.isfile(path):
         _fail(f"--config: file {path!r} does not exist (relative to {os.getcwd()}).")
     try:

@@ -137,6 +137,13 @@ def assert_trees_equal(a, b) -> None:
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def max_abs_diff(a, b) -> float:
+    """Largest |a - b| over two pytrees of arrays with the same structure."""
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in pairs)
+
+
 def results(workdir: str) -> dict:
     with open(os.path.join(workdir, "results.json")) as f:
         return json.load(f)

@@ -197,3 +197,16 @@ def test_no_carry_mode_and_epoch_schedule(tmp_path):
         if e["split"] == "train"
     }
     assert lrs[4] == pytest.approx(1e-2) and lrs[12] == pytest.approx(5e-3)
+
+
+def test_evaluate_workdir_matches_results(finished):
+    from train import evaluate
+
+    workdir, result = finished
+    out = evaluate.evaluate_workdir(workdir, "test", "best")
+    assert out["checkpoint_step"] == result["best_step"]
+    assert {k: out[k] for k in result["test"]} == result["test"]
+    latest = evaluate.evaluate_workdir(workdir, "valid", "latest")
+    assert latest["checkpoint_step"] == 24
+    with pytest.raises(base.ConfigError, match="--split"):
+        evaluate.evaluate_workdir(workdir, "train")

@@ -1,0 +1,80 @@
+"""Learning-rate schedules against their formulas, and the optimizer choices."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from train import config_base, optim
+
+
+def _optim(**kw) -> ml_collections.ConfigDict:
+    o = config_base.base_config().optim
+    o.update(kw)
+    return o
+
+
+def test_epoch_decay_is_zarembas_formula():
+    """lr * factor ** max(0, epoch + 1 - after), epoch = step // steps_per_epoch (0-based)."""
+    o = _optim(learning_rate=1.0, schedule="epoch_decay", decay_after_epochs=4, decay_factor=0.5)
+    schedule = optim.make_schedule(o, num_steps=130, steps_per_epoch=10)
+    for step in range(130):
+        epoch = step // 10
+        want = 1.0 * 0.5 ** max(0, epoch + 1 - 4)
+        assert float(schedule(step)) == pytest.approx(want, rel=1e-6), step
+    assert float(schedule(39)) == 1.0 and float(schedule(40)) == 0.5  # 4 epochs at full rate
+
+
+def test_epoch_decay_needs_epochs():
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        optim.make_schedule(_optim(schedule="epoch_decay"), 10, None)
+
+
+def test_constant_with_warmup():
+    schedule = optim.make_schedule(_optim(learning_rate=0.2, warmup_steps=4), 100, None)
+    got = [float(schedule(t)) for t in range(6)]
+    np.testing.assert_allclose(got, [0.05, 0.1, 0.15, 0.2, 0.2, 0.2], rtol=1e-6)
+
+
+def test_cosine():
+    schedule = optim.make_schedule(_optim(learning_rate=0.1, schedule="cosine"), 100, None)
+    for t in (0, 25, 50, 100):
+        want = 0.1 * (1 + math.cos(math.pi * t / 100)) / 2
+        assert float(schedule(t)) == pytest.approx(want, abs=1e-7)
+
+
+@pytest.mark.parametrize("name", config_base.OPTIMIZERS)
+def test_one_update(name):
+    """sgd: p - lr g; adam/adamw first step: p - lr sign(g) (- lr wd p for adamw)."""
+    o = _optim(optimizer=name, learning_rate=0.1, weight_decay=0.01 if name == "adamw" else 0.0)
+    tx, _ = optim.make_optimizer(o, 10, None)
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = {"w": jnp.array([0.5, 0.25, -1.0])}
+    updates, _ = tx.update(grads, tx.init(params), params)
+    p, g = np.asarray(params["w"]), np.asarray(grads["w"])
+    if name == "sgd":
+        want = -0.1 * g
+    else:
+        want = -0.1 * g / (np.abs(g) + 1e-8)
+        if name == "adamw":
+            want = want - 0.1 * 0.01 * p
+    np.testing.assert_allclose(np.asarray(updates["w"]), want, rtol=1e-5)
+
+
+def test_momentum_and_l2():
+    o = _optim(optimizer="sgd", learning_rate=1.0, momentum=0.9, weight_decay=0.1)
+    tx, _ = optim.make_optimizer(o, 10, None)
+    params = {"w": jnp.array([2.0])}
+    grads = {"w": jnp.array([1.0])}
+    state = tx.init(params)
+    u1, state = tx.update(grads, state, params)
+    u2, _ = tx.update(grads, state, params)
+    g = 1.0 + 0.1 * 2.0  # L2 added to the gradient
+    assert float(u1["w"][0]) == pytest.approx(-g)
+    assert float(u2["w"][0]) == pytest.approx(-(g + 0.9 * g))
+    assert len(jax.tree.leaves(state)) > 0

@@ -1,0 +1,112 @@
+"""Every invalid input is one ConfigError naming the field, raised before any compute."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import train_testing as tt
+
+from train import validate
+from train.tasks import base
+
+CASES = [
+    # (overrides, words the message must contain)
+    ({"model.cell": "lstmx"}, ["config.model.cell", "'lstm'", "'gru'", "'rnn'"]),
+    ({"model.hidden_size": 0}, ["config.model.hidden_size", ">= 1"]),
+    ({"model.num_layers": -1}, ["config.model.num_layers"]),
+    ({"model.dropout": 1.0}, ["config.model.dropout", "[0, 1)"]),
+    ({"model.dropout": -0.1}, ["config.model.dropout"]),
+    ({"optim.optimizer": "rmsprop"}, ["config.optim.optimizer", "'sgd'", "'adamw'"]),
+    ({"optim.schedule": "linear"}, ["config.optim.schedule", "'epoch_decay'"]),
+    ({"optim.learning_rate": 0.0}, ["config.optim.learning_rate", "> 0"]),
+    ({"optim.momentum": 1.0}, ["config.optim.momentum"]),
+    ({"optim.decay_factor": 0.0}, ["config.optim.decay_factor", "(0, 1]"]),
+    ({"optim.grad_clip_norm": -1.0}, ["config.optim.grad_clip_norm"]),
+    ({"train.seq_len": 0}, ["config.train.seq_len", ">= 1"]),
+    ({"train.batch_size": 0}, ["config.train.batch_size"]),
+    ({"train.num_steps": 0}, ["config.train.num_steps"]),
+    ({"train.log_every": 0}, ["config.train.log_every"]),
+    ({"train.keep_checkpoints": 0}, ["config.train.keep_checkpoints"]),
+    ({"train.eval_every": -1}, ["config.train.eval_every"]),
+    ({"train.dtype": "float16"}, ["config.train.dtype", "'bfloat16'"]),
+    ({"train.best_metric": ""}, ["config.train.best_metric"]),
+    ({"eval.batch_size": 0}, ["config.eval.batch_size"]),
+    ({"data.path": "/no/such/file.txt"}, ["config.data.path", "does not exist"]),
+    ({"task": "nope"}, ["task", "'nope'", "synthetic"]),
+    ({"data.vocab_size": 1}, ["data.vocab_size"]),  # the task's own validate
+]
+
+
+@pytest.mark.parametrize("overrides,words", CASES, ids=[next(iter(c[0])) for c in CASES])
+def test_invalid_values(overrides, words):
+    config = tt.tiny_config()
+    with config.unlocked():
+        for key, value in overrides.items():
+            group, field = key.split(".") if "." in key else (None, key)
+            config.update({field: value}) if group is None else config[group].update({field: value})
+    with pytest.raises(base.ConfigError) as info:
+        validate.validate(config)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, (word, message)
+
+
+def _with(mutate):
+    config = tt.tiny_config()
+    with config.unlocked():
+        mutate(config)
+    return config
+
+
+@pytest.mark.parametrize(
+    "mutate,words",
+    [
+        (lambda c: c.train.update({"num_stepz": 3}), ["config.train.num_stepz", "unknown"]),
+        (lambda c: c.update({"trian": 1}), ["config.trian", "unknown"]),
+        (lambda c: c.model.update({"embed_sise": 3}), ["config.model.embed_sise", "embed_size"]),
+        (lambda c: c.train.unlock().__delattr__("seq_len"), ["config.train.seq_len", "missing"]),
+    ],
+    ids=["unknown_train_key", "unknown_group", "unknown_task_extra", "missing_key"],
+)
+def test_unknown_and_missing_keys(mutate, words):
+    with pytest.raises(base.ConfigError) as info:
+        validate.validate(_with(mutate))
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_wrong_types():
+    config = tt.tiny_config()
+    config.train.unlock()
+    del config.train.batch_size
+    config.train.batch_size = "32"
+    with pytest.raises(base.ConfigError, match=r"config\.train\.batch_size must be an int"):
+        validate.validate(config)
+    config = tt.tiny_config()
+    config.optim.unlock()
+    del config.optim.grad_clip_norm
+    config.optim.grad_clip_norm = True
+    with pytest.raises(base.ConfigError, match="grad_clip_norm must be a number"):
+        validate.validate(config)
+
+
+def test_valid_config_passes():
+    assert validate.validate(tt.tiny_config()).name == "synthetic"
+
+
+def test_workdir_checks(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(base.ConfigError, match="is a file"):
+        validate.check_workdir(str(a_file))
+    with pytest.raises(base.ConfigError, match="cannot be created"):
+        validate.check_workdir(str(a_file / "sub"))
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(base.ConfigError, match="not writable"):
+            validate.check_workdir(str(locked))
+    validate.check_workdir(str(tmp_path / "new" / "dir"))
+    assert (tmp_path / "new" / "dir").is_dir()
