@@ -1,6 +1,6 @@
 r"""`make demo`: train a small LSTM and GRU character model on Tiny Shakespeare and compare them.
 
-    python -m experiments.demo [--root=runs/demo] [--num_steps=600]
+    python -m experiments.demo [--root=runs/demo] [--num_steps=1000]
 
 Both models go through the real training loop (`train.trainer.train_and_evaluate`) with the
 `shakespeare_char` config shrunk to a few minutes on a 2-core CPU (1 layer of 128 units,
@@ -25,7 +25,7 @@ from train import checkpoint, metrics, trainer
 from train.tasks import registry
 
 _ROOT = flags.DEFINE_string("root", "runs/demo", "Directory for the two workdirs and the plot.")
-_NUM_STEPS = flags.DEFINE_integer("num_steps", 600, "Training steps per model.")
+_NUM_STEPS = flags.DEFINE_integer("num_steps", 1000, "Training steps per model.")
 CELLS = ("lstm", "gru")
 
 

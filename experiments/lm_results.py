@@ -157,6 +157,21 @@ def render_section(records: list[dict]) -> str:
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
+        out.append("Validation perplexity after each epoch (the curve behind the table):")
+        out.append("")
+        for r in ptb:
+            curve = ", ".join(f"{e['perplexity']:.1f}" for e in r.get("valid_curve", []))
+            out.append(f"- {r['name']}: {curve}")
+        out.append("")
+        for r in ptb:
+            paper = PAPER.get(r["name"].rsplit("_", 1)[0])
+            if paper and r["config"]["model"]["cell"] == "lstm" and r["status"] == "complete":
+                rel = 100.0 * (r["test"]["perplexity"] / paper[1] - 1.0)
+                out.append(
+                    f"{r['name']}: test perplexity {r['test']['perplexity']:.2f} vs the paper's "
+                    f"{paper[1]} ({rel:+.1f}%; the target was within 2%, <= {paper[1] * 1.02:.1f})."
+                )
+                out.append("")
     if chars:
         out += [
             "| run | cell | params | steps | valid nats/char | valid bits/char | "
