@@ -2,13 +2,18 @@ r"""LM results: record a run as experiments/results/<name>.json and render the R
 
     python -m experiments.lm_results collect --workdir=workdirs/ptb_small_lstm --name=ptb_small_lstm
     python -m experiments.lm_results render        # README.md, between the section:lm markers
+    python -m experiments.lm_results time --config=ptb_medium --steps=10   # CPU s per epoch
 
 `collect` reads a workdir (config.json, metrics.jsonl, the checkpoints and, for a finished run,
 results.json). For a run that has not finished (status 'partial'), the valid and test metrics
 are evaluated here from its best checkpoint over the full splits, state carried, exactly as the
 loop's final evaluation does. It adds the parameter count, training tokens/s (tokens / train
 time, evaluation passes included), the validation curve per evaluation, commit and hardware.
-`render` builds the tables from those JSON files only: no number is typed by hand.
+`time` measures a config's CPU seconds (user + system, all threads) per training step in the
+steady state (after compilation) through the real train step, and writes
+experiments/results/timing_<config>.json; CPU seconds rather than wall time, because the
+machines here are shared. `render` builds the tables from those JSON files only: no number is
+typed by hand.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ _NAME = flags.DEFINE_string(
 )
 _NOTE = flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
 _README = flags.DEFINE_string("readme", "README.md", "render: the README to update.")
+_CONFIG = flags.DEFINE_string("config", None, "time: a config name under experiments/configs.")
+_STEPS = flags.DEFINE_integer("steps", 10, "time: training steps to time after compilation.")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
@@ -110,6 +117,66 @@ def collect(workdir: str, name: str, note: str = "") -> dict:
     return record
 
 
+def time_config(name: str, num_steps: int) -> dict:
+    """CPU seconds per training step of experiments/configs/<name>.py; writes timing_<name>.json."""
+    import importlib
+    import resource
+    import time
+
+    import jax
+
+    from train import optim, steps, trainer
+    from train import state as state_lib
+    from train.tasks import registry
+
+    config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    task = registry.get_task(config)
+    spe = task.steps_per_epoch()
+    tx, _ = optim.make_optimizer(config.optim, trainer.num_train_steps(config, task), spe)
+    fresh = state_lib.create(task, tx, config.seed, config.train.batch_size)
+    state = jax.tree.map(jax.numpy.asarray, jax.device_get(fresh))  # distinct buffers to donate
+    train_step = steps.make_train_step(task, tx, config.optim.grad_clip_norm)
+    iterator = task.train_iterator()
+    state, sums = train_step(state, next(iterator))  # compile
+    jax.block_until_ready(sums)
+
+    def cpu_s():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    c0, t0 = cpu_s(), time.time()
+    for _ in range(num_steps):
+        state, sums = train_step(state, next(iterator))
+    jax.block_until_ready(sums)
+    per_step = (cpu_s() - c0) / num_steps
+    record = {
+        "config": name,
+        "steps_timed": num_steps,
+        "cpu_s_per_step": per_step,
+        "wall_s_per_step": (time.time() - t0) / num_steps,
+        "steps_per_epoch": spe,
+        "cpu_s_per_epoch": per_step * spe,
+        "epochs": config.train.num_epochs,
+        "params": sum(int(x.size) for x in jax.tree.leaves(state.params)),
+        "git_commit": trainer._git_commit(),
+        "hardware": trainer._hardware(),
+        "command": f"python -m experiments.lm_results time --config={name} --steps={num_steps}",
+    }
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(os.path.join(RESULTS_DIR, f"timing_{name}.json"), "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return record
+
+
+def load_timings() -> list[dict]:
+    out = []
+    for path in sorted(glob.glob(os.path.join(RESULTS_DIR, "timing_ptb_*.json"))):
+        with open(path) as f:
+            out.append(json.load(f))
+    return out
+
+
 def load_records() -> list[dict]:
     records = []
     for path in sorted(glob.glob(os.path.join(RESULTS_DIR, "*.json"))):
@@ -187,6 +254,24 @@ def render_section(records: list[dict]) -> str:
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
+    timings = load_timings()
+    if timings:
+        out += [
+            "Larger configs, not trained here (CPU only): CPU seconds per training step "
+            "(user + system over all threads, steady state), from `python -m experiments."
+            "lm_results time`:",
+            "",
+            "| config | params | CPU s / step | steps / epoch | CPU s / epoch | epochs | "
+            "CPU hours, full run |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for t in timings:
+            out.append(
+                f"| {t['config']} | {t['params']:,} | {t['cpu_s_per_step']:.2f} | "
+                f"{t['steps_per_epoch']} | {t['cpu_s_per_epoch']:,.0f} | {t['epochs']} | "
+                f"{t['cpu_s_per_epoch'] * t['epochs'] / 3600:.1f} |"
+            )
+        out.append("")
     for r in records:
         if r.get("sample") and r["name"].endswith("_lstm"):
             smp = r["sample"]
@@ -224,9 +309,15 @@ def render(readme: str) -> None:
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)
-    if len(argv) != 2 or argv[1] not in ("collect", "render"):
-        print("usage: python -m experiments.lm_results collect|render [flags]", file=sys.stderr)
+    if len(argv) != 2 or argv[1] not in ("collect", "render", "time"):
+        print("usage: python -m experiments.lm_results collect|render|time", file=sys.stderr)
         sys.exit(2)
+    if argv[1] == "time":
+        if not _CONFIG.value:
+            print("error: time needs --config (e.g. ptb_medium).", file=sys.stderr)
+            sys.exit(2)
+        print(json.dumps(time_config(_CONFIG.value, _STEPS.value)))
+        return
     if argv[1] == "collect":
         if not (_WORKDIR.value and _NAME.value):
             print("error: collect needs --workdir and --name.", file=sys.stderr)
