@@ -9,8 +9,8 @@ activation [B, T, H] over the test sequences. Per gate it reports the mean activ
 saturation fraction: a sigmoid gate (LSTM i, f, o; GRU r, z) counts as saturated below 0.05 or
 above 0.95, a tanh value (LSTM g, GRU n, Elman tanh(a)) when |value| > 0.95. The heatmap shows
 one test sequence: the LSTM forget gate f_t (GRU: update gate z_t, the share of h_{t-1} kept)
-of every unit over time, with the two marker positions; a trained LSTM holds f near 1 between
-the first marker and the end, which is how it carries the first marked value.
+of every unit over time, with the two marker positions: units that carry the first marked value
+to the end need f (or z) near 1 from that marker on.
 
 Writes gates_T<T>.json and gates_T<T>.png.
 """
