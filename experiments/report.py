@@ -343,8 +343,10 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "Train rows [0, 8640), valid [8640 - L, 11520), test [11520 - L, 14400); scaler fitted "
         "on train; MSE / MAE on standardised values over every test window; input L = 96 "
         "hours; a 1-layer, 64-unit encoder with a direct multi-horizon head, trained on x - x_L "
-        "(last-value normalisation), Adam 1e-3, early stopping on valid MSE; the best "
-        "checkpoint is evaluated on test. Run: `python -m experiments.run_grid ett_S ett_M` "
+        "(last-value normalisation), Adam 1e-3, batch 64, at most 2000 steps (univariate) or 1000 "
+        "steps (multivariate, to fit the shared 2-core CPU), early stopping on valid MSE "
+        "(5 evaluations, one per 100 steps); the best checkpoint is evaluated on test. Run: "
+        "`python -m experiments.run_grid ett_S ett_M` "
         "(one cell: `python -m train.main --config=experiments/configs/ett.py:features=S,"
         "horizon=24,cell=lstm --workdir=DIR`).\n",
         ett_runs_summary(results),

@@ -33,12 +33,23 @@ ADDING_SOLVED_MSE = 0.01
 COPY_SOLVED_ACCURACY = 0.99
 
 
+# Extra config fields per group (shorter budgets where the shared 2-core machine is too slow).
+EXTRA = {"ett_M": ",num_steps=1000", "adding": "", "copy": ""}
+
+
 def grid(group: str) -> list[tuple[str, str]]:
-    """[(run name, config argument)] of one group."""
+    """[(run name, config argument)] of one group; 'group@x' keeps runs whose name has _x."""
+    if "@" in group:
+        group, only = group.split("@", 1)
+        return [(n, a) for n, a in grid(group) if f"_{only}_" in f"{n}_"]
     if group in ("ett_S", "ett_M"):
         features = group[-1]
+        extra = EXTRA.get(group, "")
         return [
-            (f"ett_{features}_{h}_{cell}", f"ett.py:features={features},horizon={h},cell={cell}")
+            (
+                f"ett_{features}_{h}_{cell}",
+                f"ett.py:features={features},horizon={h},cell={cell}{extra}",
+            )
             for h in HORIZONS
             for cell in ("lstm", "gru")
         ]
@@ -126,7 +137,9 @@ def run(name: str, config_arg: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("groups", nargs="+", help="ett_S ett_M adding copy examples | all")
+    parser.add_argument(
+        "groups", nargs="+", help="ett_S ett_M adding copy examples seq2seq | all; GROUP@x filters"
+    )
     args = parser.parse_args()
     groups = args.groups
     if groups == ["all"]:
