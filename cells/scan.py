@@ -136,21 +136,16 @@ def scan(
     if carry is None:
         carry = _default_carry(cell, params, xs)
 
+    if backward not in _BACKWARDS:
+        raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
+    if backward == "fused" and not (return_trace or remat) and kernels.supports(cell):
+        return _scan_fused(cell, params, xs, carry, lengths, reverse, unroll)
+
     xp_BxTxG = cell.input_projection(params, xs)
     if reverse:
         idx_BxT = reverse_index(lengths, steps)
         xp_BxTxG = _take_time(xp_BxTxG, jnp.broadcast_to(idx_BxT, (batch, steps)))
     xp_TxBxG = jnp.swapaxes(xp_BxTxG, 0, 1)
-
-    if backward not in _BACKWARDS:
-        raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
-    if backward == "fused" and not (return_trace or remat) and kernels.supports(cell):
-        valid_TxB = None if lengths is None else jnp.arange(steps)[:, None] < lengths[None, :]
-        hs_TxBxH, carry = kernels.recurrence(cell, params, xp_TxBxG, carry, valid_TxB, unroll)
-        ys = jnp.swapaxes(hs_TxBxH, 0, 1)
-        if reverse:
-            ys = _take_time(ys, jnp.broadcast_to(reverse_index(lengths, steps), (batch, steps)))
-        return ys, carry
 
     def body(carry, inputs):
         xp_BxG, t = inputs
@@ -179,6 +174,25 @@ def scan(
     if return_trace:
         return ys, carry, trace
     return ys, carry
+
+
+def _scan_fused(cell, params, xs_BxTxI, carry, lengths, reverse, unroll):
+    """`scan` with the hand-written backward of `cells.kernels`, time-major inside.
+
+    The inputs are put time-major (and reversed) before the projection, where they are I wide
+    rather than G*H wide, and the projection is then one [T*B, I] x [I, G*H] GEMM.
+    """
+    batch, steps, _ = xs_BxTxI.shape
+    if reverse:
+        idx_BxT = jnp.broadcast_to(reverse_index(lengths, steps), (batch, steps))
+        xs_BxTxI = _take_time(xs_BxTxI, idx_BxT)
+    xp_TxBxG = cell.input_projection(params, jnp.swapaxes(xs_BxTxI, 0, 1))
+    valid_TxB = None if lengths is None else jnp.arange(steps)[:, None] < lengths[None, :]
+    hs_TxBxH, carry = kernels.recurrence(cell, params, xp_TxBxG, carry, valid_TxB, unroll)
+    ys_BxTxH = jnp.swapaxes(hs_TxBxH, 0, 1)
+    if reverse:
+        ys_BxTxH = _take_time(ys_BxTxH, idx_BxT)
+    return ys_BxTxH, carry
 
 
 def reference_scan(cell: base.Cell, params, xs, *, carry=None, lengths=None, reverse=False):

@@ -11,7 +11,9 @@ implementation in turn, so background load hits them alike; we report medians. M
 (outputs only) and 'fwd+bwd' (loss sum(ys), gradients w.r.t. all weights and the inputs).
 Implementations: 'ours' (`cells.scan`, backward='fused'), 'ours-autodiff' (`cells.scan`,
 backward='autodiff'), 'flax' (nn.RNN over nn.OptimizedLSTMCell / nn.GRUCell), 'torch'
-(nn.LSTM / nn.GRU, torch.set_num_threads = the core count), when torch is installed.
+(nn.LSTM / nn.GRU, torch.set_num_threads = the core count) and 'torch-1thread' (the same, one
+thread: on a machine shared with other jobs OpenMP's spinning threads can slow PyTorch down many
+times; not in the default list), when torch is installed.
 
 FLOPs count the GEMMs only: 2 B T (I + H) G H forward and three times that forward+backward
 (G = 4 for LSTM, 3 for GRU; input size I = H here). Shapes whose forward+backward exceeds
@@ -45,11 +47,19 @@ _IMPLS = flags.DEFINE_list(
 )
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions per implementation (median).")
 _MAX_GFLOP = flags.DEFINE_float(
-    "max_gflop", 100.0, "Skip shapes whose forward+backward needs more GFLOP than this."
+    "max_gflop", 55.0, "Skip shapes whose forward+backward needs more GFLOP than this."
 )
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny grid, 2 repeats: a smoke test.")
 _JSON = flags.DEFINE_string("json", None, "Write the records to this JSON file.")
 _ATOL = flags.DEFINE_float("atol", 2e-4, "Agreement tolerance of outputs and input gradients.")
+_EXTRAS = flags.DEFINE_bool(
+    "extras",
+    False,
+    "Instead of the grid: ptb_small step time, 2-layer compile time, and the "
+    "peak memory of training at --long_seq_len.",
+)
+_LONG_T = flags.DEFINE_integer("long_seq_len", 10_000, "T of the --extras memory runs.")
+_CHILD = flags.DEFINE_string("memory_child", None, "Internal: one --extras memory run.")
 
 _GATES = {"lstm": 4, "gru": 3}
 
@@ -112,7 +122,7 @@ def _jax_fns(apply):
 
 
 def build(impl: str, name: str, params, xs, mode: str):
-    """Returns (run() -> result, check() -> (ys or dxs as numpy), compile_s)."""
+    """Returns (run() -> result, check() -> ys or dxs as numpy, (compile wall s, CPU s))."""
     if impl in ("ours", "ours-autodiff", "flax"):
         if impl == "flax":
             import flax.linen as nn
@@ -133,9 +143,9 @@ def build(impl: str, name: str, params, xs, mode: str):
                 return cells.scan(cell, p, x, backward=backward)[0]
 
         fn = _jax_fns(apply)[mode]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         compiled = fn.lower(variables, xs).compile()
-        compile_s = time.perf_counter() - t0
+        compile_s = (time.perf_counter() - t0, time.process_time() - c0)
 
         def run():
             return jax.block_until_ready(compiled(variables, xs))
@@ -148,7 +158,7 @@ def build(impl: str, name: str, params, xs, mode: str):
 
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    threads = 1 if impl == "torch-1thread" else (os.cpu_count() or 1)
     hidden = params["w_hh"].shape[0]
     module = (torch.nn.LSTM if name == "lstm" else torch.nn.GRU)(
         xs.shape[-1], hidden, batch_first=True
@@ -157,6 +167,7 @@ def build(impl: str, name: str, params, xs, mode: str):
     x = torch.from_numpy(np.asarray(xs)).requires_grad_(mode == "fwd+bwd")
 
     def run():
+        torch.set_num_threads(threads)  # the two torch impls share one global setting
         if mode == "fwd":
             with torch.no_grad():
                 return module(x)[0]
@@ -168,7 +179,7 @@ def build(impl: str, name: str, params, xs, mode: str):
     def check():
         return run().detach().numpy()
 
-    return run, check, 0.0
+    return run, check, (0.0, 0.0)
 
 
 def _peak_rss_mb() -> float:
@@ -220,7 +231,8 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
                 "seconds_all": times[impl],
                 "tokens_per_s": batch * steps / sec,
                 "gflops_per_s": flops / sec / 1e9,
-                "compile_s": compile_s[impl],
+                "compile_s": compile_s[impl][0],
+                "compile_cpu_s": compile_s[impl][1],
                 "peak_rss_mb": _peak_rss_mb(),
                 "loadavg": os.getloadavg(),
             }
@@ -231,7 +243,7 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
 def _available(impls):
     out = []
     for impl in impls:
-        if impl == "torch":
+        if impl.startswith("torch"):
             try:
                 import torch  # noqa: F401
             except ImportError:
@@ -250,7 +262,7 @@ def format_table(records) -> str:
         rows.setdefault(key, {})[r["impl"]] = r["tokens_per_s"]
         keyed[key] = None
     head = "cell  B     T     H     mode     " + "".join(f"{i:>14}" for i in impls)
-    others = [i for i in ("flax", "torch") if i in impls]
+    others = [i for i in ("flax", "torch", "torch-1thread") if i in impls]
     head += "".join(f"  ours/{o:<6}" for o in others)
     lines = [head, "-" * len(head)]
     for key, tps in rows.items():
@@ -264,8 +276,152 @@ def format_table(records) -> str:
     return "\n".join(lines)
 
 
+# -- extras: long-sequence training memory (one subprocess per variant) and compile time ------
+_MEMORY_VARIANTS = {  # name -> cells.scan options
+    "autodiff": {"backward": "autodiff"},
+    "autodiff+remat": {"backward": "autodiff", "remat": True},
+    "fused": {"backward": "fused"},
+}
+
+
+def memory_child(variant: str, steps: int, out_path: str) -> None:
+    """One training step (loss, gradients) of a 1-layer LSTM, B=16, H=I=256; prints JSON."""
+    batch, hidden = 16, 256
+    cell = cells.LSTM(hidden)
+    params = cell.init(jax.random.key(0), hidden)
+    xs = jax.random.normal(jax.random.key(1), (batch, steps, hidden), jnp.float32)
+    options = _MEMORY_VARIANTS[variant]
+
+    def loss(p, x):
+        ys, _ = cells.scan(cell, p, x, **options)
+        return jnp.mean(ys**2)
+
+    t0 = time.perf_counter()
+    value, grads = jax.block_until_ready(jax.jit(jax.value_and_grad(loss))(params, xs))
+    wall = time.perf_counter() - t0
+    np.savez(out_path, **{k: np.asarray(v) for k, v in grads.items()})
+    print(json.dumps({"variant": variant, "loss": float(value), "wall_s": wall,
+                      "peak_rss_mb": _peak_rss_mb()}))  # fmt: skip
+
+
+def memory_extras(steps: int) -> list[dict]:
+    """Peak RSS of each variant in its own process; gradients compared with 'autodiff'."""
+    import subprocess
+    import tempfile
+
+    records, ref = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in _MEMORY_VARIANTS:
+            path = os.path.join(tmp, variant.replace("+", "_") + ".npz")
+            cmd = [sys.executable, "-m", "experiments.bench", f"--memory_child={variant}",
+                   f"--long_seq_len={steps}", f"--json={path}"]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                records.append({"variant": variant, "seq_len": steps, "error": proc.stderr[-2000:]})
+                continue
+            rec = json.loads(proc.stdout.strip().splitlines()[-1])
+            grads = dict(np.load(path))
+            if ref is None:
+                ref = grads
+            rec["max_rel_grad_diff_vs_autodiff"] = max(
+                float(np.max(np.abs(grads[k] - ref[k])) / np.max(np.abs(ref[k]))) for k in ref
+            )
+            rec.update(seq_len=steps, batch=16, hidden=256, loadavg=os.getloadavg())
+            records.append(rec)
+            print(rec, flush=True)
+    return records
+
+
+def compile_extras() -> list[dict]:
+    """Compile time of a 2-layer LSTM and GRU stack's training step (B=32, T=128, H=512)."""
+    records = []
+    for name in ("lstm", "gru"):
+        for backward in ("fused", "autodiff"):
+            stack = cells.Stack.uniform(_our_cell(name, 512), num_layers=2, dropout=0.5)
+            params = stack.init(jax.random.key(0), 512)
+            xs = jnp.zeros((32, 128, 512), jnp.float32)
+
+            def loss(p, x, rng, stack=stack, backward=backward):
+                return jnp.mean(stack(p, x, rng=rng, backward=backward)[0] ** 2)
+
+            fn = jax.jit(jax.value_and_grad(loss))
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn.lower(params, xs, jax.random.key(1)).compile()
+            rec = {"cell": name, "layers": 2, "backward": backward,
+                   "compile_s": time.perf_counter() - t0,
+                   "compile_cpu_s": time.process_time() - c0,
+                   "loadavg": os.getloadavg()}  # fmt: skip
+            records.append(rec)
+            print(rec, flush=True)
+    return records
+
+
+def ptb_extras(repeats: int) -> list[dict]:
+    """Seconds per ptb_small epoch, estimated: the median time of one training step (loss,
+    gradients, SGD update) on a real batch, times the steps in an epoch. Both backward paths,
+    interleaved; the task is built by the LM task itself, as the trainer does."""
+    from experiments.configs import ptb_small
+    from train.tasks import registry
+
+    config = ptb_small.get_config()
+    task = registry.get_task(config)
+    params = task.init_params(jax.random.key(0))
+    carry = task.init_carry(config.train.batch_size)
+    batch = jax.tree.map(jnp.asarray, next(task.train_iterator()))
+    lr = config.optim.learning_rate
+    steps, runs, records = {}, {}, []
+    for backward in ("fused", "autodiff"):
+        defaults = cells.scan.__kwdefaults__
+        saved, defaults["backward"] = defaults["backward"], backward  # the task uses the default
+        try:
+
+            def step(p, c, b):
+                grad_fn = jax.value_and_grad(task.loss, has_aux=True)
+                (_, (c, _)), g = grad_fn(p, c, b, jax.random.key(1), True)
+                return jax.tree.map(lambda w, d: w - lr * d, p, g), c
+
+            t0, c0 = time.perf_counter(), time.process_time()
+            steps[backward] = jax.jit(step).lower(params, carry, batch).compile()
+            compile_s = (time.perf_counter() - t0, time.process_time() - c0)
+        finally:
+            defaults["backward"] = saved
+        jax.block_until_ready(steps[backward](params, carry, batch))
+        runs[backward] = ([], compile_s)
+    for _ in range(repeats):
+        for backward, fn in steps.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(params, carry, batch))
+            runs[backward][0].append(time.perf_counter() - t0)
+    for backward, (times, compile_s) in runs.items():
+        sec = statistics.median(times)
+        rec = {"task": "ptb_small", "backward": backward, "step_s": sec,
+               "steps_per_epoch": task.steps_per_epoch(),
+               "epoch_s_estimate": sec * task.steps_per_epoch(),
+               "compile_s": compile_s[0], "compile_cpu_s": compile_s[1],
+               "loadavg": os.getloadavg()}  # fmt: skip
+        records.append(rec)
+        print(rec, flush=True)
+    return records
+
+
 def main(argv):
     del argv
+    if _CHILD.value:
+        memory_child(_CHILD.value, _LONG_T.value, _JSON.value)
+        return
+    if _EXTRAS.value:
+        result = {
+            "ptb_small": ptb_extras(_REPEATS.value * 4),
+            "compile": compile_extras(),
+            "memory": memory_extras(_LONG_T.value),
+            "command": " ".join(sys.argv),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if _JSON.value:
+            with open(_JSON.value, "w") as f:
+                json.dump(result, f, indent=1)
+            print(f"wrote {_JSON.value}")
+        return
     if _QUICK.value:
         grid = [(c, 2, 8, 16) for c in _CELLS.value]
         repeats = 2
@@ -281,6 +437,29 @@ def main(argv):
     impls = _available(_IMPLS.value)
     records, skipped = [], []
     start = time.perf_counter()
+
+    def write(done: bool) -> None:  # after every shape, so a cut-off run still leaves data
+        result = {
+            "records": records,
+            "skipped": skipped,
+            "complete": done,
+            "wall_s": time.perf_counter() - start,
+            "command": " ".join(sys.argv),
+            "hardware": {
+                "cpu_count": os.cpu_count(),
+                "processor": platform.processor() or platform.machine(),
+                "jax": jax.__version__,
+                "backend": jax.default_backend(),
+                "torch_threads": os.cpu_count() if "torch" in impls else None,
+            },
+            "loadavg_end": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if _JSON.value:
+            os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
+            with open(_JSON.value, "w") as f:
+                json.dump(result, f, indent=1)
+
     for name, b, t, h in grid:
         if gemm_flops(name, b, t, h, "fwd+bwd") / 1e9 > _MAX_GFLOP.value:
             skipped.append({"cell": name, "batch": b, "seq_len": t, "hidden": h})
@@ -289,30 +468,14 @@ def main(argv):
             recs = bench_shape(name, b, t, h, mode, impls, repeats, _ATOL.value)
             records.extend(recs)
             print(format_table(recs).splitlines()[-1], flush=True)
+            write(False)
+    write(True)
     print()
     print(format_table(records))
     if skipped:
         print(f"skipped (> {_MAX_GFLOP.value} GFLOP): {skipped}")
-    result = {
-        "records": records,
-        "skipped": skipped,
-        "wall_s": time.perf_counter() - start,
-        "command": " ".join(sys.argv),
-        "hardware": {
-            "cpu_count": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-        },
-        "loadavg_end": os.getloadavg(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
     if _JSON.value:
-        os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-        with open(_JSON.value, "w") as f:
-            json.dump(result, f, indent=1)
         print(f"wrote {_JSON.value}")
-    del result
 
 
 if __name__ == "__main__":
