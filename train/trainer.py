@@ -256,204 +256,269 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _train_and_evaluate(config, workdir, task_cls, primary, start_time) -> dict:
-    ckpt_dir = os.path.join(workdir, checkpoint.CHECKPOINTS)
-    has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
-    _check_config_json(config, workdir, has_ckpts, primary)
+    run = _Run(config, workdir, task_cls, primary, start_time)
+    try:
+        run.train()
+        return run.finish()
+    finally:
+        run.close()
 
-    mesh = sharding.make_mesh()
-    n_dev = mesh.devices.size
-    if config.train.batch_size % n_dev:
+
+def _fresh_meta() -> dict:
+    """The bookkeeping saved beside the TrainState (JSON), for a run at step 0."""
+    return {
+        "step": 0,
+        "best_value": None,  # lowest validation best_metric so far
+        "best_step": None,  # the step it was reached at (that checkpoint is kept)
+        "evals_since_best": 0,  # for early stopping
+        "stopped_early": False,
+        "pending": [],  # per-step train sums not yet logged (bitwise-equal logs on resume)
+        "train_time_s": 0.0,  # summed over invocations, up to the last checkpoint
+        "wall_time_s": 0.0,
+    }
+
+
+def _check_best_metric(config, task, abstract) -> None:
+    """Refuses a best_metric the task does not report, before any compute (best effort)."""
+    try:
+        batch = next(iter(task.eval_batches("valid")))
+        carry = task.init_carry(config.eval.batch_size)
+        sums = jax.eval_shape(lambda p: task.loss(p, carry, batch, None, False)[1][1], abstract)
+        names = set(task.summarize({k: 1.0 for k in sums}))
+    except Exception:  # noqa: BLE001 - the check is a convenience; the loop checks again
+        return
+    if config.train.best_metric not in names:
         raise base.ConfigError(
-            f"config.train.batch_size={config.train.batch_size} must be divisible by the number "
-            f"of devices ({n_dev}) for data parallelism."
+            f"config.train.best_metric={config.train.best_metric!r} is not a validation metric "
+            f"of task {config.task!r}; valid: {', '.join(sorted(names))}."
         )
-    task = task_cls(config)
-    t = config.train
-    num_steps = num_train_steps(config, task)
-    tx, schedule = optim.make_optimizer(config.optim, num_steps, task.steps_per_epoch())
-    abstract, _ = abstract_state(config, task)
-    shardings = sharding.state_shardings(mesh, abstract)
-    signature = state_lib.signature(abstract)
 
-    ckpts = checkpoint.Checkpoints(workdir, keep=t.keep_checkpoints)
-    restored = ckpts.restore_latest(abstract, signature, shardings)
-    iterator = task.train_iterator()
-    if restored is None:
-        # One jitted init (not dozens of eager ops), laid out on the mesh directly.
-        state = jax.jit(
-            lambda: state_lib.create(task, tx, config.seed, t.batch_size), out_shardings=shardings
-        )()
-        meta = {
-            "step": 0,
-            "best_value": None,
-            "best_step": None,
-            "evals_since_best": 0,
-            "stopped_early": False,
-            "pending": [],
-            "train_time_s": 0.0,
-        }
-    else:
-        state, meta = restored
-        iterator.set_state(meta["iterator"])
-        logging.info("resumed from step %d in %s", meta["step"], ckpts.directory)
-    start_step = int(meta["step"])
 
-    writer = metrics.Writer(workdir, start_step, enabled=primary)
-    console = metrics.Console(num_steps, start_step, enabled=primary)
-    train_step = steps.make_train_step(task, tx, config.optim.grad_clip_norm, shardings)
-    eval_step = steps.make_eval_step(task)
-    pending: list[dict] = list(meta["pending"])  # per-step sums since the last train log
-    run_start = time.time()
-    prior_time = meta["train_time_s"]  # training time of earlier (interrupted) invocations
+class _Run:
+    """One invocation of the loop: set-up and restore, the steps, the final evaluation."""
 
-    def run_eval(params, split):
-        return evaluate(task, eval_step, params, split, mesh, config.eval.batch_size)
+    def __init__(self, config, workdir, task_cls, primary, start_time):
+        self.config, self.workdir, self.primary = config, workdir, primary
+        self.start_time = start_time
+        self.ckpts = self.writer = self.console = None
+        try:
+            self._set_up(task_cls)
+        except BaseException:
+            self.close()
+            raise
 
-    def save(step):
-        meta.update(
-            step=step,
-            iterator=iterator.get_state(),
-            signature=signature,
-            pending=[{k: float(v) for k, v in p.items()} for p in pending],
+    def _set_up(self, task_cls):
+        config, workdir, primary = self.config, self.workdir, self.primary
+        ckpt_dir = os.path.join(workdir, checkpoint.CHECKPOINTS)
+        has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+        _check_config_json(config, workdir, has_ckpts, primary)
+
+        self.mesh = sharding.make_mesh()
+        n_dev = self.mesh.devices.size
+        if config.train.batch_size % n_dev:
+            raise base.ConfigError(
+                f"config.train.batch_size={config.train.batch_size} must be divisible by the "
+                f"number of devices ({n_dev}) for data parallelism."
+            )
+        self.task = task = task_cls(config)
+        self.num_steps = num_train_steps(config, task)
+        self.tx, self.schedule = optim.make_optimizer(
+            config.optim, self.num_steps, task.steps_per_epoch()
         )
-        saved = dict(meta, train_time_s=prior_time + time.time() - run_start)
-        ckpts.save(step, state, saved, best_step=meta["best_step"])
+        self.abstract, _ = abstract_state(config, task)
+        _check_best_metric(config, task, self.abstract.params)
+        self.shardings = sharding.state_shardings(self.mesh, self.abstract)
+        self.signature = state_lib.signature(self.abstract)
 
-    def check_finite(done):
-        pending[:] = jax.device_get(pending)
-        for i, sums in enumerate(pending):
+        self.ckpts = checkpoint.Checkpoints(workdir, keep=config.train.keep_checkpoints)
+        restored = self.ckpts.restore_latest(self.abstract, self.signature, self.shardings)
+        self.iterator = task.train_iterator()
+        if restored is None:
+            # One jitted init (not dozens of eager ops), laid out on the mesh directly.
+            self.state = jax.jit(
+                lambda: state_lib.create(task, self.tx, config.seed, config.train.batch_size),
+                out_shardings=self.shardings,
+            )()
+            self.meta = _fresh_meta()
+        else:
+            self.state, meta = restored
+            self.meta = {**_fresh_meta(), **meta}  # keys added later default to fresh values
+            self.iterator.set_state(self.meta["iterator"])
+            logging.info("resumed from step %d in %s", self.meta["step"], self.ckpts.directory)
+        self.start_step = self.done = int(self.meta["step"])
+        self.pending: list[dict] = list(self.meta["pending"])  # per-step sums since last log
+
+        self.writer = metrics.Writer(workdir, self.start_step, enabled=primary)
+        self.console = metrics.Console(self.num_steps, self.start_step, enabled=primary)
+        self.train_step = steps.make_train_step(
+            task, self.tx, config.optim.grad_clip_norm, self.shardings
+        )
+        self.eval_step = steps.make_eval_step(task)
+        self.run_start = time.time()
+
+    # -- pieces of a step ----------------------------------------------------------------------
+    def evaluate(self, params, split: str) -> dict[str, float]:
+        return evaluate(
+            self.task, self.eval_step, params, split, self.mesh, self.config.eval.batch_size
+        )
+
+    def save(self) -> None:
+        self.meta.update(
+            step=self.done,
+            iterator=self.iterator.get_state(),
+            signature=self.signature,
+            pending=[{k: float(v) for k, v in p.items()} for p in self.pending],
+        )
+        now = time.time()
+        saved = dict(
+            self.meta,
+            train_time_s=self.meta["train_time_s"] + now - self.run_start,
+            wall_time_s=self.meta["wall_time_s"] + now - self.start_time,
+        )
+        self.ckpts.save(self.done, self.state, saved, best_step=self.meta["best_step"])
+
+    def check_finite(self) -> None:
+        """Raises NonFiniteError at the first pending step with a non-finite loss/gradient."""
+        self.pending[:] = jax.device_get(self.pending)
+        for i, sums in enumerate(self.pending):
             if not (math.isfinite(sums["objective"]) and math.isfinite(sums["grad_norm"])):
-                bad = done - len(pending) + i + 1
-                last = ckpts.steps()[-1] if ckpts.steps() else None
+                bad = self.done - len(self.pending) + i + 1
+                kept = self.ckpts.steps()
                 raise NonFiniteError(
                     f"non-finite loss at step {bad} (objective={float(sums['objective'])}, "
                     f"grad_norm={float(sums['grad_norm'])}); stopped without saving it. Last good "
-                    f"checkpoint: {'none' if last is None else f'step {last}'} in "
-                    f"{ckpts.directory}. Lower config.optim.learning_rate or set "
+                    f"checkpoint: {f'step {kept[-1]}' if kept else 'none'} in "
+                    f"{self.ckpts.directory}. Lower config.optim.learning_rate or set "
                     "config.optim.grad_clip_norm."
                 )
 
-    done = start_step
-    with _StopFlag() as stop:
-        for step in range(start_step, 0 if meta["stopped_early"] else num_steps):
-            batch = next(iterator)
-            batch = sharding.to_global(batch, sharding.leading_axis_sharding(mesh, batch))
-            state, sums = train_step(state, batch)
-            pending.append(sums)
-            done = step + 1
-            last = done == num_steps
-            do_log = done % t.log_every == 0 or last
-            do_eval = last or (t.eval_every > 0 and done % t.eval_every == 0)
-            due_save = t.checkpoint_every > 0 and done % t.checkpoint_every == 0
-            # Several processes agree on the signal at the same steps (a collective); one
-            # process checks its own flag every step.
-            signum = None
-            if jax.process_count() == 1 or do_log or do_eval or due_save or done % 10 == 0:
-                signum = stop.agreed()
-            do_save = last or due_save or bool(signum)
-            console.progress(done)
-            if not (do_log or do_eval or do_save):
-                continue
-            check_finite(done)
-            if do_log:
-                totals = _total(pending)
-                n = len(pending)
-                task_totals = {
-                    k: v for k, v in totals.items() if k not in ("objective", "grad_norm")
-                }
-                train_metrics = _summarize(task, task_totals)
-                train_metrics.update(
-                    objective=totals["objective"] / n,
-                    grad_norm=totals["grad_norm"] / n,
-                    lr=float(schedule(done - 1)),
-                )
-                tokens = totals.get("tokens", 0.0)
-                rates = console.rates(done, tokens)
-                writer.write(done, "train", train_metrics)
-                writer.scalars(
-                    done,
-                    {
-                        "train/steps_per_sec": rates["steps_per_sec"],
-                        "train/tokens_per_sec": rates["tokens_per_sec"],
-                    },
-                )
-                console.log(done, "train", train_metrics, rates)
-                pending.clear()
-            improved = stop_now = False
-            side_start = time.time()
-            if do_eval:
-                valid = run_eval(state.params, "valid")
-                writer.write(done, "valid", valid)
-                console.log(done, "valid", valid)
-                value = valid.get(t.best_metric)
-                if value is None:
-                    raise base.ConfigError(
-                        f"config.train.best_metric={t.best_metric!r} is not a validation metric "
-                        f"of task {config.task!r}; valid: {', '.join(valid)}."
-                    )
-                if meta["best_value"] is None or value < meta["best_value"]:
-                    meta.update(best_value=value, best_step=done, evals_since_best=0)
-                    improved = True
-                else:
-                    meta["evals_since_best"] += 1
-                    patience = t.early_stopping_patience
-                    if patience and meta["evals_since_best"] >= patience and not last:
-                        stop_now = True
-                        meta["stopped_early"] = True
-                        console.line(
-                            f"early stopping at step {done}: no better valid "
-                            f"{t.best_metric} in {patience} evaluations"
-                        )
-            if do_save or improved or stop_now:
-                save(done)
-            console.exclude(time.time() - side_start)
-            if signum:
-                console.close()
-                writer.close()
-                ckpts.close()
-                raise Preempted(signum, done)
-            if stop_now:
-                break
-    console.close()
-    train_time = prior_time + time.time() - run_start
-
-    # -- final evaluation of the best checkpoint ------------------------------------------------
-    best_step = meta["best_step"]
-    params = state.params
-    if best_step is not None and best_step != done:
-        params = ckpts.restore(best_step, abstract, shardings)[0].params
-    final = {}
-    for split in task.eval_splits:
-        final[split] = run_eval(params, split)
-        writer.write(
-            done,
-            split,
-            final[split],
-            final=True,
-            checkpoint_step=best_step if best_step is not None else done,
+    def log_train(self) -> None:
+        """Summarizes the pending per-step sums into one 'train' event."""
+        totals, n = _total(self.pending), len(self.pending)
+        task_totals = {k: v for k, v in totals.items() if k not in ("objective", "grad_norm")}
+        train_metrics = _summarize(self.task, task_totals)
+        train_metrics.update(
+            objective=totals["objective"] / n,
+            grad_norm=totals["grad_norm"] / n,
+            lr=float(self.schedule(self.done - 1)),
         )
-        console.log(done, f"final {split} (checkpoint {best_step or done})", final[split])
-    writer.close()
-    ckpts.close()
-    results = {
-        "name": config.name or os.path.basename(os.path.abspath(workdir)),
-        "task": config.task,
-        "steps": done,
-        "num_steps": num_steps,
-        "best_step": best_step,
-        "stopped_early": meta["stopped_early"],
-        **{split: final[split] for split in final},
-        "wall_time_s": time.time() - start_time,
-        "train_time_s": train_time,
-        "git_commit": _git_commit(),
-        "hardware": _hardware(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": _command(),
-        "config": _config_dict(config),
-    }
-    if primary:
-        path = os.path.join(workdir, "results.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(path + ".tmp", path)
-    return results
+        rates = self.console.rates(self.done, totals.get("tokens", 0.0))
+        self.writer.write(self.done, "train", train_metrics)
+        self.writer.scalars(
+            self.done,
+            {
+                "train/steps_per_sec": rates["steps_per_sec"],
+                "train/tokens_per_sec": rates["tokens_per_sec"],
+            },
+        )
+        self.console.log(self.done, "train", train_metrics, rates)
+        self.pending.clear()
+
+    def validate(self, last: bool) -> tuple[bool, bool]:
+        """A 'valid' pass; updates the best-metric bookkeeping. Returns (improved, stop)."""
+        t, meta = self.config.train, self.meta
+        valid = self.evaluate(self.state.params, "valid")
+        self.writer.write(self.done, "valid", valid)
+        self.console.log(self.done, "valid", valid)
+        value = valid.get(t.best_metric)
+        if value is None:
+            raise base.ConfigError(
+                f"config.train.best_metric={t.best_metric!r} is not a validation metric "
+                f"of task {self.config.task!r}; valid: {', '.join(valid)}."
+            )
+        if meta["best_value"] is None or value < meta["best_value"]:
+            meta.update(best_value=value, best_step=self.done, evals_since_best=0)
+            return True, False
+        meta["evals_since_best"] += 1
+        patience = t.early_stopping_patience
+        if patience and meta["evals_since_best"] >= patience and not last:
+            meta["stopped_early"] = True
+            self.console.line(
+                f"early stopping at step {self.done}: no better valid {t.best_metric} "
+                f"in {patience} evaluations"
+            )
+            return False, True
+        return False, False
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train(self) -> None:
+        t = self.config.train
+        end = self.start_step if self.meta["stopped_early"] else self.num_steps
+        with _StopFlag() as stop:
+            for step in range(self.start_step, end):
+                batch = next(self.iterator)
+                batch = sharding.to_global(batch, sharding.leading_axis_sharding(self.mesh, batch))
+                self.state, sums = self.train_step(self.state, batch)
+                self.pending.append(sums)
+                self.done = done = step + 1
+                last = done == self.num_steps
+                do_log = done % t.log_every == 0 or last
+                do_eval = last or (t.eval_every > 0 and done % t.eval_every == 0)
+                due_save = t.checkpoint_every > 0 and done % t.checkpoint_every == 0
+                # Several processes agree on a signal at the same steps (a collective); a
+                # single process checks its own flag every step.
+                signum = None
+                if jax.process_count() == 1 or do_log or do_eval or due_save or done % 10 == 0:
+                    signum = stop.agreed()
+                self.console.progress(done)
+                if not (do_log or do_eval or due_save or last or signum):
+                    continue
+                self.check_finite()  # nothing diverged gets logged or saved
+                if do_log:
+                    self.log_train()
+                side_start = time.time()
+                improved = stop_early = False
+                if do_eval:
+                    improved, stop_early = self.validate(last)
+                if last or due_save or signum or improved or stop_early:
+                    self.save()
+                self.console.exclude(time.time() - side_start)
+                if signum:
+                    raise Preempted(signum, done)
+                if stop_early:
+                    break
+        self.console.close()
+
+    def finish(self) -> dict:
+        """Evaluates the best checkpoint (or the final params) on every split; results.json."""
+        best_step, done = self.meta["best_step"], self.done
+        params = self.state.params
+        if best_step is not None and best_step != done:
+            params = self.ckpts.restore(best_step, self.abstract, self.shardings)[0].params
+        final = {}
+        for split in self.task.eval_splits:
+            final[split] = self.evaluate(params, split)
+            self.writer.write(
+                done, split, final[split], final=True, checkpoint_step=best_step or done
+            )
+            self.console.log(done, f"final {split} (checkpoint {best_step or done})", final[split])
+        now = time.time()
+        results = {
+            "name": self.config.name or os.path.basename(os.path.abspath(self.workdir)),
+            "task": self.config.task,
+            "steps": done,
+            "num_steps": self.num_steps,
+            "best_step": best_step,
+            "stopped_early": self.meta["stopped_early"],
+            **final,
+            # Summed over invocations when the run was interrupted and resumed.
+            "wall_time_s": self.meta["wall_time_s"] + now - self.start_time,
+            "train_time_s": self.meta["train_time_s"] + now - self.run_start,
+            "resumed_from_step": self.start_step or None,
+            "git_commit": _git_commit(),
+            "hardware": _hardware(),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "command": _command(),
+            "config": _config_dict(self.config),
+        }
+        if self.primary:
+            path = os.path.join(self.workdir, "results.json")
+            with open(path + ".tmp", "w") as f:
+                json.dump(results, f, indent=2)
+            os.replace(path + ".tmp", path)
+        return results
+
+    def close(self) -> None:
+        for closable in (self.console, self.writer, self.ckpts):
+            if closable is not None:
+                closable.close()

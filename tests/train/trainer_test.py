@@ -171,11 +171,12 @@ def test_early_stopping_stops_and_stays_stopped(tmp_path):
     assert again["steps"] == out["steps"] and again["test"] == out["test"]
 
 
-def test_unknown_best_metric_is_a_config_error(tmp_path):
-    with pytest.raises(base.ConfigError, match="best_metric='bogus'"):
+def test_unknown_best_metric_is_refused_before_training(tmp_path):
+    with pytest.raises(base.ConfigError, match="best_metric='bogus'.*valid: accuracy, loss"):
         trainer.train_and_evaluate(
             tt.tiny_config(**{"train.best_metric": "bogus"}), str(tmp_path / "w")
         )
+    assert not os.path.exists(tmp_path / "w" / "checkpoints")
 
 
 def test_no_carry_mode_and_epoch_schedule(tmp_path):
