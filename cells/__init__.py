@@ -1,10 +1,14 @@
 """cells: fused Elman RNN, LSTM and GRU cells for JAX.
 
+Usage:
+
     import cells
     cell = cells.LSTM(hidden_size=256)
     params = cell.init(key, input_size=128)
     ys, carry = cells.scan(cell, params, xs)        # xs [B, T, I] -> ys [B, T, H]
 """
+
+import importlib
 
 from cells.base import Cell, LSTMState, Params, RNNState
 from cells.gru import GRU
@@ -25,6 +29,20 @@ __all__ = [
     "Stack",
     "dropout",
     "identity_init",
+    "interop",
+    "linen",
+    "nnx",
     "reference_scan",
     "scan",
 ]
+
+# Submodules imported on first use, so `import cells` stays light (no Flax module machinery,
+# no conversion code): cells.nnx (Flax NNX modules), cells.linen (flax.linen modules),
+# cells.interop (PyTorch / flax weight conversion).
+_LAZY_SUBMODULES = ("interop", "linen", "nnx")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"cells.{name}")
+    raise AttributeError(f"module 'cells' has no attribute {name!r}")

@@ -1,0 +1,355 @@
+"""Weight conversion between `cells` and PyTorch (nn.LSTM / nn.GRU / nn.RNN) or flax.linen cells.
+
+Every conversion is function-preserving: converted parameters give the other library's outputs
+(up to float rounding), both directions, any number of layers, either direction of a
+bidirectional layer. Layouts:
+
+  cells      w_ih [I, G*H], w_hh [H, G*H], b [G*H] (+ b_hn [H], GRU reset_after=True)
+  PyTorch    weight_ih_l{k}[_reverse] [G*H, I], weight_hh_l{k} [G*H, H], bias_ih_l{k} [G*H],
+             bias_hh_l{k} [G*H]; the same gate order (LSTM i, f, g, o; GRU r, z, n)
+  flax       LSTMCell / OptimizedLSTMCell {'ii','if','ig','io': {kernel}, 'hi','hf','hg','ho':
+             {kernel, bias}}; GRUCell {'ir','iz','in': {kernel, bias}, 'hr','hz': {kernel},
+             'hn': {kernel, bias}}; SimpleCell {'i': {kernel, bias}, 'h': {kernel}}
+
+PyTorch has two biases where a cell needs one. They are folded: LSTM and Elman b = b_ih + b_hh;
+GRU b[r, z] = b_ih + b_hh, b[n] = b_ih[n] and b_hn = b_hh[n] (n's recurrent bias sits inside
+the reset product). Going back, the folded bias goes to b_ih and the rest (zeros, or GRU's
+b_hn) to b_hh. GRU(reset_after=False) (Cho et al.'s original) has no PyTorch or flax
+equivalent; converting it raises ValueError.
+
+Carries differ too: flax's LSTM carry is (c, h), PyTorch's initial/final states are
+[num_layers * num_directions, B, H] arrays; `carry_from_flax`, `carry_to_flax`,
+`carry_from_torch` and `carry_to_torch` translate them.
+
+PyTorch is never imported by this module: state dicts may hold torch tensors or numpy arrays
+(tensors are read with `np.asarray(t.detach().cpu())`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from cells import base, layers
+from cells.gru import GRU
+from cells.lstm import LSTM
+from cells.simple import SimpleRNN
+
+Params = base.Params
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """A torch tensor (any device, bfloat16 included), jax array or numpy array as numpy."""
+    if hasattr(array, "detach"):  # a torch tensor, read without importing torch
+        array = array.detach().cpu()
+        if str(array.dtype) == "torch.bfloat16":
+            array = array.float()
+    return np.asarray(array)
+
+
+def _check_cell(cell: Any, target: str) -> None:
+    if not isinstance(cell, LSTM | GRU | SimpleRNN):
+        raise ValueError(
+            f"cell must be a cells.LSTM, cells.GRU or cells.SimpleRNN to convert to/from "
+            f"{target}, got {cell!r}."
+        )
+    if isinstance(cell, GRU) and not cell.reset_after:
+        raise ValueError(
+            f"GRU(reset_after=False) has no {target} equivalent: {target} applies the reset gate "
+            "after the recurrent product; use cells.GRU(hidden_size, reset_after=True)."
+        )
+
+
+def _as_params(cell: base.Cell, arrays: dict[str, np.ndarray]) -> Params:
+    """float64 numpy arrays -> the cell's param dtype, checked against the cell's shapes."""
+    params = {k: jnp.asarray(v, dtype=cell.param_dtype) for k, v in arrays.items()}
+    cell.check_params(params)
+    return params
+
+
+def _check_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}.")
+
+
+# -- PyTorch ---------------------------------------------------------------------------------
+
+
+def _torch_suffix(layer: int, reverse: bool) -> str:
+    return f"_l{layer}" + ("_reverse" if reverse else "")
+
+
+def from_torch(
+    cell: base.Cell,
+    state_dict: Mapping[str, Any],
+    *,
+    layer: int = 0,
+    reverse: bool = False,
+    prefix: str = "",
+) -> Params:
+    """One layer (one direction) of a PyTorch nn.LSTM / nn.GRU / nn.RNN as `cell`'s params.
+
+    Args:
+      cell: the cell the weights are for (hidden size, kind and, for nn.RNN, activation must
+        match the PyTorch module's; they are not stored in a state dict).
+      state_dict: `module.state_dict()` (torch tensors or numpy arrays).
+      layer: which layer k (keys `weight_ih_l{k}`, ...).
+      reverse: the backward direction of a bidirectional module (keys `..._l{k}_reverse`).
+      prefix: prepended to every key, e.g. 'encoder.rnn.' for a submodule's entries.
+
+    Returns:
+      The params dict; `cells.scan(cell, params, xs)` reproduces that layer's outputs.
+    """
+    _check_cell(cell, "PyTorch")
+    suffix = _torch_suffix(layer, reverse)
+    key = lambda name: f"{prefix}{name}{suffix}"
+    if key("weight_hr") in state_dict:
+        raise ValueError("nn.LSTM with proj_size > 0 (projected hidden state) is not supported.")
+    if key("weight_ih") not in state_dict:
+        raise ValueError(
+            f"state_dict has no {key('weight_ih')!r}: check layer={layer}, reverse={reverse} and "
+            f"prefix={prefix!r}; keys are {sorted(state_dict)[:8]}..."
+        )
+    h, g = cell.hidden_size, cell.num_gates
+    w_ih = to_numpy(state_dict[key("weight_ih")]).astype(np.float64)
+    w_hh = to_numpy(state_dict[key("weight_hh")]).astype(np.float64)
+    if w_ih.ndim != 2 or w_ih.shape[0] != g * h:
+        raise ValueError(
+            f"{key('weight_ih')} has shape {w_ih.shape} but {type(cell).__name__}(hidden_size={h}) "
+            f"needs [{g * h}, input_size]: the cell kind or hidden_size does not match the module."
+        )
+    _check_shape(key("weight_hh"), w_hh, (g * h, h))
+    zeros = np.zeros((g * h,))
+    b_ih = to_numpy(state_dict.get(key("bias_ih"), zeros)).astype(np.float64)
+    b_hh = to_numpy(state_dict.get(key("bias_hh"), zeros)).astype(np.float64)
+    _check_shape(key("bias_ih"), b_ih, (g * h,))
+    _check_shape(key("bias_hh"), b_hh, (g * h,))
+    arrays = {"w_ih": w_ih.T, "w_hh": w_hh.T}
+    if isinstance(cell, GRU):
+        arrays["b"] = np.concatenate([b_ih[: 2 * h] + b_hh[: 2 * h], b_ih[2 * h :]])
+        arrays["b_hn"] = b_hh[2 * h :]
+    else:
+        arrays["b"] = b_ih + b_hh
+    return _as_params(cell, arrays)
+
+
+def to_torch(
+    cell: base.Cell, params: Params, *, layer: int = 0, reverse: bool = False, prefix: str = ""
+) -> dict[str, np.ndarray]:
+    """`cell`'s params as the state-dict entries of PyTorch layer `layer` (numpy float32 arrays).
+
+    The folded bias goes to bias_ih; bias_hh holds zeros (GRU: zeros for r, z and b_hn for n).
+    """
+    _check_cell(cell, "PyTorch")
+    cell.check_params(params)
+    h = cell.hidden_size
+    p = {k: np.array(v, dtype=np.float32) for k, v in params.items()}  # writable copies
+    b_hh = np.zeros_like(p["b"])
+    if isinstance(cell, GRU):
+        b_hh[2 * h :] = p["b_hn"]
+    suffix = _torch_suffix(layer, reverse)
+    return {
+        f"{prefix}weight_ih{suffix}": np.ascontiguousarray(p["w_ih"].T),
+        f"{prefix}weight_hh{suffix}": np.ascontiguousarray(p["w_hh"].T),
+        f"{prefix}bias_ih{suffix}": p["b"],
+        f"{prefix}bias_hh{suffix}": b_hh,
+    }
+
+
+def _directions(layer: Any) -> list[tuple[base.Cell, bool, str | None]]:
+    """(cell, reverse, key in the layer's params) for each direction of a Stack layer."""
+    if isinstance(layer, layers.Bidirectional):
+        return [(layer.forward, False, "forward"), (layer.backward, True, "backward")]
+    return [(layer, False, None)]
+
+
+def stack_from_torch(
+    stack: layers.Stack, state_dict: Mapping[str, Any], *, prefix: str = ""
+) -> tuple:
+    """All layers of a PyTorch RNN module as `stack`'s params (a `cells.Stack` of the same
+    depth; a bidirectional module needs `cells.Bidirectional` layers)."""
+    params = []
+    for k, layer in enumerate(stack.layers):
+        per_direction = {
+            name: from_torch(cell, state_dict, layer=k, reverse=rev, prefix=prefix)
+            for cell, rev, name in _directions(layer)
+        }
+        params.append(per_direction[None] if None in per_direction else per_direction)
+    return tuple(params)
+
+
+def stack_to_torch(
+    stack: layers.Stack, params: tuple, *, prefix: str = "", tensors: bool = False
+) -> dict[str, Any]:
+    """`stack`'s params as a PyTorch state dict; `tensors=True` returns torch tensors, ready for
+    `module.load_state_dict(...)` (imports torch)."""
+    state = {}
+    for k, (layer, p) in enumerate(zip(stack.layers, params, strict=True)):
+        for cell, rev, name in _directions(layer):
+            sub = p if name is None else p[name]
+            state.update(to_torch(cell, sub, layer=k, reverse=rev, prefix=prefix))
+    if tensors:
+        import torch  # optional dependency: imported only when tensors are asked for
+
+        state = {k: torch.from_numpy(v) for k, v in state.items()}
+    return state
+
+
+_TORCH_MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+
+
+def from_torch_module(module: Any) -> tuple[layers.Stack, tuple]:
+    """A PyTorch nn.LSTM / nn.GRU / nn.RNN as (`cells.Stack`, its params).
+
+    The stack has the module's depth, direction(s) and inter-layer dropout. Inputs are always
+    [B, T, I] here, whatever the module's `batch_first`.
+    """
+    mode = getattr(module, "mode", None)
+    if mode not in _TORCH_MODES:
+        raise ValueError(f"module must be a torch nn.LSTM, nn.GRU or nn.RNN, got {module!r}.")
+    if getattr(module, "proj_size", 0):
+        raise ValueError("nn.LSTM with proj_size > 0 (projected hidden state) is not supported.")
+    h = module.hidden_size
+    if mode == "LSTM":
+        cell = LSTM(h)
+    elif mode == "GRU":
+        cell = GRU(h, reset_after=True)
+    else:
+        cell = SimpleRNN(h, activation="tanh" if mode == "RNN_TANH" else "relu")
+    layer = layers.Bidirectional(cell, cell) if module.bidirectional else cell
+    stack = layers.Stack.uniform(layer, module.num_layers, dropout=float(module.dropout))
+    return stack, stack_from_torch(stack, module.state_dict())
+
+
+def _torch_state_arrays(cell: base.Cell) -> int:
+    return 2 if isinstance(cell, LSTM) else 1
+
+
+def carry_from_torch(stack: layers.Stack, hx: Any) -> tuple:
+    """PyTorch's initial state (h_0, or (h_0, c_0) for LSTM; each [L * D, B, H]) as `stack`'s
+    per-layer carries."""
+    cells_ = [cell for layer in stack.layers for cell, _, _ in _directions(layer)]
+    arrays = hx if isinstance(hx, tuple | list) else (hx,)
+    arrays = [to_numpy(a) for a in arrays]
+    if len(arrays) != _torch_state_arrays(cells_[0]) or arrays[0].shape[0] != len(cells_):
+        raise ValueError(
+            f"hx must be {'(h_0, c_0)' if isinstance(cells_[0], LSTM) else 'h_0'} with a leading "
+            f"dimension of num_layers * num_directions = {len(cells_)}, got "
+            f"{[a.shape for a in arrays]}."
+        )
+    carries, i = [], 0
+    for layer in stack.layers:
+        per_direction = []
+        for cell, _, _ in _directions(layer):
+            per_direction.append(cell.carry_type(*(jnp.asarray(a[i]) for a in arrays)))
+            i += 1
+        carries.append(per_direction[0] if len(per_direction) == 1 else tuple(per_direction))
+    return tuple(carries)
+
+
+def carry_to_torch(stack: layers.Stack, carries: tuple) -> Any:
+    """`stack`'s per-layer carries as PyTorch's final state: h_n, or (h_n, c_n) for LSTM."""
+    flat = []
+    for layer, carry in zip(stack.layers, carries, strict=True):
+        flat.extend([carry] if not isinstance(layer, layers.Bidirectional) else list(carry))
+    stacked = [np.stack([np.asarray(c[j]) for c in flat]) for j in range(len(flat[0]))]
+    return tuple(stacked) if len(stacked) == 2 else stacked[0]
+
+
+# -- flax.linen ------------------------------------------------------------------------------
+
+_FLAX_LSTM_GATES = ("i", "f", "g", "o")
+_FLAX_GRU_GATES = ("r", "z", "n")
+
+
+def _flax_tree(variables: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Accepts `cell.init(...)`'s variables, their 'params', or nn.RNN's {'params': {'cell'}}."""
+    tree = variables
+    for wrapper in ("params", "cell"):
+        if isinstance(tree, Mapping) and set(tree) == {wrapper}:
+            tree = tree[wrapper]
+    return tree
+
+
+def _get(tree: Mapping[str, Any], name: str, leaf: str) -> np.ndarray:
+    try:
+        return to_numpy(tree[name][leaf]).astype(np.float64)
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"flax params have no {name}/{leaf}: expected a flax.linen LSTMCell, "
+            f"OptimizedLSTMCell, GRUCell or SimpleCell param tree, got keys {sorted(tree)}."
+        ) from e
+
+
+def from_flax(cell: base.Cell, variables: Mapping[str, Any]) -> Params:
+    """flax.linen LSTMCell / OptimizedLSTMCell (for LSTM), GRUCell (GRU) or SimpleCell
+    (SimpleRNN) params as `cell`'s params."""
+    _check_cell(cell, "flax")
+    tree = _flax_tree(variables)
+    if isinstance(cell, LSTM):
+        arrays = {
+            "w_ih": np.concatenate([_get(tree, f"i{g}", "kernel") for g in _FLAX_LSTM_GATES], 1),
+            "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in _FLAX_LSTM_GATES], 1),
+            "b": np.concatenate([_get(tree, f"h{g}", "bias") for g in _FLAX_LSTM_GATES]),
+        }
+    elif isinstance(cell, GRU):
+        arrays = {
+            "w_ih": np.concatenate([_get(tree, f"i{g}", "kernel") for g in _FLAX_GRU_GATES], 1),
+            "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in _FLAX_GRU_GATES], 1),
+            "b": np.concatenate([_get(tree, f"i{g}", "bias") for g in _FLAX_GRU_GATES]),
+            "b_hn": _get(tree, "hn", "bias"),
+        }
+    else:
+        arrays = {
+            "w_ih": _get(tree, "i", "kernel"),
+            "w_hh": _get(tree, "h", "kernel"),
+            "b": _get(tree, "i", "bias"),
+        }
+    try:
+        return _as_params(cell, arrays)
+    except ValueError as e:
+        raise ValueError(f"flax params do not fit {cell!r}: {e}") from e
+
+
+def to_flax(cell: base.Cell, params: Params) -> dict[str, Any]:
+    """`cell`'s params as flax.linen variables {'params': {...}} for LSTMCell /
+    OptimizedLSTMCell, GRUCell or SimpleCell (`flax_cell.apply(variables, carry, x)`; wrap as
+    {'params': {'cell': ...}} for nn.RNN)."""
+    _check_cell(cell, "flax")
+    cell.check_params(params)
+    split = {name: cell.split_gates(params, name) for name in ("w_ih", "w_hh", "b")}
+    if isinstance(cell, LSTM):
+        tree = {}
+        for k, g in enumerate(_FLAX_LSTM_GATES):
+            tree[f"i{g}"] = {"kernel": split["w_ih"][k]}
+            tree[f"h{g}"] = {"kernel": split["w_hh"][k], "bias": split["b"][k]}
+    elif isinstance(cell, GRU):
+        tree = {}
+        for k, g in enumerate(_FLAX_GRU_GATES):
+            tree[f"i{g}"] = {"kernel": split["w_ih"][k], "bias": split["b"][k]}
+            tree[f"h{g}"] = {"kernel": split["w_hh"][k]}
+        tree["hn"]["bias"] = params["b_hn"]
+    else:
+        tree = {
+            "i": {"kernel": params["w_ih"], "bias": params["b"]},
+            "h": {"kernel": params["w_hh"]},
+        }
+    return {"params": tree}
+
+
+def carry_from_flax(cell: base.Cell, carry: Any):
+    """A flax cell's carry ((c, h) for LSTM, h otherwise) as `cell`'s carry."""
+    if isinstance(cell, LSTM):
+        c, h = carry
+        return base.LSTMState(jnp.asarray(h), jnp.asarray(c))
+    return base.RNNState(jnp.asarray(carry))
+
+
+def carry_to_flax(cell: base.Cell, carry: Any):
+    """`cell`'s carry as a flax cell's carry ((c, h) for LSTM, h otherwise)."""
+    if isinstance(cell, LSTM):
+        return (carry.c, carry.h)
+    return carry.h

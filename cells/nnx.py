@@ -1,0 +1,173 @@
+"""Flax NNX modules over the cell core: the params live in `nnx.Param`s, the math is `cells.scan`.
+
+    from flax import nnx
+    rnn = cells.nnx.RNN(cells.LSTM(64), input_size=32, rngs=nnx.Rngs(0))
+    ys, carry = rnn(xs_BxTxI, lengths=lengths_B)          # == cells.scan(cell, rnn.params, ...)
+
+    net = cells.nnx.Stack(cells.Stack.uniform(cells.GRU(64), 2, dropout=0.3), 32, rngs=nnx.Rngs(0))
+    ys, carries = net(xs_BxTxI, rngs=nnx.Rngs(dropout=1))  # no rngs: no dropout (evaluation)
+
+Both modules hold a cell (or `cells.Stack`) as a static, hashable attribute and their params
+under the same names as the functional dicts (`w_ih`, `w_hh`, `b`, `b_hn`), so `.params` gives
+exactly what `cells.scan` / `cells.Stack` take, and `from_params` wraps params made elsewhere
+(e.g. by `cells.interop`). They work with `nnx.jit`, `nnx.grad` and `nnx.Optimizer`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flax import nnx
+
+from cells import base, layers
+from cells.scan import scan as run_scan  # the function (`cells.scan` is rebound to it)
+
+
+def _check_source(input_size, rngs, params, what: str) -> None:
+    new = input_size is not None and rngs is not None
+    existing = params is not None and input_size is None and rngs is None
+    if (params is None and new) or existing:
+        return
+    raise ValueError(
+        f"{what}: pass either input_size and rngs (new params) or params (existing ones), "
+        f"got input_size={input_size!r}, rngs={'set' if rngs is not None else None}, "
+        f"params={'set' if params is not None else None}."
+    )
+
+
+class RNN(nnx.Module):
+    """One recurrent layer: `cell` run over [B, T, I] inputs by `cells.scan`.
+
+    Attributes:
+      cell: the cell (static).
+      w_ih, w_hh, b (and b_hn for GRU reset_after=True): `nnx.Param`s, the cell's params.
+    """
+
+    def __init__(
+        self,
+        cell: base.Cell,
+        input_size: int | None = None,
+        *,
+        rngs: nnx.Rngs | None = None,
+        params: base.Params | None = None,
+    ):
+        if not isinstance(cell, base.Cell):
+            raise ValueError(f"cells.nnx.RNN: cell must be a cells cell, got {cell!r}.")
+        _check_source(input_size, rngs, params, "cells.nnx.RNN")
+        if params is None:
+            params = cell.init(rngs.params(), input_size)
+        cell.check_params(params)
+        self.cell = cell
+        self.param_names = tuple(sorted(params))
+        for name in self.param_names:
+            setattr(self, name, nnx.Param(params[name]))
+
+    @classmethod
+    def from_params(cls, cell: base.Cell, params: base.Params) -> RNN:
+        """Wraps existing params (e.g. from `cells.interop`)."""
+        return cls(cell, params=params)
+
+    @property
+    def params(self) -> base.Params:
+        """The params as the plain dict the functional API takes."""
+        return {name: getattr(self, name)[...] for name in self.param_names}
+
+    def initial_carry(self, batch_size: int):
+        return self.cell.initial_carry(batch_size)
+
+    def __call__(
+        self,
+        xs,
+        *,
+        carry=None,
+        lengths=None,
+        reverse=False,
+        return_trace=False,
+        unroll=1,
+        remat=False,
+    ) -> tuple[Any, ...]:
+        """`cells.scan(self.cell, self.params, xs, ...)`: (ys [B, T, H], carry[, trace])."""
+        return run_scan(
+            self.cell,
+            self.params,
+            xs,
+            carry=carry,
+            lengths=lengths,
+            reverse=reverse,
+            return_trace=return_trace,
+            unroll=unroll,
+            remat=remat,
+        )
+
+
+def _to_variables(tree):
+    """Nested dicts of arrays -> nnx.Dict of nnx.Param (so nnx finds them as state)."""
+    if isinstance(tree, dict):
+        return nnx.Dict({k: _to_variables(v) for k, v in tree.items()})
+    return nnx.Param(tree)
+
+
+def _to_arrays(tree):
+    if isinstance(tree, nnx.Variable):
+        return tree[...]
+    return {k: _to_arrays(v) for k, v in tree.items()}
+
+
+class Stack(nnx.Module):
+    """A `cells.Stack` (layers, dropout between layers, bidirectional layers) as an NNX module.
+
+    Attributes:
+      stack: the `cells.Stack` (static).
+      layers: one `nnx.Dict` of `nnx.Param`s per layer (for a `cells.Bidirectional` layer,
+        {'forward': ..., 'backward': ...}).
+    """
+
+    def __init__(
+        self,
+        stack: layers.Stack,
+        input_size: int | None = None,
+        *,
+        rngs: nnx.Rngs | None = None,
+        params: tuple | None = None,
+    ):
+        if not isinstance(stack, layers.Stack):
+            raise ValueError(f"cells.nnx.Stack: stack must be a cells.Stack, got {stack!r}.")
+        _check_source(input_size, rngs, params, "cells.nnx.Stack")
+        if params is None:
+            params = stack.init(rngs.params(), input_size)
+        if len(params) != len(stack.layers):
+            raise ValueError(
+                f"cells.nnx.Stack: params has {len(params)} layers, the stack {len(stack.layers)}."
+            )
+        self.stack = stack
+        self.layers = nnx.List([_to_variables(p) for p in params])
+
+    @classmethod
+    def from_params(cls, stack: layers.Stack, params: tuple) -> Stack:
+        """Wraps existing params (e.g. `cells.interop.stack_from_torch`'s)."""
+        return cls(stack, params=params)
+
+    @property
+    def params(self) -> tuple:
+        """The params as the tuple the functional `cells.Stack` takes."""
+        return tuple(_to_arrays(layer) for layer in self.layers)
+
+    def initial_carry(self, batch_size: int) -> tuple:
+        return self.stack.initial_carry(batch_size)
+
+    def __call__(
+        self, xs, *, carry=None, lengths=None, rngs: nnx.Rngs | None = None, unroll=1, remat=False
+    ):
+        """Runs the stack: (ys of the top layer [B, T, H], tuple of per-layer carries).
+
+        Args:
+          xs: inputs [B, T, I].
+          carry: per-layer carries; default zeros.
+          lengths: optional [B] valid lengths.
+          rngs: dropout between layers draws from `rngs.dropout()`; None means no dropout.
+          unroll, remat: passed to `cells.scan`.
+        """
+        rng = None if rngs is None or self.stack.dropout == 0.0 else rngs.dropout()
+        return self.stack(
+            self.params, xs, carry=carry, lengths=lengths, rng=rng, unroll=unroll, remat=remat
+        )

@@ -1,0 +1,98 @@
+"""Shared test inputs for tests/cells: every cell variant, random params and batches, errors.
+
+Shapes are tiny on purpose: the suite's cost is XLA compilation, one per shape and option.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import reference_numpy  # the sibling module (pytest puts tests/cells on sys.path)
+
+import cells
+
+B, T, I, H = 3, 5, 4, 6  # noqa: E741  (batch, time, input features, hidden units)
+LENGTHS = np.array([5, 2, 0])  # full, partial and empty sequences in one batch
+
+# Every cell and option the library offers, named for test ids.
+CELLS = {
+    "lstm": cells.LSTM(H),
+    "gru": cells.GRU(H, reset_after=True),
+    "gru_reset_before": cells.GRU(H, reset_after=False),
+    "rnn_tanh": cells.SimpleRNN(H, activation="tanh"),
+    "rnn_relu": cells.SimpleRNN(H, activation="relu"),
+}
+CELL_IDS = list(CELLS)
+
+
+def random_params(cell, input_size=I, seed=0, scale=0.5, dtype=np.float32):
+    """Params with every entry random (biases included, unlike `cell.init`), as `dtype`."""
+    rng = np.random.default_rng(seed)
+    shapes = cell.param_shapes(input_size)
+    return {
+        k: jax.numpy.asarray(scale * rng.standard_normal(shape), dtype)
+        for k, shape in sorted(shapes.items())
+    }
+
+
+def random_inputs(shape=(B, T, I), seed=1, dtype=np.float32):
+    return jax.numpy.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
+
+
+def random_carry(cell, batch=B, seed=2, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    n = len(cell.carry_type._fields)
+    return cell.carry_type(
+        *(
+            jax.numpy.asarray(0.5 * rng.standard_normal((batch, cell.hidden_size)), dtype)
+            for _ in range(n)
+        )
+    )
+
+
+def rel_err(actual, expected) -> float:
+    """max |actual - expected| / max |expected| (the error relative to the output scale)."""
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(np.abs(expected).max(initial=0.0), 1e-12)
+    return float(np.abs(actual - expected).max(initial=0.0) / scale)
+
+
+def assert_close(actual, expected, tol, what=""):
+    err = rel_err(actual, expected)
+    assert err <= tol, f"{what}: relative error {err:.3g} > {tol:.3g}"
+    return err
+
+
+def check_against_numpy(cell, *, lengths, reverse, dtype=np.float32, tol=1e-5, jit=False):
+    """Runs `cells.scan` (fused) and `cells.reference_scan` (spec) against reference_numpy.
+
+    Starts from a random carry, checks outputs, final carry and the trace; returns the largest
+    relative error seen (for the record).
+    """
+    params = random_params(cell, dtype=dtype)
+    xs = random_inputs(dtype=dtype)
+    carry = random_carry(cell, dtype=dtype)
+    fused = lambda p, x, c, lens: cells.scan(
+        cell, p, x, carry=c, lengths=lens, reverse=reverse, return_trace=True
+    )
+    if jit:
+        fused = jax.jit(fused)
+    ys, final, trace = fused(params, xs, carry, lengths)
+    assert ys.dtype == dtype and all(c.dtype == dtype for c in final)
+    ys_ref, final_ref = cells.reference_scan(
+        cell, params, xs, carry=carry, lengths=lengths, reverse=reverse
+    )
+    ys_np, final_np, trace_np = reference_numpy.run(cell, params, xs, carry, lengths, reverse)
+    errs = [
+        assert_close(ys, ys_np, tol, "fused outputs"),
+        assert_close(ys_ref, ys_np, tol, "reference outputs"),
+    ]
+    for k, (a, b, c) in enumerate(zip(final, final_ref, final_np, strict=True)):
+        errs.append(assert_close(a, c, tol, f"fused carry[{k}]"))
+        errs.append(assert_close(b, c, tol, f"reference carry[{k}]"))
+    assert sorted(trace) == sorted(trace_np)
+    for name in trace_np:
+        errs.append(assert_close(trace[name], trace_np[name], tol, f"trace[{name!r}]"))
+    return max(errs)
