@@ -148,19 +148,42 @@ def seq2seq_table(results: dict) -> str:
     )
 
 
+def ett_notes(results: dict, features: str) -> str:
+    """Generated remarks: ours vs the last-value baseline, and that baseline vs LSTMa."""
+    beat = {"lstm": [], "gru": []}
+    for h in HORIZONS:
+        last_mse = persistence(features, h)[0]
+        for cell in beat:
+            r = results.get(f"ett_{features}_{h}_{cell}")
+            if r is not None:
+                beat[cell].append(r["test"]["mse"] < last_mse)
+    if not any(beat.values()):
+        return ""
+    lstma = sum(persistence(features, h)[0] < PUBLISHED[features]["LSTMa"][h][0] for h in HORIZONS)
+    ours = ", ".join(
+        f"{cell.upper()} beats it at {sum(v)} of {len(v)} run horizons"
+        for cell, v in beat.items()
+        if v
+    )
+    return (
+        f"Last value (the forecast = the last input row, no training) beats LSTMa's published "
+        f"MSE at {lstma} of 5 horizons; {ours}.\n"
+    )
+
+
 def ett_runs_summary(results: dict) -> str:
     runs = [r for n, r in results.items() if n.startswith("ett_") and n.count("_") == 3]
     if not runs:
         return "No ETTh1 run has finished yet.\n"
     wall = sum(r["wall_time_s"] for r in runs)
-    commits = sorted({r["git_commit"][:7] for r in runs})
+    commits = {r["git_commit"][:7] for r in runs}
     hw = runs[0]["hardware"]
     steps = [r["steps"] for r in runs]
     return (
         f"{len(runs)} of 20 ETTh1 runs finished; {wall / 60:.1f} min of wall time in all "
         f"({hw['cpu_count']}-core {hw.get('cpu', hw['platform'])} CPU, shared with other jobs), "
         f"{min(steps)}-{max(steps)} steps each (early stopping on validation MSE); "
-        f"commits {', '.join(commits)}.\n"
+        f"{len(commits)} different commits (each JSON records its own).\n"
     )
 
 
@@ -352,8 +375,10 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         ett_runs_summary(results),
         "**Univariate** (OT from OT):\n",
         ett_table(results, "S"),
+        ett_notes(results, "S"),
         "**Multivariate** (all 7 columns from all 7):\n",
         ett_table(results, "M"),
+        ett_notes(results, "M"),
         seq2seq_table(results),
         _image("ett_S_forecasts.png", rel_to),
         _image("ett_M_forecasts.png", rel_to),
@@ -408,30 +433,50 @@ def replace_section(text: str, body: str, begin: str = BEGIN, end: str = END) ->
     return f"{head}{begin}\n{body.strip()}\n{end}{tail}"
 
 
+def _compact(r: dict | None, keys=("mse", "mae")) -> str:
+    if r is None:
+        return "not run"
+    return "/".join(f"{r['test'][k]:.3f}" for k in keys)
+
+
 def docstring_results(results: dict, config_name: str) -> str | None:
-    """The text for a config docstring's [results] block, or None when nothing ran."""
+    """The text for a config docstring's [results] block (lines under 100 chars), or None."""
     if config_name == "ett":
         if not any(n.startswith("ett_") for n in results):
             return None
-        return (
-            "Test MSE / MAE (standardised), best-validation checkpoint:\n\n"
-            + "'S':\n"
-            + ett_table(results, "S")
-            + "\n'M':\n"
-            + ett_table(results, "M")
-            + ett_runs_summary(results)
-        )
+        lines = ["Test MSE/MAE (standardised), best-validation checkpoint; LSTMa published:"]
+        for features in ("S", "M"):
+            for h in HORIZONS:
+                lstm, gru = (results.get(f"ett_{features}_{h}_{c}") for c in ("lstm", "gru"))
+                pub = "/".join(f"{v:.3f}" for v in PUBLISHED[features]["LSTMa"][h])
+                lines.append(
+                    f"  {features} {h:>3}: LSTM {_compact(lstm)}  GRU {_compact(gru)}  "
+                    f"(LSTMa {pub})"
+                )
+        return "\n".join(lines) + "\n"
     if config_name in ("adding", "copy"):
-        if not any(n.startswith(config_name + "_") for n in results):
+        runs = {n: r for n, r in results.items() if n.startswith(config_name + "_")}
+        if not runs:
             return None
-        return long_range_table(results, config_name)
+        metric = "mse" if config_name == "adding" else "cross_entropy"
+        lines = [f"Test {metric} (steps to solve; wall s); baseline per T in the JSONs:"]
+        for name, r in sorted(
+            runs.items(), key=lambda kv: (kv[1]["config"]["data"]["length"], kv[0])
+        ):
+            solved = r.get("steps_to_solve")
+            lines.append(
+                f"  {name}: {r['test'][metric]:.4f} "
+                f"({solved if solved is not None else 'unsolved'}; "
+                f"{r['wall_time_s']:.0f} s)"
+            )
+        return "\n".join(lines) + "\n"
     r = results.get(f"{config_name}_lstm")
     if r is None:
         return None
     return (
         f"Measured: test MSE {r['test']['mse']:.4f} / MAE {r['test']['mae']:.4f} "
-        f"(standardised), best valid step {r.get('best_step')}, {r['wall_time_s']:.0f} s wall "
-        f"on {r['hardware']['cpu_count']} CPU cores, commit {r['git_commit'][:7]}.\n"
+        f"(standardised),\nbest valid step {r.get('best_step')}, {r['wall_time_s']:.0f} s "
+        f"wall on {r['hardware']['cpu_count']} CPU cores, commit {r['git_commit'][:7]}.\n"
     )
 
 

@@ -93,4 +93,8 @@ def test_load_results_and_docstrings(results, tmp_path, monkeypatch):
     changed = report.update_docstrings(results)
     assert changed == [str(configs / "adding.py")]
     text = (configs / "adding.py").read_text()
-    assert "old" not in text and "| 100 | 0.1667 |" in text and text.endswith('[/results]\n"""\n')
+    assert (
+        "old" not in text
+        and "adding_100_lstm: 0.0010 (900; 100 s)" in text
+        and text.endswith('[/results]\n"""\n')
+    )
