@@ -344,12 +344,13 @@ class _Run:
             self.state, meta = restored
             self.meta = {**_fresh_meta(), **meta}  # keys added later default to fresh values
             self.iterator.set_state(self.meta["iterator"])
-            logging.info("resumed from step %d in %s", self.meta["step"], self.ckpts.directory)
         self.start_step = self.done = int(self.meta["step"])
         self.pending: list[dict] = list(self.meta["pending"])  # per-step sums since last log
 
         self.writer = metrics.Writer(workdir, self.start_step, enabled=primary)
         self.console = metrics.Console(self.num_steps, self.start_step, enabled=primary)
+        if restored is not None:
+            self.console.line(f"resumed from step {self.start_step} ({self.ckpts.directory})")
         self.train_step = steps.make_train_step(
             task, self.tx, config.optim.grad_clip_norm, self.shardings
         )

@@ -53,7 +53,7 @@ def test_two_processes_agree_with_one(tmp_path):
     a, b = tt.params_of(one), tt.params_of(two)
     diff = tt.max_abs_diff(a, b)
     print(f"max |params difference| = {diff:.3g}")
-    assert diff < 1e-5, diff
+    assert diff < 1e-6, diff
     for split in ("valid", "test"):
         for k, v in ref[split].items():
             assert got[split][k] == pytest.approx(v, rel=1e-5, abs=1e-6)
