@@ -67,7 +67,7 @@ def eval_step(params, carry, batch, *, task):
     return carry, sums
 
 
-def make_train_step(task, tx, grad_clip_norm: float, state_shardings=None, batch_shardings=None):
+def make_train_step(task, tx, grad_clip_norm: float, state_shardings=None):
     """`train_step` bound to a task and optimizer, jitted with the state donated."""
     fn = functools.partial(train_step, task=task, tx=tx, grad_clip_norm=grad_clip_norm)
     if state_shardings is None:
