@@ -18,34 +18,19 @@ import datetime
 import json
 import math
 import os
-import platform
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 from jax.experimental import multihost_utils
 
-from train import checkpoint, metrics, optim, sharding, steps, validate
+from train import checkpoint, metrics, optim, provenance, sharding, steps, validate
 from train import state as state_lib
+from train import workdir as workdir_lib
 from train.tasks import base, registry
-
-# Fields a restart may not change: they fix the train state's shapes or the data stream.
-FROZEN_FIELDS = (
-    "task",
-    "seed",
-    "model",
-    "data",
-    "train.batch_size",
-    "train.seq_len",
-    "optim.optimizer",
-)
 
 
 class NonFiniteError(RuntimeError):
@@ -87,54 +72,6 @@ def abstract_state(config: ml_collections.ConfigDict, task: base.Task | None = N
     return abstract, task
 
 
-def _config_dict(config) -> dict:
-    return json.loads(json.dumps(config.to_dict(), default=str))
-
-
-def _lookup(d: dict, dotted: str):
-    for part in dotted.split("."):
-        d = d.get(part) if isinstance(d, dict) else None
-    return d
-
-
-def _diff(old, new, prefix=""):
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new)):
-            out += _diff(old.get(k), new.get(k), f"{prefix}{k}.")
-        return out
-    return [] if old == new else [(prefix[:-1], old, new)]
-
-
-def _check_config_json(config, workdir: str, has_checkpoints: bool, primary: bool) -> None:
-    """Refuses a restart whose config changes FROZEN_FIELDS; (re)writes DIR/config.json."""
-    path = os.path.join(workdir, "config.json")
-    new = _config_dict(config)
-    if has_checkpoints and os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        frozen = []
-        for field in FROZEN_FIELDS:
-            frozen += _diff(_lookup(old, field), _lookup(new, field), field + ".")
-        if frozen:
-            changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in frozen[:5])
-            raise base.ConfigError(
-                f"--workdir {workdir} holds checkpoints of another model/data config ({changes}); "
-                "use a new --workdir (or the original config) to continue."
-            )
-        changed = _diff(old, new)
-        if changed:
-            logging.warning(
-                "resuming with changed settings: %s",
-                ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed),
-            )
-    if primary:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(new, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-
-
 class _StopFlag:
     """Catches SIGTERM/SIGINT (main thread only) so the loop can save and stop cleanly."""
 
@@ -164,47 +101,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def _git_commit() -> str:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _command() -> str:
-    """The command line, as `python -m train.main ...` when run that way."""
-    argv = list(sys.argv)
-    if argv and argv[0].endswith(os.path.join("train", "main.py")):
-        argv[0:1] = ["-m", "train.main"]
-    return " ".join(["python"] + argv)
-
-
-def _hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    device = jax.devices()[0]
-    return {
-        "platform": device.platform,
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "process_count": jax.process_count(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "hostname": socket.gethostname(),
-    }
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -311,7 +207,7 @@ class _Run:
         config, workdir, primary = self.config, self.workdir, self.primary
         ckpt_dir = os.path.join(workdir, checkpoint.CHECKPOINTS)
         has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
-        _check_config_json(config, workdir, has_ckpts, primary)
+        workdir_lib.check_config_json(config, workdir, has_ckpts, primary)
 
         self.mesh = sharding.make_mesh()
         n_dev = self.mesh.devices.size
@@ -506,11 +402,11 @@ class _Run:
             "wall_time_s": self.meta["wall_time_s"] + now - self.start_time,
             "train_time_s": self.meta["train_time_s"] + now - self.run_start,
             "resumed_from_step": self.start_step or None,
-            "git_commit": _git_commit(),
-            "hardware": _hardware(),
+            "git_commit": provenance.git_commit(),
+            "hardware": provenance.hardware(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "command": _command(),
-            "config": _config_dict(self.config),
+            "command": provenance.command(),
+            "config": workdir_lib.config_dict(self.config),
         }
         if self.primary:
             path = os.path.join(self.workdir, "results.json")
