@@ -45,7 +45,7 @@ def collect(workdir: str, name: str, note: str = "") -> dict:
     """Builds (and writes) experiments/results/<name>.json from a workdir."""
     import jax
 
-    from train import checkpoint, metrics, sharding, steps, trainer
+    from train import checkpoint, metrics, provenance, sharding, steps, trainer
 
     config = checkpoint.load_config(workdir)
     events = metrics.read_events(workdir)
@@ -83,8 +83,8 @@ def collect(workdir: str, name: str, note: str = "") -> dict:
                 for s, m in splits.items()
             },
             "train_time_s": meta.get("train_time_s"),
-            "git_commit": trainer._git_commit(),
-            "hardware": trainer._hardware(),
+            "git_commit": provenance.git_commit(),
+            "hardware": provenance.hardware(),
             "config": config.to_dict(),
         }
     record["name"] = name
@@ -125,7 +125,7 @@ def time_config(name: str, num_steps: int) -> dict:
 
     import jax
 
-    from train import optim, steps, trainer
+    from train import optim, provenance, steps, trainer
     from train import state as state_lib
     from train.tasks import registry
 
@@ -158,8 +158,8 @@ def time_config(name: str, num_steps: int) -> dict:
         "cpu_s_per_epoch": per_step * spe,
         "epochs": config.train.num_epochs,
         "params": sum(int(x.size) for x in jax.tree.leaves(state.params)),
-        "git_commit": trainer._git_commit(),
-        "hardware": trainer._hardware(),
+        "git_commit": provenance.git_commit(),
+        "hardware": provenance.hardware(),
         "command": f"python -m experiments.lm_results time --config={name} --steps={num_steps}",
     }
     os.makedirs(RESULTS_DIR, exist_ok=True)
