@@ -19,12 +19,17 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a trained 'lm' run.")
-_PROMPT = flags.DEFINE_string("prompt", "", "Text to start from ('' = a newline / <eos>).")
-_LENGTH = flags.DEFINE_integer("length", 400, "Tokens (characters or words) to generate.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Softmax temperature, > 0.")
-_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same text.")
-_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint to load.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string("workdir", None, "Workdir of a trained 'lm' run.")
+    flags.DEFINE_string("prompt", "", "Text to start from ('' = a newline / <eos>).")
+    flags.DEFINE_integer("length", 400, "Tokens (characters or words) to generate.")
+    flags.DEFINE_float("temperature", 0.8, "Softmax temperature, > 0.")
+    flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same text.")
+    flags.DEFINE_enum("which", "best", ["best", "latest"], "Checkpoint to load.")
 
 
 class SampleError(ValueError):
@@ -106,14 +111,14 @@ def main(argv):
     from train.tasks import base
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
-    if not _WORKDIR.value:
+    if not FLAGS.workdir:
         _fail("--workdir is required: the workdir of a trained 'lm' run.")
     try:
-        task, params = load(_WORKDIR.value, _WHICH.value)
-        out = generate(task, params, _PROMPT.value, _LENGTH.value, _TEMPERATURE.value, _SEED.value)
+        task, params = load(FLAGS.workdir, FLAGS.which)
+        out = generate(task, params, FLAGS.prompt, FLAGS.length, FLAGS.temperature, FLAGS.seed)
     except (SampleError, base.ConfigError) as e:
         _fail(str(e))
-    print(_PROMPT.value + out)
+    print(FLAGS.prompt + out)
 
 
 def _fail(message: str):
@@ -122,4 +127,5 @@ def _fail(message: str):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
