@@ -49,8 +49,7 @@ class RNN(nn.Module):
         lengths=None,
         reverse=False,
         return_trace=False,
-        unroll=1,
-        remat=False,
+        **scan_kwargs,
     ) -> tuple[Any, ...]:
         """`cells.scan(self.cell, params, xs, ...)`: (ys [B, T, H], carry[, trace])."""
         if not isinstance(self.cell, base.Cell):
@@ -72,8 +71,7 @@ class RNN(nn.Module):
             lengths=lengths,
             reverse=reverse,
             return_trace=return_trace,
-            unroll=unroll,
-            remat=remat,
+            **scan_kwargs,
         )
 
 
@@ -87,9 +85,7 @@ class Stack(nn.Module):
     stack: layers.Stack
 
     @nn.compact
-    def __call__(
-        self, xs, *, carry=None, lengths=None, deterministic: bool = True, unroll=1, remat=False
-    ):
+    def __call__(self, xs, *, carry=None, lengths=None, deterministic: bool = True, **scan_kwargs):
         """Runs the stack: (ys of the top layer [B, T, H], tuple of per-layer carries).
 
         Args:
@@ -97,7 +93,7 @@ class Stack(nn.Module):
           carry: per-layer carries; default zeros.
           lengths: optional [B] valid lengths.
           deterministic: True (default) disables dropout; False draws from the 'dropout' rng.
-          unroll, remat: passed to `cells.scan`.
+          **scan_kwargs: further `cells.scan` options (unroll, remat, backward).
         """
         if not isinstance(self.stack, layers.Stack):
             raise ValueError(f"cells.linen.Stack: stack must be a cells.Stack, got {self.stack!r}.")
@@ -112,6 +108,4 @@ class Stack(nn.Module):
         )
         use_dropout = not deterministic and self.stack.dropout > 0.0
         rng = self.make_rng("dropout") if use_dropout else None
-        return self.stack(
-            params, xs, carry=carry, lengths=lengths, rng=rng, unroll=unroll, remat=remat
-        )
+        return self.stack(params, xs, carry=carry, lengths=lengths, rng=rng, **scan_kwargs)

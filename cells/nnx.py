@@ -83,8 +83,7 @@ class RNN(nnx.Module):
         lengths=None,
         reverse=False,
         return_trace=False,
-        unroll=1,
-        remat=False,
+        **scan_kwargs,
     ) -> tuple[Any, ...]:
         """`cells.scan(self.cell, self.params, xs, ...)`: (ys [B, T, H], carry[, trace])."""
         return run_scan(
@@ -95,8 +94,7 @@ class RNN(nnx.Module):
             lengths=lengths,
             reverse=reverse,
             return_trace=return_trace,
-            unroll=unroll,
-            remat=remat,
+            **scan_kwargs,
         )
 
 
@@ -156,7 +154,7 @@ class Stack(nnx.Module):
         return self.stack.initial_carry(batch_size)
 
     def __call__(
-        self, xs, *, carry=None, lengths=None, rngs: nnx.Rngs | None = None, unroll=1, remat=False
+        self, xs, *, carry=None, lengths=None, rngs: nnx.Rngs | None = None, **scan_kwargs
     ):
         """Runs the stack: (ys of the top layer [B, T, H], tuple of per-layer carries).
 
@@ -165,9 +163,7 @@ class Stack(nnx.Module):
           carry: per-layer carries; default zeros.
           lengths: optional [B] valid lengths.
           rngs: dropout between layers draws from `rngs.dropout()`; None means no dropout.
-          unroll, remat: passed to `cells.scan`.
+          **scan_kwargs: further `cells.scan` options (unroll, remat, backward).
         """
         rng = None if rngs is None or self.stack.dropout == 0.0 else rngs.dropout()
-        return self.stack(
-            self.params, xs, carry=carry, lengths=lengths, rng=rng, unroll=unroll, remat=remat
-        )
+        return self.stack(self.params, xs, carry=carry, lengths=lengths, rng=rng, **scan_kwargs)

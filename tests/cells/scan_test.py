@@ -63,7 +63,7 @@ def test_scan_equals_loop_of_step(name):
 
 
 @ALL_CELLS
-def test_jit_equals_eager_and_traced_lengths(name):
+def test_jit_equals_eager_traced_lengths_and_trace_padding(name):
     cell = CELLS[name]
     params, xs = random_params(cell), random_inputs()
     eager = cells.scan(cell, params, xs, lengths=LENGTHS, return_trace=True)
@@ -71,9 +71,19 @@ def test_jit_equals_eager_and_traced_lengths(name):
         params, xs, jnp.asarray(LENGTHS)
     )
     jax.tree.map(lambda a, b: assert_close(a, b, 1e-6), eager, jitted)
+    ys, final, trace = eager
+    assert set(trace) == set(cell.gate_names) | ({"c"} if name == "lstm" else set())
+    assert all(v.shape == (B, T, H) for v in trace.values())
+    for b, length in enumerate(LENGTHS):  # padding: zero outputs, zero gates
+        assert not np.asarray(ys[b, length:]).any()
+        assert all(not np.asarray(v[b, length:]).any() for v in trace.values())
+    # The empty sequence (length 0) keeps its initial (zero) carry.
+    assert all(not np.asarray(c[2]).any() for c in final)
 
 
-@ALL_CELLS
+# The chaining logic is the driver's, the same for every cell: one gated cell and the two-GEMM
+# GRU here; properties_test chains every cell at random lengths.
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_before"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 def test_carry_chaining(name, reverse):
     """Two calls over T steps, the carry fed through, equal one call over 2T.
@@ -94,22 +104,6 @@ def test_carry_chaining(name, reverse):
     chained = jnp.concatenate([ys_2, ys_1] if reverse else [ys_1, ys_2], axis=1)
     assert_close(chained, ys, 1e-6, "outputs")
     jax.tree.map(lambda a, b: assert_close(a, b, 1e-6, "carry"), carry, final)
-
-
-@ALL_CELLS
-def test_trace_and_padding(name):
-    cell = CELLS[name]
-    params, xs = random_params(cell), random_inputs()
-    ys, final, trace = cells.scan(cell, params, xs, lengths=LENGTHS, return_trace=True)
-    ys2, final2 = cells.scan(cell, params, xs, lengths=LENGTHS)
-    np.testing.assert_array_equal(ys, ys2)
-    assert set(trace) == set(cell.gate_names) | ({"c"} if name == "lstm" else set())
-    for b, length in enumerate(LENGTHS):
-        assert not np.asarray(ys[b, length:]).any()
-        assert all(not np.asarray(v[b, length:]).any() for v in trace.values())
-        assert all(v.shape == (B, T, H) for v in trace.values())
-    # The empty sequence (length 0) keeps its initial (zero) carry.
-    assert all(not np.asarray(c[2]).any() for c in final)
 
 
 @ALL_CELLS
