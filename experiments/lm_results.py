@@ -30,6 +30,7 @@ _NAME = flags.DEFINE_string(
     "name", None, "collect: result name (file experiments/results/NAME.json)."
 )
 _NOTE = flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
+_COMMAND = flags.DEFINE_string("command", "", "collect: the training command of a partial run.")
 _README = flags.DEFINE_string("readme", "README.md", "render: the README to update.")
 _CONFIG = flags.DEFINE_string("config", None, "time: a config name under experiments/configs.")
 _STEPS = flags.DEFINE_integer("steps", 10, "time: training steps to time after compilation.")
@@ -41,7 +42,7 @@ BEGIN, END = "<!-- section:lm -->", "<!-- /section:lm -->"
 PAPER = {"ptb_small": (120.7, 114.5), "ptb_medium": (86.2, 82.7), "ptb_large": (82.2, 78.4)}
 
 
-def collect(workdir: str, name: str, note: str = "") -> dict:
+def collect(workdir: str, name: str, note: str = "", command: str = "") -> dict:
     """Builds (and writes) experiments/results/<name>.json from a workdir."""
     import jax
 
@@ -86,6 +87,7 @@ def collect(workdir: str, name: str, note: str = "") -> dict:
             "git_commit": provenance.git_commit(),
             "hardware": provenance.hardware(),
             "config": config.to_dict(),
+            "command": command,
         }
     record["name"] = name
     record["note"] = note
@@ -254,6 +256,12 @@ def render_section(records: list[dict]) -> str:
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
+    commands = [(r["name"], r["command"]) for r in records if r.get("command")]
+    if commands:
+        out += ["Commands (as recorded in the result files; rerunning one resumes its workdir):"]
+        out.append("")
+        out += [f"- {name}: `{cmd}`" for name, cmd in commands]
+        out.append("")
     timings = load_timings()
     if timings:
         out += [
@@ -322,7 +330,7 @@ def main(argv):
         if not (_WORKDIR.value and _NAME.value):
             print("error: collect needs --workdir and --name.", file=sys.stderr)
             sys.exit(2)
-        r = collect(_WORKDIR.value, _NAME.value, _NOTE.value)
+        r = collect(_WORKDIR.value, _NAME.value, _NOTE.value, _COMMAND.value)
         print(json.dumps({k: r[k] for k in ("name", "status", "steps", "valid", "test")}))
     else:
         render(_README.value)
