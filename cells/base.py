@@ -4,7 +4,7 @@ A cell is a frozen (hashable) dataclass holding only hyper-parameters. Its param
 outside it, in a plain dict of arrays, so cells compose with any JAX code (jit, grad, vmap,
 optax, Flax, Equinox). Every cell exposes the same small interface:
 
-  params = cell.init(key, input_size)          # {'w_ih': [I, G*H], 'w_hh': [H, G*H], 'b': [G*H], ...}
+  params = cell.init(key, input_size)          # {'w_ih': [I, G*H], 'w_hh': [H, G*H], 'b': ...}
   carry = cell.initial_carry(batch_size)       # a NamedTuple of [B, H] arrays
   xp_BxTxG = cell.input_projection(params, xs) # the hoisted input GEMM for all time steps
   carry, h, gates = cell.fused_step(params, carry, xp_BxG)   # one recurrent GEMM + elementwise
@@ -18,7 +18,8 @@ against. G is the number of gate blocks (LSTM 4, GRU 3, Elman RNN 1).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,9 +58,7 @@ def matmul(x: Array, w: Array, compute_dtype: Any) -> Array:
     if compute_dtype is None:
         return jnp.matmul(x, w)
     acc = jnp.promote_types(jnp.float32, x.dtype)
-    return jnp.matmul(
-        x.astype(compute_dtype), w.astype(compute_dtype), preferred_element_type=acc
-    )
+    return jnp.matmul(x.astype(compute_dtype), w.astype(compute_dtype), preferred_element_type=acc)
 
 
 def add_bias(y: Array, b: Array) -> Array:

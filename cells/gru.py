@@ -81,7 +81,9 @@ class GRU(base.Cell):
         r = jax.nn.sigmoid(base.add_bias(x_BxI @ w_r, b_r) + h_prev @ u_r)
         z = jax.nn.sigmoid(base.add_bias(x_BxI @ w_z, b_z) + h_prev @ u_z)
         if self.reset_after:
-            n = jnp.tanh(base.add_bias(x_BxI @ w_n, b_n) + r * base.add_bias(h_prev @ u_n, params["b_hn"]))
+            n = jnp.tanh(
+                base.add_bias(x_BxI @ w_n, b_n) + r * base.add_bias(h_prev @ u_n, params["b_hn"])
+            )
         else:
             n = jnp.tanh(base.add_bias(x_BxI @ w_n, b_n) + (r * h_prev) @ u_n)
         h = (1.0 - z) * n + z * h_prev

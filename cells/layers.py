@@ -71,8 +71,10 @@ class Bidirectional:
 
     def init(self, key, input_size: int):
         k_f, k_b = jax.random.split(key)
-        return {"forward": self.forward.init(k_f, input_size),
-                "backward": self.backward.init(k_b, input_size)}
+        return {
+            "forward": self.forward.init(k_f, input_size),
+            "backward": self.backward.init(k_b, input_size),
+        }
 
     def initial_carry(self, batch_size: int):
         return (self.forward.initial_carry(batch_size), self.backward.initial_carry(batch_size))
@@ -83,7 +85,12 @@ class Bidirectional:
             self.forward, params["forward"], xs, carry=carry_f, lengths=lengths, **scan_kwargs
         )
         ys_b, carry_b = scan_lib.scan(
-            self.backward, params["backward"], xs, carry=carry_b, lengths=lengths, reverse=True,
+            self.backward,
+            params["backward"],
+            xs,
+            carry=carry_b,
+            lengths=lengths,
+            reverse=True,
             **scan_kwargs,
         )
         ys = ys_f + ys_b if self.merge == "sum" else jnp.concatenate([ys_f, ys_b], axis=-1)
@@ -117,15 +124,19 @@ class Stack:
 
     def __post_init__(self):
         if not isinstance(self.layers, tuple) or not self.layers:
-            raise ValueError(f"Stack: layers must be a non-empty tuple of cells, got {self.layers!r}.")
+            raise ValueError(
+                f"Stack: layers must be a non-empty tuple of cells, got {self.layers!r}."
+            )
         for layer in self.layers:
             if not isinstance(layer, (base.Cell, Bidirectional)):
-                raise ValueError(f"Stack: every layer must be a cell or Bidirectional, got {layer!r}.")
+                raise ValueError(
+                    f"Stack: every layer must be a cell or Bidirectional, got {layer!r}."
+                )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"Stack: dropout must lie in [0, 1), got {self.dropout!r}.")
 
     @classmethod
-    def uniform(cls, cell: base.Cell, num_layers: int, dropout: float = 0.0) -> "Stack":
+    def uniform(cls, cell: base.Cell, num_layers: int, dropout: float = 0.0) -> Stack:
         """`num_layers` copies of `cell`."""
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"Stack: num_layers must be a positive int, got {num_layers!r}.")
@@ -137,7 +148,7 @@ class Stack:
 
     def init(self, key, input_size: int) -> tuple:
         params = []
-        for layer, k in zip(self.layers, jax.random.split(key, len(self.layers))):
+        for layer, k in zip(self.layers, jax.random.split(key, len(self.layers)), strict=True):
             params.append(layer.init(k, input_size))
             input_size = _output_size(layer)
         return tuple(params)
@@ -157,11 +168,13 @@ class Stack:
           **scan_kwargs: unroll / remat, passed to `cells.scan`.
         """
         if len(params) != len(self.layers):
-            raise ValueError(f"Stack: params has {len(params)} layers, the stack {len(self.layers)}.")
+            raise ValueError(
+                f"Stack: params has {len(params)} layers, the stack {len(self.layers)}."
+            )
         # None per layer lets `cells.scan` pick the carry dtype (float64 under x64).
         carries = (None,) * len(self.layers) if carry is None else carry
         new_carries = []
-        for k, (layer, p, c) in enumerate(zip(self.layers, params, carries)):
+        for k, (layer, p, c) in enumerate(zip(self.layers, params, carries, strict=False)):
             if k > 0:
                 xs = dropout(None if rng is None else jax.random.fold_in(rng, k), self.dropout, xs)
             xs, c = _run_layer(layer, p, xs, c, lengths, scan_kwargs)
