@@ -174,7 +174,7 @@ class Stack:
         # None per layer lets `cells.scan` pick the carry dtype (float64 under x64).
         carries = (None,) * len(self.layers) if carry is None else carry
         new_carries = []
-        for k, (layer, p, c) in enumerate(zip(self.layers, params, carries, strict=False)):
+        for k, (layer, p, c) in enumerate(zip(self.layers, params, carries, strict=True)):
             if k > 0:
                 xs = dropout(None if rng is None else jax.random.fold_in(rng, k), self.dropout, xs)
             xs, c = _run_layer(layer, p, xs, c, lengths, scan_kwargs)
