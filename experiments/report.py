@@ -315,12 +315,15 @@ def plot_forecasts(
         name = f"ett_{features}_{h}_{cell}"
         return name in finished and os.path.isdir(os.path.join(workdirs, name, "checkpoints"))
 
-    available = [h for h in HORIZONS if trained(h, "lstm") and trained(h, "gru")]
+    available = [h for h in HORIZONS if trained(h, "lstm") or trained(h, "gru")]
     if not available:
         return False
     fig, axes = plt.subplots(len(available), 1, figsize=(11, 2.4 * len(available)), squeeze=False)
     for ax, h in zip(axes[:, 0], available, strict=True):
+        first = True
         for cell, color in (("lstm", "tab:blue"), ("gru", "tab:green")):
+            if not trained(h, cell):
+                continue
             config, params = checkpoint.restore_params(
                 os.path.join(workdirs, f"ett_{features}_{h}_{cell}"), "best"
             )
@@ -332,7 +335,8 @@ def plot_forecasts(
             k = task.data.target_index
             past = np.arange(-x.shape[1], 0)
             future = np.arange(h)
-            if cell == "lstm":
+            if first:
+                first = False
                 ax.plot(past, x[0, :, k], color="black", lw=1, label="input (OT)")
                 ax.plot(future, y[0, :, k], color="black", lw=1, ls="--", label="actual")
             ax.plot(future, pred[0, :, k], color=color, lw=1.2, label=f"{cell.upper()} forecast")
