@@ -164,7 +164,7 @@ def build(impl: str, name: str, params, xs, mode: str):
         xs.shape[-1], hidden, batch_first=True
     )
     to_torch(name, params, module)
-    x = torch.from_numpy(np.asarray(xs)).requires_grad_(mode == "fwd+bwd")
+    x = torch.from_numpy(np.array(xs)).requires_grad_(mode == "fwd+bwd")
 
     def run():
         torch.set_num_threads(threads)  # the two torch impls share one global setting
@@ -180,6 +180,16 @@ def build(impl: str, name: str, params, xs, mode: str):
         return run().detach().numpy()
 
     return run, check, (0.0, 0.0)
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
 
 
 def _peak_rss_mb() -> float:
@@ -230,6 +240,7 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
                 "seconds": sec,
                 "seconds_all": times[impl],
                 "tokens_per_s": batch * steps / sec,
+                "tokens_per_s_best": batch * steps / min(times[impl]),
                 "gflops_per_s": flops / sec / 1e9,
                 "compile_s": compile_s[impl][0],
                 "compile_cpu_s": compile_s[impl][1],
@@ -415,6 +426,7 @@ def main(argv):
             "compile": compile_extras(),
             "memory": memory_extras(_LONG_T.value),
             "command": " ".join(sys.argv),
+            "commit": _git_commit(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if _JSON.value:
@@ -445,6 +457,7 @@ def main(argv):
             "complete": done,
             "wall_s": time.perf_counter() - start,
             "command": " ".join(sys.argv),
+            "commit": _git_commit(),
             "hardware": {
                 "cpu_count": os.cpu_count(),
                 "processor": platform.processor() or platform.machine(),
