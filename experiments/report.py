@@ -410,7 +410,8 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         long_range_table(results, "copy"),
         "### Inside the cells\n",
         "Gradient flow: mean ||dL/dh_t|| over test sequences of the adding problem, by distance "
-        "k to the step the loss reads (`python -m experiments.gradient_flow --length=T`).\n",
+        "k to the step the loss reads (`python -m experiments.gradient_flow --length=T`); "
+        "0 means the float32 gradient underflowed.\n",
         gradient_flow_table(results),
         *[
             _image(os.path.basename(p), rel_to)
