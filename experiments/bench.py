@@ -58,6 +58,9 @@ _EXTRAS = flags.DEFINE_bool(
     "Instead of the grid: ptb_small step time, 2-layer compile time, and the "
     "peak memory of training at --long_seq_len.",
 )
+_EXTRAS_PARTS = flags.DEFINE_list(
+    "extras_parts", ["ptb_small", "compile", "memory"], "Which --extras measurements to run."
+)
 _LONG_T = flags.DEFINE_integer("long_seq_len", 10_000, "T of the --extras memory runs.")
 _CHILD = flags.DEFINE_string("memory_child", None, "Internal: one --extras memory run.")
 
@@ -406,6 +409,7 @@ def ptb_extras(repeats: int) -> list[dict]:
     for backward, (times, compile_s) in runs.items():
         sec = statistics.median(times)
         rec = {"task": "ptb_small", "backward": backward, "step_s": sec,
+               "step_s_best": min(times), "step_s_all": times,
                "steps_per_epoch": task.steps_per_epoch(),
                "epoch_s_estimate": sec * task.steps_per_epoch(),
                "compile_s": compile_s[0], "compile_cpu_s": compile_s[1],
@@ -421,10 +425,13 @@ def main(argv):
         memory_child(_CHILD.value, _LONG_T.value, _JSON.value)
         return
     if _EXTRAS.value:
+        parts = {
+            "ptb_small": lambda: ptb_extras(_REPEATS.value * 4),
+            "compile": compile_extras,
+            "memory": lambda: memory_extras(_LONG_T.value),
+        }
         result = {
-            "ptb_small": ptb_extras(_REPEATS.value * 4),
-            "compile": compile_extras(),
-            "memory": memory_extras(_LONG_T.value),
+            **{name: fn() for name, fn in parts.items() if name in _EXTRAS_PARTS.value},
             "command": " ".join(sys.argv),
             "commit": _git_commit(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
