@@ -400,7 +400,8 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "1-layer, 32 units, Adam 1e-2, batch 50, clip 1, at most 3000 steps, early stopping "
         "after 15 evaluations without progress. Baseline = always predicting 1 (MSE 1/6); "
         "solved = valid MSE < 0.01 (steps to solve: the first evaluation, every 100 steps, "
-        "below it). Run: `python -m experiments.run_grid adding`.\n",
+        "below it). Run: `python -m experiments.run_grid adding`. Wall times are from a 2-core CPU "
+        "shared with other jobs whose load varied during the grid: compare them loosely.\n",
         long_range_table(results, "adding"),
         "### Copy memory\n",
         "10 symbols from 8, T blanks, a delimiter, recall; 1-layer, 64 units, same optimiser, at "
