@@ -44,9 +44,7 @@ def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
         )
     if carry is not None:
         expected = (batch, cell.hidden_size)
-        if not isinstance(carry, cell.carry_type) or any(
-            tuple(a.shape) != expected for a in carry
-        ):
+        if not isinstance(carry, cell.carry_type) or any(tuple(a.shape) != expected for a in carry):
             raise ValueError(
                 f"carry must be a {cell.carry_type.__name__} of arrays {expected} "
                 f"(cell.initial_carry(batch_size={batch})), got {jax.tree.map(jnp.shape, carry)}."
@@ -160,9 +158,7 @@ def scan(
 
     if remat:
         body = jax.checkpoint(body)
-    carry, (hs_TxBxH, trace) = lax.scan(
-        body, carry, (xp_TxBxG, jnp.arange(steps)), unroll=unroll
-    )
+    carry, (hs_TxBxH, trace) = lax.scan(body, carry, (xp_TxBxG, jnp.arange(steps)), unroll=unroll)
     ys = jnp.swapaxes(hs_TxBxH, 0, 1)
     if return_trace:
         trace = {k: jnp.swapaxes(v, 0, 1) for k, v in trace.items()}
@@ -214,6 +210,6 @@ def reference_scan(cell: base.Cell, params, xs, *, carry=None, lengths=None, rev
     for t in order:
         valid_Bx1 = (t < lengths_B)[:, None]
         new_carry, h = cell.reference_step(params, carry, xs[:, t])
-        carry = jax.tree.map(lambda n, o: jnp.where(valid_Bx1, n, o), new_carry, carry)
+        carry = jax.tree.map(lambda n, o, v=valid_Bx1: jnp.where(v, n, o), new_carry, carry)
         outputs[t] = jnp.where(valid_Bx1, h, 0.0)
     return jnp.stack(outputs, axis=1), carry
