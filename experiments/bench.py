@@ -36,6 +36,7 @@ import numpy as np
 from absl import app, flags
 
 import cells
+from train import provenance
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "gru"], "Cells to run: lstm, gru.")
 _BATCH = flags.DEFINE_list("batch", ["1", "32", "64"], "Batch sizes B.")
@@ -183,16 +184,6 @@ def build(impl: str, name: str, params, xs, mode: str):
         return run().detach().numpy()
 
     return run, check, (0.0, 0.0)
-
-
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-        return out.stdout.strip() or None
-    except OSError:
-        return None
 
 
 def _peak_rss_mb() -> float:
@@ -433,7 +424,7 @@ def main(argv):
         result = {
             **{name: fn() for name, fn in parts.items() if name in _EXTRAS_PARTS.value},
             "command": " ".join(sys.argv),
-            "commit": _git_commit(),
+            "commit": provenance.git_commit(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if _JSON.value:
@@ -464,7 +455,7 @@ def main(argv):
             "complete": done,
             "wall_s": time.perf_counter() - start,
             "command": " ".join(sys.argv),
-            "commit": _git_commit(),
+            "commit": provenance.git_commit(),
             "hardware": {
                 "cpu_count": os.cpu_count(),
                 "processor": platform.processor() or platform.machine(),
