@@ -238,6 +238,14 @@ def render_section(records: list[dict]) -> str:
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
+        out.append(
+            "Train tokens/s and train time include the evaluation passes and reflect the share of "
+            "the shared 2-core CPU each run got (the GRU and RNN runs ran at the lowest priority "
+            "beside the LSTM run, then were stopped for lack of session time): they are not cell "
+            "speeds. The GRU and RNN use the LSTM's hyper-parameters unchanged (lr 1.0 on the "
+            "window-summed cost, clip 5)."
+        )
+        out.append("")
         out.append("Validation perplexity after each epoch (the curve behind the table):")
         out.append("")
         for r in ptb:
