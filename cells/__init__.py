@@ -14,7 +14,7 @@ from cells.base import Cell, LSTMState, Params, RNNState
 from cells.gru import GRU
 from cells.layers import Bidirectional, Stack, dropout
 from cells.lstm import LSTM
-from cells.scan import reference_scan, scan
+from cells.sequence import reference_scan, scan
 from cells.simple import SimpleRNN, identity_init
 
 __all__ = [

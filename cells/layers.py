@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from cells import base
-from cells import scan as scan_lib
+from cells import sequence as sequence_lib
 
 _MERGES = ("concat", "sum")
 
@@ -81,10 +81,10 @@ class Bidirectional:
 
     def __call__(self, params, xs, *, carry=None, lengths=None, **scan_kwargs):
         carry_f, carry_b = (None, None) if carry is None else carry
-        ys_f, carry_f = scan_lib.scan(
+        ys_f, carry_f = sequence_lib.scan(
             self.forward, params["forward"], xs, carry=carry_f, lengths=lengths, **scan_kwargs
         )
-        ys_b, carry_b = scan_lib.scan(
+        ys_b, carry_b = sequence_lib.scan(
             self.backward,
             params["backward"],
             xs,
@@ -103,7 +103,7 @@ Layer = Any  # a base.Cell or a Bidirectional
 def _run_layer(layer: Layer, params, xs, carry, lengths, scan_kwargs):
     if isinstance(layer, Bidirectional):
         return layer(params, xs, carry=carry, lengths=lengths, **scan_kwargs)
-    return scan_lib.scan(layer, params, xs, carry=carry, lengths=lengths, **scan_kwargs)
+    return sequence_lib.scan(layer, params, xs, carry=carry, lengths=lengths, **scan_kwargs)
 
 
 def _output_size(layer: Layer) -> int:

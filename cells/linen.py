@@ -22,7 +22,7 @@ from typing import Any
 import flax.linen as nn
 
 from cells import base, layers
-from cells.scan import scan as run_scan  # the function (`cells.scan` is rebound to it)
+from cells.sequence import scan as run_scan
 
 
 def _check_xs(xs) -> None:

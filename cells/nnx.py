@@ -20,7 +20,7 @@ from typing import Any
 from flax import nnx
 
 from cells import base, layers
-from cells.scan import scan as run_scan  # the function (`cells.scan` is rebound to it)
+from cells.sequence import scan as run_scan
 
 
 def _check_source(input_size, rngs, params, what: str) -> None:

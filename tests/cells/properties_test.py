@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cells
-from cells.scan import reverse_index
+from cells.sequence import reverse_index
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 ALL_CELLS = pytest.mark.parametrize("name", CELL_IDS)

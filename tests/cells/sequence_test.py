@@ -20,7 +20,7 @@ from cells_testing import (
 )
 
 import cells
-from cells.scan import reverse_index
+from cells.sequence import reverse_index
 
 ALL_CELLS = pytest.mark.parametrize("name", CELL_IDS)
 
