@@ -1,0 +1,1 @@
+"""Experiments: configs, data, benchmarks, reports and the scripts researchers run."""
