@@ -21,6 +21,8 @@ Test mse (steps to solve; wall s); baseline per T in the JSONs:
   adding_200_gru: 0.0001 (300; 109 s)
   adding_200_lstm: 0.0006 (2100; 315 s)
   adding_200_rnn: 0.1584 (unsolved; 263 s)
+  adding_400_gru: 0.0001 (400; 302 s)
+  adding_400_lstm: 0.1649 (unsolved; 360 s)
   adding_400_rnn: 0.1657 (unsolved; 41 s)
 [/results]
 """

@@ -14,6 +14,12 @@ Test cross_entropy (steps to solve; wall s); baseline per T in the JSONs:
   copy_50_gru: 0.1649 (unsolved; 36 s)
   copy_50_lstm: 0.2693 (unsolved; 56 s)
   copy_50_rnn: 0.2975 (unsolved; 20 s)
+  copy_100_gru: 0.1345 (unsolved; 72 s)
+  copy_100_lstm: 0.1727 (unsolved; 190 s)
+  copy_100_rnn: 0.1736 (unsolved; 33 s)
+  copy_200_gru: 0.0765 (unsolved; 124 s)
+  copy_200_lstm: 0.0946 (unsolved; 263 s)
+  copy_200_rnn: 0.0947 (unsolved; 57 s)
 [/results]
 """
 
