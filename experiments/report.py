@@ -138,13 +138,18 @@ def seq2seq_table(results: dict) -> str:
             s2s = results.get(f"ett_{features}_{h}_lstm_seq2seq")
             if direct and s2s:
                 cells = [f"{r['test']['mse']:.3f} / {r['test']['mae']:.3f}" for r in (direct, s2s)]
-                walls = f"{direct['wall_time_s']:.0f} / {s2s['wall_time_s']:.0f}"
+                walls = (
+                    f"{direct['steps']} / {s2s['steps']} ({direct['wall_time_s']:.0f} / "
+                    f"{s2s['wall_time_s']:.0f})"
+                )
                 rows.append(f"| {features} | {h} | {cells[0]} | {cells[1]} | {walls} |")
     if not rows:
         return ""
     return (
+        "**Direct head vs seq2seq decoder** (LSTM; `python -m experiments.run_grid seq2seq`; "
+        "the seq2seq runs had up to 2000 steps in both modes):\n\n"
         "| features | horizon | LSTM direct head MSE / MAE | LSTM seq2seq decoder MSE / MAE | "
-        "wall (s) direct / seq2seq |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "steps (wall s) direct / seq2seq |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
