@@ -423,7 +423,7 @@ def main(argv):
         }
         result = {
             **{name: fn() for name, fn in parts.items() if name in _EXTRAS_PARTS.value},
-            "command": " ".join(sys.argv),
+            "command": " ".join(["python -m experiments.bench", *sys.argv[1:]]),
             "commit": provenance.git_commit(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -454,7 +454,7 @@ def main(argv):
             "skipped": skipped,
             "complete": done,
             "wall_s": time.perf_counter() - start,
-            "command": " ".join(sys.argv),
+            "command": " ".join(["python -m experiments.bench", *sys.argv[1:]]),
             "commit": provenance.git_commit(),
             "hardware": {
                 "cpu_count": os.cpu_count(),

@@ -38,7 +38,7 @@ _STEPS = flags.DEFINE_integer("steps", 10, "time: training steps to time after c
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
 BEGIN, END = "<!-- section:lm -->", "<!-- /section:lm -->"
-# Zaremba et al. 2014 (valid, test perplexity), as in /work/shared/REFERENCE.md.
+# Zaremba et al. 2014 (valid, test perplexity), as in shared/REFERENCE.md (beside the repository).
 PAPER = {"ptb_small": (120.7, 114.5), "ptb_medium": (86.2, 82.7), "ptb_large": (82.2, 78.4)}
 
 

@@ -30,7 +30,7 @@ HORIZONS = (24, 48, 168, 336, 720)
 CELLS = ("rnn", "lstm", "gru")
 
 # Informer (Zhou et al. 2021) Table 1/2 as transcribed in later papers: (MSE, MAE).
-# Published, secondary (see /work/shared/REFERENCE.md); not measured here.
+# Published, secondary (see shared/REFERENCE.md (beside the repository)); not measured here.
 PUBLISHED = {
     "S": {
         "Informer": {
