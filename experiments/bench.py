@@ -361,52 +361,96 @@ def compile_extras() -> list[dict]:
     return records
 
 
-def ptb_extras(repeats: int) -> list[dict]:
+def _torch_ptb_step(config, vocab_size: int, batch):
+    """PyTorch's version of the same ptb_small training step (the word_language_model example
+    at Zaremba's small config): embedding -> 2-layer nn.LSTM/GRU/RNN -> linear softmax, cost
+    summed over the window and averaged over the batch, global-norm clipping, plain SGD."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    m, h = config.model, config.model.hidden_size
+    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[m.cell]
+    model = torch.nn.ModuleDict(
+        {
+            "embed": torch.nn.Embedding(vocab_size, h),
+            "rnn": rnn_cls(h, h, m.num_layers, batch_first=True),
+            "out": torch.nn.Linear(h, vocab_size),
+        }
+    )
+    for p in model.parameters():
+        torch.nn.init.uniform_(p, -m.init_scale, m.init_scale)
+    inputs = torch.from_numpy(np.asarray(batch["inputs"]).astype(np.int64))
+    targets = torch.from_numpy(np.asarray(batch["targets"]).astype(np.int64))
+    b = inputs.shape[0]
+    zeros = torch.zeros(m.num_layers, b, h)
+    carry = (zeros, zeros.clone()) if m.cell == "lstm" else zeros
+    lr, clip = config.optim.learning_rate, config.optim.grad_clip_norm
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        ys, _ = model["rnn"](model["embed"](inputs), carry)
+        logits = model["out"](ys).reshape(-1, vocab_size)
+        loss = torch.nn.functional.cross_entropy(logits, targets.reshape(-1), reduction="sum") / b
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-lr)
+        return float(loss.detach())
+
+    return step
+
+
+def ptb_extras(repeats: int, cell: str = "lstm") -> list[dict]:
     """Seconds per ptb_small epoch, estimated: the median time of one training step (loss,
-    gradients, SGD update) on a real batch, times the steps in an epoch. Both backward paths,
-    interleaved; the task is built by the LM task itself, as the trainer does."""
+    gradients, clipping, SGD update: `train.steps.train_step`, as the trainer runs it) on a real
+    batch, times the steps in an epoch (evaluation not included). Our two backward paths
+    (config.train.scan_backward) and, when torch is installed, PyTorch's same model, interleaved."""
+    import functools
+
     from experiments.configs import ptb_small
+    from train import optim
+    from train import state as train_state
+    from train import steps as train_steps
     from train.tasks import registry
 
     config = ptb_small.get_config()
-    task = registry.get_task(config)
-    params = task.init_params(jax.random.key(0))
-    carry = task.init_carry(config.train.batch_size)
-    batch = jax.tree.map(jnp.asarray, next(task.train_iterator()))
-    lr = config.optim.learning_rate
-    steps, runs, records = {}, {}, []
+    config.model.cell = cell
+    fns, records = {}, []
     for backward in ("fused", "autodiff"):
-        defaults = cells.scan.__kwdefaults__
-        saved, defaults["backward"] = defaults["backward"], backward  # the task uses the default
-        try:
-
-            def step(p, c, b):
-                grad_fn = jax.value_and_grad(task.loss, has_aux=True)
-                (_, (c, _)), g = grad_fn(p, c, b, jax.random.key(1), True)
-                return jax.tree.map(lambda w, d: w - lr * d, p, g), c
-
-            t0, c0 = time.perf_counter(), time.process_time()
-            steps[backward] = jax.jit(step).lower(params, carry, batch).compile()
-            compile_s = (time.perf_counter() - t0, time.process_time() - c0)
-        finally:
-            defaults["backward"] = saved
-        jax.block_until_ready(steps[backward](params, carry, batch))
-        runs[backward] = ([], compile_s)
+        config.train.scan_backward = backward
+        task = registry.get_task(config)
+        spe = task.steps_per_epoch()
+        tx, _ = optim.make_optimizer(config.optim, config.train.num_epochs * spe, spe)
+        state = train_state.create(task, tx, config.seed, config.train.batch_size)
+        batch = jax.tree.map(jnp.asarray, next(task.train_iterator()))
+        step = functools.partial(
+            train_steps.train_step, task=task, tx=tx, grad_clip_norm=config.optim.grad_clip_norm
+        )
+        t0, c0 = time.perf_counter(), time.process_time()
+        compiled = jax.jit(step).lower(state, batch).compile()  # not donated: the same state
+        compile_s = (time.perf_counter() - t0, time.process_time() - c0)
+        fns[f"ours-{backward}"] = (functools.partial(compiled, state, batch), compile_s)
+    if _available(["torch"]):
+        fns["torch"] = (_torch_ptb_step(config, task.vocab_size, batch), (0.0, 0.0))
+    for fn, _ in fns.values():
+        jax.block_until_ready(fn())  # warm-up
+    times = {impl: [] for impl in fns}
     for _ in range(repeats):
-        for backward, fn in steps.items():
+        for impl, (fn, _) in fns.items():
             t0 = time.perf_counter()
-            jax.block_until_ready(fn(params, carry, batch))
-            runs[backward][0].append(time.perf_counter() - t0)
-    for backward, (times, compile_s) in runs.items():
-        sec = statistics.median(times)
-        rec = {"task": "ptb_small", "backward": backward, "step_s": sec,
-               "step_s_best": min(times), "step_s_all": times,
-               "steps_per_epoch": task.steps_per_epoch(),
-               "epoch_s_estimate": sec * task.steps_per_epoch(),
+            jax.block_until_ready(fn())
+            times[impl].append(time.perf_counter() - t0)
+    for impl, (_, compile_s) in fns.items():
+        sec = statistics.median(times[impl])
+        rec = {"task": "ptb_small", "cell": cell, "impl": impl, "step_s": sec,
+               "step_s_best": min(times[impl]), "step_s_all": times[impl],
+               "steps_per_epoch": spe, "epoch_s_estimate": sec * spe,
                "compile_s": compile_s[0], "compile_cpu_s": compile_s[1],
+               "torch_threads": os.cpu_count() if impl == "torch" else None,
                "loadavg": os.getloadavg()}  # fmt: skip
         records.append(rec)
-        print(rec, flush=True)
+        print({k: v for k, v in rec.items() if k != "step_s_all"}, flush=True)
     return records
 
 
@@ -417,7 +461,9 @@ def main(argv):
         return
     if _EXTRAS.value:
         parts = {
-            "ptb_small": lambda: ptb_extras(_REPEATS.value * 4),
+            "ptb_small": lambda: [
+                rec for cell in _CELLS.value for rec in ptb_extras(_REPEATS.value * 4, cell)
+            ],
             "compile": compile_extras,
             "memory": lambda: memory_extras(_LONG_T.value),
         }

@@ -15,6 +15,7 @@ CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "epoch_decay")
 DTYPES = ("float32", "bfloat16")
+SCAN_BACKWARDS = ("autodiff", "fused")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -56,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 1000  # steps between checkpoints; 0 = only at the end
     config.train.keep_checkpoints = 3  # latest checkpoints kept (plus the best one)
     config.train.dtype = "float32"  # compute dtype of the matmuls: 'float32' | 'bfloat16'
+    config.train.scan_backward = "autodiff"  # cells.scan's backward pass: 'autodiff' | 'fused'
     config.train.early_stopping_patience = 0  # evals without a new best before stopping; 0 = off
     config.train.best_metric = (
         "loss"  # validation metric that picks the best checkpoint (lower wins)

@@ -17,7 +17,7 @@ from train.tasks import base, registry
 
 ConfigError = base.ConfigError
 
-CELLS, DTYPES = config_base.CELLS, config_base.DTYPES
+CELLS, DTYPES, SCAN_BACKWARDS = config_base.CELLS, config_base.DTYPES, config_base.SCAN_BACKWARDS
 _GROUPS = ("model", "data", "optim", "train", "eval")
 
 
@@ -117,6 +117,7 @@ def _check_values(config: ml_collections.ConfigDict) -> None:
     for field in ("eval_every", "checkpoint_every", "early_stopping_patience"):
         _at_least(f"config.train.{field}", t[field], 0)
     _one_of("config.train.dtype", t.dtype, DTYPES)
+    _one_of("config.train.scan_backward", t.get("scan_backward", "autodiff"), SCAN_BACKWARDS)
     if not t.best_metric:
         raise ConfigError("config.train.best_metric must name a validation metric, e.g. 'loss'.")
     _at_least("config.eval.batch_size", config.eval.batch_size, 1)

@@ -30,6 +30,7 @@ CASES = [
     ({"train.keep_checkpoints": 0}, ["config.train.keep_checkpoints"]),
     ({"train.eval_every": -1}, ["config.train.eval_every"]),
     ({"train.dtype": "float16"}, ["config.train.dtype", "'bfloat16'"]),
+    ({"train.scan_backward": "manual"}, ["config.train.scan_backward", "'fused'"]),
     ({"train.best_metric": ""}, ["config.train.best_metric"]),
     ({"eval.batch_size": 0}, ["config.eval.batch_size"]),
     ({"data.path": "/no/such/file.txt"}, ["config.data.path", "does not exist"]),

@@ -64,6 +64,8 @@ class Task(abc.ABC):
     def __init__(self, config: ml_collections.ConfigDict):
         """`config` has already passed `validate`; subclasses load their data here."""
         self.config = config
+        # Keyword arguments for every `cells.scan` the model runs (through Stack/Bidirectional).
+        self.scan_kwargs = {"backward": config.train.get("scan_backward", "autodiff")}
 
     # -- checks, before any compute --------------------------------------------------------
     @classmethod

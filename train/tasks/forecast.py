@@ -213,7 +213,7 @@ class ForecastTask(base.Task):
         last_Bx1xC = x_BxLxC[:, -1:, :]
         if self.subtract_last:
             x_BxLxC = x_BxLxC - last_Bx1xC
-        _, carries = self.encoder(params["encoder"], x_BxLxC, rng=rng)
+        _, carries = self.encoder(params["encoder"], x_BxLxC, rng=rng, **self.scan_kwargs)
         top = carries[-1]
         if self.head == "direct":
             y_BxHC = dense(params["head"], top.h)

@@ -150,7 +150,9 @@ class LMTask(base.Task):
         r_in, r_stack, r_out = (None,) * 3 if rng is None else jax.random.split(rng, 3)
         x_BxTxD = jnp.take(params["embed"], inputs_BxT, axis=0)
         x_BxTxD = cells.dropout(r_in, self.dropout, x_BxTxD)
-        ys_BxTxH, carry = self.stack(params["rnn"], x_BxTxD, carry=carry, rng=r_stack)
+        ys_BxTxH, carry = self.stack(
+            params["rnn"], x_BxTxD, carry=carry, rng=r_stack, **self.scan_kwargs
+        )
         ys_BxTxH = cells.dropout(r_out, self.dropout, ys_BxTxH)
         w_HxV = params["embed"].T if self.tied else params["softmax"]["w"]
         b, t, h = ys_BxTxH.shape

@@ -146,7 +146,7 @@ class _LongRangeTask(base.Task):
 
     def hidden_states(self, params, x, rng=None):
         """Top-layer hidden states [B, T, H]."""
-        ys, _ = self.stack(params["rnn"], self.encode(x), rng=rng)
+        ys, _ = self.stack(params["rnn"], self.encode(x), rng=rng, **self.scan_kwargs)
         return ys
 
     def train_iterator(self):

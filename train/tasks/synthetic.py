@@ -140,7 +140,9 @@ class SyntheticTask(base.Task):
 
     def loss(self, params, carry, batch, rng, train):
         x_BxTxE = params["embed"][batch["x"]]
-        h_BxTxH, carry = self.stack(params["rnn"], x_BxTxE, carry=carry, rng=rng)
+        h_BxTxH, carry = self.stack(
+            params["rnn"], x_BxTxE, carry=carry, rng=rng, **self.scan_kwargs
+        )
         logits_BxTxV = cells.base.add_bias(h_BxTxH @ params["out_w"], params["out_b"])
         logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32))
         nll_BxT = -jnp.take_along_axis(logp_BxTxV, batch["y"][..., None], axis=-1)[..., 0]
