@@ -25,6 +25,9 @@ from jax import lax
 from cells import base, kernels
 
 _BACKWARDS = ("autodiff", "fused")
+_PROJECTIONS = ("auto", "hoisted", "in_loop")
+# The fused path projects inputs inside the loop from this batch size up (PERF_NOTES section 10).
+IN_LOOP_MIN_BATCH = 8
 
 
 def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
@@ -104,6 +107,7 @@ def scan(
     unroll: int | bool = 1,
     remat: bool = False,
     backward: str = "autodiff",
+    projection: str = "auto",
 ) -> tuple[Any, ...]:
     """Runs `cell` over a batch of sequences: the fused path.
 
@@ -123,6 +127,11 @@ def scan(
         whole-sequence backward of `cells.kernels`: one GEMM per step in the reverse chain,
         weight gradients as single GEMMs after it; same values up to float rounding).
         return_trace=True and remat=True always use 'autodiff'.
+      projection: where the fused path runs the input GEMM x_t W_ih + b: 'hoisted' (one
+        [T*B, I] x [I, G*H] GEMM before the loop), 'in_loop' (one [B, I] x [I, G*H] per step,
+        its result kept in cache; the backward still does dW_ih and dx as single GEMMs), or
+        'auto' (in_loop when B >= IN_LOOP_MIN_BATCH, as measured faster on CPU). Same values.
+        Only backward='fused' reads it.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -136,8 +145,12 @@ def scan(
 
     if backward not in _BACKWARDS:
         raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
+    if projection not in _PROJECTIONS:
+        raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
     if backward == "fused" and not (return_trace or remat) and kernels.supports(cell):
-        return _scan_fused(cell, params, xs, carry, lengths, reverse, unroll)
+        if projection == "auto":
+            projection = "in_loop" if batch >= IN_LOOP_MIN_BATCH else "hoisted"
+        return _scan_fused(cell, params, xs, carry, lengths, reverse, unroll, projection)
 
     xp_BxTxG = cell.input_projection(params, xs)
     if reverse:
@@ -172,19 +185,26 @@ def scan(
     return ys, carry
 
 
-def _scan_fused(cell, params, xs_BxTxI, carry, lengths, reverse, unroll):
+def _scan_fused(cell, params, xs_BxTxI, carry, lengths, reverse, unroll, projection):
     """`scan` with the hand-written backward of `cells.kernels`, time-major inside.
 
     The inputs are put time-major (and reversed) before the projection, where they are I wide
-    rather than G*H wide, and the projection is then one [T*B, I] x [I, G*H] GEMM.
+    rather than G*H wide; the projection is then one [T*B, I] x [I, G*H] GEMM ('hoisted') or
+    one [B, I] x [I, G*H] GEMM per step inside the loop ('in_loop').
     """
     batch, steps, _ = xs_BxTxI.shape
     if reverse:
         idx_BxT = jnp.broadcast_to(reverse_index(lengths, steps), (batch, steps))
         xs_BxTxI = _take_time(xs_BxTxI, idx_BxT)
-    xp_TxBxG = cell.input_projection(params, jnp.swapaxes(xs_BxTxI, 0, 1))
+    xs_TxBxI = jnp.swapaxes(xs_BxTxI, 0, 1)
     valid_TxB = None if lengths is None else jnp.arange(steps)[:, None] < lengths[None, :]
-    hs_TxBxH, carry = kernels.recurrence(cell, params, xp_TxBxG, carry, valid_TxB, unroll)
+    if projection == "in_loop":
+        hs_TxBxH, carry = kernels.recurrence_from_inputs(
+            cell, params, xs_TxBxI, carry, valid_TxB, unroll
+        )
+    else:
+        xp_TxBxG = cell.input_projection(params, xs_TxBxI)
+        hs_TxBxH, carry = kernels.recurrence(cell, params, xp_TxBxG, carry, valid_TxB, unroll)
     ys_BxTxH = jnp.swapaxes(hs_TxBxH, 0, 1)
     if reverse:
         ys_BxTxH = _take_time(ys_BxTxH, idx_BxT)

@@ -2,9 +2,10 @@
 
 `sequence_vjp.recurrence` is the recurrence with a whole-sequence `jax.custom_vjp` backward
 (one GEMM per step in the serial reverse chain, weight gradients as single GEMMs after it);
-`cells.scan(..., backward='fused')` uses it.
+`sequence_vjp.recurrence_from_inputs` is the same with the input projection inside the forward
+loop. `cells.scan(..., backward='fused')` uses them.
 """
 
-from cells.kernels.sequence_vjp import recurrence, supports
+from cells.kernels.sequence_vjp import recurrence, recurrence_from_inputs, supports
 
-__all__ = ["recurrence", "supports"]
+__all__ = ["recurrence", "recurrence_from_inputs", "supports"]

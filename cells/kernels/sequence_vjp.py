@@ -33,11 +33,12 @@ def _mask_tree(valid_Bx1, new, old):
     return jax.tree.map(lambda n, o: jnp.where(valid_Bx1, n, o), new, old)
 
 
-def _forward(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB, save):
+def _forward(cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB, save):
     grads = step_grads.for_cell(cell)
 
     def body(carry, inputs):
-        xp_BxG, valid_B = inputs
+        x_BxN, valid_B = inputs
+        xp_BxG = cell.input_projection(iparams, x_BxN) if project else x_BxN
         new_carry, _, gates = cell.fused_step(rparams, carry, xp_BxG)
         if valid_B is not None:
             new_carry = _mask_tree(valid_B[:, None], new_carry, carry)
@@ -45,28 +46,31 @@ def _forward(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB, save):
             return new_carry, (new_carry, grads.saved(gates))
         return new_carry, new_carry.h
 
-    carry, stacked = lax.scan(body, carry, (xp_TxBxG, valid_TxB), unroll=unroll)
+    carry, stacked = lax.scan(body, carry, (xin_TxB, valid_TxB), unroll=unroll)
     hs_TxBxH = stacked[0].h if save else stacked
     if valid_TxB is not None:
         hs_TxBxH = jnp.where(valid_TxB[:, :, None], hs_TxBxH, 0.0)
     return hs_TxBxH, carry, stacked
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _recurrence(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB):
-    hs_TxBxH, carry, _ = _forward(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB, False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _recurrence(cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB):
+    hs_TxBxH, carry, _ = _forward(
+        cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB, False
+    )
     return hs_TxBxH, carry
 
 
-def _recurrence_fwd(cell, unroll, rparams, xp_TxBxG, carry0, valid_TxB):
+def _recurrence_fwd(cell, unroll, project, iparams, rparams, xin_TxB, carry0, valid_TxB):
     hs_TxBxH, carry, (carries_TxB, saved_TxB) = _forward(
-        cell, unroll, rparams, xp_TxBxG, carry0, valid_TxB, True
+        cell, unroll, project, iparams, rparams, xin_TxB, carry0, valid_TxB, True
     )
-    return (hs_TxBxH, carry), (rparams, carry0, valid_TxB, carries_TxB, saved_TxB)
+    residuals = (iparams, rparams, xin_TxB, carry0, valid_TxB, carries_TxB, saved_TxB)
+    return (hs_TxBxH, carry), residuals
 
 
-def _recurrence_bwd(cell, unroll, residuals, cotangents):
-    rparams, carry0, valid_TxB, new_TxB, saved_TxB = residuals
+def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
+    iparams, rparams, xin_TxB, carry0, valid_TxB, new_TxB, saved_TxB = residuals
     dhs_TxBxH, dcarry = cotangents
     grads = step_grads.for_cell(cell)
     # prev_TxB[t] is the carry entering step t: the initial carry, then new_TxB[:-1].
@@ -96,7 +100,13 @@ def _recurrence_bwd(cell, unroll, residuals, cotangents):
         unroll=unroll,
     )
     drparams, dxp_TxBxG = grads.param_grads(rparams, prev_TxB, saved_TxB, dpre_TxBxG)
-    return drparams, dxp_TxBxG, dcarry0, None
+    if not project:
+        return {}, drparams, dxp_TxBxG, dcarry0, None
+    # The input projection's gradients, all steps at once: dW_ih = sum_t x_t^T dxp_t and
+    # dx = dxp W_ih^T are single GEMMs, db a sum (autodiff of the hoisted projection).
+    xp_TxBxG, project_vjp = jax.vjp(cell.input_projection, iparams, xin_TxB)
+    diparams, dxs_TxBxI = project_vjp(dxp_TxBxG.astype(xp_TxBxG.dtype))
+    return diparams, drparams, dxs_TxBxI, dcarry0, None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -123,5 +133,23 @@ def recurrence(cell, params, xp_TxBxG, carry, valid_TxB=None, unroll=1):
     Returns:
       (hs [T, B, H] (zero at invalid steps), final carry).
     """
-    rparams = {k: params[k] for k in ("w_hh", "b_hn") if k in params}
-    return _recurrence(cell, unroll, rparams, xp_TxBxG, carry, valid_TxB)
+    return _recurrence(cell, unroll, False, {}, _recurrent(params), xp_TxBxG, carry, valid_TxB)
+
+
+def recurrence_from_inputs(cell, params, xs_TxBxI, carry, valid_TxB=None, unroll=1):
+    """`recurrence` with the input projection x_t W_ih + b done inside the forward loop.
+
+    Same results; the difference is where the input GEMM runs. Hoisted (`recurrence`), it is
+    one [T*B, I] x [I, G*H] GEMM whose [T, B, G*H] result goes through memory; here each step
+    does a [B, I] x [I, G*H] product whose result stays in cache, which measured faster on
+    CPU at B >= 16 (experiments/PERF_NOTES.md, section 10). The backward is the same reverse
+    loop, and dW_ih, db and dx are still single GEMMs over all steps after it.
+
+    Args: as `recurrence`, with raw inputs xs [T, B, I] instead of xp.
+    """
+    iparams = {k: params[k] for k in ("w_ih", "b")}
+    return _recurrence(cell, unroll, True, iparams, _recurrent(params), xs_TxBxI, carry, valid_TxB)
+
+
+def _recurrent(params):
+    return {k: params[k] for k in ("w_hh", "b_hn") if k in params}

@@ -47,21 +47,24 @@ def _assert_tree_close(actual, expected, tol):
 
 # Every cell with padding and reverse by default; the rest of the grid is marked slow.
 _GRID = [
-    pytest.param(name, use_lengths, reverse, marks=() if use_lengths and reverse else slow)
+    pytest.param(
+        name, use_lengths, reverse, projection, marks=() if use_lengths and reverse else slow
+    )
     for name in ct.CELL_IDS
     for use_lengths in (False, True)
     for reverse in (False, True)
+    for projection in ("hoisted", "in_loop")
 ]
 
 
-@pytest.mark.parametrize("name,use_lengths,reverse", _GRID)
-def test_matches_reference_scan_float64(x64, name, use_lengths, reverse):
+@pytest.mark.parametrize("name,use_lengths,reverse,projection", _GRID)
+def test_matches_reference_scan_float64(x64, name, use_lengths, reverse, projection):
     cell = ct.CELLS[name]
     params = ct.random_params(cell, dtype=np.float64)
     xs = ct.random_inputs(dtype=np.float64)
     carry = ct.random_carry(cell, dtype=np.float64)
     lengths = jnp.asarray(ct.LENGTHS) if use_lengths else None
-    fused = _loss_fn(cell, cells.scan, lengths, reverse, backward="fused")
+    fused = _loss_fn(cell, cells.scan, lengths, reverse, backward="fused", projection=projection)
     spec = _loss_fn(cell, cells.reference_scan, lengths, reverse)
     v, g = _value_and_grads(fused, params, xs, carry)
     v_ref, g_ref = _value_and_grads(spec, params, xs, carry)
@@ -95,8 +98,10 @@ def test_matches_autodiff_scan_float32(name, jit):
 def test_forward_equals_default_scan(name):
     cell = ct.CELLS[name]
     params, xs, carry = ct.random_params(cell), ct.random_inputs(), ct.random_carry(cell)
-    for lengths in (None, jnp.asarray(ct.LENGTHS)):
-        ys, final = cells.scan(cell, params, xs, carry=carry, lengths=lengths, backward="fused")
+    for lengths, projection in [(None, "hoisted"), (jnp.asarray(ct.LENGTHS), "in_loop")]:
+        ys, final = cells.scan(
+            cell, params, xs, carry=carry, lengths=lengths, backward="fused", projection=projection
+        )
         ys_ref, final_ref = cells.scan(cell, params, xs, carry=carry, lengths=lengths)
         np.testing.assert_allclose(ys, ys_ref, rtol=1e-6, atol=1e-6)
         _assert_tree_close(final, final_ref, 1e-6)
@@ -174,3 +179,27 @@ def test_supports_and_bad_option():
     cell = ct.CELLS["lstm"]
     with pytest.raises(ValueError, match="backward must be one of"):
         cells.scan(cell, ct.random_params(cell), ct.random_inputs(), backward="cudnn")
+
+
+def _top_level_dots(fn, *args) -> int:
+    """dot_generals outside any loop or custom_vjp in fn's jaxpr (the hoisted projection)."""
+    return sum(e.primitive.name == "dot_general" for e in jax.make_jaxpr(fn)(*args).eqns)
+
+
+def test_projection_option_and_auto_choice():
+    cell = ct.CELLS["lstm"]
+    params = ct.random_params(cell)
+    for batch, auto_in_loop in [(1, False), (cells.sequence.IN_LOOP_MIN_BATCH, True)]:
+        xs = jnp.ones((batch, 5, ct.I), jnp.float32)
+        counts = {
+            proj: _top_level_dots(
+                lambda p, x, proj=proj: cells.scan(cell, p, x, backward="fused", projection=proj),
+                params,
+                xs,
+            )
+            for proj in ("hoisted", "in_loop", "auto")
+        }
+        assert counts["hoisted"] == 1 and counts["in_loop"] == 0
+        assert counts["auto"] == counts["in_loop" if auto_in_loop else "hoisted"]
+    with pytest.raises(ValueError, match="projection must be one of"):
+        cells.scan(cell, params, xs, backward="fused", projection="per_step")
