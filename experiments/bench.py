@@ -10,10 +10,11 @@ the same function, checked before timing), then each repetition times one call o
 implementation in turn, so background load hits them alike; we report medians. Modes: 'fwd'
 (outputs only) and 'fwd+bwd' (loss sum(ys), gradients w.r.t. all weights and the inputs).
 Implementations: 'ours' (`cells.scan`, backward='fused'), 'ours-autodiff' (`cells.scan`,
-backward='autodiff'), 'flax' (nn.RNN over nn.OptimizedLSTMCell / nn.GRUCell), 'torch'
-(nn.LSTM / nn.GRU, torch.set_num_threads = the core count) and 'torch-1thread' (the same, one
-thread: on a machine shared with other jobs OpenMP's spinning threads can slow PyTorch down many
-times; not in the default list), when torch is installed.
+backward='autodiff'), 'ours-hoisted' / 'ours-in_loop' (backward='fused' with that `projection`
+instead of 'auto'; not in the default list), 'flax' (nn.RNN over nn.OptimizedLSTMCell /
+nn.GRUCell), 'torch' (nn.LSTM / nn.GRU, torch.set_num_threads = the core count) and
+'torch-1thread' (the same, one thread: on a machine shared with other jobs OpenMP's spinning
+threads can slow PyTorch down many times; not in the default list), when torch is installed.
 
 FLOPs count the GEMMs only: 2 B T (I + H) G H forward and three times that forward+backward
 (G = 4 for LSTM, 3 for GRU; input size I = H here). Shapes whose forward+backward exceeds
@@ -127,7 +128,7 @@ def _jax_fns(apply):
 
 def build(impl: str, name: str, params, xs, mode: str):
     """Returns (run() -> result, check() -> ys or dxs as numpy, (compile wall s, CPU s))."""
-    if impl in ("ours", "ours-autodiff", "flax"):
+    if impl in ("ours", "ours-autodiff", "ours-hoisted", "ours-in_loop", "flax"):
         if impl == "flax":
             import flax.linen as nn
 
@@ -140,11 +141,12 @@ def build(impl: str, name: str, params, xs, mode: str):
             apply = module.apply
         else:
             cell = _our_cell(name, params["w_hh"].shape[0])
-            backward = "fused" if impl == "ours" else "autodiff"
+            backward = "autodiff" if impl == "ours-autodiff" else "fused"
+            projection = {"ours-hoisted": "hoisted", "ours-in_loop": "in_loop"}.get(impl, "auto")
             variables = params
 
             def apply(p, x):
-                return cells.scan(cell, p, x, backward=backward)[0]
+                return cells.scan(cell, p, x, backward=backward, projection=projection)[0]
 
         fn = _jax_fns(apply)[mode]
         t0, c0 = time.perf_counter(), time.process_time()
