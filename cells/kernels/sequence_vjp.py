@@ -10,6 +10,11 @@ dh_{t-1} = dpre_t W_hh^T; it stores dpre_t, and after the loop
     dxp   = dpre                          (dW_ih, db and dx follow as single GEMMs in autodiff
                                            of the input projection outside this function)
 
+With the input projection inside the loop (`recurrence_from_inputs`) and for cells whose
+dh_{t-1} is exactly dpre_t W_hh^T (LSTM, Elman), the reverse loop multiplies by [W_hh; W_ih]^T
+instead, getting dh_{t-1} and dx_t from one GEMM per step; dW_ih = sum_t x_t^T dpre_t follows
+as one GEMM (GRU: dx and dW_ih by autodiff of the hoisted projection, also single GEMMs).
+
 The forward pass is `cell.fused_step` in `lax.scan`, unchanged; under differentiation it also
 stores the carries and the gate activations the backward step needs (no recomputation).
 
@@ -78,21 +83,32 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
         lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, new_TxB
     )
     saved_TxB = grads.prepare(rparams, prev_TxB, new_TxB, saved_TxB)
-    w_hh_T = rparams["w_hh"].T  # transposed once, outside the loop
+    # With the projection in the loop, and where dh_{t-1} = dpre_t W_hh^T (LSTM, Elman), one
+    # per-step GEMM against [W_hh; W_ih]^T gives dh_{t-1} and dx_t together.
+    fuse_dx = project and grads.dh_prev_is_dpre_w_hh
+    w = rparams["w_hh"]
+    w_T = (jnp.concatenate([w, iparams["w_ih"]], axis=0) if fuse_dx else w).T  # once, outside
+    hidden = rparams["w_hh"].shape[0]
 
     def body(dnext, inputs):
         s, prev, new, dh_BxH, valid_B = inputs
         if valid_B is not None:
             dh_BxH = jnp.where(valid_B[:, None], dh_BxH, 0.0)
         d = dnext._replace(h=dnext.h + dh_BxH)
-        dprev, dpre_BxG = grads.backward_step(rparams, w_hh_T, s, prev, new, d)
+        dprev, dpre_BxG = grads.backward_step(rparams, w_T, s, prev, new, d)
+        dx_BxI = None
+        if fuse_dx:
+            dx_BxI = dprev.h[:, hidden:]
+            dprev = dprev._replace(h=dprev.h[:, :hidden])
         if valid_B is not None:
             valid_Bx1 = valid_B[:, None]
             dprev = _mask_tree(valid_Bx1, dprev, dnext)
             dpre_BxG = jnp.where(valid_Bx1, dpre_BxG, 0.0)
-        return dprev, dpre_BxG
+            if fuse_dx:
+                dx_BxI = jnp.where(valid_Bx1, dx_BxI, 0.0)
+        return dprev, (dpre_BxG, dx_BxI)
 
-    dcarry0, dpre_TxBxG = lax.scan(
+    dcarry0, (dpre_TxBxG, dxs_TxBxI) = lax.scan(
         body,
         dcarry,
         (saved_TxB, prev_TxB, new_TxB, dhs_TxBxH, valid_TxB),
@@ -102,6 +118,13 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
     drparams, dxp_TxBxG = grads.param_grads(rparams, prev_TxB, saved_TxB, dpre_TxBxG)
     if not project:
         return {}, drparams, dxp_TxBxG, dcarry0, None
+    if fuse_dx:
+        w_ih, b = iparams["w_ih"], iparams["b"]
+        diparams = {
+            "w_ih": step_grads.weight_grad(xin_TxB, dxp_TxBxG).astype(w_ih.dtype),
+            "b": jnp.sum(dxp_TxBxG, axis=(0, 1)).astype(b.dtype),
+        }
+        return diparams, drparams, dxs_TxBxI.astype(xin_TxB.dtype), dcarry0, None
     # The input projection's gradients, all steps at once: dW_ih = sum_t x_t^T dxp_t and
     # dx = dxp W_ih^T are single GEMMs, db a sum (autodiff of the hoisted projection).
     xp_TxBxG, project_vjp = jax.vjp(cell.input_projection, iparams, xin_TxB)

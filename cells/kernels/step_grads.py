@@ -26,7 +26,7 @@ def _dot_t(dx_BxN, w_KxN, compute_dtype):
     return base.matmul(dx_BxN, w_KxN.T, compute_dtype).astype(dx_BxN.dtype)
 
 
-def _weight_grad(x_TxBxK, dy_TxBxN):
+def weight_grad(x_TxBxK, dy_TxBxN):
     """sum_t x_t^T dy_t: one GEMM with contraction over time and batch together."""
     t, b, k = x_TxBxK.shape
     n = dy_TxBxN.shape[-1]
@@ -40,6 +40,8 @@ class LSTMGrad:
     di = dc_tot g    df = dc_tot c'    dg = dc_tot i    dc' = dc_tot f
     dpre = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)],   dh' = dpre W_hh^T
     """
+
+    dh_prev_is_dpre_w_hh = True  # dh_prev = dpre W_hh^T exactly (no extra terms)
 
     def __init__(self, cell):
         self.cell = cell
@@ -68,7 +70,7 @@ class LSTMGrad:
         return base.LSTMState(dh_prev, dc * f), dpre_Bx4H
 
     def param_grads(self, rparams, prev_TxB, saved_TxB, dxp_TxBx4H):
-        return {"w_hh": _weight_grad(prev_TxB.h, dxp_TxBx4H)}, dxp_TxBx4H
+        return {"w_hh": weight_grad(prev_TxB.h, dxp_TxBx4H)}, dxp_TxBx4H
 
 
 class GRUGrad:
@@ -82,6 +84,8 @@ class GRUGrad:
         d(r h') = dpre_n W_hn^T;  dr = d(r h') h'
         dh' = dh z + d(r h') r + dpre_rz W_hrz^T          (two GEMMs, as in the forward)
     """
+
+    dh_prev_is_dpre_w_hh = False  # dh_prev = dpre W_hh^T exactly (no extra terms)
 
     def __init__(self, cell):
         self.cell = cell
@@ -121,10 +125,10 @@ class GRUGrad:
         if self.cell.reset_after:
             dhn = dpre_n * saved_TxB["r"]
             dhw = jnp.concatenate([dpre_rz, dhn], axis=-1)
-            grads = {"w_hh": _weight_grad(prev_TxB.h, dhw), "b_hn": jnp.sum(dhn, axis=(0, 1))}
+            grads = {"w_hh": weight_grad(prev_TxB.h, dhw), "b_hn": jnp.sum(dhn, axis=(0, 1))}
         else:
-            dw_rz = _weight_grad(prev_TxB.h, dpre_rz)
-            dw_n = _weight_grad(saved_TxB["r"] * prev_TxB.h, dpre_n)
+            dw_rz = weight_grad(prev_TxB.h, dpre_rz)
+            dw_n = weight_grad(saved_TxB["r"] * prev_TxB.h, dpre_n)
             grads = {"w_hh": jnp.concatenate([dw_rz, dw_n], axis=1)}
         return grads, dxp_TxBx3H
 
@@ -134,6 +138,8 @@ class SimpleRNNGrad:
 
     dpre = dh (1 - h^2) for tanh, dh [h > 0] for relu;   dh' = dpre W_hh^T
     """
+
+    dh_prev_is_dpre_w_hh = True  # dh_prev = dpre W_hh^T exactly (no extra terms)
 
     def __init__(self, cell):
         self.cell = cell
@@ -153,7 +159,7 @@ class SimpleRNNGrad:
         return base.RNNState(dh_prev), dpre
 
     def param_grads(self, rparams, prev_TxB, saved_TxB, dxp_TxBxH):
-        return {"w_hh": _weight_grad(prev_TxB.h, dxp_TxBxH)}, dxp_TxBxH
+        return {"w_hh": weight_grad(prev_TxB.h, dxp_TxBxH)}, dxp_TxBxH
 
 
 def for_cell(cell):

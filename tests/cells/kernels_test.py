@@ -165,10 +165,18 @@ def test_stack_passes_backward_through():
     _assert_tree_close(g, g_ref, 1e-5)
 
 
-def test_bfloat16_compute_is_close():
+@pytest.mark.parametrize("projection", ["hoisted", "in_loop"])
+def test_bfloat16_compute_is_close(projection):
     cell = cells.LSTM(ct.H, compute_dtype="bfloat16")
     params, xs = ct.random_params(cell), ct.random_inputs()
-    loss = lambda b: lambda p: jnp.sum(cells.scan(cell, p, xs, backward=b)[0] ** 2)
+
+    def loss(backward):
+        def f(p):
+            ys = cells.scan(cell, p, xs, backward=backward, projection=projection)[0]
+            return jnp.sum(ys**2)
+
+        return f
+
     g = jax.grad(loss("fused"))(params)
     g_ref = jax.grad(loss("autodiff"))(params)
     _assert_tree_close(g, g_ref, 3e-2)
