@@ -193,7 +193,9 @@ def load_records() -> list[dict]:
         base = os.path.basename(path)
         if base.startswith(("ptb_", "shakespeare_")):
             with open(path) as f:
-                records.append(json.load(f))
+                record = json.load(f)
+            if record.get("task") == "lm":  # not side files such as the RNN lr probe
+                records.append(record)
     return records
 
 
@@ -219,10 +221,10 @@ def render_section(records: list[dict]) -> str:
     ]
     if ptb:
         out += [
-            "| run | cell | params | epochs | valid ppl (best ckpt) | test ppl (best ckpt) | "
+            "| run | cell | lr | params | epochs | valid ppl (best ckpt) | test ppl (best ckpt) | "
             "valid / test ppl (last ckpt) | paper valid / test | train tokens/s | train time | "
             "status |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in ptb:
             cfg = r["config"]
@@ -232,18 +234,22 @@ def render_section(records: list[dict]) -> str:
             last = r.get("last") or r
             last_s = f"{last['valid']['perplexity']:.2f} / {last['test']['perplexity']:.2f}"
             out.append(
-                f"| {r['name']} | {cfg['model']['cell']} | {r['params']:,} | {r['epochs']:.2f} | "
+                f"| {r['name']} | {cfg['model']['cell']} | {cfg['optim']['learning_rate']:g} | "
+                f"{r['params']:,} | {r['epochs']:.2f} | "
                 f"{r['valid']['perplexity']:.2f} | {r['test']['perplexity']:.2f} | {last_s} | "
                 f"{paper_s} | "
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
         out.append(
-            "Train tokens/s and train time include the evaluation passes and reflect the share of "
-            "the shared 2-core CPU each run got (the GRU and RNN runs ran at the lowest priority "
-            "beside the LSTM run, then were stopped for lack of session time): they are not cell "
-            "speeds. The GRU and RNN use the LSTM's hyper-parameters unchanged (lr 1.0 on the "
-            "window-summed cost, clip 5)."
+            "Train tokens/s and train time include the evaluation passes and whatever share of "
+            "the 2-core CPU each run got (runs overlapped, and some were paused or resumed in a "
+            "later session): they are not cell speeds (see the speed section for those). Every "
+            "PTB run uses its config unchanged except the cell and, where the lr column says "
+            "so, the initial learning rate (the schedule's decay is unchanged). The Elman RNN "
+            "diverged at lr 1.0 and 0.5 within its first 500 steps; halving from 1.0, 0.25 is "
+            "the first rate at which its first 928 steps train "
+            "(`experiments/results/ptb_small_rnn_lr_probe.json`), so it was rerun at 0.25."
         )
         out.append("")
         out.append("Validation perplexity after each epoch (the curve behind the table):")
@@ -287,7 +293,7 @@ def render_section(records: list[dict]) -> str:
     timings = load_timings()
     if timings:
         out += [
-            "Larger configs, not trained here (CPU only): CPU seconds per training step "
+            "Larger configs on this CPU (not trained to the end): CPU seconds per training step "
             "(user + system over all threads, steady state), from `python -m experiments."
             "lm_results time`:",
             "",
