@@ -309,7 +309,9 @@ def render_section(records: list[dict]) -> str:
             )
         out.append("")
     for r in records:
-        if r.get("sample") and r["name"].endswith("_lstm"):
+        if r.get("sample") and (
+            r["name"].endswith("_lstm") or r["name"].startswith("shakespeare_char_")
+        ):
             smp = r["sample"]
             out += [
                 f"Sample from `{r['name']}` (`{smp['command']}`):",
