@@ -14,7 +14,14 @@ Measured 2026-11-25, AMD EPYC, 2 cores shared with other jobs (CPU only), commit
 5d4ff4228c (LM code as of 14bb618), 13 epochs in 80 min wall:
 best checkpoint (epoch 6, lowest valid ppl) valid 119.09 / test 114.55;
 last checkpoint (epoch 13) valid 119.71 / test 114.25. Paper: 120.7 / 114.5.
-(experiments/results/ptb_small_lstm.json; gru/rnn: ptb_small_gru.json, ptb_small_rnn.json)
+(experiments/results/ptb_small_lstm.json)
+The same config with the other cells (commit 15a80303, 13 epochs each, evaluated as above):
+- `--config.model.cell=gru`: valid 156.43 / test 151.00 (ptb_small_gru.json). lr 1.0 is too
+  large for it: the validation perplexity rose in epochs 3-5 (185 -> 327) and recovered only
+  as the schedule halved the rate.
+- `--config.model.cell=rnn`: diverges at lr 1.0 (ptb_small_rnn.json, stopped at 1.5 epochs)
+  and at 0.5; with `--config.optim.learning_rate=0.25` (the first halving that trains, see
+  ptb_small_rnn_lr_probe.json) valid 146.27 / test 140.19 (ptb_small_rnn_lr0.25.json).
 [/results]
 """
 
