@@ -25,15 +25,19 @@ import sys
 
 from absl import app, flags, logging
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "collect: the training workdir.")
-_NAME = flags.DEFINE_string(
-    "name", None, "collect: result name (file experiments/results/NAME.json)."
-)
-_NOTE = flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
-_COMMAND = flags.DEFINE_string("command", "", "collect: the training command of a partial run.")
-_README = flags.DEFINE_string("readme", "README.md", "render: the README to update.")
-_CONFIG = flags.DEFINE_string("config", None, "time: a config name under experiments/configs.")
-_STEPS = flags.DEFINE_integer("steps", 10, "time: training steps to time after compilation.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string("workdir", None, "collect: the training workdir.")
+    flags.DEFINE_string("name", None, "collect: result name (file experiments/results/NAME.json).")
+    flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
+    flags.DEFINE_string("command", "", "collect: the training command of a partial run.")
+    flags.DEFINE_string("readme", "README.md", "render: the README to update.")
+    flags.DEFINE_string("config", None, "time: a config name under experiments/configs.")
+    flags.DEFINE_integer("steps", 10, "time: training steps to time after compilation.")
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
@@ -351,20 +355,21 @@ def main(argv):
         print("usage: python -m experiments.lm_results collect|render|time", file=sys.stderr)
         sys.exit(2)
     if argv[1] == "time":
-        if not _CONFIG.value:
+        if not FLAGS.config:
             print("error: time needs --config (e.g. ptb_medium).", file=sys.stderr)
             sys.exit(2)
-        print(json.dumps(time_config(_CONFIG.value, _STEPS.value)))
+        print(json.dumps(time_config(FLAGS.config, FLAGS.steps)))
         return
     if argv[1] == "collect":
-        if not (_WORKDIR.value and _NAME.value):
+        if not (FLAGS.workdir and FLAGS.name):
             print("error: collect needs --workdir and --name.", file=sys.stderr)
             sys.exit(2)
-        r = collect(_WORKDIR.value, _NAME.value, _NOTE.value, _COMMAND.value)
+        r = collect(FLAGS.workdir, FLAGS.name, FLAGS.note, FLAGS.command)
         print(json.dumps({k: r[k] for k in ("name", "status", "steps", "valid", "test")}))
     else:
-        render(_README.value)
+        render(FLAGS.readme)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
