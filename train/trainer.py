@@ -196,6 +196,8 @@ class _Run:
     def __init__(self, config, workdir, task_cls, primary, start_time):
         self.config, self.workdir, self.primary = config, workdir, primary
         self.start_time = start_time
+        # The code this process runs is the checkout at its start, not at the end of a long run.
+        self.git_commit = provenance.git_commit()
         self.ckpts = self.writer = self.console = None
         try:
             self._set_up(task_cls)
@@ -402,7 +404,7 @@ class _Run:
             "wall_time_s": self.meta["wall_time_s"] + now - self.start_time,
             "train_time_s": self.meta["train_time_s"] + now - self.run_start,
             "resumed_from_step": self.start_step or None,
-            "git_commit": provenance.git_commit(),
+            "git_commit": self.git_commit,
             "hardware": provenance.hardware(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": provenance.command(),

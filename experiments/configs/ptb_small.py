@@ -15,7 +15,8 @@ Measured 2026-11-25, AMD EPYC, 2 cores shared with other jobs (CPU only), commit
 best checkpoint (epoch 6, lowest valid ppl) valid 119.09 / test 114.55;
 last checkpoint (epoch 13) valid 119.71 / test 114.25. Paper: 120.7 / 114.5.
 (experiments/results/ptb_small_lstm.json)
-The same config with the other cells (commit 15a80303, 13 epochs each, evaluated as above):
+The same config with the other cells (13 epochs each, evaluated as above; commits in the
+result files):
 - `--config.model.cell=gru`: valid 156.43 / test 151.00 (ptb_small_gru.json). lr 1.0 is too
   large for it: the validation perplexity rose in epochs 3-5 (185 -> 327) and recovered only
   as the schedule halved the rate.
