@@ -9,8 +9,13 @@ epoch, 55 epochs, clip 10, cost summed over the window / batch. Paper: valid 82.
 [results]
 Measured (2026-11-25, AMD EPYC, 2 shared cores, CPU only; `python -m experiments.lm_results
 time --config=ptb_large --steps=3`): 66,022,000 parameters, 3.68 CPU s per step, 1,327 steps per
-epoch = about 4,877 CPU s per epoch, about 74.5 CPU hours for 55 epochs. Not trained here (no
-GPU in this session).
+epoch = about 4,877 CPU s per epoch, about 74.5 CPU hours for 55 epochs. One epoch started on
+the 2 cores (2026-11-25, commit 82eec16, no GPU lent; `--config.train.num_epochs=1
+--workdir=workdirs/ptb_large_lstm`): 0.42-0.47 steps/s with the machine to itself, i.e. about
+2.1-2.4 s per step and 47-53 min per epoch of training steps; train loss 10.17 nats at step
+132, 9.48 at 264, 9.36 at 396 (still above the uniform 9.21: the lr-1.0 start of this config);
+stopped at step 501 of 1,327 for session time (SIGTERM: checkpoint saved, the same command
+resumes). No validation perplexity yet.
 [/results]
 """
 
