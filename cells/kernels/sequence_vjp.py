@@ -88,7 +88,7 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
     fuse_dx = project and grads.dh_prev_is_dpre_w_hh
     w = rparams["w_hh"]
     w_T = (jnp.concatenate([w, iparams["w_ih"]], axis=0) if fuse_dx else w).T  # once, outside
-    hidden = rparams["w_hh"].shape[0]
+    hidden = w.shape[0]
 
     def body(dnext, inputs):
         s, prev, new, dh_BxH, valid_B = inputs

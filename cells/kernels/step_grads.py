@@ -85,7 +85,7 @@ class GRUGrad:
         dh' = dh z + d(r h') r + dpre_rz W_hrz^T          (two GEMMs, as in the forward)
     """
 
-    dh_prev_is_dpre_w_hh = False  # dh_prev = dpre W_hh^T exactly (no extra terms)
+    dh_prev_is_dpre_w_hh = False  # dh_prev has the extra terms dh z (+ d(r h') r) above
 
     def __init__(self, cell):
         self.cell = cell
