@@ -37,6 +37,7 @@ import numpy as np
 from absl import app, flags
 
 import cells
+from cells import host_memory
 from train import provenance
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "gru"], "Cells to run: lstm, gru.")
@@ -65,6 +66,12 @@ _EXTRAS_PARTS = flags.DEFINE_list(
 )
 _LONG_T = flags.DEFINE_integer("long_seq_len", 10_000, "T of the --extras memory runs.")
 _CHILD = flags.DEFINE_string("memory_child", None, "Internal: one --extras memory run.")
+_REUSE_MEMORY = flags.DEFINE_bool(
+    "reuse_host_memory",
+    True,
+    "Keep freed host memory for reuse (cells.host_memory: no per-call page faults); applies "
+    "to every implementation in the process alike.",
+)
 
 _GATES = {"lstm": 4, "gru": 3}
 
@@ -458,6 +465,7 @@ def ptb_extras(repeats: int, cell: str = "lstm") -> list[dict]:
 
 def main(argv):
     del argv
+    reused_memory = _REUSE_MEMORY.value and host_memory.reuse_freed_memory()
     if _CHILD.value:
         memory_child(_CHILD.value, _LONG_T.value, _JSON.value)
         return
@@ -473,6 +481,7 @@ def main(argv):
             **{name: fn() for name, fn in parts.items() if name in _EXTRAS_PARTS.value},
             "command": " ".join(["python -m experiments.bench", *sys.argv[1:]]),
             "commit": provenance.git_commit(),
+            "reuse_host_memory": reused_memory,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if _JSON.value:
@@ -511,6 +520,7 @@ def main(argv):
                 "backend": jax.default_backend(),
                 "torch_threads": os.cpu_count() if "torch" in impls else None,
             },
+            "reuse_host_memory": reused_memory,
             "loadavg_end": os.getloadavg(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
