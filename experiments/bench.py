@@ -14,7 +14,9 @@ backward='autodiff'), 'ours-hoisted' / 'ours-in_loop' (backward='fused' with tha
 instead of 'auto'; not in the default list), 'flax' (nn.RNN over nn.OptimizedLSTMCell /
 nn.GRUCell), 'torch' (nn.LSTM / nn.GRU, torch.set_num_threads = the core count) and
 'torch-1thread' (the same, one thread: on a machine shared with other jobs OpenMP's spinning
-threads can slow PyTorch down many times; not in the default list), when torch is installed.
+threads can slow PyTorch down many times; not in the default list), when torch is installed,
+and 'gemms-only' (`experiments.gemm_floor`: our fused path's GEMMs with the gate math taken
+out, a floor for what XLA's GEMMs allow; not in the default list, no agreement check).
 
 FLOPs count the GEMMs only: 2 B T (I + H) G H forward and three times that forward+backward
 (G = 4 for LSTM, 3 for GRU; input size I = H here). Shapes whose forward+backward exceeds
@@ -38,6 +40,7 @@ from absl import app, flags
 
 import cells
 from cells import host_memory
+from experiments import gemm_floor
 from train import provenance
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "gru"], "Cells to run: lstm, gru.")
@@ -134,7 +137,16 @@ def _jax_fns(apply):
 
 
 def build(impl: str, name: str, params, xs, mode: str):
-    """Returns (run() -> result, check() -> ys or dxs as numpy, (compile wall s, CPU s))."""
+    """Returns (run() -> result, check() -> ys or dxs as numpy, (compile wall s, CPU s)).
+
+    check is None for 'gemms-only' (experiments.gemm_floor), whose outputs are not the cell's.
+    """
+    if impl == "gemms-only":
+        fn = gemm_floor.make(name, params, xs.shape[0])[0 if mode == "fwd" else 1]
+        t0, c0 = time.perf_counter(), time.process_time()
+        compiled = fn.lower(params, xs).compile()
+        compile_s = (time.perf_counter() - t0, time.process_time() - c0)
+        return (lambda: jax.block_until_ready(compiled(params, xs))), None, compile_s
     if impl in ("ours", "ours-autodiff", "ours-hoisted", "ours-in_loop", "flax"):
         if impl == "flax":
             import flax.linen as nn
@@ -211,6 +223,10 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
     runs, compile_s, ref = {}, {}, None
     for impl in impls:
         run, check, compile_s[impl] = build(impl, name, params, xs, mode)
+        if check is None:  # a floor, not the cell's function: warm up only
+            run()
+            runs[impl] = run
+            continue
         got = check()  # also the first warm-up call
         if ref is None:
             ref = got

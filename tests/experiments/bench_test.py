@@ -3,11 +3,12 @@
 import json
 
 import jax
+import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from experiments import bench
+from experiments import bench, gemm_floor
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -55,3 +56,26 @@ def test_quick_main_writes_json(tmp_path):
     result = json.loads(path.read_text())
     assert {r["mode"] for r in result["records"]} == {"fwd", "fwd+bwd"}
     assert result["hardware"]["cpu_count"] >= 1 and "loadavg_end" in result
+
+
+@pytest.mark.parametrize("cell,batch", [("lstm", 2), ("lstm", 8), ("gru", 8)])
+def test_gemms_only_floor_does_the_stated_products(cell, batch):
+    """The floor's forward is h_t = (x_t W_ih + b + h_{t-1} W_hh)[:, :H] (hoisted below B=8,
+    in the loop from B=8); its gradients have the shapes of the real ones."""
+    hidden, steps = 4, 3
+    params = bench._our_cell(cell, hidden).init(jax.random.key(0), hidden)
+    xs = jax.random.normal(jax.random.key(1), (batch, steps, hidden))
+    apply, grads = gemm_floor.make(cell, params, batch)
+    p = jax.tree.map(np.asarray, params)
+    h, want = np.zeros((batch, hidden)), []
+    for t in range(steps):
+        h = (np.asarray(xs[:, t]) @ p["w_ih"] + p["b"] + h @ p["w_hh"])[:, :hidden]
+        want.append(h)
+    np.testing.assert_allclose(apply(params, xs), np.stack(want, 1), rtol=1e-5, atol=1e-5)
+    d_params, d_xs = grads(params, xs)
+    assert jax.tree.map(np.shape, d_params) == jax.tree.map(np.shape, params)
+    assert d_xs.shape == xs.shape
+    records = bench.bench_shape(
+        cell, batch, steps, hidden, "fwd+bwd", ["ours", "gemms-only"], 1, 2e-4
+    )
+    assert [r["impl"] for r in records] == ["ours", "gemms-only"]
