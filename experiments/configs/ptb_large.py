@@ -9,13 +9,19 @@ epoch, 55 epochs, clip 10, cost summed over the window / batch. Paper: valid 82.
 [results]
 Measured (2026-11-25, AMD EPYC, 2 shared cores, CPU only; `python -m experiments.lm_results
 time --config=ptb_large --steps=3`): 66,022,000 parameters, 3.68 CPU s per step, 1,327 steps per
-epoch = about 4,877 CPU s per epoch, about 74.5 CPU hours for 55 epochs. One epoch started on
-the 2 cores (2026-11-25, commit 82eec16, no GPU lent; `--config.train.num_epochs=1
---workdir=workdirs/ptb_large_lstm`): 0.42-0.47 steps/s with the machine to itself, i.e. about
-2.1-2.4 s per step and 47-53 min per epoch of training steps; train loss 10.17 nats at step
-132, 9.48 at 264, 9.36 at 396 (still above the uniform 9.21: the lr-1.0 start of this config);
-stopped at step 501 of 1,327 for session time (SIGTERM: checkpoint saved, the same command
-resumes). No validation perplexity yet.
+epoch = about 4,877 CPU s per epoch, about 74.5 CPU hours for 55 epochs. One epoch on the 2
+cores (2026-11-25, no GPU lent; `--config.train.num_epochs=1 --workdir=workdirs/ptb_large_lstm`,
+started at commit 82eec16, stopped at step 501 and resumed at bc59e21 with
+`cells.host_memory` on): 2.1-2.4 s per step before, 1.6-1.8 s after; valid perplexity
+**5,540**, test 5,773 after the epoch (`experiments/results/ptb_large_lstm.json`, status
+partial). That is a failed start, not a slow one: the training loss stayed above the uniform
+9.21 nats for the whole epoch (9.43 at its end), and ptb_small and ptb_medium with the same
+code learn from their first steps. A probe of the first 90 steps
+(`experiments/results/ptb_large_lr_probe.json`): with lr 1.0 and clip 10 the loss jumps to
+12.0 in 10 steps and hovers at 9.5-10.5; halving the update, by lr 0.5 or by clip 5, gives
+7.0 nats at step 90; dropout 0 alone does not help. Why our model does not recover from the
+first large updates where the reference does is open (next step: compare the first updates
+with a PyTorch run of the same model).
 [/results]
 """
 
