@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import platform
+import sys
 
 # mallopt parameter numbers, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -42,8 +43,6 @@ SETTINGS = {"M_MMAP_MAX": 0, "M_TRIM_THRESHOLD": _KEEP_BYTES, "M_ARENA_MAX": 1}
 
 def _jax_started() -> bool:
     """True once JAX has created its backends (and with them its worker threads)."""
-    import sys
-
     if "jax" not in sys.modules:
         return False
     from jax._src import xla_bridge  # no public equivalent in jax 0.10

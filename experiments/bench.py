@@ -136,6 +136,13 @@ def _jax_fns(apply):
     return {"fwd": jax.jit(apply), "fwd+bwd": jax.jit(jax.grad(loss, argnums=(0, 1)))}
 
 
+def _compile(fn, *args):
+    """fn (jitted) lowered and compiled for args: (compiled, (compile wall s, compile CPU s))."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    compiled = fn.lower(*args).compile()
+    return compiled, (time.perf_counter() - t0, time.process_time() - c0)
+
+
 def build(impl: str, name: str, params, xs, mode: str):
     """Returns (run() -> result, check() -> ys or dxs as numpy, (compile wall s, CPU s)).
 
@@ -143,9 +150,7 @@ def build(impl: str, name: str, params, xs, mode: str):
     """
     if impl == "gemms-only":
         fn = gemm_floor.make(name, params, xs.shape[0])[0 if mode == "fwd" else 1]
-        t0, c0 = time.perf_counter(), time.process_time()
-        compiled = fn.lower(params, xs).compile()
-        compile_s = (time.perf_counter() - t0, time.process_time() - c0)
+        compiled, compile_s = _compile(fn, params, xs)
         return (lambda: jax.block_until_ready(compiled(params, xs))), None, compile_s
     if impl in ("ours", "ours-autodiff", "ours-hoisted", "ours-in_loop", "flax"):
         if impl == "flax":
@@ -167,10 +172,7 @@ def build(impl: str, name: str, params, xs, mode: str):
             def apply(p, x):
                 return cells.scan(cell, p, x, backward=backward, projection=projection)[0]
 
-        fn = _jax_fns(apply)[mode]
-        t0, c0 = time.perf_counter(), time.process_time()
-        compiled = fn.lower(variables, xs).compile()
-        compile_s = (time.perf_counter() - t0, time.process_time() - c0)
+        compiled, compile_s = _compile(_jax_fns(apply)[mode], variables, xs)
 
         def run():
             return jax.block_until_ready(compiled(variables, xs))
@@ -375,11 +377,9 @@ def compile_extras() -> list[dict]:
                 return jnp.mean(stack(p, x, rng=rng, backward=backward)[0] ** 2)
 
             fn = jax.jit(jax.value_and_grad(loss))
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn.lower(params, xs, jax.random.key(1)).compile()
+            _, (wall_s, cpu_s) = _compile(fn, params, xs, jax.random.key(1))
             rec = {"cell": name, "layers": 2, "backward": backward,
-                   "compile_s": time.perf_counter() - t0,
-                   "compile_cpu_s": time.process_time() - c0,
+                   "compile_s": wall_s, "compile_cpu_s": cpu_s,
                    "loadavg": os.getloadavg()}  # fmt: skip
             records.append(rec)
             print(rec, flush=True)
@@ -452,9 +452,7 @@ def ptb_extras(repeats: int, cell: str = "lstm") -> list[dict]:
         step = functools.partial(
             train_steps.train_step, task=task, tx=tx, grad_clip_norm=config.optim.grad_clip_norm
         )
-        t0, c0 = time.perf_counter(), time.process_time()
-        compiled = jax.jit(step).lower(state, batch).compile()  # not donated: the same state
-        compile_s = (time.perf_counter() - t0, time.process_time() - c0)
+        compiled, compile_s = _compile(jax.jit(step), state, batch)  # not donated: same state
         fns[f"ours-{backward}"] = (functools.partial(compiled, state, batch), compile_s)
     if _available(["torch"]):
         fns["torch"] = (_torch_ptb_step(config, task.vocab_size, batch), (0.0, 0.0))
