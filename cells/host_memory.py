@@ -15,8 +15,12 @@ and to keep freed memory instead of returning it to the operating system:
     mallopt(M_ARENA_MAX, 1)                 threads share the main arena (else each
                                             thread's arena is itself mmap'ed and shrunk)
 
-so from the second call on, a step reuses the pages of the first one and takes no faults. The
-cost: the process keeps its peak memory (resident size no longer shrinks after a large step).
+so a step reuses the pages that earlier steps freed and takes no faults. The heap needs a few
+calls to get there: the worker threads do not allocate in the same order every call, so a call
+now and then finds no free hole of the right size and grows the heap by one step's temporaries
+(a full call's worth of faults). Measured at the shape above: one or two such calls among the
+first ten, the heap settling near twice a step's temporaries, then none. The cost: the process
+keeps its peak memory (resident size no longer shrinks after a large step).
 The arena setting only reaches threads that have not allocated yet, so this must run before
 the first JAX computation; the same settings from the shell, for any process:
 

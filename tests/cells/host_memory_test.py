@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -25,10 +26,11 @@ f = jax.jit(jax.grad(loss))
 x = jnp.ones((64, 128, 256), jnp.float32)
 for _ in range(3):
     jax.block_until_ready(f(params, x))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+faults = []
+for _ in range(9):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     jax.block_until_ready(f(params, x))
-faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(json.dumps({"applied": applied, "faults_per_call": faults}))
 """
 
@@ -55,6 +57,10 @@ def test_refuses_once_jax_has_started():
 def test_repeated_calls_reuse_pages_instead_of_faulting():
     reused, default = _run_child("reuse"), _run_child("default")
     assert reused["applied"] is True
+    # Median over 9 calls: with reuse, a call now and then still grows the heap (a full call's
+    # faults) while it settles (see cells/host_memory.py); the typical call takes none.
+    typical_reused = statistics.median(reused["faults_per_call"])
+    typical_default = statistics.median(default["faults_per_call"])
     # Default glibc: the temporaries are fresh mmap'ed memory on every call (4 KiB pages).
-    assert default["faults_per_call"] > 10000, default
-    assert reused["faults_per_call"] < default["faults_per_call"] / 10, (reused, default)
+    assert typical_default > 10000, default
+    assert typical_reused < typical_default / 10, (reused, default)
