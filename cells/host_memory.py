@@ -41,8 +41,7 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 _KEEP_BYTES = 2**31 - 1  # the largest value mallopt's int argument takes
-
-SETTINGS = {"M_MMAP_MAX": 0, "M_TRIM_THRESHOLD": _KEEP_BYTES, "M_ARENA_MAX": 1}
+_SETTINGS = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _KEEP_BYTES), (_M_ARENA_MAX, 1))
 
 
 def _jax_started() -> bool:
@@ -63,9 +62,5 @@ def reuse_freed_memory() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or _jax_started():
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    results = [
-        libc.mallopt(_M_MMAP_MAX, 0),
-        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES),
-        libc.mallopt(_M_ARENA_MAX, 1),
-    ]
+    results = [libc.mallopt(param, value) for param, value in _SETTINGS]  # 1 = accepted
     return all(r == 1 for r in results)

@@ -33,12 +33,12 @@ from cells.kernels import step_grads
 
 def make(name: str, params, batch: int):
     """Returns apply(params, xs) -> ys for mode 'fwd' and a gradient function for 'fwd+bwd'."""
-    gates = params["w_hh"].shape[1] // params["w_hh"].shape[0]  # G: 4 for LSTM, 3 for GRU
+    hidden = params["w_hh"].shape[0]
+    gates = params["w_hh"].shape[1] // hidden  # G: 4 for LSTM, 3 for GRU
     in_loop = batch >= sequence.IN_LOOP_MIN_BATCH
     fuse_dx = in_loop and name == "lstm"
 
     def forward(p, xs_TxBxI):
-        hidden = p["w_hh"].shape[0]
         xin = xs_TxBxI if in_loop else base.add_bias(xs_TxBxI @ p["w_ih"], p["b"])
 
         def body(h, x):
@@ -51,12 +51,11 @@ def make(name: str, params, batch: int):
 
     def apply(p, xs_BxTxI):
         gs, _ = forward(p, jnp.swapaxes(xs_BxTxI, 0, 1))
-        return jnp.swapaxes(gs[..., : p["w_hh"].shape[0]], 0, 1)
+        return jnp.swapaxes(gs[..., :hidden], 0, 1)
 
     def grads(p, xs_BxTxI):
         xs = jnp.swapaxes(xs_BxTxI, 0, 1)
         gs, h_prev = forward(p, xs)
-        hidden = p["w_hh"].shape[0]
         w_T = (jnp.concatenate([p["w_hh"], p["w_ih"]], axis=0) if fuse_dx else p["w_hh"]).T
 
         def body(dh, g):
