@@ -6,6 +6,9 @@ Usage:
     cell = cells.LSTM(hidden_size=256)
     params = cell.init(key, input_size=128)
     ys, carry = cells.scan(cell, params, xs)        # xs [B, T, I] -> ys [B, T, H]
+
+    cells.names()                     # the registered cells: ('gru', 'lstm', 'rnn')
+    cells.get("gru")(hidden_size=64)  # a cell class by name, or by 'package.module:Class'
 """
 
 import importlib
@@ -14,6 +17,7 @@ from cells.base import Cell, LSTMState, Params, RNNState
 from cells.gru import GRU
 from cells.layers import Bidirectional, Stack, dropout
 from cells.lstm import LSTM
+from cells.registry import get, name_of, names, register
 from cells.sequence import reference_scan, scan
 from cells.simple import SimpleRNN, identity_init
 
@@ -28,11 +32,15 @@ __all__ = [
     "SimpleRNN",
     "Stack",
     "dropout",
+    "get",
     "identity_init",
     "interop",
     "linen",
+    "name_of",
+    "names",
     "nnx",
     "reference_scan",
+    "register",
     "scan",
 ]
 

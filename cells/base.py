@@ -44,6 +44,15 @@ class RNNState(NamedTuple):
     h: Array
 
 
+# The methods a hand-written backward is derived from (see Cell.backward_rule).
+_FORWARD_METHODS = ("fused_step", "recurrent", "input_projection")
+
+
+def _defining_class(cls: type, attribute: str) -> type:
+    """The class in cls's MRO whose own body defines `attribute`."""
+    return next(c for c in cls.__mro__ if attribute in vars(c))
+
+
 def _dtype_name(dtype: Any) -> str | None:
     if dtype is None:
         return None
@@ -89,6 +98,10 @@ class Cell:
     num_gates: ClassVar[int] = 1
     gate_names: ClassVar[tuple[str, ...]] = ()
     carry_type: ClassVar[type] = RNNState
+    # The hand-written backward of one step that matches this class's forward (a class from
+    # cells/kernels/step_grads.py, built with the cell), or None: `cells.scan(...,
+    # backward='fused')` then falls back to autodiff with a warning. See `backward_rule`.
+    fused_backward: ClassVar[type | None] = None
 
     def __post_init__(self):
         h = self.hidden_size
@@ -170,6 +183,20 @@ class Cell:
             )
         zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
         return self.carry_type(*([zeros] * len(self.carry_type._fields)))
+
+    def backward_rule(self):
+        """The step-gradient object `cells.scan(..., backward='fused')` uses, or None.
+
+        A class's `fused_backward` is only valid for the forward it was derived from: a subclass
+        that overrides `fused_step`, `recurrent` or `input_projection` without declaring its own
+        `fused_backward` does not inherit its parent's (it gets None, i.e. autodiff).
+        """
+        cls = type(self)
+        declared_in = _defining_class(cls, "fused_backward")
+        for method in _FORWARD_METHODS:
+            if not issubclass(declared_in, _defining_class(cls, method)):
+                return None
+        return None if cls.fused_backward is None else cls.fused_backward(self)
 
     # -- the sequence path ------------------------------------------------------------------
     def input_projection(self, params: Params, xs: Array) -> Array:

@@ -26,9 +26,11 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from cells import base
+from cells import base, registry
+from cells.kernels import step_grads
 
 
+@registry.register("gru")
 @dataclasses.dataclass(frozen=True)
 class GRU(base.Cell):
     """GRU cell. See the module docstring for the equations of both variants.
@@ -42,6 +44,7 @@ class GRU(base.Cell):
 
     num_gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
+    fused_backward: ClassVar[type | None] = step_grads.GRUGrad
 
     def __post_init__(self):
         super().__post_init__()

@@ -23,9 +23,11 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from cells import base
+from cells import base, registry
+from cells.kernels import step_grads
 
 
+@registry.register("lstm")
 @dataclasses.dataclass(frozen=True)
 class LSTM(base.Cell):
     """LSTM cell with forget gate. See the module docstring for the equations.
@@ -39,6 +41,7 @@ class LSTM(base.Cell):
     num_gates: ClassVar[int] = 4
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
     carry_type: ClassVar[type] = base.LSTMState
+    fused_backward: ClassVar[type | None] = step_grads.LSTMGrad
 
     def _init_bias(self):
         h = self.hidden_size

@@ -15,6 +15,7 @@ Semantics shared by both:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -33,7 +34,7 @@ IN_LOOP_MIN_BATCH = 8
 def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
     """Trace-time validation with messages that name the argument and what is valid."""
     if not isinstance(cell, base.Cell):
-        raise ValueError(f"cell must be a cells.LSTM, cells.GRU or cells.SimpleRNN, got {cell!r}.")
+        raise ValueError(f"cell must be a cells.Cell (e.g. cells.LSTM(64)), got {cell!r}.")
     cell.check_params(params)
     if getattr(xs, "ndim", None) != 3:
         raise ValueError(
@@ -79,6 +80,23 @@ def _default_carry(cell: base.Cell, params, xs):
     return cell.initial_carry(xs.shape[0], dtype)
 
 
+_WARNED_NO_FUSED_BACKWARD: set[type] = set()
+
+
+def _has_fused_backward(cell: base.Cell) -> bool:
+    """Whether `cell` has a hand-written backward; warns once per class when it has none."""
+    if kernels.supports(cell):
+        return True
+    if type(cell) not in _WARNED_NO_FUSED_BACKWARD:
+        _WARNED_NO_FUSED_BACKWARD.add(type(cell))
+        warnings.warn(
+            f"{type(cell).__name__} declares no hand-written backward (cells.Cell.fused_backward); "
+            "backward='fused' uses autodiff for it (same gradients).",
+            stacklevel=3,
+        )
+    return False
+
+
 def reverse_index(lengths, steps: int):
     """idx[b, t]: the time step read at position t when sequence b is reversed.
 
@@ -112,7 +130,8 @@ def scan(
     """Runs `cell` over a batch of sequences: the fused path.
 
     Args:
-      cell: a `cells.LSTM`, `cells.GRU` or `cells.SimpleRNN`.
+      cell: any `cells.Cell` (`cells.LSTM`, `cells.GRU`, `cells.SimpleRNN`, a registered or
+        user-defined cell).
       params: the cell's parameters (`cell.init(key, input_size)`).
       xs: inputs [B, T, I].
       carry: the carry to start from; default zeros (float32, float64 for float64 inputs).
@@ -126,7 +145,9 @@ def scan(
       backward: 'autodiff' (JAX differentiates the `lax.scan`) or 'fused' (the hand-written
         whole-sequence backward of `cells.kernels`: one GEMM per step in the reverse chain,
         weight gradients as single GEMMs after it; same values up to float rounding).
-        return_trace=True and remat=True always use 'autodiff'.
+        return_trace=True and remat=True always use 'autodiff'; so does a cell that declares no
+        `fused_backward` (with a one-time warning per cell class). Forward-mode autodiff (jvp,
+        jacfwd, hessians) needs 'autodiff'.
       projection: where the fused path runs the input GEMM x_t W_ih + b: 'hoisted' (one
         [T*B, I] x [I, G*H] GEMM before the loop), 'in_loop' (one [B, I] x [I, G*H] per step,
         its result kept in cache; the backward still does dW_ih and dx as single GEMMs), or
@@ -147,7 +168,7 @@ def scan(
         raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
     if projection not in _PROJECTIONS:
         raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
-    if backward == "fused" and not (return_trace or remat) and kernels.supports(cell):
+    if backward == "fused" and not (return_trace or remat) and _has_fused_backward(cell):
         if projection == "auto":
             projection = "in_loop" if batch >= IN_LOOP_MIN_BATCH else "hoisted"
         return _scan_fused(cell, params, xs, carry, lengths, reverse, unroll, projection)

@@ -17,7 +17,8 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from cells import base
+from cells import base, registry
+from cells.kernels import step_grads
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -34,6 +35,7 @@ def identity_init(scale: float = 1.0):
     return init
 
 
+@registry.register("rnn")
 @dataclasses.dataclass(frozen=True)
 class SimpleRNN(base.Cell):
     """Elman RNN cell. See the module docstring.
@@ -46,6 +48,7 @@ class SimpleRNN(base.Cell):
 
     num_gates: ClassVar[int] = 1
     gate_names: ClassVar[tuple[str, ...]] = ("a",)
+    fused_backward: ClassVar[type | None] = step_grads.SimpleRNNGrad
 
     def __post_init__(self):
         super().__post_init__()

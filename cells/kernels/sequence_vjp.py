@@ -39,7 +39,7 @@ def _mask_tree(valid_Bx1, new, old):
 
 
 def _forward(cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB, save):
-    grads = step_grads.for_cell(cell)
+    grads = cell.backward_rule()
 
     def body(carry, inputs):
         x_BxN, valid_B = inputs
@@ -77,7 +77,7 @@ def _recurrence_fwd(cell, unroll, project, iparams, rparams, xin_TxB, carry0, va
 def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
     iparams, rparams, xin_TxB, carry0, valid_TxB, new_TxB, saved_TxB = residuals
     dhs_TxBxH, dcarry = cotangents
-    grads = step_grads.for_cell(cell)
+    grads = cell.backward_rule()
     # prev_TxB[t] is the carry entering step t: the initial carry, then new_TxB[:-1].
     prev_TxB = jax.tree.map(
         lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, new_TxB
@@ -137,7 +137,7 @@ _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 def supports(cell) -> bool:
     """True when `cell` has a hand-written sequence backward."""
-    return step_grads.for_cell(cell) is not None
+    return cell.backward_rule() is not None
 
 
 def recurrence(cell, params, xp_TxBxG, carry, valid_TxB=None, unroll=1):

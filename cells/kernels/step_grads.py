@@ -12,6 +12,10 @@ Each class below knows, for one cell type:
 Notation: d<x> is dL/d<x>; "pre" is a gate's pre-activation; sigmoid' = s (1 - s),
 tanh' = 1 - t^2. Carries are the cell's NamedTuples; `prev` is the carry entering the step,
 `new` the carry leaving it, `d` the cotangent of `new` (already including dL/dy_t).
+
+A cell class names its rule as `fused_backward = step_grads.LSTMGrad` (see
+`cells.Cell.backward_rule`); a new cell with a hand-written backward adds its class here or in
+its own file, with the derivation in the docstring.
 """
 
 from __future__ import annotations
@@ -160,16 +164,3 @@ class SimpleRNNGrad:
 
     def param_grads(self, rparams, prev_TxB, saved_TxB, dxp_TxBxH):
         return {"w_hh": weight_grad(prev_TxB.h, dxp_TxBxH)}, dxp_TxBxH
-
-
-def for_cell(cell):
-    """The step-gradient object for `cell`, or None when there is no hand-written backward."""
-    from cells import gru, lstm, simple
-
-    if type(cell) is lstm.LSTM:
-        return LSTMGrad(cell)
-    if type(cell) is gru.GRU:
-        return GRUGrad(cell)
-    if type(cell) is simple.SimpleRNN:
-        return SimpleRNNGrad(cell)
-    return None

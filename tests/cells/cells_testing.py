@@ -14,12 +14,11 @@ import cells
 B, T, I, H = 3, 5, 4, 6  # noqa: E741  (batch, time, input features, hidden units)
 LENGTHS = np.array([5, 2, 0])  # full, partial and empty sequences in one batch
 
-# Every cell and option the library offers, named for test ids.
-CELLS = {
-    "lstm": cells.LSTM(H),
-    "gru": cells.GRU(H, reset_after=True),
+# Every registered cell with its defaults, plus the options that change its equations, named
+# for test ids. A newly registered cell joins every parameterised test here by itself (it also
+# needs its float64 equations in reference_numpy.py).
+CELLS = {name: cells.get(name)(H) for name in cells.names()} | {
     "gru_reset_before": cells.GRU(H, reset_after=False),
-    "rnn_tanh": cells.SimpleRNN(H, activation="tanh"),
     "rnn_relu": cells.SimpleRNN(H, activation="relu"),
 }
 CELL_IDS = list(CELLS)

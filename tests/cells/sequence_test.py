@@ -270,7 +270,7 @@ ERRORS = {
         lambda: cells.reference_scan(LSTM, P, XS, reverse=None),
         "reverse must be True or False",
     ),
-    "cell": (lambda: cells.scan("lstm", P, XS), "cell must be a cells.LSTM, cells.GRU"),
+    "cell": (lambda: cells.scan("lstm", P, XS), "cell must be a cells.Cell"),
 }
 
 
