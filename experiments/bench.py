@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -39,11 +38,12 @@ import numpy as np
 from absl import app, flags
 
 import cells
-from cells import host_memory
 from experiments import gemm_floor
-from train import provenance
+from train import host_memory, provenance
 
-_CELLS = flags.DEFINE_list("cells", ["lstm", "gru"], "Cells to run: lstm, gru.")
+_CELLS = flags.DEFINE_list(
+    "cells", ["lstm", "gru"], "Registered cells to run (flax and PyTorch have lstm, gru)."
+)
 _BATCH = flags.DEFINE_list("batch", ["1", "32", "64"], "Batch sizes B.")
 _SEQ_LEN = flags.DEFINE_list("seq_len", ["128", "1024"], "Sequence lengths T.")
 _HIDDEN = flags.DEFINE_list("hidden", ["128", "256", "512", "1024"], "Hidden sizes H (= I).")
@@ -72,58 +72,34 @@ _CHILD = flags.DEFINE_string("memory_child", None, "Internal: one --extras memor
 _REUSE_MEMORY = flags.DEFINE_bool(
     "reuse_host_memory",
     True,
-    "Keep freed host memory for reuse (cells.host_memory: no per-call page faults); applies "
+    "Keep freed host memory for reuse (train.host_memory: no per-call page faults); applies "
     "to every implementation in the process alike.",
 )
 
-_GATES = {"lstm": 4, "gru": 3}
-
 
 def gemm_flops(cell: str, batch: int, steps: int, hidden: int, mode: str) -> float:
-    fwd = 2.0 * batch * steps * (hidden + hidden) * _GATES[cell] * hidden
+    gates = cells.get(cell).num_gates
+    fwd = 2.0 * batch * steps * (hidden + hidden) * gates * hidden
     return fwd if mode == "fwd" else 3.0 * fwd
 
 
-def _our_cell(name: str, hidden: int):
-    if name == "lstm":
-        return cells.LSTM(hidden)
-    return cells.GRU(hidden, reset_after=True)
+def _our_cell(name: str, hidden: int) -> cells.Cell:
+    """The registered cell `name` with its defaults (GRU: reset_after=True, as flax and torch)."""
+    return cells.get(name)(hidden)
 
 
-# -- weight conversion (our fused layout -> flax, torch) ---------------------------------------
-def to_flax(name: str, params) -> dict:
+# -- weight conversion (cells.interop: our fused layout -> flax, torch) ------------------------
+def flax_variables(cell: cells.Cell, params) -> dict:
     """Our params as nn.RNN(nn.OptimizedLSTMCell | nn.GRUCell) variables (same function)."""
-    hidden = params["w_hh"].shape[0]
-    gates = cells.LSTM.gate_names if name == "lstm" else cells.GRU.gate_names
-    w_ih = jnp.split(params["w_ih"], len(gates), axis=1)
-    w_hh = jnp.split(params["w_hh"], len(gates), axis=1)
-    b = jnp.split(params["b"], len(gates))
-    tree = {}
-    for k, g in enumerate(gates):
-        if name == "lstm":  # input Dense without bias, recurrent Dense with the whole bias
-            tree["i" + g] = {"kernel": w_ih[k]}
-            tree["h" + g] = {"kernel": w_hh[k], "bias": b[k]}
-        else:  # GRUCell: input Dense with bias; recurrent bias only on hn
-            tree["i" + g] = {"kernel": w_ih[k], "bias": b[k]}
-            tree["h" + g] = {"kernel": w_hh[k]}
-    if name == "gru":
-        tree["hn"]["bias"] = params.get("b_hn", jnp.zeros((hidden,)))
-    return {"params": {"cell": tree}}
+    return {"params": {"cell": cells.interop.to_flax(cell, params)["params"]}}
 
 
-def to_torch(name: str, params, module) -> None:
-    """Copies our params into a torch nn.LSTM / nn.GRU (gate order i,f,g,o / r,z,n as ours)."""
+def load_torch(cell: cells.Cell, params, module) -> None:
+    """Copies our params into a one-layer torch nn.LSTM / nn.GRU."""
     import torch
 
-    with torch.no_grad():
-        module.weight_ih_l0.copy_(torch.from_numpy(np.asarray(params["w_ih"]).T.copy()))
-        module.weight_hh_l0.copy_(torch.from_numpy(np.asarray(params["w_hh"]).T.copy()))
-        module.bias_ih_l0.copy_(torch.from_numpy(np.array(params["b"])))
-        b_hh = np.zeros_like(np.asarray(params["b"]))
-        if name == "gru":
-            hidden = params["w_hh"].shape[0]
-            b_hh[2 * hidden :] = np.asarray(params["b_hn"])
-        module.bias_hh_l0.copy_(torch.from_numpy(b_hh))
+    state = cells.interop.to_torch(cell, params)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
 
 
 # -- one implementation: a callable per mode returning numpy outputs for the agreement check --
@@ -161,7 +137,7 @@ def build(impl: str, name: str, params, xs, mode: str):
                 if name == "lstm"
                 else nn.GRUCell(params["w_hh"].shape[0])
             )
-            variables = to_flax(name, params)
+            variables = flax_variables(_our_cell(name, params["w_hh"].shape[0]), params)
             apply = module.apply
         else:
             cell = _our_cell(name, params["w_hh"].shape[0])
@@ -190,7 +166,7 @@ def build(impl: str, name: str, params, xs, mode: str):
     module = (torch.nn.LSTM if name == "lstm" else torch.nn.GRU)(
         xs.shape[-1], hidden, batch_first=True
     )
-    to_torch(name, params, module)
+    load_torch(_our_cell(name, hidden), params, module)
     x = torch.from_numpy(np.array(xs)).requires_grad_(mode == "fwd+bwd")
 
     def run():
@@ -528,8 +504,7 @@ def main(argv):
             "command": " ".join(["python -m experiments.bench", *sys.argv[1:]]),
             "commit": provenance.git_commit(),
             "hardware": {
-                "cpu_count": os.cpu_count(),
-                "processor": platform.processor() or platform.machine(),
+                **provenance.hardware(),
                 "jax": jax.__version__,
                 "backend": jax.default_backend(),
                 "torch_threads": os.cpu_count() if "torch" in impls else None,

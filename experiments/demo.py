@@ -16,13 +16,11 @@ import math
 import os
 import time
 
-import jax
 from absl import app, flags, logging
 
 from experiments import sample
 from experiments.configs import shakespeare_char
-from train import checkpoint, metrics, trainer
-from train.tasks import registry
+from train import checkpoint, metrics, models, trainer
 
 _ROOT = flags.DEFINE_string("root", "runs/demo", "Directory for the two workdirs and the plot.")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", 1000, "Training steps per model.")
@@ -46,10 +44,6 @@ def demo_config(cell: str, num_steps: int):
     config.train.eval_every = max(1, num_steps // 3)
     config.train.checkpoint_every = max(1, num_steps // 3)
     return config
-
-
-def num_params(params) -> int:
-    return sum(int(x.size) for x in jax.tree.leaves(params))
 
 
 def plot_curves(workdirs: dict[str, str], path: str) -> None:
@@ -89,13 +83,13 @@ def main(argv):
         workdirs[cell] = workdir
         print(f"== training {cell}: {config.train.num_steps} steps -> {workdir}", flush=True)
         results = trainer.train_and_evaluate(config, workdir)
-        _, params = checkpoint.restore_params(workdir, "best")
-        task = registry.get_task(config)
+        trained = checkpoint.load_trained(workdir, "best")
+        task, params = trained.task, trained.params
         tokens = results["steps"] * config.train.batch_size * config.train.seq_len
         rows.append(
             (
                 cell,
-                num_params(params),
+                models.count_params(params),
                 results["valid"]["bits_per_char"],
                 tokens / max(results["train_time_s"], 1e-9),
                 results["train_time_s"],

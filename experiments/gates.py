@@ -17,16 +17,17 @@ Writes gates_T<T>.json and gates_T<T>.png.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app, flags, logging
 
 import cells
-from experiments import gradient_flow
+from experiments import gradient_flow, records
+
+FLAGS = flags.FLAGS
 
 SIGMOID_GATES = {"i", "f", "o", "r", "z"}
 TANH_VALUES = {"g", "n"}
@@ -70,7 +71,7 @@ def measure(length: int, workdirs: str, num_sequences: int) -> tuple[dict, dict]
                 print(f"skipping trained {cell_name}: no checkpoints in {workdir}")
                 continue
             task, params, _ = gradient_flow.load(cell_name, length, workdirs, trained)
-            x = task._eval["test"]["x"][:num_sequences]
+            x = task.examples("test")["x"][:num_sequences]
             trace = trace_of(task, params, x)
             entry["trained" if trained else "untrained"] = gate_statistics(trace)
             if trained:
@@ -115,22 +116,16 @@ def plot_heatmaps(heat: dict, length: int, path: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=100, help="adding-problem T")
-    parser.add_argument("--workdirs", default="workdirs", help="where run_grid trained models")
-    parser.add_argument("--num_sequences", type=int, default=500, help="test sequences used")
-    parser.add_argument("--out", default="experiments/results", help="JSON directory")
-    parser.add_argument("--figures", default="experiments/results/figures", help="PNG directory")
-    args = parser.parse_args()
-    results, heat = measure(args.length, args.workdirs, args.num_sequences)
-    os.makedirs(args.out, exist_ok=True)
-    os.makedirs(args.figures, exist_ok=True)
-    path = os.path.join(args.out, f"gates_T{args.length}.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    results, heat = measure(FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences)
+    path = os.path.join(FLAGS.out, f"gates_T{FLAGS.length}.json")
+    records.write(path, results, overwrite=FLAGS.force)
+    os.makedirs(FLAGS.figures, exist_ok=True)
     if heat:
-        plot_heatmaps(heat, args.length, os.path.join(args.figures, f"gates_T{args.length}.png"))
+        plot_heatmaps(heat, FLAGS.length, os.path.join(FLAGS.figures, f"gates_T{FLAGS.length}.png"))
     for cell_name, entry in results["cells"].items():
         for which, stats in entry.items():
             text = ", ".join(
@@ -141,4 +136,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    gradient_flow.define_flags(num_sequences=500)
+    app.run(main)

@@ -23,16 +23,19 @@ distance k = 0..T-1) and a log-scale plot.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app, flags, logging
 
+from experiments import records
 from experiments.configs import adding as adding_config
-from train.tasks import forecast, registry
+from train import models
+from train.tasks import registry
+
+FLAGS = flags.FLAGS
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -73,7 +76,7 @@ def adding_norms(task, params, x, y) -> np.ndarray:
         raise ValueError("gradient_flow measures single-layer models (config.model.num_layers=1).")
 
     def loss_fn(hs_BxTxH):
-        pred_B = forecast.dense(params["head"], hs_BxTxH[:, -1])[:, 0]
+        pred_B = models.dense(params["head"], hs_BxTxH[:, -1], task.cell.compute_dtype)[:, 0]
         return jnp.sum(jnp.square(pred_B - y))  # a sum: each sequence's own gradient
 
     grads = jax.jit(hidden_state_grads, static_argnums=(0, 3))(
@@ -88,8 +91,8 @@ def load(cell_name: str, length: int, workdirs: str, trained: bool):
     if trained:
         from train import checkpoint
 
-        config, params = checkpoint.restore_params(workdir, "best")
-        return registry.get_task(config), params, workdir
+        trained = checkpoint.load_trained(workdir, "best")
+        return trained.task, trained.params, workdir
     config = adding_config.get_config(f"length={length},cell={cell_name}")
     task = registry.get_task(config)
     return task, task.init_params(jax.random.key(config.seed)), None
@@ -111,7 +114,7 @@ def measure(length: int, workdirs: str, num_sequences: int) -> dict:
                 print(f"skipping trained {cell_name}: no checkpoints in {workdir}")
                 continue
             task, params, source = load(cell_name, length, workdirs, trained)
-            data = task._eval["test"]
+            data = task.examples("test")
             x, y = data["x"][:num_sequences], data["y"][:num_sequences]
             norms = adding_norms(task, params, x, y)
             entry["trained" if trained else "untrained"] = {
@@ -148,21 +151,26 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=100, help="adding-problem T")
-    parser.add_argument("--workdirs", default="workdirs", help="where run_grid trained models")
-    parser.add_argument("--num_sequences", type=int, default=256, help="test sequences averaged")
-    parser.add_argument("--out", default="experiments/results", help="JSON directory")
-    parser.add_argument("--figures", default="experiments/results/figures", help="PNG directory")
-    args = parser.parse_args()
-    results = measure(args.length, args.workdirs, args.num_sequences)
-    os.makedirs(args.out, exist_ok=True)
-    os.makedirs(args.figures, exist_ok=True)
-    path = os.path.join(args.out, f"gradient_flow_T{args.length}.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
-    plot(results, os.path.join(args.figures, f"gradient_flow_T{args.length}.png"))
+def define_flags(num_sequences: int = 256) -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free);
+    experiments.gates takes the same ones."""
+    flags.DEFINE_integer("length", 100, "Adding-problem T.")
+    flags.DEFINE_string("workdirs", "workdirs", "Where run_grid trained the models.")
+    flags.DEFINE_integer("num_sequences", num_sequences, "Test sequences used.")
+    flags.DEFINE_string("out", records.RESULTS_DIR, "JSON directory.")
+    flags.DEFINE_string("figures", records.FIGURES_DIR, "PNG directory.")
+    flags.DEFINE_bool("force", False, "Replace an existing result file in --out.")
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    results = measure(FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences)
+    path = os.path.join(FLAGS.out, f"gradient_flow_T{FLAGS.length}.json")
+    records.write(path, results, overwrite=FLAGS.force)
+    os.makedirs(FLAGS.figures, exist_ok=True)
+    plot(results, os.path.join(FLAGS.figures, f"gradient_flow_T{FLAGS.length}.png"))
     for cell_name, entry in results["cells"].items():
         for which, e in entry.items():
             print(
@@ -173,4 +181,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -18,12 +18,13 @@ typed by hand.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
 
 from absl import app, flags, logging
+
+from experiments import records
 
 FLAGS = flags.FLAGS
 
@@ -31,7 +32,9 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free)."""
     flags.DEFINE_string("workdir", None, "collect: the training workdir.")
-    flags.DEFINE_string("name", None, "collect: result name (file experiments/results/NAME.json).")
+    flags.DEFINE_string("name", None, "collect: result name (file OUT/NAME.json).")
+    flags.DEFINE_string("out", records.RESULTS_DIR, "collect, time: directory of the JSON written.")
+    flags.DEFINE_bool("force", False, "collect, time: replace an existing result file.")
     flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
     flags.DEFINE_string("command", "", "collect: the training command of a partial run.")
     flags.DEFINE_string("readme", "README.md", "render: the README to update.")
@@ -39,21 +42,27 @@ def define_flags() -> None:
     flags.DEFINE_integer("steps", 10, "time: training steps to time after compilation.")
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
-BEGIN, END = "<!-- section:lm -->", "<!-- /section:lm -->"
+RESULTS_DIR = records.RESULTS_DIR
+SECTION = "lm"  # the README section this script renders
 # Zaremba et al. 2014 (valid, test perplexity), as in shared/REFERENCE.md (beside the repository).
 PAPER = {"ptb_small": (120.7, 114.5), "ptb_medium": (86.2, 82.7), "ptb_large": (82.2, 78.4)}
 
 
-def collect(workdir: str, name: str, note: str = "", command: str = "") -> dict:
-    """Builds (and writes) experiments/results/<name>.json from a workdir."""
+def collect(
+    workdir: str,
+    name: str,
+    note: str = "",
+    command: str = "",
+    out: str = RESULTS_DIR,
+    overwrite: bool = False,
+) -> dict:
+    """Builds (and writes) OUT/<name>.json from a workdir."""
     import jax
 
-    from train import checkpoint, metrics, provenance, sharding, steps, trainer
+    from train import checkpoint, models, provenance, sharding, steps, trainer
 
-    config = checkpoint.load_config(workdir)
-    events = metrics.read_events(workdir)
+    best = checkpoint.load_trained(workdir, "best")
+    config, task = best.config, best.task
     final_path = os.path.join(workdir, "results.json")
     ckpts = checkpoint.Checkpoints(workdir)
     try:
@@ -61,8 +70,6 @@ def collect(workdir: str, name: str, note: str = "", command: str = "") -> dict:
         meta = ckpts.read_meta(latest)
     finally:
         ckpts.close()
-    _, params = checkpoint.restore_params(workdir, "best")
-    task = trainer.registry.get_task(config)
     mesh = sharding.make_mesh()
     eval_step = steps.make_eval_step(task)
 
@@ -75,11 +82,10 @@ def collect(workdir: str, name: str, note: str = "", command: str = "") -> dict:
         }
 
     if os.path.exists(final_path):
-        with open(final_path) as f:
-            record = json.load(f)
+        record = records.read(final_path)
         record["status"] = "complete"
     else:
-        splits = evaluate(params)
+        splits = evaluate(best.params)
         record = {
             "name": name,
             "task": config.task,
@@ -101,37 +107,31 @@ def collect(workdir: str, name: str, note: str = "", command: str = "") -> dict:
     record["note"] = note
     if meta.get("best_step") not in (None, latest):
         # The paper reports the end of training: evaluate the last checkpoint as well.
-        _, last_params = checkpoint.restore_params(workdir, "latest")
-        record["last"] = {"step": latest, **evaluate(last_params)}
-    record["params"] = sum(int(x.size) for x in jax.tree.leaves(params))
+        last = checkpoint.load_trained(workdir, "latest", task)
+        record["last"] = {"step": latest, **evaluate(last.params)}
+    record["params"] = models.count_params(best.params)
     tokens_per_step = config.train.batch_size * config.train.seq_len
     record["train_tokens_per_s"] = record["steps"] * tokens_per_step / record["train_time_s"]
     spe = task.steps_per_epoch()
     record["epochs"] = record["steps"] / spe if spe else None
-    record["valid_curve"] = [
-        {k: e[k] for k in e if k in ("step", "loss", "perplexity", "bits_per_char")}
-        for e in events
-        if e.get("split") == "valid" and not e.get("final")
-    ]
+    record["valid_curve"] = records.valid_curve(workdir, ("loss", "perplexity", "bits_per_char"))
     from experiments import sample
 
     prompt, length = ("ROMEO:", 300) if task.corpus.level == "char" else ("the", 40)
+    text = sample.generate(task, best.params, prompt, length, 0.8, seed=0)
     record["sample"] = {
         "prompt": prompt,
         "temperature": 0.8,
         "seed": 0,
-        "text": prompt + sample.generate(task, params, prompt, length, 0.8, seed=0),
+        "text": prompt + text,
         "command": f"python -m experiments.sample --workdir={workdir} --prompt={prompt!r} "
         f"--length={length} --temperature=0.8 --seed=0",
     }
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-        f.write("\n")
+    records.write(os.path.join(out, f"{name}.json"), record, overwrite)
     return record
 
 
-def time_config(name: str, num_steps: int) -> dict:
+def time_config(name: str, num_steps: int, out: str = RESULTS_DIR, overwrite: bool = False) -> dict:
     """CPU seconds per training step of experiments/configs/<name>.py; writes timing_<name>.json."""
     import importlib
     import resource
@@ -139,7 +139,7 @@ def time_config(name: str, num_steps: int) -> dict:
 
     import jax
 
-    from train import optim, provenance, steps, trainer
+    from train import models, optim, provenance, steps, trainer
     from train import state as state_lib
     from train.tasks import registry
 
@@ -171,36 +171,23 @@ def time_config(name: str, num_steps: int) -> dict:
         "steps_per_epoch": spe,
         "cpu_s_per_epoch": per_step * spe,
         "epochs": config.train.num_epochs,
-        "params": sum(int(x.size) for x in jax.tree.leaves(state.params)),
+        "params": models.count_params(state.params),
         "git_commit": provenance.git_commit(),
         "hardware": provenance.hardware(),
         "command": f"python -m experiments.lm_results time --config={name} --steps={num_steps}",
     }
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    with open(os.path.join(RESULTS_DIR, f"timing_{name}.json"), "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-        f.write("\n")
+    records.write(os.path.join(out, f"timing_{name}.json"), record, overwrite)
     return record
 
 
 def load_timings() -> list[dict]:
-    out = []
-    for path in sorted(glob.glob(os.path.join(RESULTS_DIR, "timing_ptb_*.json"))):
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
+    return list(records.load_all(RESULTS_DIR, ("timing_ptb_",)).values())
 
 
 def load_records() -> list[dict]:
-    records = []
-    for path in sorted(glob.glob(os.path.join(RESULTS_DIR, "*.json"))):
-        base = os.path.basename(path)
-        if base.startswith(("ptb_", "shakespeare_")):
-            with open(path) as f:
-                record = json.load(f)
-            if record.get("task") == "lm":  # not side files such as the RNN lr probe
-                records.append(record)
-    return records
+    """The LM run records (not side files such as the RNN lr probe), by file name."""
+    runs = records.load_all(RESULTS_DIR, ("ptb_", "shakespeare_")).values()
+    return [r for r in runs if r.get("task") == "lm"]
 
 
 def _fmt_time(seconds) -> str:
@@ -208,10 +195,10 @@ def _fmt_time(seconds) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def render_section(records: list[dict]) -> str:
+def render_section(runs: list[dict]) -> str:
     """The Markdown between the section:lm markers."""
-    ptb = [r for r in records if r["name"].startswith("ptb_")]
-    chars = [r for r in records if r["name"].startswith("shakespeare_")]
+    ptb = [r for r in runs if r["name"].startswith("ptb_")]
+    chars = [r for r in runs if r["name"].startswith("shakespeare_")]
     out = [
         "## Language modelling: Penn Treebank (Zaremba et al. 2014) and Tiny Shakespeare",
         "",
@@ -288,7 +275,7 @@ def render_section(records: list[dict]) -> str:
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
-    commands = [(r["name"], r["command"]) for r in records if r.get("command")]
+    commands = [(r["name"], r["command"]) for r in runs if r.get("command")]
     if commands:
         out += ["Commands (as recorded in the result files; rerunning one resumes its workdir):"]
         out.append("")
@@ -312,7 +299,7 @@ def render_section(records: list[dict]) -> str:
                 f"{t['cpu_s_per_epoch'] * t['epochs'] / 3600:.1f} |"
             )
         out.append("")
-    for r in records:
+    for r in runs:
         if r.get("sample") and (
             r["name"].endswith("_lstm") or r["name"].startswith("shakespeare_char_")
         ):
@@ -325,9 +312,9 @@ def render_section(records: list[dict]) -> str:
                 "```",
                 "",
             ]
-    hardware = sorted({(r["hardware"]["cpu"], r["hardware"]["cpu_count"]) for r in records})
-    commits = sorted({r.get("git_commit", "unknown")[:10] for r in records})
-    if records:
+    hardware = sorted({(r["hardware"]["cpu"], r["hardware"]["cpu_count"]) for r in runs})
+    commits = sorted({r.get("git_commit", "unknown")[:10] for r in runs})
+    if runs:
         out.append(
             "Hardware: "
             + "; ".join(f"{cpu}, {n} cores (shared with other jobs)" for cpu, n in hardware)
@@ -338,15 +325,7 @@ def render_section(records: list[dict]) -> str:
 
 
 def render(readme: str) -> None:
-    with open(readme) as f:
-        text = f.read()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"error: {readme} lacks the {BEGIN} / {END} markers.")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    body = render_section(load_records())
-    with open(readme, "w") as f:
-        f.write(f"{head}{BEGIN}\n{body}\n{END}{tail}")
+    records.update_readme(readme, SECTION, render_section(load_records()))
 
 
 def main(argv):
@@ -358,13 +337,13 @@ def main(argv):
         if not FLAGS.config:
             print("error: time needs --config (e.g. ptb_medium).", file=sys.stderr)
             sys.exit(2)
-        print(json.dumps(time_config(FLAGS.config, FLAGS.steps)))
+        print(json.dumps(time_config(FLAGS.config, FLAGS.steps, FLAGS.out, FLAGS.force)))
         return
     if argv[1] == "collect":
         if not (FLAGS.workdir and FLAGS.name):
             print("error: collect needs --workdir and --name.", file=sys.stderr)
             sys.exit(2)
-        r = collect(FLAGS.workdir, FLAGS.name, FLAGS.note, FLAGS.command)
+        r = collect(FLAGS.workdir, FLAGS.name, FLAGS.note, FLAGS.command, FLAGS.out, FLAGS.force)
         print(json.dumps({k: r[k] for k in ("name", "status", "steps", "valid", "test")}))
     else:
         render(FLAGS.readme)

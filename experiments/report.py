@@ -14,18 +14,20 @@ by hand except the published rows, which are labelled as such (REFERENCE.md, sec
 
 from __future__ import annotations
 
-import argparse
 import functools
 import glob
-import json
 import os
 import re
+import sys
 
 import numpy as np
+from absl import app, flags, logging
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "experiments", "results")
-FIGURES = os.path.join(RESULTS, "figures")
+from experiments import records
+
+FLAGS = flags.FLAGS
+ROOT = records.ROOT
+FIGURES = records.FIGURES_DIR
 HORIZONS = (24, 48, 168, 336, 720)
 CELLS = ("rnn", "lstm", "gru")
 
@@ -67,16 +69,7 @@ PUBLISHED = {
 }
 
 PUB_ORDER = ("LSTMa", "Informer")
-BEGIN, END = "<!-- section:forecast -->", "<!-- /section:forecast -->"
-
-
-def load_results(directory: str = RESULTS) -> dict[str, dict]:
-    """name -> result dict of every run JSON in `directory`."""
-    out = {}
-    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
-        with open(path) as f:
-            out[os.path.splitext(os.path.basename(path))[0]] = json.load(f)
-    return out
+SECTION = "forecast"  # the README section this script generates
 
 
 def _fmt(x, digits=3) -> str:
@@ -311,7 +304,6 @@ def plot_forecasts(
     import matplotlib
 
     from train import checkpoint
-    from train.tasks import registry
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -329,10 +321,8 @@ def plot_forecasts(
         for cell, color in (("lstm", "tab:blue"), ("gru", "tab:green")):
             if not trained(h, cell):
                 continue
-            config, params = checkpoint.restore_params(
-                os.path.join(workdirs, f"ett_{features}_{h}_{cell}"), "best"
-            )
-            task = registry.get_task(config)
+            trained = checkpoint.load_trained(os.path.join(workdirs, f"ett_{features}_{h}_{cell}"))
+            task, params = trained.task, trained.params
             windows = task.data.windows["test"]
             idx = np.array([min(window, len(windows) - 1)])
             x, y = windows.batch(idx)
@@ -435,15 +425,6 @@ def section(results: dict, rel_to: str = ROOT) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def replace_section(text: str, body: str, begin: str = BEGIN, end: str = END) -> str:
-    """`text` with everything between the markers replaced by `body` (markers kept)."""
-    if begin not in text or end not in text or text.index(begin) > text.index(end):
-        raise ValueError(f"the markers {begin} ... {end} are missing or out of order")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{body.strip()}\n{end}{tail}"
-
-
 def _compact(r: dict | None, keys=("mse", "mae")) -> str:
     if r is None:
         return "not run"
@@ -511,42 +492,44 @@ def update_docstrings(results: dict) -> list[str]:
     return changed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="directory for report.md")
-    parser.add_argument("--results", default=RESULTS, help="directory of the run JSONs")
-    parser.add_argument(
-        "--workdirs",
-        default=os.path.join(ROOT, "workdirs"),
-        help="trained workdirs, for the forecast plots",
-    )
-    parser.add_argument("--readme", default="", help="README.md whose forecast section to fill")
-    parser.add_argument("--docstrings", action="store_true", help="fill the configs' [results]")
-    parser.add_argument("--no_plots", action="store_true", help="skip restoring models to plot")
-    args = parser.parse_args()
-    results = load_results(args.results)
-    os.makedirs(args.out, exist_ok=True)
-    if not args.no_plots:
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string("out", None, "Directory for report.md (required).")
+    flags.DEFINE_string("results", records.RESULTS_DIR, "Directory of the run JSONs.")
+    flags.DEFINE_string("workdirs", os.path.join(ROOT, "workdirs"), "Trained workdirs (plots).")
+    flags.DEFINE_string("readme", "", "README.md whose forecast section to fill.")
+    flags.DEFINE_bool("docstrings", False, "Fill the configs' [results] blocks.")
+    flags.DEFINE_bool("plots", True, "Restore the trained ETTh1 models to plot forecasts.")
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    if not FLAGS.out:
+        print("error: --out is required: the directory for report.md.", file=sys.stderr)
+        sys.exit(2)
+    results = records.load_all(FLAGS.results)
+    os.makedirs(FLAGS.out, exist_ok=True)
+    if FLAGS.plots:
         os.makedirs(FIGURES, exist_ok=True)
         for features in ("S", "M"):
             path = os.path.join(FIGURES, f"ett_{features}_forecasts.png")
-            if plot_forecasts(features, args.workdirs, path, finished=set(results)):
+            if plot_forecasts(features, FLAGS.workdirs, path, finished=set(results)):
                 print(f"wrote {path}")
-    out = os.path.join(args.out, "report.md")
+    out = os.path.join(FLAGS.out, "report.md")
     with open(out, "w") as f:
-        f.write(section(results, rel_to=os.path.abspath(args.out)))
+        f.write(section(results, rel_to=os.path.abspath(FLAGS.out)))
     print(f"wrote {out}")
-    if args.readme:
-        with open(args.readme) as f:
-            text = f.read()
-        rel = os.path.dirname(os.path.abspath(args.readme))
-        with open(args.readme, "w") as f:
-            f.write(replace_section(text, section(results, rel_to=rel)))
-        print(f"updated {args.readme}")
-    if args.docstrings:
+    if FLAGS.readme:
+        rel = os.path.dirname(os.path.abspath(FLAGS.readme))
+        records.update_readme(FLAGS.readme, SECTION, section(results, rel_to=rel))
+        print(f"updated {FLAGS.readme}")
+    if FLAGS.docstrings:
         for path in update_docstrings(results):
             print(f"updated {path}")
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -3,28 +3,31 @@ r"""Runs the forecasting and long-range grids one run at a time, resumably.
     python -m experiments.run_grid ett_S adding ett_M copy      # groups, in this order
     nohup python -m experiments.run_grid all > workdirs/grid.log 2>&1 &
 
+    python -m experiments.run_grid adding --out=/tmp/mine --workdirs=/tmp/mine/workdirs
+
 Each run is `python -m train.main --config=experiments/configs/<file>.py:<fields>
---workdir=workdirs/<name>`. A run whose experiments/results/<name>.json exists is skipped; an
-interrupted run resumes from its workdir's last checkpoint (the loop restores it). When a run
-ends, its results.json is copied to experiments/results/<name>.json together with the
-validation curve from metrics.jsonl and, for the long-range tasks, the trivial baseline and the
-first step whose validation metric counts as solved.
+--workdir=WORKDIRS/<name>`. A run whose OUT/<name>.json exists is not run again (the committed
+results under experiments/results/ are reference data: rerun with --out=DIR to write elsewhere,
+or --force to replace them); an interrupted run resumes from its workdir's last checkpoint
+(the loop restores it). When a run ends, its results.json is written to OUT/<name>.json
+together with the validation curve from metrics.jsonl and, for the long-range tasks, the
+trivial baseline and the first step whose validation metric counts as solved.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
+from absl import app, flags
+
+from experiments import records
 from train.tasks import long_range
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "experiments", "results")
-WORKDIRS = os.path.join(ROOT, "workdirs")
+FLAGS = flags.FLAGS
+ROOT = records.ROOT
 
 HORIZONS = (24, 48, 168, 336, 720)
 ADDING_LENGTHS = (50, 100, 200, 400)
@@ -68,7 +71,7 @@ def grid(group: str) -> list[tuple[str, str]]:
         ]
     if group == "examples":
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
-    raise SystemExit(
+    raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, seq2seq, all"
     )
 
@@ -83,17 +86,8 @@ def solved(task: str, metrics: dict) -> bool:
 
 def collect(name: str, workdir: str) -> dict:
     """results.json + the validation curve (+ baseline and steps to solve for long-range)."""
-    with open(os.path.join(workdir, "results.json")) as f:
-        results = json.load(f)
-    curve = []
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("split") == "valid" and not event.get("final"):
-                curve.append({k: v for k, v in event.items() if k != "split"})
+    results = records.read(os.path.join(workdir, "results.json"))
+    curve = records.valid_curve(workdir)
     results["name"] = name
     results["valid_curve"] = curve
     task = results["task"]
@@ -108,17 +102,21 @@ def collect(name: str, workdir: str) -> dict:
     return results
 
 
-def run(name: str, config_arg: str) -> None:
-    out = os.path.join(RESULTS, f"{name}.json")
-    if os.path.exists(out):
-        print(f"[grid] {name}: done, skipped", flush=True)
+def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = False) -> None:
+    out = os.path.join(out_dir, f"{name}.json")
+    if os.path.exists(out) and not force:
+        print(
+            f"[grid] {name}: {out} exists, not run again (--out=DIR writes elsewhere, --force "
+            "replaces it)",
+            flush=True,
+        )
         return
-    workdir = os.path.join(WORKDIRS, name)
+    workdir = os.path.join(workdirs, name)
     if not os.path.exists(os.path.join(workdir, "results.json")):
         os.makedirs(workdir, exist_ok=True)
         cmd = [
             sys.executable, "-m", "train.main",
-            f"--config=experiments/configs/{config_arg}", f"--workdir=workdirs/{name}",
+            f"--config=experiments/configs/{config_arg}", f"--workdir={workdir}",
         ]  # fmt: skip
         print(f"[grid] {name}: {' '.join(cmd[1:])}", flush=True)
         start = time.time()
@@ -128,27 +126,31 @@ def run(name: str, config_arg: str) -> None:
         if status != 0:
             return
     results = collect(name, workdir)
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(tmp, out)
+    records.write(out, results, overwrite=force)
     print(f"[grid] {name}: test {results['test']}", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "groups", nargs="+", help="ett_S ett_M adding copy examples seq2seq | all; GROUP@x filters"
-    )
-    args = parser.parse_args()
-    groups = args.groups
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string("out", records.RESULTS_DIR, "Directory of the result JSONs.")
+    flags.DEFINE_string("workdirs", os.path.join(ROOT, "workdirs"), "Directory of the workdirs.")
+    flags.DEFINE_bool("force", False, "Rerun and replace results that exist in --out.")
+
+
+def main(argv) -> None:
+    groups = argv[1:]
+    if not groups:
+        raise app.UsageError(
+            "name the groups to run: ett_S ett_M adding copy examples seq2seq | all "
+            "(GROUP@x keeps the runs whose name has _x)"
+        )
     if groups == ["all"]:
         groups = ["ett_S", "adding", "ett_M", "copy", "examples"]
-    os.makedirs(RESULTS, exist_ok=True)
-    for group in groups:
-        for name, config_arg in grid(group):
-            run(name, config_arg)
+    runs = [run_spec for group in groups for run_spec in grid(group)]
+    for name, config_arg in runs:
+        run(name, config_arg, FLAGS.out, FLAGS.workdirs, FLAGS.force)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

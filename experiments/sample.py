@@ -11,13 +11,14 @@ Character models take the prompt character by character; word models split it on
 
 from __future__ import annotations
 
-import os
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
+
+from train import errors
 
 FLAGS = flags.FLAGS
 
@@ -91,24 +92,18 @@ def generate(task, params, prompt: str, length: int, temperature: float, seed: i
 def load(workdir: str, which: str = "best"):
     """(task, params) of a workdir's checkpoint; SampleError when it is not an 'lm' run."""
     from train import checkpoint
-    from train.tasks import registry
+    from train import workdir as workdir_lib
 
-    if not os.path.isfile(os.path.join(workdir, "config.json")):
-        raise SampleError(f"--workdir={workdir}: no config.json there; train a model first.")
-    config = checkpoint.load_config(workdir)
+    config = workdir_lib.load_config(workdir)
     if config.get("task") != "lm":
         raise SampleError(f"--workdir={workdir}: task is {config.get('task')!r}, not 'lm'.")
-    try:
-        config, params = checkpoint.restore_params(workdir, which)
-    except FileNotFoundError as e:
-        raise SampleError(f"--workdir={workdir}: {e}.") from e
-    return registry.get_task(config), params
+    trained = checkpoint.load_trained(workdir, which)
+    return trained.task, trained.params
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from train.tasks import base
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
     if not FLAGS.workdir:
@@ -116,7 +111,7 @@ def main(argv):
     try:
         task, params = load(FLAGS.workdir, FLAGS.which)
         out = generate(task, params, FLAGS.prompt, FLAGS.length, FLAGS.temperature, FLAGS.seed)
-    except (SampleError, base.ConfigError) as e:
+    except (SampleError, errors.ConfigError) as e:
         _fail(str(e))
     print(FLAGS.prompt + out)
 

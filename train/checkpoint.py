@@ -1,5 +1,5 @@
 """Checkpoints (orbax CheckpointManager), corrupt-checkpoint fallback, the workdir lock, and
-`restore_params`, the one way other code loads a trained model.
+`load_trained`, the one way code outside the training loop loads a trained model.
 
 Layout of a workdir:
 
@@ -17,8 +17,8 @@ unfinished temporary directory that orbax ignores.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
-import json
 import os
 import sys
 import tempfile
@@ -31,7 +31,10 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
-from train.tasks import base
+from train import state as state_lib
+from train import workdir as workdir_lib
+from train.errors import ConfigError
+from train.tasks import base, registry
 
 CHECKPOINTS = "checkpoints"
 CORRUPT = "checkpoints_corrupt"
@@ -56,7 +59,7 @@ class WorkdirLock:
         except OSError:
             owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise base.ConfigError(
+            raise ConfigError(
                 f"workdir {os.path.dirname(self.path)} is in use by another live run "
                 f"(pid {owner}); wait for it to finish or use another --workdir."
             ) from None
@@ -206,7 +209,7 @@ class Checkpoints:
                 failures.append((step, e))
                 continue
             if meta.get("signature") != signature:
-                raise base.ConfigError(
+                raise ConfigError(
                     f"checkpoint step {step} in {self.directory} holds a train state of another "
                     "shape than this config builds (model, optimizer or batch changed); use a new "
                     "--workdir or restore the original config."
@@ -242,34 +245,42 @@ class Checkpoints:
         self.manager.close()
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-    """The config a workdir was trained with (DIR/config.json)."""
-    with open(os.path.join(workdir, "config.json")) as f:
-        return ml_collections.ConfigDict(json.load(f))
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """A trained model, ready for evaluation, sampling or inspection outside the loop."""
+
+    config: ml_collections.ConfigDict  # the workdir's config.json (today's schema)
+    task: base.Task  # the task it builds (data loaded)
+    params: Any  # the parameters of `step`, on one device
+    step: int  # the checkpoint step they come from
 
 
-def restore_params(workdir: str, which: str = "best"):
-    """(config, params) of a workdir's best (default) or latest checkpoint, on one device.
+def load_trained(workdir: str, which: str | int = "best", task: base.Task | None = None):
+    """The `Trained` model of `workdir`: its 'best', 'latest' or a given checkpoint step.
 
-    'best' is the checkpoint with the lowest validation `config.train.best_metric`; when no
-    evaluation happened it falls back to the latest.
+    'best' is the checkpoint with the lowest validation `config.train.best_metric` (the latest
+    when no evaluation has happened yet). Pass `task` to reuse one already built from this
+    workdir's config (its data stays loaded). Reads only: nothing in the workdir is written.
+    Raises ConfigError when the workdir has no config.json or no checkpoint.
     """
-    from train import trainer  # local import: trainer imports this module
-
-    if which not in ("best", "latest"):
-        raise ValueError(f"which must be 'best' or 'latest', got {which!r}.")
-    config = load_config(workdir)
+    if which not in ("best", "latest") and not isinstance(which, int):
+        raise ValueError(f"which must be 'best', 'latest' or a step number, got {which!r}.")
+    config = workdir_lib.load_config(workdir)
+    task = registry.get_task(config) if task is None else task
     ckpts = Checkpoints(workdir)
     try:
-        if not ckpts.steps():
-            raise FileNotFoundError(f"no checkpoints in {ckpts.directory}")
-        latest = ckpts.steps()[-1]
-        step = latest
+        steps = ckpts.steps()
+        if not steps:
+            raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
+        step = steps[-1]
         if which == "best":
-            best = ckpts.read_meta(latest).get("best_step")
-            step = best if best is not None else latest
-        abstract_state, _ = trainer.abstract_state(config)
-        state, _ = ckpts.restore(step, abstract_state)
+            best = ckpts.read_meta(step).get("best_step")
+            step = step if best is None else best
+        elif isinstance(which, int):
+            if which not in steps:
+                raise ConfigError(f"{workdir!r} has no checkpoint {which}; it has {steps}.")
+            step = which
+        state, _ = ckpts.restore(step, state_lib.abstract(config, task))
     finally:
         ckpts.close()
-    return config, state.params
+    return Trained(config, task, state.params, step)

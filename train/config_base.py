@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
-# The valid values of the schema's choice fields.
-CELLS = ("lstm", "gru", "rnn")
+# The valid values of the schema's choice fields (cells: `cells.names()` or an import path).
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "epoch_decay")
 DTYPES = ("float32", "bfloat16")
@@ -26,7 +25,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.seed = 0  # seeds parameter init, dropout and any data shuffling
 
     config.model = ml_collections.ConfigDict()
-    config.model.cell = "lstm"  # 'lstm' | 'gru' | 'rnn' (Elman)
+    config.model.cell = "lstm"  # a registered cell (cells.names()) or 'package.module:Class'
+    config.model.cell_options = ml_collections.ConfigDict()  # the cell's keyword arguments
     config.model.hidden_size = 128  # units per recurrent layer
     config.model.num_layers = 1  # stacked recurrent layers
     config.model.dropout = 0.0  # dropout on non-recurrent connections, in [0, 1)
@@ -39,7 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim = ml_collections.ConfigDict()
     config.optim.optimizer = "adam"  # 'sgd' | 'adam' | 'adamw'
     config.optim.learning_rate = 1e-3  # peak learning rate
-    config.optim.momentum = 0.0  # SGD momentum (0 = plain SGD); ignored by adam/adamw
+    config.optim.momentum = 0.0  # SGD momentum (0 = plain SGD); sgd only
     config.optim.weight_decay = 0.0  # adamw: decoupled decay; sgd/adam: L2 added to the gradient
     config.optim.schedule = "constant"  # 'constant' | 'cosine' | 'epoch_decay'
     config.optim.decay_after_epochs = 0  # epoch_decay: lr * decay_factor**max(0, epoch+1-this)

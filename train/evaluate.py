@@ -9,7 +9,6 @@ nothing into the workdir (safe to run beside a live training run).
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from absl import app, flags, logging
@@ -24,38 +23,22 @@ def evaluate_workdir(workdir: str, split: str = "test", which: str = "best") -> 
     import jax
 
     from train import checkpoint, sharding, steps, trainer
-    from train.tasks import base, registry
+    from train import workdir as workdir_lib
+    from train.errors import ConfigError
+    from train.tasks import registry
 
-    if not os.path.exists(os.path.join(workdir, "config.json")):
-        raise base.ConfigError(
-            f"--workdir {workdir!r} has no config.json (not a training workdir)."
-        )
-    config = checkpoint.load_config(workdir)
+    config = workdir_lib.load_config(workdir)
     task = registry.get_task(config)
     if split not in task.eval_splits:
-        raise base.ConfigError(
-            f"--split must be one of {', '.join(task.eval_splits)}, got {split!r}."
-        )
-    ckpts = checkpoint.Checkpoints(workdir)
-    try:
-        all_steps = ckpts.steps()
-        if not all_steps:
-            raise base.ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
-        step = all_steps[-1]
-        if which == "best":
-            best = ckpts.read_meta(step).get("best_step")
-            step = step if best is None else best
-        abstract, _ = trainer.abstract_state(config, task)
-        params = ckpts.restore(step, abstract)[0].params
-    finally:
-        ckpts.close()
+        raise ConfigError(f"--split must be one of {', '.join(task.eval_splits)}, got {split!r}.")
+    trained = checkpoint.load_trained(workdir, which, task)
     mesh = sharding.make_mesh()
-    replicated = jax.tree.map(lambda _: sharding.replicated(mesh), params)
-    params = sharding.to_global(jax.device_get(params), replicated)
+    replicated = jax.tree.map(lambda _: sharding.replicated(mesh), trained.params)
+    params = sharding.to_global(jax.device_get(trained.params), replicated)
     results = trainer.evaluate(
         task, steps.make_eval_step(task), params, split, mesh, config.eval.batch_size
     )
-    return {"workdir": workdir, "split": split, "checkpoint_step": step, **results}
+    return {"workdir": workdir, "split": split, "checkpoint_step": trained.step, **results}
 
 
 def main(argv):
@@ -66,11 +49,11 @@ def main(argv):
     if not _WORKDIR.value:
         print("error: --workdir is required.", file=sys.stderr)
         sys.exit(2)
-    from train.tasks import base
+    from train.errors import ConfigError
 
     try:
         out = evaluate_workdir(_WORKDIR.value, _SPLIT.value, _WHICH.value)
-    except base.ConfigError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(out))

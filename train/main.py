@@ -16,6 +16,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from train import errors
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (experiments/configs/<name>.py).", lock_config=True
 )
@@ -30,7 +32,7 @@ _PROCESS_ID = flags.DEFINE_integer(
 _REUSE_MEMORY = flags.DEFINE_bool(
     "reuse_host_memory",
     True,
-    "Keep freed host memory for reuse between steps (cells.host_memory: removes XLA:CPU's "
+    "Keep freed host memory for reuse between steps (train.host_memory: removes XLA:CPU's "
     "per-step page faults; the process keeps its peak memory).",
 )
 
@@ -94,7 +96,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def main(argv):
     del argv
     if _REUSE_MEMORY.value:
-        from cells import host_memory  # before JAX starts its threads
+        from train import host_memory  # before JAX starts its threads
 
         host_memory.reuse_freed_memory()
     # Orbax and JAX log every save at INFO; the loop reports progress on its own.
@@ -114,11 +116,10 @@ def main(argv):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
 
     from train import checkpoint, trainer
-    from train.tasks import base
 
     try:
         trainer.train_and_evaluate(config, _WORKDIR.value)
-    except base.ConfigError as e:
+    except errors.ConfigError as e:
         _fail(str(e))
     except (trainer.NonFiniteError, checkpoint.CheckpointError) as e:
         _fail(str(e), status=1)

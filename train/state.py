@@ -15,7 +15,10 @@ from typing import Any
 
 import flax.struct
 import jax
+import ml_collections
 import optax
+
+from train import optim
 
 PyTree = Any
 
@@ -40,6 +43,12 @@ def create(task, tx: optax.GradientTransformation, seed: int, batch_size: int) -
         rng=dropout_key,
         carry=task.init_carry(batch_size),
     )
+
+
+def abstract(config: ml_collections.ConfigDict, task) -> TrainState:
+    """The shapes and dtypes of the TrainState `config` builds for `task` (nothing computed)."""
+    tx, _ = optim.make_optimizer(config.optim, 1, task.steps_per_epoch() or 1)
+    return jax.eval_shape(lambda: create(task, tx, config.seed, config.train.batch_size))
 
 
 def signature(abstract_state: TrainState) -> str:

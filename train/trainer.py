@@ -27,10 +27,10 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from train import checkpoint, metrics, optim, provenance, sharding, steps, validate
+from train import checkpoint, errors, metrics, models, optim, provenance, sharding, steps, validate
 from train import state as state_lib
 from train import workdir as workdir_lib
-from train.tasks import base, registry
+from train.tasks import base
 
 
 class NonFiniteError(RuntimeError):
@@ -54,22 +54,12 @@ def num_train_steps(config: ml_collections.ConfigDict, task: base.Task) -> int:
     if config.train.num_epochs > 0:
         spe = task.steps_per_epoch()
         if not spe:
-            raise base.ConfigError(
+            raise errors.ConfigError(
                 f"config.train.num_epochs > 0 needs a task with epochs; task {config.task!r} has "
                 "none: set num_epochs = 0 and use num_steps."
             )
         return config.train.num_epochs * spe
     return config.train.num_steps
-
-
-def abstract_state(config: ml_collections.ConfigDict, task: base.Task | None = None):
-    """(shape/dtype tree of the TrainState this config builds, task)."""
-    task = task or registry.get_task(config)
-    tx, _ = optim.make_optimizer(config.optim, 1, task.steps_per_epoch() or 1)
-    abstract = jax.eval_shape(
-        lambda: state_lib.create(task, tx, config.seed, config.train.batch_size)
-    )
-    return abstract, task
 
 
 class _StopFlag:
@@ -184,7 +174,7 @@ def _check_best_metric(config, task, abstract) -> None:
     except Exception:  # noqa: BLE001 - the check is a convenience; the loop checks again
         return
     if config.train.best_metric not in names:
-        raise base.ConfigError(
+        raise errors.ConfigError(
             f"config.train.best_metric={config.train.best_metric!r} is not a validation metric "
             f"of task {config.task!r}; valid: {', '.join(sorted(names))}."
         )
@@ -214,7 +204,7 @@ class _Run:
         self.mesh = sharding.make_mesh()
         n_dev = self.mesh.devices.size
         if config.train.batch_size % n_dev:
-            raise base.ConfigError(
+            raise errors.ConfigError(
                 f"config.train.batch_size={config.train.batch_size} must be divisible by the "
                 f"number of devices ({n_dev}) for data parallelism."
             )
@@ -223,7 +213,7 @@ class _Run:
         self.tx, self.schedule = optim.make_optimizer(
             config.optim, self.num_steps, task.steps_per_epoch()
         )
-        self.abstract, _ = abstract_state(config, task)
+        self.abstract = state_lib.abstract(config, task)
         _check_best_metric(config, task, self.abstract.params)
         self.shardings = sharding.state_shardings(self.mesh, self.abstract)
         self.signature = state_lib.signature(self.abstract)
@@ -321,7 +311,7 @@ class _Run:
         self.console.log(self.done, "valid", valid)
         value = valid.get(t.best_metric)
         if value is None:
-            raise base.ConfigError(
+            raise errors.ConfigError(
                 f"config.train.best_metric={t.best_metric!r} is not a validation metric "
                 f"of task {self.config.task!r}; valid: {', '.join(valid)}."
             )
@@ -399,6 +389,7 @@ class _Run:
             "num_steps": self.num_steps,
             "best_step": best_step,
             "stopped_early": self.meta["stopped_early"],
+            "params": models.count_params(params),
             **final,
             # Summed over invocations when the run was interrupted and resumed.
             "wall_time_s": self.meta["wall_time_s"] + now - self.start_time,

@@ -3,7 +3,8 @@
 Every problem becomes a `ConfigError` whose message is one line naming the field (or file) and
 what is valid; `train/main.py` prints it and exits with status 2. Checks: keys against the
 shared schema (`train/config_base.py`) plus the task's declared extras, types, value ranges,
-data paths, the workdir, and then the task's own `validate`.
+shared fields the task does not use (refused unless left at their defaults), the cell and its
+options (`train/models.py`), data paths, the workdir, and then the task's own `validate`.
 """
 
 from __future__ import annotations
@@ -12,31 +13,13 @@ import os
 
 import ml_collections
 
-from train import config_base
+from train import config_base, models
+from train.data import base as data_base
+from train.errors import ConfigError, check_type
 from train.tasks import base, registry
 
-ConfigError = base.ConfigError
-
-CELLS, DTYPES, SCAN_BACKWARDS = config_base.CELLS, config_base.DTYPES, config_base.SCAN_BACKWARDS
+DTYPES, SCAN_BACKWARDS = config_base.DTYPES, config_base.SCAN_BACKWARDS
 _GROUPS = ("model", "data", "optim", "train", "eval")
-
-
-def _type_name(t: type) -> str:
-    return {bool: "a bool", int: "an int", float: "a number", str: "a string"}.get(t, t.__name__)
-
-
-def _check_type(field: str, value, default) -> None:
-    expected = type(default)
-    if expected is bool:
-        ok = isinstance(value, bool)
-    elif expected is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif expected is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, expected)
-    if not ok:
-        raise ConfigError(f"{field} must be {_type_name(expected)}, got {value!r}.")
 
 
 def _check_keys(config: ml_collections.ConfigDict, task_cls) -> None:
@@ -74,10 +57,10 @@ def _check_keys(config: ml_collections.ConfigDict, task_cls) -> None:
     for key in schema.keys():
         if key in _GROUPS:
             continue
-        _check_type(f"config.{key}", config[key], schema[key])
+        check_type(f"config.{key}", config[key], schema[key])
     for group in _GROUPS:
         for key in schema[group].keys():
-            _check_type(f"config.{group}.{key}", config[group][key], schema[group][key])
+            check_type(f"config.{group}.{key}", config[group][key], schema[group][key])
 
 
 def _one_of(field: str, value, valid) -> None:
@@ -92,7 +75,6 @@ def _at_least(field: str, value, low) -> None:
 
 def _check_values(config: ml_collections.ConfigDict) -> None:
     m, o, t = config.model, config.optim, config.train
-    _one_of("config.model.cell", m.cell, CELLS)
     _at_least("config.model.hidden_size", m.hidden_size, 1)
     _at_least("config.model.num_layers", m.num_layers, 1)
     if not 0.0 <= m.dropout < 1.0:
@@ -103,6 +85,11 @@ def _check_values(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.optim.learning_rate must be > 0, got {o.learning_rate!r}.")
     if not 0.0 <= o.momentum < 1.0:
         raise ConfigError(f"config.optim.momentum must lie in [0, 1), got {o.momentum!r}.")
+    if o.momentum and o.optimizer != "sgd":
+        raise ConfigError(
+            f"config.optim.momentum={o.momentum} applies to optimizer 'sgd' only, not "
+            f"{o.optimizer!r}; leave it at 0."
+        )
     _at_least("config.optim.weight_decay", o.weight_decay, 0)
     _at_least("config.optim.decay_after_epochs", o.decay_after_epochs, 0)
     if not 0.0 < o.decay_factor <= 1.0:
@@ -117,18 +104,34 @@ def _check_values(config: ml_collections.ConfigDict) -> None:
     for field in ("eval_every", "checkpoint_every", "early_stopping_patience"):
         _at_least(f"config.train.{field}", t[field], 0)
     _one_of("config.train.dtype", t.dtype, DTYPES)
-    _one_of("config.train.scan_backward", t.get("scan_backward", "autodiff"), SCAN_BACKWARDS)
+    _one_of("config.train.scan_backward", t.scan_backward, SCAN_BACKWARDS)
     if not t.best_metric:
         raise ConfigError("config.train.best_metric must name a validation metric, e.g. 'loss'.")
     _at_least("config.eval.batch_size", config.eval.batch_size, 1)
 
 
+def _check_unused(config: ml_collections.ConfigDict, task_cls) -> None:
+    """Shared fields the task does not read must keep the schema's default (never ignored)."""
+    schema = config_base.base_config()
+    for field, reason in task_cls.unused_fields.items():
+        group, key = field.split(".")
+        value, default = config[group][key], schema[group][key]
+        if value != default:
+            raise ConfigError(
+                f"config.{field}={value!r} has no effect in task {config.task!r} ({reason}); "
+                f"leave it at its default {default!r}."
+            )
+
+
 def _check_data_path(config: ml_collections.ConfigDict) -> None:
-    path = config.data.path
-    if not path:
+    if not config.data.path:
         return
+    path = str(data_base.resolve_path(config.data.path))
     if not os.path.exists(path):
-        raise ConfigError(f"config.data.path: {path!r} does not exist (relative to {os.getcwd()}).")
+        raise ConfigError(
+            f"config.data.path: {config.data.path!r} does not exist (relative to "
+            f"{os.getcwd()} or the repository root)."
+        )
     if os.path.isdir(path):
         if not os.access(path, os.R_OK | os.X_OK):
             raise ConfigError(f"config.data.path: directory {path!r} is not readable.")
@@ -165,6 +168,8 @@ def validate(config: ml_collections.ConfigDict) -> type[base.Task]:
     task_cls = registry.get_task_class(config.task)
     _check_keys(config, task_cls)
     _check_values(config)
+    _check_unused(config, task_cls)
+    models.check_model(config, task_cls)
     _check_data_path(config)
     task_cls.validate(config)
     return task_cls

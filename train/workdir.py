@@ -3,16 +3,24 @@
 A workdir belongs to one model and data stream. Restarting in it with a config that changes
 FROZEN_FIELDS (which fix the train state's shapes or the data stream) is refused with a message
 naming the changed fields; other changes (e.g. log_every) are allowed and logged.
+
+`load_config` reads the record back, brought up to today's schema (`upgrade`), so workdirs
+written by earlier versions still evaluate, sample and resume.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
+import ml_collections
 from absl import logging
 
-from train.tasks import base
+import cells
+from train import config_base, models
+from train.errors import ConfigError
+from train.tasks import registry
 
 # Fields a restart may not change: they fix the train state's shapes or the data stream.
 FROZEN_FIELDS = (
@@ -24,6 +32,54 @@ FROZEN_FIELDS = (
     "train.seq_len",
     "optim.optimizer",
 )
+
+
+def upgrade(config: dict) -> dict:
+    """A config.json written before the cell registry, in today's schema (a new dict).
+
+    Then `model.forget_bias` and `model.activation` applied to whichever cell used them, and
+    some tasks recorded a `train.seq_len` they did not read. Now a cell's options live in
+    `model.cell_options` (kept where the cell takes them and they differ from its default;
+    with the LM's `init_scale` > 0 every parameter starts uniform, which the old forget_bias 0
+    meant), and fields a task does not use hold the schema's default. Current configs pass
+    through unchanged.
+    """
+    config = copy.deepcopy(config)
+    model = config.get("model")
+    if not isinstance(model, dict) or "cell_options" in model:
+        return config
+    try:
+        valid = models.configurable_options(cells.get(model.get("cell")))
+    except ValueError:
+        valid = {}
+    options = {}
+    for key in ("forget_bias", "activation"):
+        if key not in model:
+            continue
+        value = model.pop(key)
+        uniform_init = key == "forget_bias" and model.get("init_scale", 0) > 0 and value == 0
+        if key in valid and value != valid[key] and not uniform_init:
+            options[key] = value
+    model["cell_options"] = options
+    try:
+        unused = registry.get_task_class(config.get("task")).unused_fields
+    except ConfigError:
+        unused = {}
+    schema = config_base.base_config()
+    for field in unused:
+        group, key = field.split(".")
+        if isinstance(config.get(group), dict):
+            config[group][key] = schema[group][key]
+    return config
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a workdir was trained with (DIR/config.json), in today's schema."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise ConfigError(f"--workdir {workdir!r} has no config.json (not a training workdir).")
+    with open(path) as f:
+        return ml_collections.ConfigDict(upgrade(json.load(f)))
 
 
 def config_dict(config) -> dict:
@@ -51,13 +107,13 @@ def check_config_json(config, workdir: str, has_checkpoints: bool, primary: bool
     new = config_dict(config)
     if has_checkpoints and os.path.exists(path):
         with open(path) as f:
-            old = json.load(f)
+            old = upgrade(json.load(f))
         frozen = []
         for field in FROZEN_FIELDS:
             frozen += _diff(_lookup(old, field), _lookup(new, field), field + ".")
         if frozen:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in frozen[:5])
-            raise base.ConfigError(
+            raise ConfigError(
                 f"--workdir {workdir} holds checkpoints of another model/data config ({changes}); "
                 "use a new --workdir (or the original config) to continue."
             )

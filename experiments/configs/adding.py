@@ -43,11 +43,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.num_valid = 1000  # fixed validation sequences
     config.data.num_test = 2000  # fixed test sequences
 
-    config.model.cell = fields.get("cell", "lstm")  # 'lstm' | 'gru' | 'rnn' (tanh Elman)
+    config.model.cell = fields.get("cell", "lstm")  # any registered cell or 'module:Class'
     config.model.hidden_size = int(fields.get("hidden_size", 32))
     config.model.num_layers = 1
     config.model.dropout = 0.0
-    config.model.forget_bias = 1.0  # LSTM only
 
     config.optim.optimizer = "adam"
     config.optim.learning_rate = float(fields.get("learning_rate", 1e-2))
@@ -55,7 +54,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.train.num_steps = int(fields.get("num_steps", 3000))
     config.train.batch_size = 50
-    config.train.seq_len = config.data.length
     config.train.log_every = 100
     config.train.eval_every = 100
     config.train.checkpoint_every = 100

@@ -62,13 +62,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.train_frac = 0.7  # unused with split='informer'
     config.data.valid_frac = 0.1  # unused with split='informer'
 
-    config.model.cell = fields.get("cell", "lstm")  # 'lstm' | 'gru' | 'rnn'
+    config.model.cell = fields.get("cell", "lstm")  # any registered cell or 'module:Class'
     config.model.hidden_size = int(fields.get("hidden_size", 64))  # encoder width
     config.model.num_layers = 1  # encoder depth
     config.model.dropout = 0.0  # between encoder layers
     config.model.head = fields.get("head", "direct")  # 'direct' (one linear map) | 'seq2seq'
     config.model.subtract_last = True  # model x - x_L, add x_L back to the forecast
-    config.model.forget_bias = 1.0  # LSTM only
 
     config.optim.optimizer = "adam"
     config.optim.learning_rate = 1e-3
@@ -76,7 +75,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.train.num_steps = int(fields.get("num_steps", 2000))  # about 15 epochs of batch 64
     config.train.batch_size = 64
-    config.train.seq_len = config.data.input_len  # windows have a fixed length L
     config.train.log_every = 50
     config.train.eval_every = 100  # validation pass every 100 steps
     config.train.checkpoint_every = 100

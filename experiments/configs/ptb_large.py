@@ -12,7 +12,7 @@ time --config=ptb_large --steps=3`): 66,022,000 parameters, 3.68 CPU s per step,
 epoch = about 4,877 CPU s per epoch, about 74.5 CPU hours for 55 epochs. One epoch on the 2
 cores (2026-11-25, no GPU lent; `--config.train.num_epochs=1 --workdir=workdirs/ptb_large_lstm`,
 started at commit 82eec16, stopped at step 501 and resumed at bc59e21 with
-`cells.host_memory` on): 2.1-2.4 s per step before, 1.6-1.8 s after; valid perplexity
+`train.host_memory` on): 2.1-2.4 s per step before, 1.6-1.8 s after; valid perplexity
 **5,540**, test 5,773 after the epoch (`experiments/results/ptb_large_lstm.json`, status
 partial). That is a failed start, not a slow one: the training loss stayed above the uniform
 9.21 nats for the whole epoch (9.43 at its end), and ptb_small and ptb_medium with the same

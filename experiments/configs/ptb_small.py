@@ -62,9 +62,7 @@ def zaremba_config(
     config.model.embed_size = 0  # 0 = hidden_size, as in the paper
     config.model.tie_embeddings = False  # Zaremba did not tie input and output embeddings
     config.model.init_scale = init_scale  # every parameter uniform in [-s, s]
-    config.model.forget_bias = 0.0  # added to the LSTM forget-gate bias after init (TF used 0)
     config.model.objective = "window_sum"  # cost = sum over the window / batch (Zaremba / TF)
-    config.model.activation = "tanh"  # Elman RNN only
 
     config.optim.optimizer = "sgd"  # plain SGD
     config.optim.learning_rate = 1.0  # initial learning rate

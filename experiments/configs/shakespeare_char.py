@@ -47,9 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.embed_size = 64  # character embedding width
     config.model.tie_embeddings = False  # needs embed_size == hidden_size
     config.model.init_scale = 0.0  # 0: the cells' own initialisers (Glorot / orthogonal)
-    config.model.forget_bias = 1.0  # LSTM forget-gate bias at init
     config.model.objective = "token_mean"  # mean nll per character (Adam)
-    config.model.activation = "tanh"  # Elman RNN only
 
     config.optim.optimizer = "adam"
     config.optim.learning_rate = 2e-3  # peak learning rate

@@ -38,13 +38,13 @@ def test_bench_shape_records_and_agreement(cell):
 
 def test_conversion_is_checked():
     """A wrong flax conversion must be caught before timing."""
-    original = bench.to_flax
+    original = bench.flax_variables
     try:
-        bench.to_flax = lambda name, p: original(name, dict(p, b=p["b"] + 1.0))
+        bench.flax_variables = lambda cell, p: original(cell, dict(p, b=p["b"] + 1.0))
         with pytest.raises(AssertionError, match="disagrees"):
             bench.bench_shape("lstm", 2, 4, 8, "fwd", ["ours", "flax"], repeats=1, atol=2e-4)
     finally:
-        bench.to_flax = original
+        bench.flax_variables = original
 
 
 def test_quick_main_writes_json(tmp_path):

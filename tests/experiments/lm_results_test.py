@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import lm_results
+from experiments import lm_results, records
 
 
 def _record(name, cell, lr, test_ppl, status="complete", note=""):
@@ -54,7 +54,8 @@ def test_rows_come_from_the_files(results_dir):
 
 def test_render_replaces_only_the_section(results_dir, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"head\n{lm_results.BEGIN}\nold\n{lm_results.END}\ntail\n")
+    begin, end = records.markers("lm")
+    readme.write_text(f"head\n{begin}\nold\n{end}\ntail\n")
     lm_results.render(str(readme))
     text = readme.read_text()
     assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import report
+from experiments import records, report
 
 HW = {"platform": "cpu", "cpu": "test", "cpu_count": 2}
 
@@ -64,18 +64,6 @@ def test_long_range_tables(results):
     assert "0.995 | 1200 | – / – / 100 |" in copy
 
 
-def test_replace_section_only_between_markers():
-    text = "# T\nbefore\n<!-- section:forecast -->\nold\n<!-- /section:forecast -->\nafter\n"
-    new = report.replace_section(text, "NEW BODY\n")
-    assert (
-        new
-        == "# T\nbefore\n<!-- section:forecast -->\nNEW BODY\n<!-- /section:forecast -->\nafter\n"
-    )
-    assert report.replace_section(new, "NEW BODY") == new  # idempotent
-    with pytest.raises(ValueError, match="markers"):
-        report.replace_section("no markers", "x")
-
-
 def test_section_is_generated_from_results(results, tmp_path):
     text = report.section(results, rel_to=str(tmp_path))
     assert "0.050 / 0.500" in text and "Informer (published)" in text
@@ -85,7 +73,7 @@ def test_section_is_generated_from_results(results, tmp_path):
 def test_load_results_and_docstrings(results, tmp_path, monkeypatch):
     for name, r in results.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(r))
-    assert report.load_results(str(tmp_path)) == results
+    assert records.load_all(str(tmp_path)) == results
     configs = tmp_path / "experiments" / "configs"
     configs.mkdir(parents=True)
     (configs / "adding.py").write_text('"""Doc.\n\n[results]\nold\n[/results]\n"""\n')

@@ -8,7 +8,7 @@ import jax
 import pytest
 
 from experiments import sample
-from train import config_base, trainer
+from train import config_base, errors, trainer
 from train.tasks import lm
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -75,7 +75,7 @@ def test_errors(workdir, tmp_path):
         sample.generate(task, params, "R", 5, 0.0, seed=0)
     with pytest.raises(sample.SampleError, match="--prompt"):
         sample.generate(task, params, "ROMEO: \u00e9", 5, 0.8, seed=0)
-    with pytest.raises(sample.SampleError, match="no config.json"):
+    with pytest.raises(errors.ConfigError, match="no config.json"):
         sample.load(str(tmp_path / "nothing"))
 
 

@@ -13,8 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from train import checkpoint
-from train.tasks import base
+from train import checkpoint, errors
 
 
 def _state(value):
@@ -63,7 +62,7 @@ def test_corrupt_steps_move_aside_without_clobbering(tmp_path):
 def test_signature_mismatch_is_a_config_error(tmp_path):
     ckpts = checkpoint.Checkpoints(str(tmp_path))
     _save(ckpts, 1)
-    with pytest.raises(base.ConfigError, match="another shape"):
+    with pytest.raises(errors.ConfigError, match="another shape"):
         ckpts.restore_latest(_abstract(), "other")
     assert ckpts.steps() == [1]
     ckpts.close()
@@ -94,7 +93,7 @@ def test_lock_is_exclusive_and_freed_by_sigkill(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(base.ConfigError, match=f"pid {holder.pid}"):
+        with pytest.raises(errors.ConfigError, match=f"pid {holder.pid}"):
             checkpoint.WorkdirLock(workdir).acquire()
     finally:
         holder.send_signal(signal.SIGKILL)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import forecast_csv
-from train.tasks import base, forecast
+from train import errors
+from train.tasks import forecast
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -118,7 +119,7 @@ def test_prediction_shape_and_gradient(tmp_path, head):
 
 def test_missing_column_lists_the_valid_ones(tmp_path):
     config = make_config(sine_csv(tmp_path / "s.csv"), target="OT")
-    with pytest.raises(base.ConfigError, match=r"target='OT'.*valid: a, b, target"):
+    with pytest.raises(errors.ConfigError, match=r"target='OT'.*valid: a, b, target"):
         forecast.ForecastTask.validate(config)
 
 
@@ -133,14 +134,14 @@ def test_missing_column_lists_the_valid_ones(tmp_path):
 )
 def test_one_line_errors(tmp_path, change, message):
     config = make_config(sine_csv(tmp_path / "s.csv"), **change)
-    with pytest.raises(base.ConfigError, match=message) as e:
+    with pytest.raises(errors.ConfigError, match=message) as e:
         forecast.ForecastTask.validate(config)
     assert "\n" not in str(e.value)
 
 
 def test_non_numeric_error(tmp_path):
     config = make_config(sine_csv(tmp_path / "s.csv", text_at=5))
-    with pytest.raises(base.ConfigError, match="column 'target' row 7 has non-numeric"):
+    with pytest.raises(errors.ConfigError, match="column 'target' row 7 has non-numeric"):
         forecast.ForecastTask.validate(config)
 
 

@@ -1,4 +1,4 @@
-"""cells.host_memory: glibc keeps freed memory, so repeated XLA calls take no page faults."""
+"""train.host_memory: glibc keeps freed memory, so repeated XLA calls take no page faults."""
 
 import json
 import os
@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from cells import host_memory
+from train import host_memory
 
 _GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 # An LSTM training step (B=64, T=128, H=256): about 100 MB of temporaries per call.
 _CHILD = """
 import json, resource, sys
-from cells import host_memory
+from train import host_memory
 applied = host_memory.reuse_freed_memory() if sys.argv[1] == "reuse" else False
 import jax, jax.numpy as jnp, cells
 cell = cells.LSTM(256)
@@ -58,9 +58,10 @@ def test_repeated_calls_reuse_pages_instead_of_faulting():
     reused, default = _run_child("reuse"), _run_child("default")
     assert reused["applied"] is True
     # Median over 9 calls: with reuse, a call now and then still grows the heap (a full call's
-    # faults) while it settles (see cells/host_memory.py); the typical call takes none.
+    # faults) while it settles (see train/host_memory.py); the typical call takes none.
     typical_reused = statistics.median(reused["faults_per_call"])
     typical_default = statistics.median(default["faults_per_call"])
-    # Default glibc: the temporaries are fresh mmap'ed memory on every call (4 KiB pages).
-    assert typical_default > 10000, default
+    # Default glibc: the temporaries are fresh mmap'ed memory on every call (4 KiB pages): about
+    # 25,000 faults per call on one machine, 7,000 on another (transparent huge pages 'madvise').
+    assert typical_default > 2000, default
     assert typical_reused < typical_default / 10, (reused, default)

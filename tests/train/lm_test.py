@@ -10,8 +10,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from train import config_base
-from train.tasks import base, lm
+import cells
+from train import config_base, errors, validate
+from train.tasks import lm
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -31,7 +32,6 @@ def tiny_config(path, cell="lstm", **model) -> ml_collections.ConfigDict:
     config.model.dropout = 0.0
     config.model.embed_size = 8
     config.model.init_scale = 0.1
-    config.model.forget_bias = 0.0
     config.model.objective = "window_sum"
     for k, v in model.items():
         config.model[k] = v
@@ -93,14 +93,11 @@ def test_masked_positions_do_not_count(corpus_path):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_zaremba_uniform_init(corpus_path, cell):
-    task = lm.LMTask(tiny_config(corpus_path, cell=cell, forget_bias=0.5))
+    """init_scale > 0: every parameter, biases included, uniform in [-s, s] (Zaremba's code)."""
+    task = lm.LMTask(tiny_config(corpus_path, cell=cell))
     params = task.init_params(jax.random.key(1))
     for path, x in jax.tree_util.tree_leaves_with_path(params):
         x = np.asarray(x)
-        if cell == "lstm" and "'b'" in jax.tree_util.keystr(path) and x.shape == (64,):
-            forget = x[16:32]
-            assert np.all(forget >= 0.4) and np.all(forget <= 0.6)
-            x = np.concatenate([x[:16], x[32:]])
         assert np.all(np.abs(x) <= 0.1), jax.tree_util.keystr(path)
         assert np.std(x) > 0.03  # spread over the interval, not constant
 
@@ -133,17 +130,29 @@ def test_tied_embeddings(corpus_path):
     task = lm.LMTask(tiny_config(corpus_path, tie_embeddings=True, embed_size=16))
     params = task.init_params(jax.random.key(0))
     assert "w" not in params["softmax"]
-    with pytest.raises(base.ConfigError, match="tie_embeddings"):
+    with pytest.raises(errors.ConfigError, match="tie_embeddings"):
         lm.LMTask(tiny_config(corpus_path, tie_embeddings=True, embed_size=8))
 
 
+def test_cell_options_reach_the_cell(corpus_path):
+    config = tiny_config(corpus_path, cell="rnn", init_scale=0.0)
+    config.model.cell_options = {"activation": "relu"}
+    config.train.dtype = "bfloat16"
+    task = lm.LMTask(config)
+    assert task.cell == cells.SimpleRNN(16, activation="relu", compute_dtype="bfloat16")
+    config = tiny_config(corpus_path, cell="lstm", init_scale=0.0)
+    config.model.cell_options = {"forget_bias": 2.5}
+    b = lm.LMTask(config).init_params(jax.random.key(0))["rnn"][0]["b"]
+    np.testing.assert_array_equal(np.asarray(b[16:32]), 2.5)
+
+
 def test_validate_errors(corpus_path):
-    with pytest.raises(base.ConfigError, match="config.model.cell"):
-        lm.LMTask.validate(tiny_config(corpus_path, cell="transformer"))
-    with pytest.raises(base.ConfigError, match="config.model.objective"):
-        lm.LMTask.validate(tiny_config(corpus_path, objective="max"))
-    with pytest.raises(base.ConfigError, match="config.data.path"):
-        lm.LMTask.validate(tiny_config(corpus_path.parent / "missing.txt"))
+    with pytest.raises(errors.ConfigError, match="config.model.cell: unknown cell 'transformer'"):
+        validate.validate(tiny_config(corpus_path, cell="transformer"))
+    with pytest.raises(errors.ConfigError, match="config.model.objective"):
+        validate.validate(tiny_config(corpus_path, objective="max"))
+    with pytest.raises(errors.ConfigError, match="config.data.path"):
+        validate.validate(tiny_config(corpus_path.parent / "missing.txt"))
 
 
 def test_ptb_small_config_is_zaremba():

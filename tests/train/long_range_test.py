@@ -56,8 +56,8 @@ def test_generators_are_deterministic_from_the_seed():
     np.testing.assert_array_equal(next(again)["x"], second["x"])
     assert not np.array_equal(first["x"], second["x"])
     other = long_range.AddingTask(config)
-    np.testing.assert_array_equal(other._eval["test"]["x"], task._eval["test"]["x"])
-    assert not np.array_equal(task._eval["valid"]["x"][:10], task._eval["test"]["x"][:10])
+    np.testing.assert_array_equal(other.examples("test")["x"], task.examples("test")["x"])
+    assert not np.array_equal(task.examples("valid")["x"][:10], task.examples("test")["x"][:10])
 
 
 def test_eval_batches_cover_each_example_once():
@@ -68,7 +68,7 @@ def test_eval_batches_cover_each_example_once():
     batches = list(task.eval_batches("valid"))
     assert [b["x"].shape[0] for b in batches] == [10, 10, 10]
     assert sum(float(b["weight"].sum()) for b in batches) == 25
-    np.testing.assert_array_equal(batches[2]["y"][:5], task._eval["valid"]["y"][20:])
+    np.testing.assert_array_equal(batches[2]["y"][:5], task.examples("valid")["y"][20:])
 
 
 def test_copy_loss_of_the_memoryless_strategy_is_the_baseline():

@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from train.data import text
-from train.tasks import base
+from train import errors
+from train.data import base as data_base
+from train.data import text, timeseries
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -56,7 +57,7 @@ def test_user_word_file_splits_and_unk(tmp_path):
 
 
 def test_gzip_and_plain_give_the_same_corpus(tmp_path):
-    src = text.DATA_DIR / "tinyshakespeare" / "input.txt.gz"
+    src = data_base.DATA_DIR / "tinyshakespeare" / "input.txt.gz"
     plain = tmp_path / "plain.txt"
     plain.write_bytes(gzip.decompress(src.read_bytes())[:5000])
     gz = tmp_path / "plain.txt.gz"
@@ -67,25 +68,33 @@ def test_gzip_and_plain_give_the_same_corpus(tmp_path):
     np.testing.assert_array_equal(a.splits["train"], b.splits["train"])
 
 
-def test_bundled_checksum_is_verified(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "name, read",
+    [
+        ("ptb/ptb.valid.txt.gz", text.read_text),
+        ("ett/ETTh1.csv.gz", lambda path: timeseries.read_csv(str(path))),
+    ],
+)
+def test_bundled_checksum_is_verified(tmp_path, monkeypatch, name, read):
     data = tmp_path / "data"
-    (data / "ptb").mkdir(parents=True)
-    shutil.copy(text.DATA_DIR / "SHA256SUMS", data / "SHA256SUMS")
-    bad = data / "ptb" / "ptb.valid.txt.gz"
-    bad.write_bytes(gzip.compress(b"tampered\n"))
-    monkeypatch.setattr(text, "DATA_DIR", data)
-    text._bundled_checksums.cache_clear()
+    shutil.copy(data_base.DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
+    (data / name).parent.mkdir(parents=True)
+    shutil.move(tmp_path / "SHA256SUMS", data / "SHA256SUMS")
+    bad = data / name
+    bad.write_bytes(gzip.compress(b"date,OT\n2020-01-01,1.0\n"))
+    monkeypatch.setattr(data_base, "DATA_DIR", data)
+    data_base._bundled_checksums.cache_clear()
     try:
-        with pytest.raises(base.ConfigError, match="SHA256SUMS"):
-            text.read_text(bad)
+        with pytest.raises(errors.ConfigError, match="SHA256SUMS"):
+            read(bad)
     finally:
-        text._bundled_checksums.cache_clear()
+        data_base._bundled_checksums.cache_clear()
 
 
 def test_missing_path_is_a_config_error():
-    with pytest.raises(base.ConfigError, match="config.data.path"):
+    with pytest.raises(errors.ConfigError, match="config.data.path"):
         text.load_corpus("no/such/file.txt", "word")
-    with pytest.raises(base.ConfigError, match="config.data.level"):
+    with pytest.raises(errors.ConfigError, match="config.data.level"):
         text.load_corpus("experiments/data/ptb", "byte")
 
 
@@ -135,5 +144,5 @@ def test_eval_windows_cover_every_target_once():
     two = list(text.eval_windows(ids, batch_size=2, seq_len=4))
     # 2 streams of 11; 10 targets each.
     assert sum(float(b["mask"].sum()) for b in two) == 20
-    with pytest.raises(base.ConfigError, match="config.train.batch_size"):
+    with pytest.raises(errors.ConfigError, match="config.train.batch_size"):
         text.WindowIterator(ids, batch_size=4, seq_len=10)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from train.data import timeseries
-from train.tasks.base import ConfigError
+from train.errors import ConfigError
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -126,7 +126,7 @@ def wait_for_step(proc: subprocess.Popen, workdir: str, step: int, timeout: floa
 
 
 def params_of(workdir: str, which: str = "latest"):
-    return checkpoint.restore_params(workdir, which)[1]
+    return checkpoint.load_trained(workdir, which).params
 
 
 def assert_trees_equal(a, b) -> None:

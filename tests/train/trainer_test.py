@@ -12,8 +12,7 @@ import pytest
 import train_testing as tt
 from train_testing import compile_cache  # noqa: F401 - autouse: cached compiles
 
-from train import checkpoint, metrics, sharding, steps, trainer
-from train.tasks import base, registry
+from train import checkpoint, errors, metrics, sharding, steps, trainer
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -60,10 +59,11 @@ def test_retention_keeps_latest_and_best(finished):
 
 
 def test_best_checkpoint_reproduces_reported_metrics(finished):
-    """restore_params('best') + evaluate gives exactly the numbers in results.json."""
+    """load_trained('best') + evaluate gives exactly the numbers in results.json."""
     workdir, result = finished
-    config, params = checkpoint.restore_params(workdir, "best")
-    task = registry.get_task(config)
+    trained = checkpoint.load_trained(workdir, "best")
+    assert trained.step == result["best_step"]
+    task, params = trained.task, trained.params
     mesh = sharding.make_mesh()
     got = trainer.evaluate(task, steps.make_eval_step(task), params, "test", mesh, 8)
     assert got == result["test"]
@@ -133,9 +133,9 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_config_change_refused(finished, tmp_path):
     workdir = str(tmp_path / "w")
     trainer.train_and_evaluate(tt.tiny_config(**{"train.num_steps": 8}), workdir)
-    with pytest.raises(base.ConfigError, match=r"model\.hidden_size: 8 -> 16"):
+    with pytest.raises(errors.ConfigError, match=r"model\.hidden_size: 8 -> 16"):
         trainer.train_and_evaluate(tt.tiny_config(**{"model.hidden_size": 16}), workdir)
-    with pytest.raises(base.ConfigError, match=r"train\.batch_size"):
+    with pytest.raises(errors.ConfigError, match=r"train\.batch_size"):
         trainer.train_and_evaluate(tt.tiny_config(**{"train.batch_size": 4}), workdir)
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["model"]["hidden_size"] == 8
@@ -147,7 +147,7 @@ def test_live_lock_refused(tmp_path):
     lock = checkpoint.WorkdirLock(workdir)
     lock.acquire()
     try:
-        with pytest.raises(base.ConfigError, match="in use by another live run"):
+        with pytest.raises(errors.ConfigError, match="in use by another live run"):
             trainer.train_and_evaluate(tt.tiny_config(), workdir)
     finally:
         lock.release()
@@ -172,7 +172,7 @@ def test_early_stopping_stops_and_stays_stopped(tmp_path):
 
 
 def test_unknown_best_metric_is_refused_before_training(tmp_path):
-    with pytest.raises(base.ConfigError, match="best_metric='bogus'.*valid: accuracy, loss"):
+    with pytest.raises(errors.ConfigError, match="best_metric='bogus'.*valid: accuracy, loss"):
         trainer.train_and_evaluate(
             tt.tiny_config(**{"train.best_metric": "bogus"}), str(tmp_path / "w")
         )
@@ -209,5 +209,5 @@ def test_evaluate_workdir_matches_results(finished):
     assert {k: out[k] for k in result["test"]} == result["test"]
     latest = evaluate.evaluate_workdir(workdir, "valid", "latest")
     assert latest["checkpoint_step"] == 24
-    with pytest.raises(base.ConfigError, match="--split"):
+    with pytest.raises(errors.ConfigError, match="--split"):
         evaluate.evaluate_workdir(workdir, "train")

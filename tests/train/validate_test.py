@@ -7,12 +7,18 @@ import os
 import pytest
 import train_testing as tt
 
-from train import validate
-from train.tasks import base
+from train import errors, validate
 
 CASES = [
     # (overrides, words the message must contain)
-    ({"model.cell": "lstmx"}, ["config.model.cell", "'lstm'", "'gru'", "'rnn'"]),
+    ({"model.cell": "lstmx"}, ["config.model.cell", "'lstmx'", "gru, lstm, rnn"]),
+    ({"model.cell": "no_such_pkg.cells:Peephole"}, ["config.model.cell", "cannot import"]),
+    ({"model.cell_options": {"peephole": True}}, ["cell_options.peephole", "LSTM has no such"]),
+    ({"model.cell_options": {"forget_bias": "x"}}, ["cell_options.forget_bias", "a number"]),
+    ({"model.cell_options": {"hidden_size": 3}}, ["cell_options.hidden_size", "model.hidden_size"]),
+    ({"model.cell_options": {"compute_dtype": "bfloat16"}}, ["compute_dtype", "train.dtype"]),
+    ({"model.dropout": 0.5}, ["config.model.dropout", "num_layers=1", "between recurrent layers"]),
+    ({"optim.momentum": 0.9}, ["config.optim.momentum", "'sgd' only", "'adam'"]),
     ({"model.hidden_size": 0}, ["config.model.hidden_size", ">= 1"]),
     ({"model.num_layers": -1}, ["config.model.num_layers"]),
     ({"model.dropout": 1.0}, ["config.model.dropout", "[0, 1)"]),
@@ -33,7 +39,7 @@ CASES = [
     ({"train.scan_backward": "manual"}, ["config.train.scan_backward", "'fused'"]),
     ({"train.best_metric": ""}, ["config.train.best_metric"]),
     ({"eval.batch_size": 0}, ["config.eval.batch_size"]),
-    ({"data.path": "/no/such/file.txt"}, ["config.data.path", "does not exist"]),
+    ({"data.path": "/no/such/file.txt"}, ["config.data.path", "no effect", "'synthetic'"]),
     ({"task": "nope"}, ["task", "'nope'", "synthetic"]),
     ({"data.vocab_size": 1}, ["data.vocab_size"]),  # the task's own validate
 ]
@@ -46,7 +52,7 @@ def test_invalid_values(overrides, words):
         for key, value in overrides.items():
             group, field = key.split(".") if "." in key else (None, key)
             config.update({field: value}) if group is None else config[group].update({field: value})
-    with pytest.raises(base.ConfigError) as info:
+    with pytest.raises(errors.ConfigError) as info:
         validate.validate(config)
     message = str(info.value)
     assert "\n" not in message
@@ -72,7 +78,7 @@ def _with(mutate):
     ids=["unknown_train_key", "unknown_group", "unknown_task_extra", "missing_key"],
 )
 def test_unknown_and_missing_keys(mutate, words):
-    with pytest.raises(base.ConfigError) as info:
+    with pytest.raises(errors.ConfigError) as info:
         validate.validate(_with(mutate))
     for word in words:
         assert word in str(info.value), (word, str(info.value))
@@ -83,13 +89,13 @@ def test_wrong_types():
     config.train.unlock()
     del config.train.batch_size
     config.train.batch_size = "32"
-    with pytest.raises(base.ConfigError, match=r"config\.train\.batch_size must be an int"):
+    with pytest.raises(errors.ConfigError, match=r"config\.train\.batch_size must be an int"):
         validate.validate(config)
     config = tt.tiny_config()
     config.optim.unlock()
     del config.optim.grad_clip_norm
     config.optim.grad_clip_norm = True
-    with pytest.raises(base.ConfigError, match="grad_clip_norm must be a number"):
+    with pytest.raises(errors.ConfigError, match="grad_clip_norm must be a number"):
         validate.validate(config)
 
 
@@ -100,14 +106,39 @@ def test_valid_config_passes():
 def test_workdir_checks(tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(base.ConfigError, match="is a file"):
+    with pytest.raises(errors.ConfigError, match="is a file"):
         validate.check_workdir(str(a_file))
-    with pytest.raises(base.ConfigError, match="cannot be created"):
+    with pytest.raises(errors.ConfigError, match="cannot be created"):
         validate.check_workdir(str(a_file / "sub"))
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        with pytest.raises(base.ConfigError, match="not writable"):
+        with pytest.raises(errors.ConfigError, match="not writable"):
             validate.check_workdir(str(locked))
     validate.check_workdir(str(tmp_path / "new" / "dir"))
     assert (tmp_path / "new" / "dir").is_dir()
+
+
+def test_shared_fields_a_task_does_not_read_are_refused_unless_default():
+    from experiments.configs import adding, ett
+
+    config = ett.get_config("horizon=24")
+    validate.validate(config)  # the shipped config leaves train.seq_len alone
+    config.train.seq_len = 96
+    with pytest.raises(
+        errors.ConfigError, match=r"config\.train\.seq_len=96 has no effect.*input_len"
+    ):
+        validate.validate(config)
+    config = adding.get_config("length=30")
+    config.data.path = "experiments/data/ett/ETTh1.csv.gz"
+    with pytest.raises(errors.ConfigError, match="data.path.*no effect in task 'adding'"):
+        validate.validate(config)
+
+
+def test_a_cell_option_error_from_the_cell_itself_is_one_line():
+    config = tt.tiny_config()
+    config.model.cell = "rnn"
+    config.model.cell_options = {"activation": "gelu"}
+    with pytest.raises(errors.ConfigError, match="cell_options: SimpleRNN: activation") as info:
+        validate.validate(config)
+    assert "\n" not in str(info.value)

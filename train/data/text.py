@@ -29,16 +29,14 @@ import collections
 import dataclasses
 import functools
 import gzip
-import hashlib
 import pathlib
 from collections.abc import Iterator
 
 import numpy as np
 
-from train.tasks import base
+from train.data import base
+from train.errors import ConfigError
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT / "experiments" / "data"
 EOS = "<eos>"
 UNK = "<unk>"
 LEVELS = ("word", "char")
@@ -46,55 +44,18 @@ SPLITS = ("train", "valid", "test")
 
 
 # -- files ------------------------------------------------------------------------------------
-def resolve_path(path: str) -> pathlib.Path:
-    """A relative path resolves against the working directory first, then the repo root."""
-    p = pathlib.Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return REPO_ROOT / p
-
-
-@functools.cache
-def _bundled_checksums() -> dict[str, str]:
-    sums = {}
-    sums_file = DATA_DIR / "SHA256SUMS"
-    if sums_file.exists():
-        for line in sums_file.read_text().splitlines():
-            if line.strip():
-                digest, name = line.split(maxsplit=1)
-                sums[name.strip()] = digest
-    return sums
-
-
-def verify_checksum(path: pathlib.Path, raw: bytes) -> None:
-    """Raises ConfigError when a file bundled under experiments/data/ differs from SHA256SUMS."""
-    try:
-        rel = path.resolve().relative_to(DATA_DIR.resolve()).as_posix()
-    except ValueError:
-        return  # a user's own file: nothing to check against
-    expected = _bundled_checksums().get(rel)
-    if expected is None:
-        return
-    got = hashlib.sha256(raw).hexdigest()
-    if got != expected:
-        raise base.ConfigError(
-            f"data file {path}: sha256 {got} does not match experiments/data/SHA256SUMS "
-            f"({expected}); restore the bundled copy (git checkout {path})."
-        )
-
-
 def read_text(path: pathlib.Path) -> str:
     """The file's text (gunzipped when it ends in .gz), checksum-verified when bundled."""
     if not path.is_file():
-        raise base.ConfigError(f"config.data.path: no such file {str(path)!r}.")
+        raise ConfigError(f"config.data.path: no such file {str(path)!r}.")
     raw = path.read_bytes()
-    verify_checksum(path, raw)
+    base.verify_checksum(path, raw)
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise base.ConfigError(f"config.data.path: {str(path)!r} is not UTF-8 text ({e}).") from e
+        raise ConfigError(f"config.data.path: {str(path)!r} is not UTF-8 text ({e}).") from e
 
 
 def tokenize(text: str, level: str) -> list[str]:
@@ -160,7 +121,7 @@ def _split_files(directory: pathlib.Path) -> dict[str, pathlib.Path]:
     for split in SPLITS:
         found = sorted(p for p in directory.iterdir() if p.is_file() and split in p.name)
         if len(found) != 1:
-            raise base.ConfigError(
+            raise ConfigError(
                 f"config.data.path: directory {str(directory)!r} must hold exactly one file whose "
                 f"name contains {split!r}, found {[p.name for p in found]}."
             )
@@ -177,7 +138,7 @@ def _split_tokens(tokens, valid_fraction: float, test_fraction: float, path) -> 
     parts["test"] = tokens[n_train + n_valid :] if test_fraction > 0 else parts["valid"]
     for split, part in parts.items():
         if len(part) < 2:
-            raise base.ConfigError(
+            raise ConfigError(
                 f"config.data.path: {str(path)!r} has {n} tokens, too few for a {split} split "
                 f"(valid_fraction={valid_fraction}, test_fraction={test_fraction})."
             )
@@ -190,20 +151,20 @@ def load_corpus(
 ) -> Corpus:
     """Reads and tokenises a corpus (see the module docstring). Cached per arguments."""
     if level not in LEVELS:
-        raise base.ConfigError(f"config.data.level must be one of {LEVELS}, got {level!r}.")
-    p = resolve_path(path)
+        raise ConfigError(f"config.data.level must be one of {LEVELS}, got {level!r}.")
+    p = base.resolve_path(path)
     if p.is_dir():
         files = _split_files(p)
         parts = {s: tokenize(read_text(f), level) for s, f in files.items()}
     elif p.is_file():
         if not (0.0 < valid_fraction < 1.0 and 0.0 <= test_fraction < 1.0 - valid_fraction):
-            raise base.ConfigError(
+            raise ConfigError(
                 "config.data.valid_fraction must lie in (0, 1) and test_fraction in "
                 f"[0, 1 - valid_fraction), got {valid_fraction} and {test_fraction}."
             )
         parts = _split_tokens(tokenize(read_text(p), level), valid_fraction, test_fraction, p)
     else:
-        raise base.ConfigError(f"config.data.path: no such file or directory {path!r}.")
+        raise ConfigError(f"config.data.path: no such file or directory {path!r}.")
     vocab = Vocab.build(parts["train"], level)
     train_types = set(vocab.tokens)
     if UNK not in train_types and any(
@@ -237,7 +198,7 @@ class WindowIterator(base.DataIterator):
         self.seq_len = seq_len
         self.steps_per_epoch = windows_per_epoch(len(ids), batch_size, seq_len)
         if self.steps_per_epoch < 1:
-            raise base.ConfigError(
+            raise ConfigError(
                 f"config.train.batch_size={batch_size} x config.train.seq_len={seq_len} needs "
                 f"more than the {len(ids)} training tokens; lower one of them."
             )
@@ -276,7 +237,7 @@ def eval_windows(ids: np.ndarray, batch_size: int, seq_len: int) -> Iterator[dic
     ids_BxL = stream_layout(ids, batch_size)
     b, length = ids_BxL.shape
     if length < 2:
-        raise base.ConfigError(
+        raise ConfigError(
             f"config.eval.batch_size={batch_size} is too large for a split of {len(ids)} tokens."
         )
     for start in range(0, length - 1, seq_len):

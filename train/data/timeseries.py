@@ -26,7 +26,8 @@ import os
 
 import numpy as np
 
-from train.tasks.base import ConfigError
+from train.data import base
+from train.errors import ConfigError
 
 # Informer2020 data_loader.py, Dataset_ETT_hour: 12 months train, 4 val, 4 test (hours).
 INFORMER_TRAIN_END = 12 * 30 * 24
@@ -56,16 +57,21 @@ class Table:
 
 
 def _open_text(path: str):
+    """The file as text (gunzipped when it ends in .gz), checksum-verified when bundled."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    base.verify_checksum(path, raw)
     if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        raw = gzip.decompress(raw)
+    return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8", newline="")
 
 
 def read_csv(path: str, date_column: str = "date") -> Table:
     """Reads a CSV (or gzip-compressed CSV) with a header row and one date column.
 
     Args:
-      path: the file; '.gz' files are decompressed on the fly.
+      path: the file; '.gz' files are decompressed on the fly; files bundled under
+        experiments/data/ are checked against experiments/data/SHA256SUMS.
       date_column: the name of the date/time column; every other column must be numeric.
         An empty string means "the first column".
 

@@ -1,8 +1,10 @@
 """The task interface: everything the training loop needs to know about one kind of experiment.
 
-A task owns its data, its model, its loss and its metrics; the loop in `train/trainer.py`
-owns everything else (optimizer, checkpoints, logging, devices). Adding an experiment means
-adding one file under `train/tasks/` that subclasses `Task`, not a branch in the loop.
+A task owns its data, its loss and its metrics, and says how its model wires the recurrent
+layers that `train/models.py` builds from the config (cells, stacks, heads); the loop in
+`train/trainer.py` owns everything else (optimizer, checkpoints, logging, devices). Adding an
+experiment means adding one file under `train/tasks/` that subclasses `Task` (and one line in
+`train/tasks/registry.py`), not a branch in the loop.
 
 Contracts (the loop relies on these):
 
@@ -23,32 +25,14 @@ Contracts (the loop relies on these):
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import ml_collections
 
+from train.data.base import Batch, DataIterator
+
 PyTree = Any
-Batch = dict[str, Any]
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration or input error: one line naming the field and what is valid."""
-
-
-class DataIterator(abc.ABC, Iterator[Batch]):
-    """An endless training-data iterator whose position can be saved and restored."""
-
-    @abc.abstractmethod
-    def __next__(self) -> Batch: ...
-
-    @abc.abstractmethod
-    def get_state(self) -> dict[str, int]:
-        """The position, as a JSON-serialisable dict of ints."""
-
-    @abc.abstractmethod
-    def set_state(self, state: dict[str, int]) -> None:
-        """Moves to a position returned by `get_state`."""
 
 
 class Task(abc.ABC):
@@ -60,12 +44,18 @@ class Task(abc.ABC):
     # refused as unknown before any compute; None (the default) leaves the check to `validate`.
     model_fields: tuple[str, ...] | None = None
     data_fields: tuple[str, ...] | None = None
+    # Shared-schema fields this task does not read, with the reason: validation refuses them
+    # when set to anything but the schema's default (a setting never silently ignored).
+    unused_fields: dict[str, str] = {}
+    # True when config.model.dropout acts only between stacked recurrent layers in this task's
+    # model (so with one layer it would do nothing and is refused).
+    dropout_between_layers_only: bool = True
 
     def __init__(self, config: ml_collections.ConfigDict):
         """`config` has already passed `validate`; subclasses load their data here."""
         self.config = config
         # Keyword arguments for every `cells.scan` the model runs (through Stack/Bidirectional).
-        self.scan_kwargs = {"backward": config.train.get("scan_backward", "autodiff")}
+        self.scan_kwargs = {"backward": config.train.scan_backward}
 
     # -- checks, before any compute --------------------------------------------------------
     @classmethod

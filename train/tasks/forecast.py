@@ -7,8 +7,9 @@ Data (config.data): `path` (CSV or CSV.gz), `date_column`, `target` (the target 
 StandardScaler is fitted on the train rows only; the loss and every metric are computed on the
 scaled values (Informer's "MSE / MAE on normalised values").
 
-Model (config.model): a recurrent encoder (`cell` lstm | gru | rnn, `hidden_size`,
-`num_layers`, `dropout` between layers) reads the L input rows x_1..x_L. Two heads:
+Model (config.model): a recurrent encoder (any `cell` with its `cell_options`, `hidden_size`,
+`num_layers`, `dropout` between layers; `train/models.py`) reads the L input rows x_1..x_L.
+Two heads:
 
   head='direct':   y_hat[1..H] = W h_L + b                  (one linear map to all H*C outputs)
   head='seq2seq':  s_0 = carry_L, u_1 = 0;  s_k = cell(s_{k-1}, u_k);  y_hat_k = W h_k + b;
@@ -23,60 +24,16 @@ Metrics: mse (= loss) and mae over every predicted value of every window of a sp
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-import cells
-from cells import base as cells_base
+from train import models
+from train.data import base as data_base
 from train.data import timeseries
+from train.errors import ConfigError
 from train.tasks import base
-
-_CELLS = ("lstm", "gru", "rnn")
-
-
-def make_cell(model: ml_collections.ConfigDict) -> cells.Cell:
-    """The cell named by config.model.cell, with its optional extras."""
-    h = int(model.hidden_size)
-    if model.cell == "lstm":
-        return cells.LSTM(h, forget_bias=float(model.get("forget_bias", 1.0)))
-    if model.cell == "gru":
-        return cells.GRU(h)
-    return cells.SimpleRNN(h, activation=model.get("activation", "tanh"))
-
-
-def check_model(model: ml_collections.ConfigDict) -> None:
-    if model.cell not in _CELLS:
-        raise base.ConfigError(f"config.model.cell={model.cell!r}; valid: {', '.join(_CELLS)}.")
-    if int(model.hidden_size) < 1 or int(model.num_layers) < 1:
-        raise base.ConfigError(
-            f"config.model.hidden_size={model.hidden_size} and num_layers={model.num_layers} "
-            "must be positive."
-        )
-    if not 0.0 <= float(model.dropout) < 1.0:
-        raise base.ConfigError(f"config.model.dropout={model.dropout} must lie in [0, 1).")
-
-
-def dense_init(key, fan_in: int, fan_out: int) -> dict:
-    """LeCun-uniform weights [fan_in, fan_out] and zero bias [fan_out]."""
-    limit = np.sqrt(3.0 / fan_in)
-    w = jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)
-    return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
-
-
-def dense(p: dict, x):
-    return cells_base.add_bias(x @ p["w"], p["b"])
-
-
-def resolve_path(path: str) -> str:
-    """Relative data paths resolve against the cwd, then the repository root."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(root, path)
 
 
 class ForecastData:
@@ -84,16 +41,17 @@ class ForecastData:
 
     def __init__(self, data: ml_collections.ConfigDict):
         if data.features not in ("S", "M"):
-            raise base.ConfigError(
+            raise ConfigError(
                 f"config.data.features={data.features!r}; valid: 'S' (target only) or 'M' "
                 "(all numeric columns)."
             )
         if int(data.input_len) < 1 or int(data.horizon) < 1:
-            raise base.ConfigError(
+            raise ConfigError(
                 f"config.data.input_len={data.input_len} and horizon={data.horizon} must be "
                 "positive."
             )
-        table = timeseries.read_csv(resolve_path(data.path), data.get("date_column", "date"))
+        path = str(data_base.resolve_path(data.path))
+        table = timeseries.read_csv(path, data.get("date_column", "date"))
         target = table.column_index(data.target)
         L, H = int(data.input_len), int(data.horizon)
         split = data.get("split", "informer")
@@ -104,7 +62,7 @@ class ForecastData:
                 len(table), L, float(data.train_frac), float(data.valid_frac)
             )
         else:
-            raise base.ConfigError(
+            raise ConfigError(
                 f"config.data.split={split!r}; valid: 'informer' (ETT hourly) or 'fraction'."
             )
         cols = [target] if data.features == "S" else list(range(len(table.columns)))
@@ -121,7 +79,7 @@ class ForecastData:
         }
 
 
-class WindowIterator(base.DataIterator):
+class WindowIterator(data_base.DataIterator):
     """Endless shuffled training windows: one permutation per epoch, last partial batch dropped."""
 
     def __init__(self, windows: timeseries.Windows, batch_size: int, seed: int):
@@ -150,20 +108,19 @@ class WindowIterator(base.DataIterator):
 
 def eval_batches(windows: timeseries.Windows, batch_size: int):
     """Every window once, in order; the last batch is padded with weight-0 copies."""
-    for lo in range(0, len(windows), batch_size):
-        idx = np.arange(lo, min(lo + batch_size, len(windows)))
-        weight = np.ones((batch_size,), np.float32)
-        weight[len(idx) :] = 0.0
-        idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[-1])])
+
+    def take(idx):
         x, y = windows.batch(idx)
-        yield {"x": x, "y": y, "weight": weight}
+        return {"x": x, "y": y}
+
+    return data_base.padded_batches(len(windows), batch_size, take)
 
 
 class ForecastTask(base.Task):
     """Encoder RNN + direct or seq2seq multi-horizon head; MSE on standardised values."""
 
     name = "forecast"
-    model_fields = ("head", "subtract_last", "forget_bias", "activation")
+    model_fields = ("head", "subtract_last")
     data_fields = (
         "date_column",
         "target",
@@ -174,13 +131,13 @@ class ForecastTask(base.Task):
         "train_frac",
         "valid_frac",
     )
+    unused_fields = {"train.seq_len": "the window length is config.data.input_len"}
 
     @classmethod
     def validate(cls, config):
-        check_model(config.model)
         head = config.model.get("head", "direct")
         if head not in ("direct", "seq2seq"):
-            raise base.ConfigError(f"config.model.head={head!r}; valid: 'direct', 'seq2seq'.")
+            raise ConfigError(f"config.model.head={head!r}; valid: 'direct', 'seq2seq'.")
         ForecastData(config.data)
 
     def __init__(self, config):
@@ -190,10 +147,8 @@ class ForecastTask(base.Task):
         self.horizon = int(config.data.horizon)
         self.head = config.model.get("head", "direct")
         self.subtract_last = bool(config.model.get("subtract_last", True))
-        self.cell = make_cell(config.model)
-        self.encoder = cells.Stack.uniform(
-            self.cell, int(config.model.num_layers), float(config.model.dropout)
-        )
+        self.cell = models.make_cell(config)
+        self.encoder = models.make_stack(config, self.cell)
 
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
@@ -201,10 +156,10 @@ class ForecastTask(base.Task):
         h, c = self.cell.hidden_size, self.num_channels
         params = {"encoder": self.encoder.init(k_enc, c)}
         if self.head == "direct":
-            params["head"] = dense_init(k_head, h, self.horizon * c)
+            params["head"] = models.dense_init(k_head, h, self.horizon * c)
         else:
             params["decoder"] = self.cell.init(k_dec, c)
-            params["head"] = dense_init(k_head, h, c)
+            params["head"] = models.dense_init(k_head, h, c)
         return params
 
     def predict(self, params, x_BxLxC, rng=None):
@@ -216,14 +171,14 @@ class ForecastTask(base.Task):
         _, carries = self.encoder(params["encoder"], x_BxLxC, rng=rng, **self.scan_kwargs)
         top = carries[-1]
         if self.head == "direct":
-            y_BxHC = dense(params["head"], top.h)
+            y_BxHC = models.dense(params["head"], top.h, self.cell.compute_dtype)
             y_BxHxC = y_BxHC.reshape(batch, self.horizon, self.num_channels)
         else:
 
             def step(carry, _):
                 state, u_BxC = carry
                 state, h_BxH = self.cell.step(params["decoder"], state, u_BxC)
-                y_BxC = dense(params["head"], h_BxH)
+                y_BxC = models.dense(params["head"], h_BxH, self.cell.compute_dtype)
                 return (state, y_BxC), y_BxC
 
             u0 = jnp.zeros((batch, self.num_channels), x_BxLxC.dtype)

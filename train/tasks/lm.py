@@ -8,9 +8,9 @@ Model (Zaremba et al. 2014, "Recurrent Neural Network Regularization"):
     p(w_{t+1} | w_<=t) = softmax(logits_t)
 
 Dropout is on the non-recurrent connections only. With init_scale s > 0 every parameter
-(embedding, cell weights and biases, softmax) starts uniform in [-s, s], as in Zaremba's code;
-then `forget_bias` is added to the LSTM forget-gate bias (0 for Zaremba and TF's reproduction).
-init_scale 0 keeps the cells' own initialisers.
+(embedding, cell weights and biases, softmax) starts uniform in [-s, s], as in Zaremba's code
+(biases included: the LSTM forget-gate bias starts in [-s, s] too, as in Zaremba's and TF's
+code); init_scale 0 keeps the cells' own initialisers (e.g. `cell_options.forget_bias`).
 
 Objective (what is differentiated and clipped), config.model.objective:
   'window_sum':  sum_{b,t} nll_{b,t} / B    cross-entropy summed over the window, averaged over
@@ -34,22 +34,12 @@ import ml_collections
 
 import cells
 from cells import base as cells_base
+from train import models
 from train.data import text
+from train.errors import ConfigError
 from train.tasks import base
 
-_CELLS = ("lstm", "gru", "rnn")
 _OBJECTIVES = ("window_sum", "token_mean")
-
-
-def make_cell(model: ml_collections.ConfigDict, compute_dtype=None) -> cells.Cell:
-    """The recurrent cell named by config.model.cell."""
-    h = model.hidden_size
-    if model.cell == "lstm":
-        return cells.LSTM(h, forget_bias=model.get("forget_bias", 1.0), compute_dtype=compute_dtype)
-    if model.cell == "gru":
-        return cells.GRU(h, compute_dtype=compute_dtype)
-    activation = model.get("activation", "tanh")
-    return cells.SimpleRNN(h, activation=activation, compute_dtype=compute_dtype)
 
 
 def _uniform_like(key, x, scale):
@@ -60,15 +50,9 @@ class LMTask(base.Task):
     """Next-token prediction over a text corpus with an embedding -> RNN stack -> softmax model."""
 
     name = "lm"
-    model_fields = (
-        "embed_size",
-        "tie_embeddings",
-        "init_scale",
-        "forget_bias",
-        "objective",
-        "activation",
-    )
+    model_fields = ("embed_size", "tie_embeddings", "init_scale", "objective")
     data_fields = ("level", "valid_fraction", "test_fraction")
+    dropout_between_layers_only = False  # also on the embedding output and the top output
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
@@ -84,39 +68,29 @@ class LMTask(base.Task):
         self.embed_size = m.get("embed_size", 0) or m.hidden_size
         self.tied = bool(m.get("tie_embeddings", False))
         if self.tied and self.embed_size != m.hidden_size:
-            raise base.ConfigError(
+            raise ConfigError(
                 "config.model.tie_embeddings=True needs embed_size == hidden_size, got "
                 f"{self.embed_size} and {m.hidden_size}."
             )
-        self.dropout = float(m.get("dropout", 0.0))
-        compute_dtype = "bfloat16" if config.train.get("dtype", "float32") == "bfloat16" else None
-        self.cell = make_cell(m, compute_dtype)
-        self.stack = cells.Stack.uniform(self.cell, m.num_layers, dropout=self.dropout)
+        self.dropout = float(m.dropout)
+        self.cell = models.make_cell(config)
+        self.stack = models.make_stack(config, self.cell)
         self.objective = m.get("objective", "window_sum")
 
     # -- checks --------------------------------------------------------------------------------
     @classmethod
     def validate(cls, config):
         m, d = config.model, config.data
-        if m.cell not in _CELLS:
-            raise base.ConfigError(f"config.model.cell must be one of {_CELLS}, got {m.cell!r}.")
         if m.get("objective", "window_sum") not in _OBJECTIVES:
-            raise base.ConfigError(
+            raise ConfigError(
                 f"config.model.objective must be one of {_OBJECTIVES}, got {m.objective!r}."
             )
-        if not 0.0 <= float(m.get("dropout", 0.0)) < 1.0:
-            raise base.ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")
         if float(m.get("init_scale", 0.0)) < 0:
-            raise base.ConfigError(f"config.model.init_scale must be >= 0, got {m.init_scale!r}.")
+            raise ConfigError(f"config.model.init_scale must be >= 0, got {m.init_scale!r}.")
         if d.get("level", "word") not in text.LEVELS:
-            raise base.ConfigError(
-                f"config.data.level must be one of {text.LEVELS}, got {d.level!r}."
-            )
-        if not d.get("path"):
-            raise base.ConfigError("config.data.path must name a text file or a corpus directory.")
-        p = text.resolve_path(d.path)
-        if not p.exists():
-            raise base.ConfigError(f"config.data.path: no such file or directory {d.path!r}.")
+            raise ConfigError(f"config.data.level must be one of {text.LEVELS}, got {d.level!r}.")
+        if not d.path:
+            raise ConfigError("config.data.path must name a text file or a corpus directory.")
 
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
@@ -135,11 +109,6 @@ class LMTask(base.Task):
             keys = jax.random.split(k_uniform, len(leaves))
             leaves = [_uniform_like(k, x, scale) for k, x in zip(keys, leaves, strict=True)]
             params = jax.tree.unflatten(treedef, leaves)
-            if isinstance(self.cell, cells.LSTM):
-                fb = self.cell.forget_bias
-                params["rnn"] = tuple(
-                    {**p, "b": p["b"].at[h : 2 * h].add(fb)} for p in params["rnn"]
-                )
         return params
 
     def init_carry(self, batch_size: int):

@@ -17,8 +17,8 @@ Both generators are deterministic functions of (seed, split, index): train batch
 from `np.random.default_rng([seed, 0, k])`, so the train iterator's position is just k and any
 T works. Valid and test are fixed sets drawn from [seed, 1] and [seed, 2].
 
-Config (config.data): `length` T, `num_valid`, `num_test`. Model: config.model.cell,
-hidden_size, num_layers, dropout (between layers).
+Config (config.data): `length` T, `num_valid`, `num_test`. Model: config.model.cell (with its
+cell_options), hidden_size, num_layers, dropout (between layers); `train/models.py` builds it.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import cells
+from train import models
+from train.data import base as data_base
+from train.errors import ConfigError
 from train.tasks import base
-from train.tasks.forecast import check_model, dense, dense_init, make_cell
 
 COPY_LEN = 10
 NUM_DATA_SYMBOLS = 8
@@ -78,7 +79,7 @@ def copy_baseline_ce(length: int) -> float:
 
 
 # -- iterators ------------------------------------------------------------------------------
-class SeededIterator(base.DataIterator):
+class SeededIterator(data_base.DataIterator):
     """Batch k comes from default_rng([seed, 0, k]): the position is the batch counter."""
 
     def __init__(self, make_batch, seed: int):
@@ -101,28 +102,29 @@ class _LongRangeTask(base.Task):
 
     num_inputs: int = 0
     num_outputs: int = 0
-    model_fields = ("forget_bias", "activation")
+    model_fields = ()
     data_fields = ("length", "num_valid", "num_test")
+    unused_fields = {
+        "train.seq_len": "the sequence length is config.data.length",
+        "data.path": "the examples are generated, not read",
+    }
 
     @classmethod
     def validate(cls, config):
-        check_model(config.model)
         length = int(config.data.length)
         if length < 2:
-            raise base.ConfigError(f"config.data.length={length} must be at least 2.")
+            raise ConfigError(f"config.data.length={length} must be at least 2.")
         for field in ("num_valid", "num_test"):
             if int(config.data[field]) < 1:
-                raise base.ConfigError(f"config.data.{field}={config.data[field]} must be >= 1.")
+                raise ConfigError(f"config.data.{field}={config.data[field]} must be >= 1.")
 
     def __init__(self, config):
         super().__init__(config)
         self.length = int(config.data.length)
-        self.cell = make_cell(config.model)
-        self.stack = cells.Stack.uniform(
-            self.cell, int(config.model.num_layers), float(config.model.dropout)
-        )
+        self.cell = models.make_cell(config)
+        self.stack = models.make_stack(config, self.cell)
         seed = int(config.seed)
-        self._eval = {
+        self._examples = {
             split: self.make_examples(
                 np.random.default_rng([seed, _SPLIT_STREAM[split]]),
                 int(config.data[f"num_{split}"]),
@@ -131,13 +133,18 @@ class _LongRangeTask(base.Task):
         }
 
     def make_examples(self, rng, n):
+        """n examples drawn from `rng`: a dict of arrays with leading axis n."""
         raise NotImplementedError
+
+    def examples(self, split: str) -> dict[str, np.ndarray]:
+        """The fixed evaluation set of `split` ('valid' or 'test'): {'x': ..., 'y': ...}."""
+        return self._examples[split]
 
     def init_params(self, rng):
         k_rnn, k_head = jax.random.split(rng)
         return {
             "rnn": self.stack.init(k_rnn, self.num_inputs),
-            "head": dense_init(k_head, self.cell.hidden_size, self.num_outputs),
+            "head": models.dense_init(k_head, self.cell.hidden_size, self.num_outputs),
         }
 
     def encode(self, x):
@@ -160,17 +167,12 @@ class _LongRangeTask(base.Task):
         return SeededIterator(make, int(self.config.seed))
 
     def eval_batches(self, split):
-        data = self._eval[split]
-        n = len(data["y"])
-        batch_size = int(self.config.eval.batch_size)
-        for lo in range(0, n, batch_size):
-            idx = np.arange(lo, min(lo + batch_size, n))
-            weight = np.zeros((batch_size,), np.float32)
-            weight[: len(idx)] = 1.0
-            idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[-1])])
-            batch = {k: v[idx] for k, v in data.items()}
-            batch["weight"] = weight
-            yield batch
+        data = self._examples[split]
+        return data_base.padded_batches(
+            len(data["y"]),
+            int(self.config.eval.batch_size),
+            lambda idx: {k: v[idx] for k, v in data.items()},
+        )
 
 
 class AddingTask(_LongRangeTask):
@@ -185,7 +187,8 @@ class AddingTask(_LongRangeTask):
 
     def predict(self, params, x, rng=None):
         """Predicted sums [B] from inputs [B, T, 2]."""
-        return dense(params["head"], self.hidden_states(params, x, rng)[:, -1])[:, 0]
+        h_BxH = self.hidden_states(params, x, rng)[:, -1]
+        return models.dense(params["head"], h_BxH, self.cell.compute_dtype)[:, 0]
 
     def loss(self, params, carry, batch, rng, train):
         err_B = self.predict(params, batch["x"], rng if train else None) - batch["y"]
@@ -213,7 +216,8 @@ class CopyTask(_LongRangeTask):
 
     def logits(self, params, x, rng=None):
         """Logits [B, T + 20, 10] from tokens [B, T + 20]."""
-        return dense(params["head"], self.hidden_states(params, x, rng))
+        h_BxTxH = self.hidden_states(params, x, rng)
+        return models.dense(params["head"], h_BxTxH, self.cell.compute_dtype)
 
     def loss(self, params, carry, batch, rng, train):
         logits_BxTxK = self.logits(params, batch["x"], rng if train else None)

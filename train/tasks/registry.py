@@ -11,6 +11,7 @@ import importlib
 
 import ml_collections
 
+from train import errors
 from train.tasks import base
 
 # name -> "module:ClassName". Other task files add their one line here.
@@ -31,7 +32,7 @@ def names() -> tuple[str, ...]:
 def get_task_class(name: str) -> type[base.Task]:
     """The Task subclass registered as `name`; ConfigError if there is none."""
     if name not in TASKS:
-        raise base.ConfigError(
+        raise errors.ConfigError(
             f"task: unknown task {name!r}; registered tasks: {', '.join(names())}."
         )
     module_name, class_name = TASKS[name].split(":")

@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import cells
+from train import models
+from train.data import base as data_base
+from train.errors import ConfigError
 from train.tasks import base
 
-_CELLS = {"lstm": cells.LSTM, "gru": cells.GRU, "rnn": cells.SimpleRNN}
 _SPLIT_SEEDS = {"train": 0, "valid": 1, "test": 2}
 
 
@@ -35,7 +37,7 @@ def _targets(s_BxN: np.ndarray, delay: int, vocab: int) -> np.ndarray:
     return (s_BxN + past_BxN) % vocab
 
 
-class _StreamIterator(base.DataIterator):
+class _StreamIterator(data_base.DataIterator):
     """Consecutive windows of fixed streams; `reset` at the first window of each epoch."""
 
     def __init__(self, s_BxN, y_BxN, seq_len, poison_from):
@@ -97,6 +99,7 @@ class SyntheticTask(base.Task):
         "eval_windows",
         "nan_after_step",
     )
+    unused_fields = {"data.path": "the tokens are generated, not read"}
 
     @classmethod
     def validate(cls, config):
@@ -104,18 +107,17 @@ class SyntheticTask(base.Task):
         for field in ("vocab_size", "steps_per_epoch", "eval_windows", "delay"):
             value = d.get(field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise base.ConfigError(f"data.{field} must be a positive int, got {value!r}.")
+                raise ConfigError(f"data.{field} must be a positive int, got {value!r}.")
         if d.vocab_size < 2:
-            raise base.ConfigError(f"data.vocab_size must be >= 2, got {d.vocab_size}.")
+            raise ConfigError(f"data.vocab_size must be >= 2, got {d.vocab_size}.")
         if config.model.get("embed_size", 0) < 1:
-            raise base.ConfigError("model.embed_size must be a positive int.")
+            raise ConfigError("model.embed_size must be a positive int.")
 
     def __init__(self, config):
         super().__init__(config)
-        m, d, t = config.model, config.data, config.train
-        compute = None if t.dtype == "float32" else t.dtype
-        cell = _CELLS[m.cell](hidden_size=m.hidden_size, compute_dtype=compute)
-        self.stack = cells.Stack.uniform(cell, m.num_layers, dropout=m.dropout)
+        d = config.data
+        self.cell = models.make_cell(config)
+        self.stack = models.make_stack(config, self.cell)
         self.vocab, self.delay = d.vocab_size, d.delay
         self.carry_mode = bool(d.carry)
 
@@ -143,7 +145,8 @@ class SyntheticTask(base.Task):
         h_BxTxH, carry = self.stack(
             params["rnn"], x_BxTxE, carry=carry, rng=rng, **self.scan_kwargs
         )
-        logits_BxTxV = cells.base.add_bias(h_BxTxH @ params["out_w"], params["out_b"])
+        h_out_BxTxV = cells.base.matmul(h_BxTxH, params["out_w"], self.cell.compute_dtype)
+        logits_BxTxV = cells.base.add_bias(h_out_BxTxV, params["out_b"])
         logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32))
         nll_BxT = -jnp.take_along_axis(logp_BxTxV, batch["y"][..., None], axis=-1)[..., 0]
         nll = jnp.sum(nll_BxT)

@@ -1,0 +1,103 @@
+"""Result records: where the experiments keep their JSON and figures, and the one way to read,
+write and render them.
+
+    record = records.read(path)                 # one run's JSON
+    runs = records.load_all(prefixes=("ptb_",))  # name -> record, from experiments/results/
+    records.write(path, record)                 # atomic; refuses to replace an existing file
+    curve = records.valid_curve(workdir)        # per-evaluation validation metrics of a run
+    records.update_readme("README.md", "lm", body)  # between <!-- section:lm --> markers
+
+The committed files under experiments/results/ are reference data: `write` never replaces one
+unless asked (`overwrite=True`, a script's --force), and every script that writes takes an
+output directory, so a rerun can go elsewhere. Used by run_grid, report, lm_results,
+gradient_flow and gates.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+from train import metrics
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
+FIGURES_DIR = os.path.join(RESULTS_DIR, "figures")
+
+
+def read(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def write(path: str, record: dict, overwrite: bool = False) -> str:
+    """Writes `record` as JSON to `path` atomically (a temporary file, then a rename).
+
+    Raises FileExistsError when `path` exists and `overwrite` is False.
+    """
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path} exists (committed results are reference data); write elsewhere with an "
+            "output-directory flag, or pass --force to replace it."
+        )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_all(directory: str = RESULTS_DIR, prefixes: tuple[str, ...] = ()) -> dict[str, dict]:
+    """name (file name without .json) -> record of the JSON files in `directory`, sorted.
+
+    With `prefixes`, only files whose name starts with one of them.
+    """
+    out = {}
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        if not prefixes or name.startswith(prefixes):
+            out[name] = read(path)
+    return out
+
+
+def valid_curve(workdir: str, keys: tuple[str, ...] | None = None) -> list[dict]:
+    """The validation events of a run's metrics.jsonl (not the final ones), in step order.
+
+    With `keys`, each entry keeps only those metrics (and 'step'); else every field but 'split'.
+    """
+    curve = []
+    for event in metrics.read_events(workdir):
+        if event.get("split") != "valid" or event.get("final"):
+            continue
+        if keys is None:
+            curve.append({k: v for k, v in event.items() if k != "split"})
+        else:
+            curve.append({k: event[k] for k in ("step", *keys) if k in event})
+    return curve
+
+
+def markers(section: str) -> tuple[str, str]:
+    """The README markers around a generated section."""
+    return f"<!-- section:{section} -->", f"<!-- /section:{section} -->"
+
+
+def replace_section(text: str, body: str, section: str) -> str:
+    """`text` with everything between the markers of `section` replaced by `body`."""
+    begin, end = markers(section)
+    if begin not in text or end not in text or text.index(begin) > text.index(end):
+        raise ValueError(f"the markers {begin} ... {end} are missing or out of order")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body.strip()}\n{end}{tail}"
+
+
+def update_readme(readme: str, section: str, body: str) -> None:
+    """Replaces the generated `section` of the file `readme` by `body`."""
+    with open(readme) as f:
+        text = f.read()
+    new = replace_section(text, body, section)
+    with open(readme, "w") as f:
+        f.write(new)

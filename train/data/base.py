@@ -1,0 +1,90 @@
+"""What every data pipeline shares: where data paths resolve, bundled-file checksums, the
+resumable training-iterator interface and padded evaluation batches.
+
+This module is below the tasks: `train/tasks/` imports it, never the other way round.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import hashlib
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from train.errors import ConfigError
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA_DIR = REPO_ROOT / "experiments" / "data"
+
+Batch = dict[str, Any]
+
+
+def resolve_path(path: str) -> pathlib.Path:
+    """A relative path resolves against the working directory first, then the repo root."""
+    p = pathlib.Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    return REPO_ROOT / p
+
+
+@functools.cache
+def _bundled_checksums() -> dict[str, str]:
+    sums = {}
+    sums_file = DATA_DIR / "SHA256SUMS"
+    if sums_file.exists():
+        for line in sums_file.read_text().splitlines():
+            if line.strip():
+                digest, name = line.split(maxsplit=1)
+                sums[name.strip()] = digest
+    return sums
+
+
+def verify_checksum(path: pathlib.Path, raw: bytes) -> None:
+    """Raises ConfigError when a file bundled under experiments/data/ differs from SHA256SUMS."""
+    try:
+        rel = pathlib.Path(path).resolve().relative_to(DATA_DIR.resolve()).as_posix()
+    except ValueError:
+        return  # a user's own file: nothing to check against
+    expected = _bundled_checksums().get(rel)
+    if expected is None:
+        return
+    got = hashlib.sha256(raw).hexdigest()
+    if got != expected:
+        raise ConfigError(
+            f"data file {path}: sha256 {got} does not match experiments/data/SHA256SUMS "
+            f"({expected}); restore the bundled copy (git checkout {path})."
+        )
+
+
+class DataIterator(abc.ABC, Iterator[Batch]):
+    """An endless training-data iterator whose position can be saved and restored."""
+
+    @abc.abstractmethod
+    def __next__(self) -> Batch: ...
+
+    @abc.abstractmethod
+    def get_state(self) -> dict[str, int]:
+        """The position, as a JSON-serialisable dict of ints."""
+
+    @abc.abstractmethod
+    def set_state(self, state: dict[str, int]) -> None:
+        """Moves to a position returned by `get_state`."""
+
+
+def padded_batches(num_examples: int, batch_size: int, take) -> Iterator[Batch]:
+    """Every example once, in order, in batches of exactly `batch_size` (one compiled shape).
+
+    `take(idx)` returns the batch dict of the examples at the int array `idx`. The last batch is
+    filled up with copies of its last example, and every batch carries 'weight' [B]: 1 for real
+    examples, 0 for the copies (metrics are weighted sums, so the copies count for nothing).
+    """
+    for lo in range(0, num_examples, batch_size):
+        idx = np.arange(lo, min(lo + batch_size, num_examples))
+        weight = np.zeros((batch_size,), np.float32)
+        weight[: len(idx)] = 1.0
+        idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[-1])])
+        yield {**take(idx), "weight": weight}

@@ -1,0 +1,124 @@
+"""The model layer: every task builds its recurrent cells, stacks and dense heads here.
+
+    cell = models.make_cell(config)          # config.model.cell + cell_options, train.dtype
+    stack = models.make_stack(config, cell)  # model.num_layers of it, model.dropout between
+    head = models.dense_init(key, H, K);  y_BxK = models.dense(head, h_BxH, cell.compute_dtype)
+
+`config.model.cell` is a registered cell name (`cells.names()`: lstm, gru, rnn, ...) or the
+import path 'package.module:Class' of a `cells.Cell` subclass in the user's own code, so any
+task runs a new cell with no change to this repository. `config.model.cell_options` holds
+keyword arguments of that class (its dataclass fields; the defaults live in the class alone):
+
+    --config.model.cell=rnn --config.model.cell_options="{'activation': 'relu'}"
+    --config.model.cell_options.forget_bias=0.0      # when the config file already sets the key
+
+The cell's width is `config.model.hidden_size` and its matmul dtype `config.train.dtype`
+('bfloat16' -> compute_dtype bfloat16; parameters stay float32); neither is a cell option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import cells
+from cells import base as cells_base
+from train.errors import ConfigError, check_type
+
+# Cell constructor arguments that other config fields set.
+GOVERNED_OPTIONS = {
+    "hidden_size": "config.model.hidden_size",
+    "compute_dtype": "config.train.dtype",
+    "param_dtype": "the trainer (float32 parameters)",
+}
+_SCALAR_TYPES = (bool, int, float, str)
+
+
+def compute_dtype(config: ml_collections.ConfigDict) -> str | None:
+    """The cells' and heads' matmul dtype: None (inputs' dtype) for float32, else train.dtype."""
+    return None if config.train.dtype == "float32" else config.train.dtype
+
+
+def cell_class(config: ml_collections.ConfigDict) -> type[cells.Cell]:
+    """The class config.model.cell names; ConfigError (one line) when there is none."""
+    try:
+        return cells.get(config.model.cell)
+    except ValueError as e:
+        raise ConfigError(f"config.model.cell: {e}") from None
+
+
+def configurable_options(cls: type[cells.Cell]) -> dict[str, Any]:
+    """name -> default of the constructor arguments a config may set (scalar-valued fields)."""
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(cls)
+        if f.init
+        and f.name not in GOVERNED_OPTIONS
+        and f.default is not dataclasses.MISSING
+        and (f.default is None or isinstance(f.default, _SCALAR_TYPES))
+    }
+
+
+def make_cell(config: ml_collections.ConfigDict) -> cells.Cell:
+    """The cell of config.model (cell, hidden_size, cell_options) computing in train.dtype."""
+    cls = cell_class(config)
+    options = config.model.cell_options.to_dict()
+    valid = configurable_options(cls)
+    for key, value in options.items():
+        field = f"config.model.cell_options.{key}"
+        if key in GOVERNED_OPTIONS:
+            raise ConfigError(f"{field}: set by {GOVERNED_OPTIONS[key]}, not as a cell option.")
+        if key not in valid:
+            listed = ", ".join(f"{k} (default {v!r})" for k, v in valid.items()) or "none"
+            raise ConfigError(f"{field}: {cls.__name__} has no such option; valid: {listed}.")
+        if valid[key] is not None:
+            check_type(field, value, valid[key])
+    try:
+        return cls(int(config.model.hidden_size), compute_dtype=compute_dtype(config), **options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config.model.cell_options: {str(e).splitlines()[0]}") from None
+
+
+def make_stack(config: ml_collections.ConfigDict, cell: cells.Cell | None = None) -> cells.Stack:
+    """config.model.num_layers copies of `cell` (default `make_cell(config)`), dropout between."""
+    cell = make_cell(config) if cell is None else cell
+    return cells.Stack.uniform(cell, config.model.num_layers, dropout=config.model.dropout)
+
+
+def check_model(config: ml_collections.ConfigDict, task_cls) -> None:
+    """Refuses model settings that would not take effect, before any compute.
+
+    Builds the cell (name, options and their types) and refuses dropout that a task applies
+    only between recurrent layers when there is one layer (it would be silently ignored).
+    """
+    make_cell(config)
+    m = config.model
+    if task_cls.dropout_between_layers_only and m.dropout > 0 and m.num_layers == 1:
+        raise ConfigError(
+            f"config.model.dropout={m.dropout} has no effect in task {config.task!r} with "
+            "num_layers=1: it acts between recurrent layers only; set num_layers >= 2 or "
+            "dropout=0."
+        )
+
+
+def dense_init(key, fan_in: int, fan_out: int) -> dict[str, jax.Array]:
+    """LeCun-uniform weights w [fan_in, fan_out] (U[-sqrt(3/fan_in), +]) and zero bias b."""
+    limit = math.sqrt(3.0 / fan_in)
+    w = jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)
+    return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
+
+
+def dense(p: dict[str, jax.Array], x_BxK, compute_dtype=None):
+    """y = x w + b over the last axis; matmul inputs in `compute_dtype` (float32 accumulation)."""
+    return cells_base.add_bias(cells_base.matmul(x_BxK, p["w"], compute_dtype), p["b"])
+
+
+def count_params(params) -> int:
+    """Number of scalars in a parameter tree."""
+    return int(sum(np.prod(np.shape(x), dtype=np.int64) for x in jax.tree.leaves(params)))
