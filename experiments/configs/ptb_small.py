@@ -55,7 +55,7 @@ def zaremba_config(
     config.data.valid_fraction = 0.1  # unused: the directory holds its own splits
     config.data.test_fraction = 0.0  # unused: the directory holds its own splits
 
-    config.model.cell = "lstm"  # 'lstm' | 'gru' | 'rnn'
+    config.model.cell = "lstm"  # any registered cell (cells.names()) or 'pkg.module:Class'
     config.model.hidden_size = hidden_size  # units per layer (= embedding size)
     config.model.num_layers = 2  # stacked recurrent layers
     config.model.dropout = dropout  # on embedding output, between layers and on the top output

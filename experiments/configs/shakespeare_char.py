@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.valid_fraction = 0.1  # the last 10% of the text validates
     config.data.test_fraction = 0.0  # 0: 'test' reports the validation split again
 
-    config.model.cell = "lstm"  # 'lstm' | 'gru' | 'rnn'
+    config.model.cell = "lstm"  # any registered cell (cells.names()) or 'pkg.module:Class'
     config.model.hidden_size = 256  # units per layer
     config.model.num_layers = 2  # stacked recurrent layers
     config.model.dropout = 0.1  # on embedding output, between layers and on the top output

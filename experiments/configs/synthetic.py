@@ -11,7 +11,7 @@ from train import config_base
 def get_config():
     config = config_base.base_config()
     config.task = "synthetic"
-    config.model.cell = "lstm"  # any of 'lstm' | 'gru' | 'rnn'
+    config.model.cell = "lstm"  # any registered cell (cells.names()) or 'pkg.module:Class'
     config.model.hidden_size = 32  # small: the point is speed
     config.model.embed_size = 16  # token embedding width
     config.data.vocab_size = 8  # V, symbols per position
