@@ -1,4 +1,4 @@
-"""cells: fused Elman RNN, LSTM and GRU cells for JAX.
+"""cells: fused recurrent cells for JAX, from the Elman RNN to the gated LSTM and GRU families.
 
 Usage:
 
@@ -7,25 +7,34 @@ Usage:
     params = cell.init(key, input_size=128)
     ys, carry = cells.scan(cell, params, xs)        # xs [B, T, I] -> ys [B, T, H]
 
-    cells.names()                     # the registered cells: ('gru', 'lstm', 'rnn')
+    cells.names()                     # the registered cells: ('gru', 'gru_ln', 'indrnn', ...)
     cells.get("gru")(hidden_size=64)  # a cell class by name, or by 'package.module:Class'
 """
 
 import importlib
 
 from cells.base import Cell, LSTMState, Params, RNNState
-from cells.gru import GRU
+from cells.gru import GRU, LayerNormGRU
+from cells.indrnn import IndRNN
 from cells.layers import Bidirectional, Stack, dropout
-from cells.lstm import LSTM
+from cells.lstm import CIFGLSTM, LSTM, LSTMP, LayerNormLSTM, PeepholeLSTM
+from cells.mgu import MGU
 from cells.registry import get, name_of, names, register
 from cells.sequence import reference_scan, scan
 from cells.simple import SimpleRNN, identity_init
 
 __all__ = [
     "Bidirectional",
+    "CIFGLSTM",
     "Cell",
     "GRU",
+    "IndRNN",
     "LSTM",
+    "LSTMP",
+    "LayerNormGRU",
+    "LayerNormLSTM",
+    "MGU",
+    "PeepholeLSTM",
     "LSTMState",
     "Params",
     "RNNState",

@@ -9,10 +9,13 @@ optax, Flax, Equinox). Every cell exposes the same small interface:
   xp_BxTxG = cell.input_projection(params, xs) # the hoisted input GEMM for all time steps
   carry, h, gates = cell.fused_step(params, carry, xp_BxG)   # one recurrent GEMM + elementwise
   carry, h = cell.reference_step(params, carry, x_BxI)       # the plain specification
+  carry, h = cell.step(params, carry, x_BxI)   # one validated step (autoregressive generation)
 
 `fused_step` is what `cells.scan` runs inside `lax.scan`; `reference_step` is written gate by
 gate straight from the paper's equations and is the specification the fused path is tested
-against. G is the number of gate blocks (LSTM 4, GRU 3, Elman RNN 1).
+against. G is the number of gate blocks (LSTM 4, GRU 3, Elman RNN 1). The output h has
+`output_size` units (H, or the LSTM's projection size P); `carry_sizes` gives the width of each
+carry field, and `recurrent_input_size` the rows of w_hh (the width of h fed back).
 """
 
 from __future__ import annotations
@@ -68,6 +71,40 @@ def matmul(x: Array, w: Array, compute_dtype: Any) -> Array:
         return jnp.matmul(x, w)
     acc = jnp.promote_types(jnp.float32, x.dtype)
     return jnp.matmul(x.astype(compute_dtype), w.astype(compute_dtype), preferred_element_type=acc)
+
+
+LN_EPSILON = 1e-5  # the layer-norm variance floor (PyTorch's and flax's default)
+
+
+def layer_norm(x: Array, scale: Array, bias: Array) -> Array:
+    """LN(x) = (x - mean) / sqrt(var + 1e-5) * scale + bias over the last axis (float32 math)."""
+    x32 = x.astype(jnp.promote_types(jnp.float32, x.dtype))
+    mean = jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + LN_EPSILON)
+    return add_bias(y * scale.reshape((1,) * (y.ndim - 1) + scale.shape), bias)
+
+
+def chrono_bias(key: Array, t_max: float, size: int, dtype: Any) -> Array:
+    """log(U[1, t_max - 1]): chrono initialisation (Tallec & Ollivier 2018) of a gate bias.
+
+    A forget (keep) gate with this bias starts with characteristic memory times spread over
+    [1, t_max - 1] steps, the range of dependencies the data is expected to hold.
+    """
+    u = jax.random.uniform(key, (size,), jnp.float32, 1.0, float(t_max) - 1.0)
+    return jnp.log(u).astype(dtype)
+
+
+def check_chrono(cell, t_max) -> None:
+    if (
+        isinstance(t_max, bool)
+        or not isinstance(t_max, int | float)
+        or not (t_max == 0 or t_max > 2)
+    ):
+        raise ValueError(
+            f"{type(cell).__name__}: chrono_t_max must be 0 (off) or a number > 2 (the longest "
+            f"dependency expected, in steps), got {t_max!r}."
+        )
 
 
 def add_bias(y: Array, b: Array) -> Array:
@@ -129,20 +166,26 @@ class Cell:
         k_ih, k_hh = jax.random.split(key)
         gh = self.num_gates * self.hidden_size
         params = {
-            "w_ih": self.kernel_init(k_ih, (input_size, gh), self.param_dtype),
+            "w_ih": self._init(self.kernel_init, k_ih, (input_size, gh)),
             "w_hh": self._init_recurrent(k_hh),
             "b": self._init_bias(),
         }
         params.update(self._extra_params())
         return params
 
+    def _init(self, initializer: Initializer, key: Array, shape: tuple[int, ...]) -> Array:
+        """`initializer` run in float32 (float64 for float64 params), cast to param_dtype.
+
+        Initializers such as the orthogonal one (a QR decomposition) do not run in bfloat16.
+        """
+        wide = jnp.promote_types(jnp.float32, self.param_dtype)
+        return initializer(key, shape, wide).astype(self.param_dtype)
+
     def _init_recurrent(self, key: Array) -> Array:
-        """Recurrent weights, initialised gate block by gate block ([H, H] each)."""
+        """Recurrent weights, initialised gate block by gate block ([H_in, H] each)."""
         keys = jax.random.split(key, self.num_gates)
-        blocks = [
-            self.recurrent_init(k, (self.hidden_size, self.hidden_size), self.param_dtype)
-            for k in keys
-        ]
+        rows = self.recurrent_input_size
+        blocks = [self._init(self.recurrent_init, k, (rows, self.hidden_size)) for k in keys]
         return jnp.concatenate(blocks, axis=1)
 
     def _init_bias(self) -> Array:
@@ -151,7 +194,28 @@ class Cell:
     def _extra_params(self) -> Params:
         return {}
 
+    @property
+    def output_size(self) -> int:
+        """Width of the output h (H; the LSTM's projection size P when it projects)."""
+        return self.hidden_size
+
+    @property
+    def recurrent_input_size(self) -> int:
+        """Rows of w_hh: the width of the h fed back into the next step."""
+        return self.output_size
+
+    @property
+    def carry_sizes(self) -> tuple[int, ...]:
+        """The width of each carry field, in the carry NamedTuple's order (h first)."""
+        return (self.output_size,) + (self.hidden_size,) * (len(self.carry_type._fields) - 1)
+
     def input_size(self, params: Params) -> int:
+        if not isinstance(params, dict) or "w_ih" not in params:
+            keys = sorted(params) if isinstance(params, dict) else type(params).__name__
+            raise ValueError(
+                f"{type(self).__name__}: params must be a dict with 'w_ih' (from cell.init), "
+                f"got {keys}."
+            )
         return params["w_ih"].shape[0]
 
     def check_params(self, params: Params) -> None:
@@ -175,14 +239,30 @@ class Cell:
 
     # -- carry ------------------------------------------------------------------------------
     def initial_carry(self, batch_size: int, dtype: Any = jnp.float32):
-        """The all-zeros carry for `batch_size` sequences."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        """The all-zeros carry for `batch_size` sequences (one buffer per field, so a fresh
+        carry can be donated). `batch_size` may be a symbolic dimension (`jax.export`)."""
+        symbolic = jax.export.is_symbolic_dim(batch_size)
+        if not symbolic and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
+        ):
             raise ValueError(
                 f"{type(self).__name__}.initial_carry: batch_size must be a positive int, "
                 f"got {batch_size!r}."
             )
-        zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
-        return self.carry_type(*([zeros] * len(self.carry_type._fields)))
+        return self.carry_type(*(jnp.zeros((batch_size, n), dtype) for n in self.carry_sizes))
+
+    def check_carry(self, carry, batch_size, what: str = "carry") -> None:
+        """Raises ValueError unless `carry` is this cell's carry type with [B, width] arrays."""
+        expected = tuple((batch_size, n) for n in self.carry_sizes)
+        ok = isinstance(carry, self.carry_type) and all(
+            tuple(jnp.shape(a)) == e for a, e in zip(carry, expected, strict=True)
+        )
+        if not ok:
+            shapes = jax.tree.map(jnp.shape, carry)
+            raise ValueError(
+                f"{what} must be a {self.carry_type.__name__} of arrays {expected} "
+                f"(cell.initial_carry(batch_size={batch_size})), got {shapes}."
+            )
 
     def backward_rule(self):
         """The step-gradient object `cells.scan(..., backward='fused')` uses, or None.
@@ -208,7 +288,18 @@ class Cell:
         raise NotImplementedError
 
     def step(self, params: Params, carry, x: Array):
-        """One step from the raw input x [B, I]: returns (carry, h). Fused layout."""
+        """One step from the raw input x [B, I]: returns (carry, h [B, output_size]).
+
+        The fused path's step (what `cells.scan` runs per step), for autoregressive generation
+        and custom loops; params, x and carry are validated like `cells.scan`'s.
+        """
+        self.check_params(params)
+        if getattr(x, "ndim", None) != 2 or x.shape[-1] != self.input_size(params):
+            raise ValueError(
+                f"{type(self).__name__}.step: x must be [batch, {self.input_size(params)}], got "
+                f"shape {getattr(x, 'shape', x)}."
+            )
+        self.check_carry(carry, x.shape[0], f"{type(self).__name__}.step: carry")
         carry, h, _ = self.fused_step(params, carry, self.input_projection(params, x))
         return carry, h
 

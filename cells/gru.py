@@ -16,6 +16,20 @@ so a step needs a second GEMM after r is known:
 Parameters: w_ih [I, 3H] = [W_ir | W_iz | W_in], w_hh [H, 3H] likewise, b [3H] = [b_r | b_z |
 b_n], and for reset_after=True also b_hn [H], the recurrent bias inside the reset product
 (the recurrent r/z biases of PyTorch are folded into b; `cells.interop` does the bookkeeping).
+
+Options:
+
+  layer_norm=True (Ba, Kiros & Hinton 2016; reset_after=True only): both products normalised
+    over all three gate blocks together, the reset gate scaling the normalised candidate block:
+        [a_r, a_z, a_n] = LN_x(x_t W_ih) + b,   [u_r, u_z, u_n] = LN_h(h_{t-1} W_hh)
+        r_t = sigmoid(a_r + u_r),  z_t = sigmoid(a_z + u_z),  n_t = tanh(a_n + r_t * (u_n + b_hn))
+    with ln_x_scale, ln_x_bias, ln_h_scale, ln_h_bias [3H] (scales 1, biases 0 at init; LN
+    epsilon 1e-5). The hand-written backward does not cover it (backward='fused' runs autodiff).
+  chrono_t_max=T > 2 (Tallec & Ollivier 2018): b_z ~ log(U[1, T - 1]) at init. z is the share
+    of h_{t-1} kept (h_t = (1 - z) n + z h_{t-1}), so it plays the forget gate's role and takes
+    the forget gate's positive sign.
+
+`cells.get('gru_ln')` is the registered layer-normalised variant.
 """
 
 from __future__ import annotations
@@ -41,6 +55,8 @@ class GRU(base.Cell):
     """
 
     reset_after: bool = True
+    layer_norm: bool = False
+    chrono_t_max: float = 0
 
     num_gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
@@ -48,13 +64,50 @@ class GRU(base.Cell):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.reset_after, bool):
-            raise ValueError(f"GRU: reset_after must be True or False, got {self.reset_after!r}.")
+        for flag in ("reset_after", "layer_norm"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"GRU: {flag} must be True or False, got {getattr(self, flag)!r}.")
+        if self.layer_norm and not self.reset_after:
+            raise ValueError("GRU: layer_norm=True needs reset_after=True.")
+        base.check_chrono(self, self.chrono_t_max)
 
     def _extra_params(self):
         if self.reset_after:
             return {"b_hn": jnp.zeros((self.hidden_size,), self.param_dtype)}
         return {}
+
+    def init(self, key, input_size: int):
+        k_cell, k_chrono = jax.random.split(key)
+        params = super().init(k_cell, input_size)
+        h, dtype = self.hidden_size, self.param_dtype
+        if self.layer_norm:
+            for part in ("x", "h"):
+                params[f"ln_{part}_scale"] = jnp.ones((3 * h,), dtype)
+                params[f"ln_{part}_bias"] = jnp.zeros((3 * h,), dtype)
+        if self.chrono_t_max:
+            b_z = base.chrono_bias(k_chrono, self.chrono_t_max, h, dtype)
+            params["b"] = params["b"].at[h : 2 * h].set(b_z)
+        return params
+
+    def backward_rule(self):
+        """The hand-written backward covers both variants, not layer_norm."""
+        return None if self.layer_norm else super().backward_rule()
+
+    def input_projection(self, params, xs):
+        """x W_ih + b for all steps; LN_x(x W_ih) + b with layer_norm."""
+        if not self.layer_norm:
+            return super().input_projection(params, xs)
+        xw = base.matmul(xs, params["w_ih"], self.compute_dtype)
+        return base.add_bias(
+            base.layer_norm(xw, params["ln_x_scale"], params["ln_x_bias"]), params["b"]
+        )
+
+    def recurrent(self, params, h):
+        """h W_hh (all gates at once); LN_h(h W_hh) with layer_norm."""
+        hw = super().recurrent(params, h)
+        if self.layer_norm:
+            hw = base.layer_norm(hw, params["ln_h_scale"], params["ln_h_bias"])
+        return hw
 
     def fused_step(self, params, carry, xp_Bx3H):
         (h_prev,) = carry
@@ -81,6 +134,15 @@ class GRU(base.Cell):
         w_r, w_z, w_n = self.split_gates(params, "w_ih")
         u_r, u_z, u_n = self.split_gates(params, "w_hh")
         b_r, b_z, b_n = self.split_gates(params, "b")
+        if self.layer_norm:  # normalised over all gate blocks together, then split
+            xw = base.layer_norm(x_BxI @ params["w_ih"], params["ln_x_scale"], params["ln_x_bias"])
+            hw = base.layer_norm(h_prev @ params["w_hh"], params["ln_h_scale"], params["ln_h_bias"])
+            (x_r, x_z, x_n), (h_r, h_z, h_n) = jnp.split(xw, 3, -1), jnp.split(hw, 3, -1)
+            r = jax.nn.sigmoid(base.add_bias(x_r, b_r) + h_r)
+            z = jax.nn.sigmoid(base.add_bias(x_z, b_z) + h_z)
+            n = jnp.tanh(base.add_bias(x_n, b_n) + r * base.add_bias(h_n, params["b_hn"]))
+            h = (1.0 - z) * n + z * h_prev
+            return base.RNNState(h), h
         r = jax.nn.sigmoid(base.add_bias(x_BxI @ w_r, b_r) + h_prev @ u_r)
         z = jax.nn.sigmoid(base.add_bias(x_BxI @ w_z, b_z) + h_prev @ u_z)
         if self.reset_after:
@@ -91,3 +153,11 @@ class GRU(base.Cell):
             n = jnp.tanh(base.add_bias(x_BxI @ w_n, b_n) + (r * h_prev) @ u_n)
         h = (1.0 - z) * n + z * h_prev
         return base.RNNState(h), h
+
+
+@registry.register("gru_ln")
+@dataclasses.dataclass(frozen=True)
+class LayerNormGRU(GRU):
+    """Layer-normalised GRU (Ba, Kiros & Hinton 2016), reset-after form."""
+
+    layer_norm: bool = True

@@ -4,18 +4,22 @@ Every conversion is function-preserving: converted parameters give the other lib
 (up to float rounding), both directions, any number of layers, either direction of a
 bidirectional layer. Layouts:
 
-  cells      w_ih [I, G*H], w_hh [H, G*H], b [G*H] (+ b_hn [H], GRU reset_after=True)
-  PyTorch    weight_ih_l{k}[_reverse] [G*H, I], weight_hh_l{k} [G*H, H], bias_ih_l{k} [G*H],
-             bias_hh_l{k} [G*H]; the same gate order (LSTM i, f, g, o; GRU r, z, n)
+  cells      w_ih [I, G*H], w_hh [H, G*H], b [G*H] (+ b_hn [H], GRU reset_after=True and MGU;
+             + w_hr [H, P] for the LSTM with proj_size=P, whose w_hh is then [P, 4H])
+  PyTorch    weight_ih_l{k}[_reverse] [G*H, I], weight_hh_l{k} [G*H, H or P], bias_ih_l{k}
+             [G*H], bias_hh_l{k} [G*H] (+ weight_hr_l{k} [P, H] with proj_size); the same gate
+             order (LSTM i, f, g, o; GRU r, z, n)
   flax       LSTMCell / OptimizedLSTMCell {'ii','if','ig','io': {kernel}, 'hi','hf','hg','ho':
              {kernel, bias}}; GRUCell {'ir','iz','in': {kernel, bias}, 'hr','hz': {kernel},
+             'hn': {kernel, bias}}; MGUCell {'if','in': {kernel, bias}, 'hf': {kernel},
              'hn': {kernel, bias}}; SimpleCell {'i': {kernel, bias}, 'h': {kernel}}
 
 PyTorch has two biases where a cell needs one. They are folded: LSTM and Elman b = b_ih + b_hh;
 GRU b[r, z] = b_ih + b_hh, b[n] = b_ih[n] and b_hn = b_hh[n] (n's recurrent bias sits inside
 the reset product). Going back, the folded bias goes to b_ih and the rest (zeros, or GRU's
-b_hn) to b_hh. GRU(reset_after=False) (Cho et al.'s original) has no PyTorch or flax
-equivalent; converting it raises ValueError.
+b_hn) to b_hh. Cells the other library lacks raise ValueError: GRU(reset_after=False) (Cho
+et al.'s original), the layer-normalised cells, the LSTM's peephole and coupled options, the
+projected LSTM in flax, the MGU in PyTorch, the IndRNN in both.
 
 Carries differ too: flax's LSTM carry is (c, h), PyTorch's initial/final states are
 [num_layers * num_directions, B, H] arrays; `carry_from_flax`, `carry_to_flax`,
@@ -36,6 +40,7 @@ import numpy as np
 from cells import base, layers
 from cells.gru import GRU
 from cells.lstm import LSTM
+from cells.mgu import MGU
 from cells.simple import SimpleRNN
 
 Params = base.Params
@@ -51,15 +56,23 @@ def to_numpy(array: Any) -> np.ndarray:
 
 
 def _check_cell(cell: Any, target: str) -> None:
-    if not isinstance(cell, LSTM | GRU | SimpleRNN):
-        raise ValueError(
-            f"cell must be a cells.LSTM, cells.GRU or cells.SimpleRNN to convert to/from "
-            f"{target}, got {cell!r}."
-        )
+    kinds = (LSTM, GRU, SimpleRNN) + ((MGU,) if target == "flax" else ())
+    if not isinstance(cell, kinds):
+        names = ", ".join(f"cells.{k.__name__}" for k in kinds)
+        raise ValueError(f"cell must be one of {names} to convert to/from {target}, got {cell!r}.")
     if isinstance(cell, GRU) and not cell.reset_after:
         raise ValueError(
             f"GRU(reset_after=False) has no {target} equivalent: {target} applies the reset gate "
             "after the recurrent product; use cells.GRU(hidden_size, reset_after=True)."
+        )
+    options = ["layer_norm"] if getattr(cell, "layer_norm", False) else []
+    if isinstance(cell, LSTM):
+        options += [name for name in ("peephole", "coupled") if getattr(cell, name)]
+        if cell.proj_size and target == "flax":
+            options.append("proj_size")
+    if options:
+        raise ValueError(
+            f"{type(cell).__name__} with {', '.join(options)} has no {target} equivalent."
         )
 
 
@@ -106,8 +119,13 @@ def from_torch(
     _check_cell(cell, "PyTorch")
     suffix = _torch_suffix(layer, reverse)
     key = lambda name: f"{prefix}{name}{suffix}"
-    if key("weight_hr") in state_dict:
-        raise ValueError("nn.LSTM with proj_size > 0 (projected hidden state) is not supported.")
+    proj = getattr(cell, "proj_size", 0)
+    if (key("weight_hr") in state_dict) != bool(proj):
+        raise ValueError(
+            f"{key('weight_hr')} is {'present' if key('weight_hr') in state_dict else 'missing'} "
+            f"but the cell has proj_size={proj}: use cells.LSTM(hidden_size, proj_size=P) for an "
+            "nn.LSTM(proj_size=P) and proj_size=0 otherwise."
+        )
     if key("weight_ih") not in state_dict:
         raise ValueError(
             f"state_dict has no {key('weight_ih')!r}: check layer={layer}, reverse={reverse} and "
@@ -121,13 +139,17 @@ def from_torch(
             f"{key('weight_ih')} has shape {w_ih.shape} but {type(cell).__name__}(hidden_size={h}) "
             f"needs [{g * h}, input_size]: the cell kind or hidden_size does not match the module."
         )
-    _check_shape(key("weight_hh"), w_hh, (g * h, h))
+    _check_shape(key("weight_hh"), w_hh, (g * h, cell.recurrent_input_size))
     zeros = np.zeros((g * h,))
     b_ih = to_numpy(state_dict.get(key("bias_ih"), zeros)).astype(np.float64)
     b_hh = to_numpy(state_dict.get(key("bias_hh"), zeros)).astype(np.float64)
     _check_shape(key("bias_ih"), b_ih, (g * h,))
     _check_shape(key("bias_hh"), b_hh, (g * h,))
     arrays = {"w_ih": w_ih.T, "w_hh": w_hh.T}
+    if proj:
+        w_hr = to_numpy(state_dict[key("weight_hr")]).astype(np.float64)
+        _check_shape(key("weight_hr"), w_hr, (proj, h))
+        arrays["w_hr"] = w_hr.T
     if isinstance(cell, GRU):
         arrays["b"] = np.concatenate([b_ih[: 2 * h] + b_hh[: 2 * h], b_ih[2 * h :]])
         arrays["b_hn"] = b_hh[2 * h :]
@@ -151,12 +173,15 @@ def to_torch(
     if isinstance(cell, GRU):
         b_hh[2 * h :] = p["b_hn"]
     suffix = _torch_suffix(layer, reverse)
-    return {
+    state = {
         f"{prefix}weight_ih{suffix}": np.ascontiguousarray(p["w_ih"].T),
         f"{prefix}weight_hh{suffix}": np.ascontiguousarray(p["w_hh"].T),
         f"{prefix}bias_ih{suffix}": p["b"],
         f"{prefix}bias_hh{suffix}": b_hh,
     }
+    if "w_hr" in p:
+        state[f"{prefix}weight_hr{suffix}"] = np.ascontiguousarray(p["w_hr"].T)
+    return state
 
 
 def _directions(layer: Any) -> list[tuple[base.Cell, bool, str | None]]:
@@ -210,11 +235,9 @@ def from_torch_module(module: Any) -> tuple[layers.Stack, tuple]:
     mode = getattr(module, "mode", None)
     if mode not in _TORCH_MODES:
         raise ValueError(f"module must be a torch nn.LSTM, nn.GRU or nn.RNN, got {module!r}.")
-    if getattr(module, "proj_size", 0):
-        raise ValueError("nn.LSTM with proj_size > 0 (projected hidden state) is not supported.")
     h = module.hidden_size
     if mode == "LSTM":
-        cell = LSTM(h)
+        cell = LSTM(h, proj_size=int(getattr(module, "proj_size", 0)))
     elif mode == "GRU":
         cell = GRU(h, reset_after=True)
     else:
@@ -263,6 +286,7 @@ def carry_to_torch(stack: layers.Stack, carries: tuple) -> Any:
 
 _FLAX_LSTM_GATES = ("i", "f", "g", "o")
 _FLAX_GRU_GATES = ("r", "z", "n")
+_FLAX_MGU_GATES = ("f", "n")
 
 
 def _flax_tree(variables: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -280,13 +304,14 @@ def _get(tree: Mapping[str, Any], name: str, leaf: str) -> np.ndarray:
     except (KeyError, TypeError) as e:
         raise ValueError(
             f"flax params have no {name}/{leaf}: expected a flax.linen LSTMCell, "
-            f"OptimizedLSTMCell, GRUCell or SimpleCell param tree, got keys {sorted(tree)}."
+            f"OptimizedLSTMCell, GRUCell, MGUCell or SimpleCell param tree, got keys "
+            f"{sorted(tree)}."
         ) from e
 
 
 def from_flax(cell: base.Cell, variables: Mapping[str, Any]) -> Params:
-    """flax.linen LSTMCell / OptimizedLSTMCell (for LSTM), GRUCell (GRU) or SimpleCell
-    (SimpleRNN) params as `cell`'s params."""
+    """flax.linen LSTMCell / OptimizedLSTMCell (for LSTM), GRUCell (GRU), MGUCell (MGU) or
+    SimpleCell (SimpleRNN) params as `cell`'s params."""
     _check_cell(cell, "flax")
     tree = _flax_tree(variables)
     if isinstance(cell, LSTM):
@@ -300,6 +325,13 @@ def from_flax(cell: base.Cell, variables: Mapping[str, Any]) -> Params:
             "w_ih": np.concatenate([_get(tree, f"i{g}", "kernel") for g in _FLAX_GRU_GATES], 1),
             "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in _FLAX_GRU_GATES], 1),
             "b": np.concatenate([_get(tree, f"i{g}", "bias") for g in _FLAX_GRU_GATES]),
+            "b_hn": _get(tree, "hn", "bias"),
+        }
+    elif isinstance(cell, MGU):
+        arrays = {
+            "w_ih": np.concatenate([_get(tree, f"i{g}", "kernel") for g in _FLAX_MGU_GATES], 1),
+            "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in _FLAX_MGU_GATES], 1),
+            "b": np.concatenate([_get(tree, f"i{g}", "bias") for g in _FLAX_MGU_GATES]),
             "b_hn": _get(tree, "hn", "bias"),
         }
     else:
@@ -316,8 +348,8 @@ def from_flax(cell: base.Cell, variables: Mapping[str, Any]) -> Params:
 
 def to_flax(cell: base.Cell, params: Params) -> dict[str, Any]:
     """`cell`'s params as flax.linen variables {'params': {...}} for LSTMCell /
-    OptimizedLSTMCell, GRUCell or SimpleCell (`flax_cell.apply(variables, carry, x)`; wrap as
-    {'params': {'cell': ...}} for nn.RNN)."""
+    OptimizedLSTMCell, GRUCell, MGUCell or SimpleCell (`flax_cell.apply(variables, carry, x)`;
+    wrap as {'params': {'cell': ...}} for nn.RNN)."""
     _check_cell(cell, "flax")
     cell.check_params(params)
     split = {name: cell.split_gates(params, name) for name in ("w_ih", "w_hh", "b")}
@@ -329,6 +361,12 @@ def to_flax(cell: base.Cell, params: Params) -> dict[str, Any]:
     elif isinstance(cell, GRU):
         tree = {}
         for k, g in enumerate(_FLAX_GRU_GATES):
+            tree[f"i{g}"] = {"kernel": split["w_ih"][k], "bias": split["b"][k]}
+            tree[f"h{g}"] = {"kernel": split["w_hh"][k]}
+        tree["hn"]["bias"] = params["b_hn"]
+    elif isinstance(cell, MGU):
+        tree = {}
+        for k, g in enumerate(_FLAX_MGU_GATES):
             tree[f"i{g}"] = {"kernel": split["w_ih"][k], "bias": split["b"][k]}
             tree[f"h{g}"] = {"kernel": split["w_hh"][k]}
         tree["hn"]["bias"] = params["b_hn"]

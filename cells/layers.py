@@ -9,6 +9,11 @@ Both are frozen dataclasses with the same functional shape as a cell's sequence 
 Dropout (inverted, rate `dropout`) is applied between layers only, i.e. on the non-recurrent
 connections (Zaremba et al. 2014); the recurrent connections are never dropped. Put dropout on
 the stack's input or output in the model around it, where it belongs to the task.
+
+`Stack(..., learn_initial_carry=True)` adds a learned initial state to every layer: params
+'h0' (and 'c0' for the LSTM) [H] beside the cell's own, broadcast over the batch, used when no
+carry is passed and wherever `resets` restarts an episode. `Stack.step` runs one time step of
+every layer, for autoregressive generation.
 """
 
 from __future__ import annotations
@@ -57,17 +62,17 @@ class Bidirectional:
     def __post_init__(self):
         if self.merge not in _MERGES:
             raise ValueError(f"Bidirectional: merge must be one of {_MERGES}, got {self.merge!r}.")
-        if self.merge == "sum" and self.forward.hidden_size != self.backward.hidden_size:
+        if self.merge == "sum" and self.forward.output_size != self.backward.output_size:
             raise ValueError(
-                "Bidirectional: merge='sum' needs equal hidden sizes, got "
-                f"{self.forward.hidden_size} and {self.backward.hidden_size}."
+                "Bidirectional: merge='sum' needs equal output sizes, got "
+                f"{self.forward.output_size} and {self.backward.output_size}."
             )
 
     @property
     def output_size(self) -> int:
         if self.merge == "sum":
-            return self.forward.hidden_size
-        return self.forward.hidden_size + self.backward.hidden_size
+            return self.forward.output_size
+        return self.forward.output_size + self.backward.output_size
 
     def init(self, key, input_size: int):
         k_f, k_b = jax.random.split(key)
@@ -79,19 +84,31 @@ class Bidirectional:
     def initial_carry(self, batch_size: int):
         return (self.forward.initial_carry(batch_size), self.backward.initial_carry(batch_size))
 
-    def __call__(self, params, xs, *, carry=None, lengths=None, **scan_kwargs):
+    def __call__(
+        self,
+        params,
+        xs,
+        *,
+        carry=None,
+        initial_carry=None,
+        lengths=None,
+        resets=None,
+        **scan_kwargs,
+    ):
         carry_f, carry_b = (None, None) if carry is None else carry
+        init_f, init_b = (None, None) if initial_carry is None else initial_carry
+        kwargs = dict(lengths=lengths, resets=resets, **scan_kwargs)
         ys_f, carry_f = sequence_lib.scan(
-            self.forward, params["forward"], xs, carry=carry_f, lengths=lengths, **scan_kwargs
+            self.forward, params["forward"], xs, carry=carry_f, initial_carry=init_f, **kwargs
         )
         ys_b, carry_b = sequence_lib.scan(
             self.backward,
             params["backward"],
             xs,
             carry=carry_b,
-            lengths=lengths,
+            initial_carry=init_b,
             reverse=True,
-            **scan_kwargs,
+            **kwargs,
         )
         ys = ys_f + ys_b if self.merge == "sum" else jnp.concatenate([ys_f, ys_b], axis=-1)
         return ys, (carry_f, carry_b)
@@ -100,14 +117,38 @@ class Bidirectional:
 Layer = Any  # a base.Cell or a Bidirectional
 
 
-def _run_layer(layer: Layer, params, xs, carry, lengths, scan_kwargs):
+def _run_layer(layer: Layer, params, xs, carry, init, lengths, resets, scan_kwargs):
+    kwargs = dict(carry=carry, initial_carry=init, lengths=lengths, resets=resets, **scan_kwargs)
     if isinstance(layer, Bidirectional):
-        return layer(params, xs, carry=carry, lengths=lengths, **scan_kwargs)
-    return sequence_lib.scan(layer, params, xs, carry=carry, lengths=lengths, **scan_kwargs)
+        return layer(params, xs, **kwargs)
+    return sequence_lib.scan(layer, params, xs, **kwargs)
 
 
 def _output_size(layer: Layer) -> int:
-    return layer.output_size if isinstance(layer, Bidirectional) else layer.hidden_size
+    return layer.output_size
+
+
+def carry_param_names(cell: base.Cell) -> tuple[str, ...]:
+    """'h0' (and 'c0'): the learned initial carry's parameter names, one per carry field."""
+    return tuple(f"{field}0" for field in cell.carry_type._fields)
+
+
+def initial_carry_params(cell: base.Cell, dtype=jnp.float32) -> dict:
+    """Zero learned initial carries {'h0': [H_out], ('c0': [H])} for `cell`."""
+    zeros = cell.initial_carry(1, dtype)
+    return {n: z[0] for n, z in zip(carry_param_names(cell), zeros, strict=True)}
+
+
+def split_initial_carry(cell: base.Cell, params):
+    """(the cell's own params, the learned initial carry as the cell's carry type of [H]).
+
+    The carry is None when `params` holds no learned initial carry.
+    """
+    names = carry_param_names(cell)
+    if not all(n in params for n in names):
+        return params, None
+    own = {k: v for k, v in params.items() if k not in names}
+    return own, cell.carry_type(*(params[n] for n in names))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +158,13 @@ class Stack:
     Attributes:
       layers: a tuple of cells (or `Bidirectional` wrappers), bottom first.
       dropout: rate of the dropout between consecutive layers, in [0, 1).
+      learn_initial_carry: give every cell a learned initial carry ('h0', 'c0' params [H],
+        zeros at init) used when no carry is passed and at every reset.
     """
 
     layers: tuple
     dropout: float = 0.0
+    learn_initial_carry: bool = False
 
     def __post_init__(self):
         if not isinstance(self.layers, tuple) or not self.layers:
@@ -134,13 +178,56 @@ class Stack:
                 )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"Stack: dropout must lie in [0, 1), got {self.dropout!r}.")
+        if not isinstance(self.learn_initial_carry, bool):
+            raise ValueError(
+                "Stack: learn_initial_carry must be True or False, got "
+                f"{self.learn_initial_carry!r}."
+            )
 
     @classmethod
-    def uniform(cls, cell: base.Cell, num_layers: int, dropout: float = 0.0) -> Stack:
+    def uniform(
+        cls,
+        cell: base.Cell,
+        num_layers: int,
+        dropout: float = 0.0,
+        learn_initial_carry: bool = False,
+    ) -> Stack:
         """`num_layers` copies of `cell`."""
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"Stack: num_layers must be a positive int, got {num_layers!r}.")
-        return cls(layers=(cell,) * num_layers, dropout=dropout)
+        return cls((cell,) * num_layers, dropout, learn_initial_carry)
+
+    def _cells_of(self, layer: Layer, params):
+        """[(cell, its params, key in params or None)] of a layer: one, or two directions."""
+        if isinstance(layer, Bidirectional):
+            return [
+                (layer.forward, params["forward"], "forward"),
+                (layer.backward, params["backward"], "backward"),
+            ]
+        return [(layer, params, None)]
+
+    def _with_carry_params(self, layer: Layer, params):
+        """A layer's params with zero learned initial carries added (learn_initial_carry)."""
+
+        def add(cell, p):
+            return {**p, **initial_carry_params(cell)}
+
+        if isinstance(layer, Bidirectional):
+            return {
+                "forward": add(layer.forward, params["forward"]),
+                "backward": add(layer.backward, params["backward"]),
+            }
+        return add(layer, params)
+
+    def _split_layer(self, layer: Layer, params):
+        """(the layer's cell params, its learned initial carry or None)."""
+        if not self.learn_initial_carry:
+            return params, None
+        if isinstance(layer, Bidirectional):
+            own_f, c0_f = split_initial_carry(layer.forward, params["forward"])
+            own_b, c0_b = split_initial_carry(layer.backward, params["backward"])
+            return {"forward": own_f, "backward": own_b}, (c0_f, c0_b)
+        return split_initial_carry(layer, params)
 
     @property
     def output_size(self) -> int:
@@ -149,14 +236,53 @@ class Stack:
     def init(self, key, input_size: int) -> tuple:
         params = []
         for layer, k in zip(self.layers, jax.random.split(key, len(self.layers)), strict=True):
-            params.append(layer.init(k, input_size))
+            p = layer.init(k, input_size)
+            params.append(self._with_carry_params(layer, p) if self.learn_initial_carry else p)
             input_size = _output_size(layer)
         return tuple(params)
 
     def initial_carry(self, batch_size: int) -> tuple:
         return tuple(layer.initial_carry(batch_size) for layer in self.layers)
 
-    def __call__(self, params, xs, *, carry=None, lengths=None, rng=None, **scan_kwargs):
+    def _check_carries(self, params, carry) -> None:
+        if len(params) != len(self.layers):
+            raise ValueError(
+                f"Stack: params has {len(params)} layers, the stack {len(self.layers)}."
+            )
+        if carry is not None and (
+            not isinstance(carry, tuple | list) or len(carry) != len(self.layers)
+        ):
+            raise ValueError(
+                f"Stack: carry must be a tuple of {len(self.layers)} per-layer carries "
+                f"(stack.initial_carry(batch_size)), got {type(carry).__name__} of "
+                f"{len(carry) if isinstance(carry, tuple | list) else 'one'}."
+            )
+
+    def step(self, params, carry, x, *, rng=None):
+        """One time step of every layer: x [B, I] -> (tuple of carries, top output [B, H_top]).
+
+        For autoregressive generation: feed each step's output (or a sample from it) back in.
+        `carry` is a tuple of per-layer carries (`initial_carry(B)`, or the carries a call of
+        the stack returned); dropout between layers with `rng` as in `__call__`. Bidirectional
+        layers cannot step (their backward direction needs the future).
+        """
+        self._check_carries(params, carry)
+        if carry is None:
+            raise ValueError("Stack.step: carry is required (stack.initial_carry(batch_size)).")
+        new_carries = []
+        for k, (layer, p, c) in enumerate(zip(self.layers, params, carry, strict=True)):
+            if isinstance(layer, Bidirectional):
+                raise ValueError("Stack.step: a Bidirectional layer cannot run one step at a time.")
+            if k > 0:
+                x = dropout(None if rng is None else jax.random.fold_in(rng, k), self.dropout, x)
+            p, _ = self._split_layer(layer, p)
+            c, x = layer.step(p, c, x)
+            new_carries.append(c)
+        return tuple(new_carries), x
+
+    def __call__(
+        self, params, xs, *, carry=None, lengths=None, resets=None, rng=None, **scan_kwargs
+    ):
         """Runs all layers. Returns (ys of the top layer [B, T, H_top], tuple of final carries).
 
         Args:
@@ -164,19 +290,19 @@ class Stack:
           xs: inputs [B, T, I].
           carry: a tuple of per-layer carries; default all zeros.
           lengths: optional [B] valid lengths (see `cells.scan`).
+          resets: optional bool [B, T]: restart every layer's carry before step t (see
+            `cells.scan`); with learn_initial_carry, from the learned initial carry.
           rng: PRNG key for the dropout between layers; None means no dropout (evaluation).
-          **scan_kwargs: unroll / remat, passed to `cells.scan`.
+          **scan_kwargs: unroll / remat / backward, passed to `cells.scan`.
         """
-        if len(params) != len(self.layers):
-            raise ValueError(
-                f"Stack: params has {len(params)} layers, the stack {len(self.layers)}."
-            )
+        self._check_carries(params, carry)
         # None per layer lets `cells.scan` pick the carry dtype (float64 under x64).
         carries = (None,) * len(self.layers) if carry is None else carry
         new_carries = []
         for k, (layer, p, c) in enumerate(zip(self.layers, params, carries, strict=True)):
             if k > 0:
                 xs = dropout(None if rng is None else jax.random.fold_in(rng, k), self.dropout, xs)
-            xs, c = _run_layer(layer, p, xs, c, lengths, scan_kwargs)
+            p, init = self._split_layer(layer, p)
+            xs, c = _run_layer(layer, p, xs, c, init, lengths, resets, scan_kwargs)
             new_carries.append(c)
         return xs, tuple(new_carries)

@@ -12,7 +12,10 @@ The param trees are the functional dicts themselves (`variables['params']` is wh
 `cells.scan` takes; layer k of a stack is `variables['params'][f'layer_{k}']`), so params move
 freely between the functional API, these modules and `cells.interop`. Initialisation is the
 cell's own `init` (same distributions: glorot input weights, orthogonal recurrent blocks,
-forget bias).
+forget bias). `RNN(cell, learn_initial_carry=True)` adds learned initial states 'h0' (and
+'c0'); `resets` restarts episodes inside a sequence; one time step at a time:
+
+    carry, h = rnn.apply(variables, carry, x_BxI, method="step")
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ class RNN(nn.Module):
     """
 
     cell: base.Cell
+    learn_initial_carry: bool = False
+
+    def step(self, carry, x):
+        """One time step with the bound params: (carry, h [B, H]). Use with method='step'."""
+        own, _ = layers.split_initial_carry(self.cell, dict(self.variables["params"]))
+        return self.cell.step(own, carry, x)
 
     @nn.compact
     def __call__(
@@ -47,6 +56,7 @@ class RNN(nn.Module):
         *,
         carry=None,
         lengths=None,
+        resets=None,
         reverse=False,
         return_trace=False,
         **scan_kwargs,
@@ -63,12 +73,19 @@ class RNN(nn.Module):
             name: self.param(name, lambda key, n=name: (full or self.cell.init(key, input_size))[n])
             for name in sorted(self.cell.param_shapes(input_size))
         }
+        learned = None
+        if self.learn_initial_carry:
+            zeros = layers.initial_carry_params(self.cell)
+            carry0 = {n: self.param(n, lambda key, n=n: zeros[n]) for n in sorted(zeros)}
+            _, learned = layers.split_initial_carry(self.cell, carry0)
         return run_scan(
             self.cell,
             params,
             xs,
             carry=carry,
+            initial_carry=learned,
             lengths=lengths,
+            resets=resets,
             reverse=reverse,
             return_trace=return_trace,
             **scan_kwargs,
@@ -84,14 +101,30 @@ class Stack(nn.Module):
 
     stack: layers.Stack
 
+    def step(self, carry, x):
+        """One time step of every layer with the bound params (no dropout); method='step'."""
+        params = self.variables["params"]
+        layer_params = tuple(params[f"layer_{k}"] for k in range(len(self.stack.layers)))
+        return self.stack.step(layer_params, carry, x)
+
     @nn.compact
-    def __call__(self, xs, *, carry=None, lengths=None, deterministic: bool = True, **scan_kwargs):
+    def __call__(
+        self,
+        xs,
+        *,
+        carry=None,
+        lengths=None,
+        resets=None,
+        deterministic: bool = True,
+        **scan_kwargs,
+    ):
         """Runs the stack: (ys of the top layer [B, T, H], tuple of per-layer carries).
 
         Args:
           xs: inputs [B, T, I].
           carry: per-layer carries; default zeros.
           lengths: optional [B] valid lengths.
+          resets: optional bool [B, T]: restart every layer's carry before step t.
           deterministic: True (default) disables dropout; False draws from the 'dropout' rng.
           **scan_kwargs: further `cells.scan` options (unroll, remat, backward).
         """
@@ -108,4 +141,6 @@ class Stack(nn.Module):
         )
         use_dropout = not deterministic and self.stack.dropout > 0.0
         rng = self.make_rng("dropout") if use_dropout else None
-        return self.stack(params, xs, carry=carry, lengths=lengths, rng=rng, **scan_kwargs)
+        return self.stack(
+            params, xs, carry=carry, lengths=lengths, resets=resets, rng=rng, **scan_kwargs
+        )

@@ -1,4 +1,5 @@
-"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000).
+"""Long short-term memory (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000), with
+the variants the literature compares, combinable.
 
 The gate order is PyTorch's, i, f, g, o, in every fused array:
 
@@ -13,12 +14,35 @@ Parameters: w_ih [I, 4H] = [W_ii | W_if | W_ig | W_io], w_hh [H, 4H] likewise, a
 b [4H] = [b_i | b_f | b_g | b_o] (PyTorch's b_ih + b_hh; `cells.interop` splits it back).
 The forget-gate bias starts at `forget_bias` (1.0 by default, Gers et al. 2000 / Jozefowicz
 et al. 2015) so that memory is kept at the start of training.
+
+Options (any combination):
+
+  peephole=True (Gers, Schraudolph & Schmidhuber 2002): the gates see the cell through
+    diagonal weights w_peep [3, H] (rows i, f, o):
+        i_t = sigmoid(... + p_i * c_{t-1}),  f_t = sigmoid(... + p_f * c_{t-1}),
+        o_t = sigmoid(... + p_o * c_t)                              (zeros at init)
+  coupled=True (CIFG, Greff et al. 2017): no input gate, i_t = 1 - f_t; three gate blocks in
+    the order (f, g, o): w_ih [I, 3H], w_hh [., 3H], b [3H].
+  proj_size=P > 0 (LSTMP, Sak et al. 2014; PyTorch's nn.LSTM(proj_size=P)):
+        h_t = (o_t * tanh(c_t)) W_hr,   W_hr = w_hr [H, P]
+    so the carry's h and the output are [B, P] and w_hh is [P, G*H].
+  layer_norm=True (Ba, Kiros & Hinton 2016): each product normalised over all gate blocks
+    together, the cell normalised before the output tanh:
+        pre_t = LN_x(x_t W_ih) + LN_h(h_{t-1} W_hh) + b,   h_t = o_t * tanh(LN_c(c_t))
+    with ln_x_scale, ln_x_bias, ln_h_scale, ln_h_bias [G*H] and ln_c_scale, ln_c_bias [H]
+    (scales start at 1, biases at 0); LN(v) = (v - mean(v)) / sqrt(var(v) + 1e-5) * s + b.
+    The hand-written backward does not cover it: backward='fused' runs autodiff (warned).
+  chrono_t_max=T > 0 (Tallec & Ollivier 2018): b_f ~ log(U[1, T - 1]) and b_i = -b_f at init
+    (coupled: b_f only), for dependencies up to about T steps; forget_bias is then unused.
+
+`cells.get('lstm_peephole')`, `'lstm_cifg'`, `'lstmp'` and `'lstm_ln'` are the registered
+variants (the same class with that option on by default).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+import math
 
 import jax
 import jax.numpy as jnp
@@ -30,44 +54,207 @@ from cells.kernels import step_grads
 @registry.register("lstm")
 @dataclasses.dataclass(frozen=True)
 class LSTM(base.Cell):
-    """LSTM cell with forget gate. See the module docstring for the equations.
+    """LSTM cell with forget gate and optional variants. See the module docstring.
 
     Attributes:
       forget_bias: initial value of the forget-gate bias b_f (default 1.0; 0.0 as in Zaremba).
+      peephole: diagonal peephole connections from the cell to the gates.
+      coupled: couple the input gate to the forget gate, i = 1 - f (CIFG).
+      proj_size: P > 0 projects the output to P units (LSTMP); 0 = no projection.
+      layer_norm: layer-normalise the two products and the cell (LN-LSTM).
+      chrono_t_max: T > 2 initialises the gate biases by the chrono rule; 0 = off.
     """
 
     forget_bias: float = 1.0
+    peephole: bool = False
+    coupled: bool = False
+    proj_size: int = 0
+    layer_norm: bool = False
+    chrono_t_max: float = 0
 
-    num_gates: ClassVar[int] = 4
-    gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
-    carry_type: ClassVar[type] = base.LSTMState
-    fused_backward: ClassVar[type | None] = step_grads.LSTMGrad
+    carry_type = base.LSTMState
+    fused_backward = step_grads.LSTMGrad
+
+    def __post_init__(self):
+        super().__post_init__()
+        name = type(self).__name__
+        for flag in ("peephole", "coupled", "layer_norm"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(
+                    f"{name}: {flag} must be True or False, got {getattr(self, flag)!r}."
+                )
+        p = self.proj_size
+        if isinstance(p, bool) or not isinstance(p, int) or p < 0:
+            raise ValueError(f"{name}: proj_size must be an int >= 0 (0: none), got {p!r}.")
+        if not isinstance(self.forget_bias, int | float) or not math.isfinite(self.forget_bias):
+            raise ValueError(
+                f"{name}: forget_bias must be a finite number, got {self.forget_bias!r}."
+            )
+        base.check_chrono(self, self.chrono_t_max)
+
+    # -- layout --------------------------------------------------------------------------------
+    @property
+    def gate_names(self) -> tuple[str, ...]:
+        return ("f", "g", "o") if self.coupled else ("i", "f", "g", "o")
+
+    @property
+    def num_gates(self) -> int:
+        return len(self.gate_names)
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def _block(self, name: str) -> slice:
+        """Columns of gate `name` in the fused [.., G*H] arrays."""
+        k, h = self.gate_names.index(name), self.hidden_size
+        return slice(k * h, (k + 1) * h)
+
+    # -- parameters ------------------------------------------------------------------------------
+    def init(self, key, input_size: int):
+        k_cell, k_extra, k_chrono = jax.random.split(key, 3)
+        params = super().init(k_cell, input_size)
+        h, gh, dtype = self.hidden_size, self.num_gates * self.hidden_size, self.param_dtype
+        if self.proj_size:
+            params["w_hr"] = self._init(self.kernel_init, k_extra, (h, self.proj_size))
+        if self.peephole:
+            params["w_peep"] = jnp.zeros((3, h), dtype)
+        if self.layer_norm:
+            for part, size in (("x", gh), ("h", gh), ("c", h)):
+                params[f"ln_{part}_scale"] = jnp.ones((size,), dtype)
+                params[f"ln_{part}_bias"] = jnp.zeros((size,), dtype)
+        if self.chrono_t_max:
+            b_f = base.chrono_bias(k_chrono, self.chrono_t_max, h, dtype)
+            b = params["b"].at[self._block("f")].set(b_f)
+            if not self.coupled:
+                b = b.at[self._block("i")].set(-b_f)
+            params["b"] = b
+        return params
 
     def _init_bias(self):
-        h = self.hidden_size
-        b = jnp.zeros((4 * h,), self.param_dtype)
-        return b.at[h : 2 * h].set(self.forget_bias)
+        b = jnp.zeros((self.num_gates * self.hidden_size,), self.param_dtype)
+        return b.at[self._block("f")].set(self.forget_bias)
 
-    def fused_step(self, params, carry, xp_Bx4H):
-        """One step: a single [B, H] x [H, 4H] GEMM, then elementwise gate math in float32."""
-        h_BxH, c_BxH = carry
-        gates_Bx4H = (xp_Bx4H + self.recurrent(params, h_BxH)).astype(c_BxH.dtype)
-        i, f, g, o = jnp.split(gates_Bx4H, 4, axis=-1)
-        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-        c = f * c_BxH + i * g
-        h = o * jnp.tanh(c)
+    def backward_rule(self):
+        """The hand-written backward covers every option except layer_norm."""
+        return None if self.layer_norm else super().backward_rule()
+
+    # -- the fused path --------------------------------------------------------------------------
+    def input_projection(self, params, xs):
+        """x W_ih + b for all steps; LN_x(x W_ih) + b with layer_norm."""
+        if not self.layer_norm:
+            return super().input_projection(params, xs)
+        xw = base.matmul(xs, params["w_ih"], self.compute_dtype)
+        return base.add_bias(
+            base.layer_norm(xw, params["ln_x_scale"], params["ln_x_bias"]), params["b"]
+        )
+
+    def fused_step(self, params, carry, xp_BxG):
+        """One step: a single [B, H_in] x [H_in, G*H] GEMM (plus [B, H] x [H, P] with
+        proj_size), then elementwise gate math in float32."""
+        h_BxP, c_BxH = carry
+        hw_BxG = self.recurrent(params, h_BxP)
+        if self.layer_norm:
+            hw_BxG = base.layer_norm(hw_BxG, params["ln_h_scale"], params["ln_h_bias"])
+        pre = dict(
+            zip(
+                self.gate_names,
+                jnp.split((xp_BxG + hw_BxG).astype(c_BxH.dtype), self.num_gates, -1),
+                strict=True,
+            )
+        )
+        return self._gate_math(params, c_BxH, pre)
+
+    def _gate_math(self, params, c_prev, pre):
+        """The elementwise part of a step from the pre-activations {gate: [B, H]}."""
+        p_i = p_f = p_o = None
+        if self.peephole:
+            p_i, p_f, p_o = (params["w_peep"][k : k + 1].astype(c_prev.dtype) for k in range(3))
+        f = jax.nn.sigmoid(pre["f"] + (p_f * c_prev if self.peephole else 0.0))
+        if self.coupled:
+            i = 1.0 - f
+        else:
+            i = jax.nn.sigmoid(pre["i"] + (p_i * c_prev if self.peephole else 0.0))
+        g = jnp.tanh(pre["g"])
+        c = f * c_prev + i * g
+        o = jax.nn.sigmoid(pre["o"] + (p_o * c if self.peephole else 0.0))
+        c_out = (
+            base.layer_norm(c, params["ln_c_scale"], params["ln_c_bias"]) if self.layer_norm else c
+        )
+        m = o * jnp.tanh(c_out)
+        h = self._project(params, m).astype(c.dtype) if self.proj_size else m
         return base.LSTMState(h, c), h, {"i": i, "f": f, "g": g, "o": o, "c": c}
 
+    def _project(self, params, m_BxH):
+        return base.matmul(m_BxH, params["w_hr"], self.compute_dtype)
+
+    # -- the specification -----------------------------------------------------------------------
     def reference_step(self, params, carry, x_BxI):
         """The equations, one gate at a time, with separate input and recurrent products."""
         h_prev, c_prev = carry
-        w_i, w_f, w_g, w_o = self.split_gates(params, "w_ih")
-        u_i, u_f, u_g, u_o = self.split_gates(params, "w_hh")
-        b_i, b_f, b_g, b_o = self.split_gates(params, "b")
-        i = jax.nn.sigmoid(base.add_bias(x_BxI @ w_i, b_i) + h_prev @ u_i)
-        f = jax.nn.sigmoid(base.add_bias(x_BxI @ w_f, b_f) + h_prev @ u_f)
-        g = jnp.tanh(base.add_bias(x_BxI @ w_g, b_g) + h_prev @ u_g)
-        o = jax.nn.sigmoid(base.add_bias(x_BxI @ w_o, b_o) + h_prev @ u_o)
+        w = dict(zip(self.gate_names, self.split_gates(params, "w_ih"), strict=True))
+        u = dict(zip(self.gate_names, self.split_gates(params, "w_hh"), strict=True))
+        b = dict(zip(self.gate_names, self.split_gates(params, "b"), strict=True))
+        if self.layer_norm:  # normalised over all gate blocks together, then split
+            xw = base.layer_norm(x_BxI @ params["w_ih"], params["ln_x_scale"], params["ln_x_bias"])
+            hw = base.layer_norm(h_prev @ params["w_hh"], params["ln_h_scale"], params["ln_h_bias"])
+            xw = dict(zip(self.gate_names, jnp.split(xw, self.num_gates, -1), strict=True))
+            hw = dict(zip(self.gate_names, jnp.split(hw, self.num_gates, -1), strict=True))
+        else:
+            xw = {k: x_BxI @ w[k] for k in self.gate_names}
+            hw = {k: h_prev @ u[k] for k in self.gate_names}
+        pre = {k: base.add_bias(xw[k], b[k]) + hw[k] for k in self.gate_names}
+        peep = params.get("w_peep")  # rows i, f, o, each [1, H] below
+        f = jax.nn.sigmoid(pre["f"] + (peep[1:2] * c_prev if self.peephole else 0.0))
+        if self.coupled:
+            i = 1.0 - f
+        else:
+            i = jax.nn.sigmoid(pre["i"] + (peep[0:1] * c_prev if self.peephole else 0.0))
+        g = jnp.tanh(pre["g"])
         c = f * c_prev + i * g
-        h = o * jnp.tanh(c)
+        o = jax.nn.sigmoid(pre["o"] + (peep[2:3] * c if self.peephole else 0.0))
+        if self.layer_norm:
+            h = o * jnp.tanh(base.layer_norm(c, params["ln_c_scale"], params["ln_c_bias"]))
+        else:
+            h = o * jnp.tanh(c)
+        if self.proj_size:
+            h = h @ params["w_hr"]
         return base.LSTMState(h, c), h
+
+
+@registry.register("lstm_peephole")
+@dataclasses.dataclass(frozen=True)
+class PeepholeLSTM(LSTM):
+    """LSTM with peephole connections (Gers, Schraudolph & Schmidhuber 2002)."""
+
+    peephole: bool = True
+
+
+@registry.register("lstm_cifg")
+@dataclasses.dataclass(frozen=True)
+class CIFGLSTM(LSTM):
+    """Coupled input-forget gate LSTM, i = 1 - f (Greff et al. 2017)."""
+
+    coupled: bool = True
+
+
+@registry.register("lstmp")
+@dataclasses.dataclass(frozen=True)
+class LSTMP(LSTM):
+    """LSTM with a recurrent projection (Sak et al. 2014): set proj_size = P > 0 (required)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.proj_size <= 0:
+            raise ValueError(
+                "LSTMP: proj_size must be > 0 (the projected output size P; e.g. "
+                "config.model.cell_options.proj_size=128)."
+            )
+
+
+@registry.register("lstm_ln")
+@dataclasses.dataclass(frozen=True)
+class LayerNormLSTM(LSTM):
+    """Layer-normalised LSTM (Ba, Kiros & Hinton 2016)."""
+
+    layer_norm: bool = True

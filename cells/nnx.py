@@ -1,6 +1,7 @@
 """Flax NNX modules over the cell core: the params live in `nnx.Param`s, the math is `cells.scan`.
 
-    from flax import nnx
+    import jax.numpy as jnp
+from flax import nnx
     rnn = cells.nnx.RNN(cells.LSTM(64), input_size=32, rngs=nnx.Rngs(0))
     ys, carry = rnn(xs_BxTxI, lengths=lengths_B)          # == cells.scan(cell, rnn.params, ...)
 
@@ -11,12 +12,15 @@ Both modules hold a cell (or `cells.Stack`) as a static, hashable attribute and 
 under the same names as the functional dicts (`w_ih`, `w_hh`, `b`, `b_hn`), so `.params` gives
 exactly what `cells.scan` / `cells.Stack` take, and `from_params` wraps params made elsewhere
 (e.g. by `cells.interop`). They work with `nnx.jit`, `nnx.grad` and `nnx.Optimizer`.
+`RNN(..., learn_initial_carry=True)` adds learned initial states 'h0' (and 'c0'); `resets`
+restarts episodes inside a sequence; `.step(carry, x)` runs one time step.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 from flax import nnx
 
 from cells import base, layers
@@ -50,13 +54,17 @@ class RNN(nnx.Module):
         *,
         rngs: nnx.Rngs | None = None,
         params: base.Params | None = None,
+        learn_initial_carry: bool = False,
     ):
         if not isinstance(cell, base.Cell):
             raise ValueError(f"cells.nnx.RNN: cell must be a cells cell, got {cell!r}.")
         _check_source(input_size, rngs, params, "cells.nnx.RNN")
         if params is None:
             params = cell.init(rngs.params(), input_size)
-        cell.check_params(params)
+            if learn_initial_carry:
+                params = {**params, **layers.initial_carry_params(cell)}
+        own, _ = layers.split_initial_carry(cell, params)
+        cell.check_params(own)
         self.cell = cell
         self.param_names = tuple(sorted(params))
         for name in self.param_names:
@@ -69,11 +77,21 @@ class RNN(nnx.Module):
 
     @property
     def params(self) -> base.Params:
-        """The params as the plain dict the functional API takes."""
+        """The params as the plain dict the functional API takes (with 'h0'/'c0' when the
+        initial carry is learned; `cells.Stack(learn_initial_carry=True)` takes it as is)."""
         return {name: getattr(self, name)[...] for name in self.param_names}
 
     def initial_carry(self, batch_size: int):
-        return self.cell.initial_carry(batch_size)
+        """The carry a sequence starts from: the learned one broadcast, or zeros."""
+        _, learned = layers.split_initial_carry(self.cell, self.params)
+        if learned is None:
+            return self.cell.initial_carry(batch_size)
+        return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
+
+    def step(self, carry, x):
+        """One time step: `self.cell.step(params, carry, x [B, I])` -> (carry, h [B, H])."""
+        own, _ = layers.split_initial_carry(self.cell, self.params)
+        return self.cell.step(own, carry, x)
 
     def __call__(
         self,
@@ -81,17 +99,21 @@ class RNN(nnx.Module):
         *,
         carry=None,
         lengths=None,
+        resets=None,
         reverse=False,
         return_trace=False,
         **scan_kwargs,
     ) -> tuple[Any, ...]:
         """`cells.scan(self.cell, self.params, xs, ...)`: (ys [B, T, H], carry[, trace])."""
+        own, learned = layers.split_initial_carry(self.cell, self.params)
         return run_scan(
             self.cell,
-            self.params,
+            own,
             xs,
             carry=carry,
+            initial_carry=learned,
             lengths=lengths,
+            resets=resets,
             reverse=reverse,
             return_trace=return_trace,
             **scan_kwargs,
@@ -153,17 +175,32 @@ class Stack(nnx.Module):
     def initial_carry(self, batch_size: int) -> tuple:
         return self.stack.initial_carry(batch_size)
 
+    def step(self, carry, x, *, rngs: nnx.Rngs | None = None):
+        """One time step of every layer (`cells.Stack.step`): (carries, top output [B, H])."""
+        rng = None if rngs is None or self.stack.dropout == 0.0 else rngs.dropout()
+        return self.stack.step(self.params, carry, x, rng=rng)
+
     def __call__(
-        self, xs, *, carry=None, lengths=None, rngs: nnx.Rngs | None = None, **scan_kwargs
+        self,
+        xs,
+        *,
+        carry=None,
+        lengths=None,
+        resets=None,
+        rngs: nnx.Rngs | None = None,
+        **scan_kwargs,
     ):
         """Runs the stack: (ys of the top layer [B, T, H], tuple of per-layer carries).
 
         Args:
           xs: inputs [B, T, I].
-          carry: per-layer carries; default zeros.
+          carry: per-layer carries; default zeros (or the stack's learned initial carries).
           lengths: optional [B] valid lengths.
+          resets: optional bool [B, T]: restart every layer's carry before step t.
           rngs: dropout between layers draws from `rngs.dropout()`; None means no dropout.
           **scan_kwargs: further `cells.scan` options (unroll, remat, backward).
         """
         rng = None if rngs is None or self.stack.dropout == 0.0 else rngs.dropout()
-        return self.stack(self.params, xs, carry=carry, lengths=lengths, rng=rng, **scan_kwargs)
+        return self.stack(
+            self.params, xs, carry=carry, lengths=lengths, resets=resets, rng=rng, **scan_kwargs
+        )

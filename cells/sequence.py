@@ -11,6 +11,12 @@ Semantics shared by both:
   * reverse=True runs right to left over each sequence's valid part [0, lengths[b]) only;
     padding stays at the end and outputs are written back at their original positions.
   * carry in/out: feeding the returned carry into the next call continues the sequence exactly.
+  * initial_carry: the state every episode starts from (zeros by default); `carry` defaults
+    to it. Fields of shape [H] (or [1, H]) are broadcast over the batch (a learned state).
+  * resets [B, T] (bool): True at step t replaces the carry by `initial_carry` before step t:
+    a new episode starts (RL rollouts, packed documents). Reversed, every episode runs right to
+    left on its own: the carry is reset before the last step of each episode. Resets at padded
+    steps are ignored.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ _PROJECTIONS = ("auto", "hoisted", "in_loop")
 IN_LOOP_MIN_BATCH = 8
 
 
-def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
+def _check_inputs(cell: base.Cell, params, xs, lengths, resets=None) -> None:
     """Trace-time validation with messages that name the argument and what is valid."""
     if not isinstance(cell, base.Cell):
         raise ValueError(f"cell must be a cells.Cell (e.g. cells.LSTM(64)), got {cell!r}.")
@@ -46,13 +52,11 @@ def _check_inputs(cell: base.Cell, params, xs, carry, lengths) -> None:
         raise ValueError(
             f"xs has {features} features but the params were made for input_size={input_size}."
         )
-    if carry is not None:
-        expected = (batch, cell.hidden_size)
-        if not isinstance(carry, cell.carry_type) or any(tuple(a.shape) != expected for a in carry):
-            raise ValueError(
-                f"carry must be a {cell.carry_type.__name__} of arrays {expected} "
-                f"(cell.initial_carry(batch_size={batch})), got {jax.tree.map(jnp.shape, carry)}."
-            )
+    if resets is not None:
+        if tuple(jnp.shape(resets)) != (batch, steps):
+            raise ValueError(f"resets must have shape [{batch}, {steps}], got {jnp.shape(resets)}.")
+        if jnp.result_type(resets) != jnp.bool_:
+            raise ValueError(f"resets must be booleans, got dtype {jnp.result_type(resets)}.")
     if lengths is not None:
         if tuple(jnp.shape(lengths)) != (batch,):
             raise ValueError(f"lengths must have shape [{batch}], got {jnp.shape(lengths)}.")
@@ -78,6 +82,46 @@ def _default_carry(cell: base.Cell, params, xs):
     """The zeros carry, float32 or wider: float64 params/inputs (under x64) keep float64."""
     dtype = jnp.promote_types(jnp.float32, jnp.result_type(xs.dtype, params["w_ih"].dtype))
     return cell.initial_carry(xs.shape[0], dtype)
+
+
+def _start_carry(cell: base.Cell, params, xs, carry):
+    """The carry to start from: zeros by default; [H] or [1, H] fields broadcast to [B, H].
+
+    Raises ValueError when a given carry does not fit (checked after broadcasting).
+    """
+    if carry is None:
+        return _default_carry(cell, params, xs)
+    batch = xs.shape[0]
+    if not isinstance(carry, cell.carry_type):
+        cell.check_carry(carry, batch)  # raises, naming the expected type
+
+    def broadcast(a, width):
+        a = jnp.asarray(a)
+        if a.shape in ((width,), (1, width)):
+            return jnp.broadcast_to(a.reshape(1, width), (batch, width))
+        return a
+
+    carry = cell.carry_type(*map(broadcast, carry, cell.carry_sizes))
+    cell.check_carry(carry, batch)
+    return carry
+
+
+def _resets_in_scan_order(resets, lengths, steps: int, reverse: bool):
+    """Bool [B, T]: reset the carry before scan step t (the step that reads position t, or
+    reverse_index's position when reversed); False at padded steps.
+
+    Forward, that is resets[b, t]. Reversed, an episode [s, e) runs from e - 1 down to s, so the
+    carry is reset before position p when p + 1 starts an episode: resets[b, p + 1].
+    """
+    t_1xT = jnp.arange(steps)[None, :]
+    lengths_Bx1 = steps if lengths is None else lengths[:, None]
+    resets = jnp.asarray(resets)
+    if not reverse:
+        return resets & (t_1xT < lengths_Bx1)
+    shifted = jnp.concatenate([resets[:, 1:], jnp.zeros_like(resets[:, :1])], axis=1)
+    shifted = shifted & (t_1xT + 1 < lengths_Bx1)
+    idx_BxT = jnp.broadcast_to(reverse_index(lengths, steps), resets.shape)
+    return jnp.take_along_axis(shifted, idx_BxT, axis=1)
 
 
 _WARNED_NO_FUSED_BACKWARD: set[type] = set()
@@ -119,7 +163,9 @@ def scan(
     xs,
     *,
     carry=None,
+    initial_carry=None,
     lengths=None,
+    resets=None,
     reverse: bool = False,
     return_trace: bool = False,
     unroll: int | bool = 1,
@@ -134,8 +180,13 @@ def scan(
         user-defined cell).
       params: the cell's parameters (`cell.init(key, input_size)`).
       xs: inputs [B, T, I].
-      carry: the carry to start from; default zeros (float32, float64 for float64 inputs).
+      carry: the carry to start from; default `initial_carry`. Fields of shape [H] or [1, H]
+        are broadcast over the batch.
+      initial_carry: the carry a new episode starts from (see `resets`); default zeros
+        (float32, float64 for float64 inputs); [H] or [1, H] fields are broadcast.
       lengths: optional int array [B] with values in [0, T]; see the module docstring.
+      resets: optional bool array [B, T]: True at step t restarts from `initial_carry` before
+        step t; see the module docstring.
       reverse: run right to left over each sequence's valid part.
       return_trace: also return the per-step gate activations (LSTM i, f, g, o, c; GRU r, z,
         n; RNN a, the pre-activation), each [B, T, H], zero at padded steps.
@@ -151,36 +202,44 @@ def scan(
       projection: where the fused path runs the input GEMM x_t W_ih + b: 'hoisted' (one
         [T*B, I] x [I, G*H] GEMM before the loop), 'in_loop' (one [B, I] x [I, G*H] per step,
         its result kept in cache; the backward still does dW_ih and dx as single GEMMs), or
-        'auto' (in_loop when B >= IN_LOOP_MIN_BATCH, as measured faster on CPU). Same values.
+        'auto' (in_loop when B >= IN_LOOP_MIN_BATCH, as measured faster on CPU, and for a
+        symbolic batch size under `jax.export`). Same values.
         Only backward='fused' reads it.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
     """
     lengths = None if lengths is None else jnp.asarray(lengths)
-    _check_inputs(cell, params, xs, carry, lengths)
+    _check_inputs(cell, params, xs, lengths, resets)
     _check_flags(reverse=reverse, return_trace=return_trace, remat=remat)
+    init = _start_carry(cell, params, xs, initial_carry)
+    carry = init if carry is None else _start_carry(cell, params, xs, carry)
     batch, steps, _ = xs.shape
-    if carry is None:
-        carry = _default_carry(cell, params, xs)
+    resets_BxT = None if resets is None else _resets_in_scan_order(resets, lengths, steps, reverse)
 
     if backward not in _BACKWARDS:
         raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
     if projection not in _PROJECTIONS:
         raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
     if backward == "fused" and not (return_trace or remat) and _has_fused_backward(cell):
-        if projection == "auto":
-            projection = "in_loop" if batch >= IN_LOOP_MIN_BATCH else "hoisted"
-        return _scan_fused(cell, params, xs, carry, lengths, reverse, unroll, projection)
+        if projection == "auto":  # a symbolic batch (jax.export) is taken as a large one
+            small = isinstance(batch, int) and batch < IN_LOOP_MIN_BATCH
+            projection = "hoisted" if small else "in_loop"
+        return _scan_fused(
+            cell, params, xs, carry, init, lengths, resets_BxT, reverse, unroll, projection
+        )
 
     xp_BxTxG = cell.input_projection(params, xs)
     if reverse:
         idx_BxT = reverse_index(lengths, steps)
         xp_BxTxG = _take_time(xp_BxTxG, jnp.broadcast_to(idx_BxT, (batch, steps)))
     xp_TxBxG = jnp.swapaxes(xp_BxTxG, 0, 1)
+    resets_TxB = None if resets_BxT is None else jnp.swapaxes(resets_BxT, 0, 1)
 
     def body(carry, inputs):
-        xp_BxG, t = inputs
+        xp_BxG, t, reset_B = inputs
+        if reset_B is not None:
+            carry = jax.tree.map(lambda c0, c: jnp.where(reset_B[:, None], c0, c), init, carry)
         new_carry, h, gates = cell.fused_step(params, carry, xp_BxG)
         if lengths is not None:
             valid_Bx1 = (t < lengths)[:, None]
@@ -192,7 +251,9 @@ def scan(
 
     if remat:
         body = jax.checkpoint(body)
-    carry, (hs_TxBxH, trace) = lax.scan(body, carry, (xp_TxBxG, jnp.arange(steps)), unroll=unroll)
+    carry, (hs_TxBxH, trace) = lax.scan(
+        body, carry, (xp_TxBxG, jnp.arange(steps), resets_TxB), unroll=unroll
+    )
     ys = jnp.swapaxes(hs_TxBxH, 0, 1)
     if return_trace:
         trace = {k: jnp.swapaxes(v, 0, 1) for k, v in trace.items()}
@@ -206,7 +267,9 @@ def scan(
     return ys, carry
 
 
-def _scan_fused(cell, params, xs_BxTxI, carry, lengths, reverse, unroll, projection):
+def _scan_fused(
+    cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, unroll, projection
+):
     """`scan` with the hand-written backward of `cells.kernels`, time-major inside.
 
     The inputs are put time-major (and reversed) before the projection, where they are I wide
@@ -219,30 +282,51 @@ def _scan_fused(cell, params, xs_BxTxI, carry, lengths, reverse, unroll, project
         xs_BxTxI = _take_time(xs_BxTxI, idx_BxT)
     xs_TxBxI = jnp.swapaxes(xs_BxTxI, 0, 1)
     valid_TxB = None if lengths is None else jnp.arange(steps)[:, None] < lengths[None, :]
-    if projection == "in_loop":
-        hs_TxBxH, carry = kernels.recurrence_from_inputs(
-            cell, params, xs_TxBxI, carry, valid_TxB, unroll
-        )
-    else:
-        xp_TxBxG = cell.input_projection(params, xs_TxBxI)
-        hs_TxBxH, carry = kernels.recurrence(cell, params, xp_TxBxG, carry, valid_TxB, unroll)
+    resets_TxB = None if resets_BxT is None else jnp.swapaxes(resets_BxT, 0, 1)
+    try:
+        if projection == "in_loop":
+            hs_TxBxH, carry = kernels.recurrence_from_inputs(
+                cell, params, xs_TxBxI, carry, valid_TxB, unroll, resets_TxB, init
+            )
+        else:
+            xp_TxBxG = cell.input_projection(params, xs_TxBxI)
+            hs_TxBxH, carry = kernels.recurrence(
+                cell, params, xp_TxBxG, carry, valid_TxB, unroll, resets_TxB, init
+            )
+    except TypeError as e:
+        if "forward-mode" not in str(e):
+            raise
+        raise TypeError(
+            "cells.scan(..., backward='fused') has a hand-written reverse-mode backward only; "
+            "for forward-mode autodiff (jax.jvp, jax.jacfwd, hessians) use backward='autodiff'."
+        ) from None
     ys_BxTxH = jnp.swapaxes(hs_TxBxH, 0, 1)
     if reverse:
         ys_BxTxH = _take_time(ys_BxTxH, idx_BxT)
     return ys_BxTxH, carry
 
 
-def reference_scan(cell: base.Cell, params, xs, *, carry=None, lengths=None, reverse=False):
+def reference_scan(
+    cell: base.Cell,
+    params,
+    xs,
+    *,
+    carry=None,
+    initial_carry=None,
+    lengths=None,
+    resets=None,
+    reverse=False,
+):
     """The specification: a Python loop over `cell.reference_step`, one sequence step at a time.
 
     Same arguments and results as `scan` (without trace, unroll and remat). Slow; for tests.
     """
     lengths = None if lengths is None else jnp.asarray(lengths)
-    _check_inputs(cell, params, xs, carry, lengths)
+    _check_inputs(cell, params, xs, lengths, resets)
     _check_flags(reverse=reverse)
+    carry0 = _start_carry(cell, params, xs, initial_carry)
+    carry = carry0 if carry is None else _start_carry(cell, params, xs, carry)
     batch, steps, _ = xs.shape
-    if carry is None:
-        carry = _default_carry(cell, params, xs)
     lengths_B = jnp.full((batch,), steps) if lengths is None else jnp.asarray(lengths)
     outputs = [None] * steps
     # Reversed, walk the time axis backwards: padded steps (t >= L) leave the carry alone, so
@@ -250,6 +334,16 @@ def reference_scan(cell: base.Cell, params, xs, *, carry=None, lengths=None, rev
     order = range(steps - 1, -1, -1) if reverse else range(steps)
     for t in order:
         valid_Bx1 = (t < lengths_B)[:, None]
+        if resets is not None:
+            # A new episode starts at t (forward), or the one starting at t + 1 has just been
+            # read right to left (reverse): restart from the initial carry.
+            if not reverse:
+                restart_Bx1 = jnp.asarray(resets)[:, t, None] & valid_Bx1
+            elif t + 1 < steps:
+                restart_Bx1 = jnp.asarray(resets)[:, t + 1, None] & (t + 1 < lengths_B)[:, None]
+            else:
+                restart_Bx1 = jnp.zeros((batch, 1), bool)
+            carry = jax.tree.map(lambda c0, c, r=restart_Bx1: jnp.where(r, c0, c), carry0, carry)
         new_carry, h = cell.reference_step(params, carry, xs[:, t])
         carry = jax.tree.map(lambda n, o, v=valid_Bx1: jnp.where(v, n, o), new_carry, carry)
         outputs[t] = jnp.where(valid_Bx1, h, 0.0)

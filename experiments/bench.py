@@ -78,14 +78,22 @@ _REUSE_MEMORY = flags.DEFINE_bool(
 
 
 def gemm_flops(cell: str, batch: int, steps: int, hidden: int, mode: str) -> float:
-    gates = cells.get(cell).num_gates
-    fwd = 2.0 * batch * steps * (hidden + hidden) * gates * hidden
+    """Matmul FLOPs (I = H): input and recurrent products (none for the IndRNN), projection."""
+    c = _our_cell(cell, hidden)
+    gh = c.num_gates * hidden
+    per_step = hidden * gh
+    if not isinstance(c, cells.IndRNN):
+        per_step += c.recurrent_input_size * gh
+    per_step += hidden * getattr(c, "proj_size", 0)
+    fwd = 2.0 * batch * steps * per_step
     return fwd if mode == "fwd" else 3.0 * fwd
 
 
 def _our_cell(name: str, hidden: int) -> cells.Cell:
-    """The registered cell `name` with its defaults (GRU: reset_after=True, as flax and torch)."""
-    return cells.get(name)(hidden)
+    """The registered cell `name` with its defaults (GRU: reset_after=True, as flax and torch);
+    LSTMP projects to hidden / 2."""
+    options = {"proj_size": hidden // 2} if name == "lstmp" else {}
+    return cells.get(name)(hidden, **options)
 
 
 # -- weight conversion (cells.interop: our fused layout -> flax, torch) ------------------------
@@ -133,14 +141,12 @@ def build(impl: str, name: str, params, xs, mode: str):
             import flax.linen as nn
 
             module = nn.RNN(
-                nn.OptimizedLSTMCell(params["w_hh"].shape[0])
-                if name == "lstm"
-                else nn.GRUCell(params["w_hh"].shape[0])
+                nn.OptimizedLSTMCell(xs.shape[-1]) if name == "lstm" else nn.GRUCell(xs.shape[-1])
             )
-            variables = flax_variables(_our_cell(name, params["w_hh"].shape[0]), params)
+            variables = flax_variables(_our_cell(name, xs.shape[-1]), params)
             apply = module.apply
         else:
-            cell = _our_cell(name, params["w_hh"].shape[0])
+            cell = _our_cell(name, xs.shape[-1])
             backward = "autodiff" if impl == "ours-autodiff" else "fused"
             projection = {"ours-hoisted": "hoisted", "ours-in_loop": "in_loop"}.get(impl, "auto")
             variables = params
@@ -162,9 +168,10 @@ def build(impl: str, name: str, params, xs, mode: str):
     import torch
 
     threads = 1 if impl == "torch-1thread" else (os.cpu_count() or 1)
-    hidden = params["w_hh"].shape[0]
-    module = (torch.nn.LSTM if name == "lstm" else torch.nn.GRU)(
-        xs.shape[-1], hidden, batch_first=True
+    hidden = xs.shape[-1]  # I = H in every benchmark shape
+    proj = {"proj_size": hidden // 2} if name == "lstmp" else {}
+    module = (torch.nn.GRU if name == "gru" else torch.nn.LSTM)(
+        xs.shape[-1], hidden, batch_first=True, **proj
     )
     load_torch(_our_cell(name, hidden), params, module)
     x = torch.from_numpy(np.array(xs)).requires_grad_(mode == "fwd+bwd")
@@ -246,6 +253,20 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
             }
         )
     return records
+
+
+# The cells each outside implementation has (flax's cells and the GEMMs-only floor: the
+# classic two; PyTorch's nn.LSTM also with proj_size).
+_OUTSIDE = {
+    "flax": ("lstm", "gru"),
+    "gemms-only": ("lstm", "gru"),
+    "torch": ("lstm", "gru", "lstmp"),
+}
+
+
+def impls_for(name: str, impls) -> list[str]:
+    """The implementations of `impls` that exist for cell `name` (ours always)."""
+    return [i for i in impls if name in _OUTSIDE.get(i.split("-1thread")[0], (name,))]
 
 
 def _available(impls):
@@ -523,7 +544,7 @@ def main(argv):
             skipped.append({"cell": name, "batch": b, "seq_len": t, "hidden": h})
             continue
         for mode in _MODES.value:
-            recs = bench_shape(name, b, t, h, mode, impls, repeats, _ATOL.value)
+            recs = bench_shape(name, b, t, h, mode, impls_for(name, impls), repeats, _ATOL.value)
             records.extend(recs)
             print(format_table(recs).splitlines()[-1], flush=True)
             write(False)

@@ -60,7 +60,7 @@ def hidden_state_grads(cell, params, xs_BxTxI, loss_fn):
         _, hs_TxBxH = jax.lax.scan(body, cell.initial_carry(batch), (xp_TxBxG, eps_TxBxH))
         return loss_fn(jnp.swapaxes(hs_TxBxH, 0, 1))
 
-    zeros = jnp.zeros((steps, batch, cell.hidden_size), jnp.float32)
+    zeros = jnp.zeros((steps, batch, cell.output_size), jnp.float32)
     return jnp.swapaxes(jax.grad(loss_of_perturbation)(zeros), 0, 1)
 
 

@@ -72,11 +72,11 @@ def generate(task, params, prompt: str, length: int, temperature: float, seed: i
     def run(params, prompt_1xP, key):
         logits_1xPxV, carry = task.apply(params, task.init_carry(1), prompt_1xP)
 
-        def body(state, k):
+        def body(state, k):  # one token per step through the model's step API
             carry, logits_1xV = state
             token_1 = jax.random.categorical(k, logits_1xV / temperature, axis=-1)
-            logits_1x1xV, carry = task.apply(params, carry, token_1[:, None])
-            return (carry, logits_1x1xV[:, 0]), token_1[0]
+            carry, logits_1xV = task.step(params, carry, token_1)
+            return (carry, logits_1xV), token_1[0]
 
         keys = jax.random.split(key, length)
         _, tokens_L = jax.lax.scan(body, (carry, logits_1xPxV[:, -1]), keys)

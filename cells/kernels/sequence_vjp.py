@@ -20,7 +20,10 @@ stores the carries and the gate activations the backward step needs (no recomput
 
 Everything is time-major: xp [T, B, G*H] in, hs [T, B, H] out. `valid` [T, B] (bool, or None
 for no padding) marks the steps that update the carry; at the others the carry passes through
-and the output is zero, exactly like `cells.scan` with `lengths`.
+and the output is zero, exactly like `cells.scan` with `lengths`. `resets` [T, B] (bool, or
+None) marks the steps before which the carry restarts from the initial carry: in the backward
+loop the gradient reaching such a step's incoming carry goes to the initial carry instead of
+the previous step (summed over every restart).
 """
 
 from __future__ import annotations
@@ -38,11 +41,15 @@ def _mask_tree(valid_Bx1, new, old):
     return jax.tree.map(lambda n, o: jnp.where(valid_Bx1, n, o), new, old)
 
 
-def _forward(cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB, save):
+def _forward(
+    cell, unroll, project, iparams, rparams, xin_TxB, carry, init, valid_TxB, resets_TxB, save
+):
     grads = cell.backward_rule()
 
     def body(carry, inputs):
-        x_BxN, valid_B = inputs
+        x_BxN, valid_B, reset_B = inputs
+        if reset_B is not None:
+            carry = _mask_tree(reset_B[:, None], init, carry)
         xp_BxG = cell.input_projection(iparams, x_BxN) if project else x_BxN
         new_carry, _, gates = cell.fused_step(rparams, carry, xp_BxG)
         if valid_B is not None:
@@ -51,7 +58,7 @@ def _forward(cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB,
             return new_carry, (new_carry, grads.saved(gates))
         return new_carry, new_carry.h
 
-    carry, stacked = lax.scan(body, carry, (xin_TxB, valid_TxB), unroll=unroll)
+    carry, stacked = lax.scan(body, carry, (xin_TxB, valid_TxB, resets_TxB), unroll=unroll)
     hs_TxBxH = stacked[0].h if save else stacked
     if valid_TxB is not None:
         hs_TxBxH = jnp.where(valid_TxB[:, :, None], hs_TxBxH, 0.0)
@@ -59,39 +66,55 @@ def _forward(cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB,
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _recurrence(cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB):
+def _recurrence(
+    cell, unroll, project, iparams, rparams, xin_TxB, carry, init, valid_TxB, resets_TxB
+):
     hs_TxBxH, carry, _ = _forward(
-        cell, unroll, project, iparams, rparams, xin_TxB, carry, valid_TxB, False
+        cell, unroll, project, iparams, rparams, xin_TxB, carry, init, valid_TxB, resets_TxB, False
     )
     return hs_TxBxH, carry
 
 
-def _recurrence_fwd(cell, unroll, project, iparams, rparams, xin_TxB, carry0, valid_TxB):
+def _recurrence_fwd(
+    cell, unroll, project, iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB
+):
     hs_TxBxH, carry, (carries_TxB, saved_TxB) = _forward(
-        cell, unroll, project, iparams, rparams, xin_TxB, carry0, valid_TxB, True
+        cell, unroll, project, iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, True
     )
-    residuals = (iparams, rparams, xin_TxB, carry0, valid_TxB, carries_TxB, saved_TxB)
+    residuals = (
+        iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, carries_TxB, saved_TxB
+    )  # fmt: skip
     return (hs_TxBxH, carry), residuals
 
 
 def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
-    iparams, rparams, xin_TxB, carry0, valid_TxB, new_TxB, saved_TxB = residuals
+    iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, new_TxB, saved_TxB = residuals
     dhs_TxBxH, dcarry = cotangents
     grads = cell.backward_rule()
-    # prev_TxB[t] is the carry entering step t: the initial carry, then new_TxB[:-1].
+    # prev_TxB[t] is the carry entering step t: the starting carry, then new_TxB[:-1], and the
+    # initial carry where the step restarts an episode.
     prev_TxB = jax.tree.map(
         lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, new_TxB
     )
+    if resets_TxB is not None:
+        prev_TxB = jax.tree.map(
+            lambda c0, p: jnp.where(resets_TxB[:, :, None], c0[None], p), init, prev_TxB
+        )
     saved_TxB = grads.prepare(rparams, prev_TxB, new_TxB, saved_TxB)
     # With the projection in the loop, and where dh_{t-1} = dpre_t W_hh^T (LSTM, Elman), one
     # per-step GEMM against [W_hh; W_ih]^T gives dh_{t-1} and dx_t together.
     fuse_dx = project and grads.dh_prev_is_dpre_w_hh
-    w = rparams["w_hh"]
-    w_T = (jnp.concatenate([w, iparams["w_ih"]], axis=0) if fuse_dx else w).T  # once, outside
-    hidden = w.shape[0]
+    if fuse_dx:
+        w = rparams["w_hh"]
+        w_T = jnp.concatenate([w, iparams["w_ih"]], axis=0).T  # once, outside the loop
+        hidden = w.shape[0]
+    else:
+        w_T = grads.transposed(rparams)
+    zeros0 = jax.tree.map(jnp.zeros_like, dcarry)
 
-    def body(dnext, inputs):
-        s, prev, new, dh_BxH, valid_B = inputs
+    def body(carried, inputs):
+        dnext, dcarry0_restarts = carried
+        s, prev, new, dh_BxH, valid_B, reset_B = inputs
         if valid_B is not None:
             dh_BxH = jnp.where(valid_B[:, None], dh_BxH, 0.0)
         d = dnext._replace(h=dnext.h + dh_BxH)
@@ -106,30 +129,39 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
             dpre_BxG = jnp.where(valid_Bx1, dpre_BxG, 0.0)
             if fuse_dx:
                 dx_BxI = jnp.where(valid_Bx1, dx_BxI, 0.0)
-        return dprev, (dpre_BxG, dx_BxI)
+        if reset_B is not None:  # this step read the initial carry, not the previous step's
+            reset_Bx1 = reset_B[:, None]
+            dcarry0_restarts = jax.tree.map(
+                lambda acc, g: acc + jnp.where(reset_Bx1, g, 0.0), dcarry0_restarts, dprev
+            )
+            dprev = jax.tree.map(lambda g: jnp.where(reset_Bx1, 0.0, g), dprev)
+        return (dprev, dcarry0_restarts), (dpre_BxG, dx_BxI)
 
-    dcarry0, (dpre_TxBxG, dxs_TxBxI) = lax.scan(
+    (dcarry0, dinit), (dpre_TxBxG, dxs_TxBxI) = lax.scan(
         body,
-        dcarry,
-        (saved_TxB, prev_TxB, new_TxB, dhs_TxBxH, valid_TxB),
+        (dcarry, zeros0),
+        (saved_TxB, prev_TxB, new_TxB, dhs_TxBxH, valid_TxB, resets_TxB),
         reverse=True,
         unroll=unroll,
     )
+    dcarry0 = jax.tree.map(lambda g, c: g.astype(c.dtype), dcarry0, carry0)
+    dinit = jax.tree.map(lambda g, c: g.astype(c.dtype), dinit, init)
     drparams, dxp_TxBxG = grads.param_grads(rparams, prev_TxB, saved_TxB, dpre_TxBxG)
+    drparams = jax.tree.map(lambda g, p: g.astype(p.dtype), drparams, rparams)
     if not project:
-        return {}, drparams, dxp_TxBxG, dcarry0, None
+        return {}, drparams, dxp_TxBxG.astype(xin_TxB.dtype), dcarry0, dinit, None, None
     if fuse_dx:
         w_ih, b = iparams["w_ih"], iparams["b"]
         diparams = {
             "w_ih": step_grads.weight_grad(xin_TxB, dxp_TxBxG).astype(w_ih.dtype),
             "b": jnp.sum(dxp_TxBxG, axis=(0, 1)).astype(b.dtype),
         }
-        return diparams, drparams, dxs_TxBxI.astype(xin_TxB.dtype), dcarry0, None
+        return diparams, drparams, dxs_TxBxI.astype(xin_TxB.dtype), dcarry0, dinit, None, None
     # The input projection's gradients, all steps at once: dW_ih = sum_t x_t^T dxp_t and
     # dx = dxp W_ih^T are single GEMMs, db a sum (autodiff of the hoisted projection).
     xp_TxBxG, project_vjp = jax.vjp(cell.input_projection, iparams, xin_TxB)
     diparams, dxs_TxBxI = project_vjp(dxp_TxBxG.astype(xp_TxBxG.dtype))
-    return diparams, drparams, dxs_TxBxI, dcarry0, None
+    return diparams, drparams, dxs_TxBxI, dcarry0, dinit, None, None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -140,26 +172,35 @@ def supports(cell) -> bool:
     return cell.backward_rule() is not None
 
 
-def recurrence(cell, params, xp_TxBxG, carry, valid_TxB=None, unroll=1):
+def recurrence(cell, params, xp_TxBxG, carry, valid_TxB=None, unroll=1, resets_TxB=None, init=None):
     """Runs the recurrence over projected inputs with the hand-written sequence backward.
 
     Args:
-      cell: a `cells.LSTM`, `cells.GRU` or `cells.SimpleRNN` (see `supports`).
-      params: the cell's parameters; only the recurrent ones (w_hh, and b_hn for GRU
-        reset_after) are read here; the input projection is done by the caller.
+      cell: a cell with a hand-written backward (see `supports`).
+      params: the cell's parameters; only the recurrent ones (all but w_ih and b) are read
+        here; the input projection is done by the caller.
       xp_TxBxG: projected inputs x_t W_ih + b, time-major [T, B, G*H].
       carry: the carry entering step 0 (a NamedTuple of [B, H]).
       valid_TxB: bool [T, B], False where a step leaves the carry unchanged (padding); None
         when every step is valid.
       unroll: steps per loop iteration, for both the forward and the backward loop.
+      resets_TxB: bool [T, B], True where the carry restarts from `init` before the step (and
+        the step is valid); None for no restarts.
+      init: the carry an episode restarts from (default: `carry`).
 
     Returns:
       (hs [T, B, H] (zero at invalid steps), final carry).
     """
-    return _recurrence(cell, unroll, False, {}, _recurrent(params), xp_TxBxG, carry, valid_TxB)
+    init = carry if init is None else init
+    rparams = _recurrent(params)
+    return _recurrence(
+        cell, unroll, False, {}, rparams, xp_TxBxG, carry, init, valid_TxB, resets_TxB
+    )
 
 
-def recurrence_from_inputs(cell, params, xs_TxBxI, carry, valid_TxB=None, unroll=1):
+def recurrence_from_inputs(
+    cell, params, xs_TxBxI, carry, valid_TxB=None, unroll=1, resets_TxB=None, init=None
+):
     """`recurrence` with the input projection x_t W_ih + b done inside the forward loop.
 
     Same results; the difference is where the input GEMM runs. Hoisted (`recurrence`), it is
@@ -170,9 +211,17 @@ def recurrence_from_inputs(cell, params, xs_TxBxI, carry, valid_TxB=None, unroll
 
     Args: as `recurrence`, with raw inputs xs [T, B, I] instead of xp.
     """
-    iparams = {k: params[k] for k in ("w_ih", "b")}
-    return _recurrence(cell, unroll, True, iparams, _recurrent(params), xs_TxBxI, carry, valid_TxB)
+    init = carry if init is None else init
+    iparams = {k: params[k] for k in _INPUT_PARAMS}
+    rparams = _recurrent(params)
+    return _recurrence(
+        cell, unroll, True, iparams, rparams, xs_TxBxI, carry, init, valid_TxB, resets_TxB
+    )
+
+
+# The parameters of the input projection x W_ih + b; every other parameter is recurrent.
+_INPUT_PARAMS = ("w_ih", "b")
 
 
 def _recurrent(params):
-    return {k: params[k] for k in ("w_hh", "b_hn") if k in params}
+    return {k: v for k, v in params.items() if k not in _INPUT_PARAMS}

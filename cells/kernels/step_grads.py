@@ -37,47 +37,91 @@ def weight_grad(x_TxBxK, dy_TxBxN):
     return jnp.matmul(x_TxBxK.reshape(t * b, k).T, dy_TxBxN.reshape(t * b, n))
 
 
-class LSTMGrad:
-    """LSTM: c = f c' + i g, h = o tanh(c); saves i, f, g, o (c comes from the carries).
-
-    do = dh tanh(c)                 dc_tot = dc + dh o (1 - tanh(c)^2)
-    di = dc_tot g    df = dc_tot c'    dg = dc_tot i    dc' = dc_tot f
-    dpre = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)],   dh' = dpre W_hh^T
-    """
+class StepGrad:
+    """Defaults shared by the step-gradient classes (each is built with its cell)."""
 
     dh_prev_is_dpre_w_hh = True  # dh_prev = dpre W_hh^T exactly (no extra terms)
 
     def __init__(self, cell):
         self.cell = cell
 
-    def saved(self, gates):
-        return {k: gates[k] for k in ("i", "f", "g", "o")}
+    def transposed(self, rparams):
+        """What `backward_step` multiplies by, computed once outside the loop: W_hh^T."""
+        return rparams["w_hh"].T
 
     def prepare(self, rparams, prev_TxB, new_TxB, saved_TxB):
         return saved_TxB
 
+
+class LSTMGrad(StepGrad):
+    """LSTM with its options (not layer_norm); saves i, f, g, o and c_t.
+
+    Forward, with a_* the gate pre-activations and the peephole terms p_* (0 without them):
+        i = s(a_i + p_i c'), f = s(a_f + p_f c'), g = tanh(a_g)      (coupled: i = 1 - f)
+        c = f c' + i g,  o = s(a_o + p_o c),  m = o tanh(c),  h = m W_hr  (or h = m)
+    Backward (dh, dc: the cotangents of the carry leaving the step):
+        dm = dh W_hr^T (or dh)           da_o = dm tanh(c) o(1-o)
+        dc_tot = dc + dm o (1 - tanh(c)^2) + da_o p_o
+        da_g = dc_tot i (1-g^2)          da_i = dc_tot g i(1-i)
+        da_f = dc_tot c' f(1-f)          (coupled: da_f = dc_tot (c' - g) f(1-f), no da_i)
+        dc' = dc_tot f + da_i p_i + da_f p_f
+        dpre = [da_i, da_f, da_g, da_o],  dh' = dpre W_hh^T
+    After the loop: dW_hh = sum h'^T dpre; dp_i = sum da_i c', dp_f = sum da_f c',
+    dp_o = sum da_o c; dW_hr = sum m^T dh (dh of the step, carried to it from later steps).
+    """
+
+    def saved(self, gates):
+        return {k: gates[k] for k in ("i", "f", "g", "o", "c")}
+
     def backward_step(self, rparams, w_hh_T, s, prev, new, d):
-        i, f, g, o = s["i"], s["f"], s["g"], s["o"]
-        tc = jnp.tanh(new.c)
-        do = d.h * tc
-        dc = d.c + d.h * o * (1.0 - tc * tc)
-        dpre_Bx4H = jnp.concatenate(
-            [
-                dc * g * i * (1.0 - i),
-                dc * prev.c * f * (1.0 - f),
-                dc * i * (1.0 - g * g),
-                do * o * (1.0 - o),
-            ],
-            axis=-1,
-        )
-        dh_prev = base.matmul(dpre_Bx4H, w_hh_T, self.cell.compute_dtype).astype(d.h.dtype)
-        return base.LSTMState(dh_prev, dc * f), dpre_Bx4H
+        cell = self.cell
+        i, f, g, o, c = s["i"], s["f"], s["g"], s["o"], s["c"]
+        tc = jnp.tanh(c)
+        dm = _dot_t(d.h, rparams["w_hr"], cell.compute_dtype) if cell.proj_size else d.h
+        da_o = dm * tc * o * (1.0 - o)
+        dc = d.c + dm * o * (1.0 - tc * tc)
+        if cell.peephole:
+            p_i, p_f, p_o = (rparams["w_peep"][k : k + 1].astype(c.dtype) for k in range(3))
+            dc = dc + da_o * p_o
+        da_g = dc * i * (1.0 - g * g)
+        if cell.coupled:
+            da_f = dc * (prev.c - g) * f * (1.0 - f)
+            blocks = [da_f, da_g, da_o]
+            dc_prev = dc * f + (da_f * p_f if cell.peephole else 0.0)
+        else:
+            da_i = dc * g * i * (1.0 - i)
+            da_f = dc * prev.c * f * (1.0 - f)
+            blocks = [da_i, da_f, da_g, da_o]
+            dc_prev = dc * f + (da_i * p_i + da_f * p_f if cell.peephole else 0.0)
+        dpre_BxG = jnp.concatenate(blocks, axis=-1)
+        dh_prev = base.matmul(dpre_BxG, w_hh_T, cell.compute_dtype).astype(d.h.dtype)
+        # With a projection, dW_hr needs each step's dh: carried to param_grads beside dpre.
+        out = jnp.concatenate([dpre_BxG, d.h], axis=-1) if cell.proj_size else dpre_BxG
+        return base.LSTMState(dh_prev, dc_prev), out
 
-    def param_grads(self, rparams, prev_TxB, saved_TxB, dxp_TxBx4H):
-        return {"w_hh": weight_grad(prev_TxB.h, dxp_TxBx4H)}, dxp_TxBx4H
+    def param_grads(self, rparams, prev_TxB, saved_TxB, dout_TxBxN):
+        cell = self.cell
+        gh = cell.num_gates * cell.hidden_size
+        dpre_TxBxG = dout_TxBxN[..., :gh]
+        grads = {"w_hh": weight_grad(prev_TxB.h, dpre_TxBxG)}
+        if cell.peephole:
+            blocks = dict(
+                zip(cell.gate_names, jnp.split(dpre_TxBxG, cell.num_gates, -1), strict=True)
+            )
+            c_prev, c = prev_TxB.c, saved_TxB["c"]
+            dp_i = (
+                jnp.zeros_like(c[0, 0]) if cell.coupled else jnp.sum(blocks["i"] * c_prev, (0, 1))
+            )
+            dp_f = jnp.sum(blocks["f"] * c_prev, axis=(0, 1))
+            dp_o = jnp.sum(blocks["o"] * c, axis=(0, 1))
+            grads["w_peep"] = jnp.stack([dp_i, dp_f, dp_o])
+        if cell.proj_size:
+            m_TxBxH = saved_TxB["o"] * jnp.tanh(saved_TxB["c"])
+            grads["w_hr"] = weight_grad(m_TxBxH, dout_TxBxN[..., gh:])
+        return grads, dpre_TxBxG
 
 
-class GRUGrad:
+class GRUGrad(StepGrad):
     """GRU, both variants; saves r, z, n.
 
     reset_after=True (a = h' W_hn + b_hn, rebuilt after the forward loop as one GEMM):
@@ -92,7 +136,7 @@ class GRUGrad:
     dh_prev_is_dpre_w_hh = False  # dh_prev has the extra terms dh z (+ d(r h') r) above
 
     def __init__(self, cell):
-        self.cell = cell
+        super().__init__(cell)
         self.h = cell.hidden_size
 
     def saved(self, gates):
@@ -137,30 +181,53 @@ class GRUGrad:
         return grads, dxp_TxBx3H
 
 
-class SimpleRNNGrad:
+def _activation_grad(activation: str, dh, h):
+    """d act(pre) / d pre times dh, from the output h = act(pre): tanh 1 - h^2, relu [h > 0]."""
+    if activation == "tanh":
+        return dh * (1.0 - h * h)
+    return jnp.where(h > 0, dh, 0.0)
+
+
+class SimpleRNNGrad(StepGrad):
     """Elman RNN: h = act(pre); nothing saved beyond the carries.
 
     dpre = dh (1 - h^2) for tanh, dh [h > 0] for relu;   dh' = dpre W_hh^T
     """
 
-    dh_prev_is_dpre_w_hh = True  # dh_prev = dpre W_hh^T exactly (no extra terms)
-
-    def __init__(self, cell):
-        self.cell = cell
-
     def saved(self, gates):
         return {}
 
-    def prepare(self, rparams, prev_TxB, new_TxB, saved_TxB):
-        return saved_TxB
-
     def backward_step(self, rparams, w_hh_T, s, prev, new, d):
-        if self.cell.activation == "tanh":
-            dpre = d.h * (1.0 - new.h * new.h)
-        else:
-            dpre = jnp.where(new.h > 0, d.h, 0.0)
+        dpre = _activation_grad(self.cell.activation, d.h, new.h)
         dh_prev = base.matmul(dpre, w_hh_T, self.cell.compute_dtype).astype(d.h.dtype)
         return base.RNNState(dh_prev), dpre
 
     def param_grads(self, rparams, prev_TxB, saved_TxB, dxp_TxBxH):
         return {"w_hh": weight_grad(prev_TxB.h, dxp_TxBxH)}, dxp_TxBxH
+
+
+class IndRNNGrad(StepGrad):
+    """IndRNN: h = act(pre), pre = x W_ih + b + u_eff h' with u_eff = clip(u, -m, m) (m: the
+    recurrent_max bound, none when 0). No GEMM in the loop:
+
+    dpre = dh act'(pre);   dh' = dpre u_eff;   du = sum_t dpre h' (zero where u is clipped)
+    """
+
+    dh_prev_is_dpre_w_hh = False  # elementwise recurrence: no W_hh to fuse dx with
+
+    def saved(self, gates):
+        return {}
+
+    def transposed(self, rparams):
+        return self.cell.effective_u(rparams)
+
+    def backward_step(self, rparams, u_H, s, prev, new, d):
+        dpre = _activation_grad(self.cell.activation, d.h, new.h)
+        return base.RNNState(dpre * u_H.astype(dpre.dtype)[None, :]), dpre
+
+    def param_grads(self, rparams, prev_TxB, saved_TxB, dpre_TxBxH):
+        du = jnp.sum(dpre_TxBxH * prev_TxB.h, axis=(0, 1))
+        bound = self.cell.recurrent_max
+        if bound:
+            du = jnp.where(jnp.abs(rparams["u"]) <= bound, du, 0.0)
+        return {"u": du}, dpre_TxBxH

@@ -14,12 +14,17 @@ import cells
 B, T, I, H = 3, 5, 4, 6  # noqa: E741  (batch, time, input features, hidden units)
 LENGTHS = np.array([5, 2, 0])  # full, partial and empty sequences in one batch
 
+# Options a registered cell cannot do without (LSTMP needs its projection size).
+REQUIRED_OPTIONS = {"lstmp": {"proj_size": 4}}
 # Every registered cell with its defaults, plus the options that change its equations, named
 # for test ids. A newly registered cell joins every parameterised test here by itself (it also
 # needs its float64 equations in reference_numpy.py).
-CELLS = {name: cells.get(name)(H) for name in cells.names()} | {
+CELLS = {name: cells.get(name)(H, **REQUIRED_OPTIONS.get(name, {})) for name in cells.names()} | {
     "gru_reset_before": cells.GRU(H, reset_after=False),
     "rnn_relu": cells.SimpleRNN(H, activation="relu"),
+    "indrnn_tanh_bounded": cells.IndRNN(H, activation="tanh", recurrent_max=0.3),
+    "lstm_all": cells.LSTM(H, peephole=True, coupled=True, proj_size=4),
+    "lstm_peephole_ln_proj": cells.LSTM(H, peephole=True, proj_size=3, layer_norm=True),
 }
 CELL_IDS = list(CELLS)
 
@@ -40,11 +45,10 @@ def random_inputs(shape=(B, T, I), seed=1, dtype=np.float32):
 
 def random_carry(cell, batch=B, seed=2, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    n = len(cell.carry_type._fields)
     return cell.carry_type(
         *(
-            jax.numpy.asarray(0.5 * rng.standard_normal((batch, cell.hidden_size)), dtype)
-            for _ in range(n)
+            jax.numpy.asarray(0.5 * rng.standard_normal((batch, width)), dtype)
+            for width in cell.carry_sizes
         )
     )
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from cells_testing import CELL_IDS, CELLS, B, H, T, random_carry, random_inputs, random_params
+from cells_testing import CELL_IDS, CELLS, B, T, random_carry, random_inputs, random_params
 from jax.test_util import check_grads
 
 import cells
@@ -28,7 +28,7 @@ def test_grads_match_finite_differences(x64, name, reverse):
     params = random_params(cell, dtype=np.float64)
     xs = random_inputs(dtype=np.float64)
     carry = random_carry(cell, dtype=np.float64)
-    weights = jnp.asarray(np.random.default_rng(7).standard_normal((B, T, H)))
+    weights = jnp.asarray(np.random.default_rng(7).standard_normal((B, T, cell.output_size)))
 
     @jax.jit  # one compile for the many evaluations below
     def loss(p, x, c):

@@ -134,7 +134,7 @@ def test_bidirectional_stack_padded_batch_equals_each_sequence_alone():
 def test_layer_errors():
     with pytest.raises(ValueError, match=r"merge must be one of \('concat', 'sum'\), got 'max'"):
         cells.Bidirectional(cells.LSTM(H), cells.LSTM(H), merge="max")
-    with pytest.raises(ValueError, match="merge='sum' needs equal hidden sizes, got 6 and 7"):
+    with pytest.raises(ValueError, match="merge='sum' needs equal output sizes, got 6 and 7"):
         cells.Bidirectional(cells.LSTM(H), cells.LSTM(H + 1), merge="sum")
     with pytest.raises(ValueError, match=r"dropout must lie in \[0, 1\), got 1.0"):
         cells.Stack.uniform(cells.LSTM(H), 2, dropout=1.0)

@@ -25,7 +25,7 @@ def test_builtin_cells_are_registered_under_their_names():
 
 
 def test_unknown_name_lists_the_registered_cells():
-    with pytest.raises(ValueError, match=r"unknown cell 'lstmm'; registered cells: gru, lstm"):
+    with pytest.raises(ValueError, match=r"unknown cell 'lstmm'; registered cells: gru, gru_ln"):
         cells.get("lstmm")
 
 

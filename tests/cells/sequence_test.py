@@ -72,7 +72,8 @@ def test_jit_equals_eager_traced_lengths_and_trace_padding(name):
     )
     jax.tree.map(lambda a, b: assert_close(a, b, 1e-6), eager, jitted)
     ys, final, trace = eager
-    assert set(trace) == set(cell.gate_names) | ({"c"} if name == "lstm" else set())
+    lstm_family = isinstance(cell, cells.LSTM)  # every gate (i = 1 - f when coupled) and c
+    assert set(trace) == ({"i", "f", "g", "o", "c"} if lstm_family else set(cell.gate_names))
     assert all(v.shape == (B, T, H) for v in trace.values())
     for b, length in enumerate(LENGTHS):  # padding: zero outputs, zero gates
         assert not np.asarray(ys[b, length:]).any()
@@ -152,8 +153,14 @@ def test_one_input_gemm_outside_one_recurrent_gemm_per_step(name):
     inside = [e for e, in_loop in dots if in_loop]
     assert len(outside) == 1  # x W_ih for all B*T rows at once
     assert outside[0].invars[0].aval.shape == (B, T, I)
-    # One [B, H] x [H, G*H] GEMM per step; Cho's GRU needs its reset gate before the n block.
-    assert len(inside) == (2 if name == "gru_reset_before" else 1)
+    # One [B, H] x [H, G*H] GEMM per step; Cho's GRU needs its reset gate before the n block,
+    # the LSTM's projection one more [B, H] x [H, P], and the IndRNN none (u * h, elementwise).
+    expected = 2 if name == "gru_reset_before" else 1
+    if getattr(cell, "proj_size", 0):
+        expected = 2
+    if isinstance(cell, cells.IndRNN):
+        expected = 0
+    assert len(inside) == expected
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru_reset_before"])  # remat wraps any cell's step alike
@@ -250,7 +257,7 @@ ERRORS = {
     ),
     "carry": (
         lambda: cells.scan(LSTM, P, XS, carry=LSTM.initial_carry(B + 1)),
-        r"carry must be a LSTMState of arrays \(3, 6\)",
+        r"carry must be a LSTMState of arrays \(\(3, 6\), \(3, 6\)\)",
     ),
     "carry_type": (
         lambda: cells.scan(LSTM, P, XS, carry=cells.RNNState(jnp.zeros((B, H)))),

@@ -53,7 +53,7 @@ def test_flag_errors(files, extra, words):
 VALIDATION_CASES = [
     (["--config.model.dropout=1.5"], ["config.model.dropout", "[0, 1)"]),
     (["--config.data.path=/no/such/data.txt"], ["config.data.path", "no effect"]),
-    (["--config.model.cell=gruu"], ["config.model.cell", "registered cells: gru, lstm, rnn"]),
+    (["--config.model.cell=gruu"], ["config.model.cell", "registered cells: gru, gru_ln"]),
     (["--workdir={d}/afile"], ["afile", "is a file"]),
 ]
 

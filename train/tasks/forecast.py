@@ -153,7 +153,7 @@ class ForecastTask(base.Task):
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
         k_enc, k_dec, k_head = jax.random.split(rng, 3)
-        h, c = self.cell.hidden_size, self.num_channels
+        h, c = self.cell.output_size, self.num_channels
         params = {"encoder": self.encoder.init(k_enc, c)}
         if self.head == "direct":
             params["head"] = models.dense_init(k_head, h, self.horizon * c)

@@ -65,16 +65,17 @@ class LMTask(base.Task):
         )
         self.vocab_size = len(self.corpus.vocab)
         m = config.model
-        self.embed_size = m.get("embed_size", 0) or m.hidden_size
-        self.tied = bool(m.get("tie_embeddings", False))
-        if self.tied and self.embed_size != m.hidden_size:
-            raise ConfigError(
-                "config.model.tie_embeddings=True needs embed_size == hidden_size, got "
-                f"{self.embed_size} and {m.hidden_size}."
-            )
-        self.dropout = float(m.dropout)
         self.cell = models.make_cell(config)
         self.stack = models.make_stack(config, self.cell)
+        self.embed_size = m.get("embed_size", 0) or m.hidden_size
+        self.tied = bool(m.get("tie_embeddings", False))
+        if self.tied and self.embed_size != self.stack.output_size:
+            raise ConfigError(
+                "config.model.tie_embeddings=True needs embed_size == the cell's output size "
+                f"(hidden_size, or its proj_size), got {self.embed_size} and "
+                f"{self.stack.output_size}."
+            )
+        self.dropout = float(m.dropout)
         self.objective = m.get("objective", "window_sum")
 
     # -- checks --------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ class LMTask(base.Task):
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
         k_embed, k_rnn, k_out, k_uniform = jax.random.split(rng, 4)
-        v, d, h = self.vocab_size, self.embed_size, self.config.model.hidden_size
+        v, d, h = self.vocab_size, self.embed_size, self.stack.output_size
         params = {
             "embed": jax.random.normal(k_embed, (v, d), jnp.float32) / math.sqrt(d),
             "rnn": self.stack.init(k_rnn, d),
@@ -123,14 +124,27 @@ class LMTask(base.Task):
             params["rnn"], x_BxTxD, carry=carry, rng=r_stack, **self.scan_kwargs
         )
         ys_BxTxH = cells.dropout(r_out, self.dropout, ys_BxTxH)
-        w_HxV = params["embed"].T if self.tied else params["softmax"]["w"]
         b, t, h = ys_BxTxH.shape
         # A 2-D [B*T, H] x [H, V] product: XLA:CPU differentiates it ~2x faster than the 3-D one.
+        return self._logits(params, ys_BxTxH.reshape(b * t, h)).reshape(b, t, -1), carry
+
+    def step(self, params, carry, token_B):
+        """One time step for generation: (carry, logits [B, V]) of the next token (no dropout).
+
+        `cells.Stack.step` over the embedded token; the carry is `init_carry(B)` or what
+        `apply` returned after a prompt.
+        """
+        x_BxD = jnp.take(params["embed"], token_B, axis=0)
+        carry, h_BxH = self.stack.step(params["rnn"], carry, x_BxD)
+        return carry, self._logits(params, h_BxH)
+
+    def _logits(self, params, h_NxH):
+        """The softmax layer's logits [N, V] (float32) from top-layer outputs [N, H]."""
+        w_HxV = params["embed"].T if self.tied else params["softmax"]["w"]
         logits_NxV = cells_base.add_bias(
-            cells_base.matmul(ys_BxTxH.reshape(b * t, h), w_HxV, self.cell.compute_dtype),
-            params["softmax"]["b"],
+            cells_base.matmul(h_NxH, w_HxV, self.cell.compute_dtype), params["softmax"]["b"]
         )
-        return logits_NxV.astype(jnp.float32).reshape(b, t, -1), carry
+        return logits_NxV.astype(jnp.float32)
 
     def _nll(self, params, carry, inputs_BxT, targets_BxT, rng):
         """Per-position negative log-likelihood [B, T] (nats) and the carry after the window."""

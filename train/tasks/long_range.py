@@ -144,7 +144,7 @@ class _LongRangeTask(base.Task):
         k_rnn, k_head = jax.random.split(rng)
         return {
             "rnn": self.stack.init(k_rnn, self.num_inputs),
-            "head": models.dense_init(k_head, self.cell.hidden_size, self.num_outputs),
+            "head": models.dense_init(k_head, self.stack.output_size, self.num_outputs),
         }
 
     def encode(self, x):

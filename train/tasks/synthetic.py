@@ -129,7 +129,7 @@ class SyntheticTask(base.Task):
     # -- model -------------------------------------------------------------------------------
     def init_params(self, rng):
         k_emb, k_rnn, k_out = jax.random.split(rng, 3)
-        e, h = self.config.model.embed_size, self.config.model.hidden_size
+        e, h = self.config.model.embed_size, self.stack.output_size
         return {
             "embed": jax.random.normal(k_emb, (self.vocab, e)) * 0.1,
             "rnn": self.stack.init(k_rnn, e),
