@@ -193,8 +193,11 @@ def test_torch_errors():
         interop.from_torch(cells.LSTM(H), gru_sd)
     with pytest.raises(ValueError, match="state_dict has no 'weight_ih_l1'"):
         interop.from_torch(cells.GRU(H), gru_sd, layer=1)
-    with pytest.raises(ValueError, match="proj_size > 0"):
-        interop.from_torch_module(torch.nn.LSTM(I, H, proj_size=2))
+    projected = torch.nn.LSTM(I, H, proj_size=2).state_dict()
+    with pytest.raises(ValueError, match="weight_hr_l0 is present but the cell has proj_size=0"):
+        interop.from_torch(cells.LSTM(H), projected)
+    with pytest.raises(ValueError, match="weight_hr_l0 is missing but the cell has proj_size=2"):
+        interop.from_torch(cells.LSTM(H, proj_size=2), _torch_module("lstm", False, 1).state_dict())
     with pytest.raises(ValueError, match="module must be a torch nn.LSTM, nn.GRU or nn.RNN"):
         interop.from_torch_module(torch.nn.Linear(2, 2))
 
