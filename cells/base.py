@@ -314,3 +314,25 @@ class Cell:
     def split_gates(self, params: Params, name: str) -> list[Array]:
         """Splits a fused parameter (w_ih, w_hh or b) into its per-gate blocks."""
         return jnp.split(params[name], self.num_gates, axis=-1)
+
+
+class LayerNormOption:
+    """Mixin for cells with a `layer_norm` field (LSTM, GRU): with it, the input projection is
+    LN_x(x W_ih) + b and the recurrent product LN_h(h W_hh), each normalised over all gate
+    blocks together (`layer_norm` above), and the hand-written backward does not apply
+    (`backward='fused'` runs autodiff)."""
+
+    def recurrent(self, params: Params, h: Array) -> Array:
+        hw = super().recurrent(params, h)
+        if self.layer_norm:
+            hw = layer_norm(hw, params["ln_h_scale"], params["ln_h_bias"])
+        return hw
+
+    def input_projection(self, params: Params, xs: Array) -> Array:
+        if not self.layer_norm:
+            return super().input_projection(params, xs)
+        xw = matmul(xs, params["w_ih"], self.compute_dtype)
+        return add_bias(layer_norm(xw, params["ln_x_scale"], params["ln_x_bias"]), params["b"])
+
+    def backward_rule(self):
+        return None if self.layer_norm else super().backward_rule()

@@ -46,7 +46,7 @@ from cells.kernels import step_grads
 
 @registry.register("gru")
 @dataclasses.dataclass(frozen=True)
-class GRU(base.Cell):
+class GRU(base.LayerNormOption, base.Cell):
     """GRU cell. See the module docstring for the equations of both variants.
 
     Attributes:
@@ -56,7 +56,7 @@ class GRU(base.Cell):
 
     reset_after: bool = True
     layer_norm: bool = False
-    chrono_t_max: float = 0
+    chrono_t_max: float = 0.0
 
     num_gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
@@ -88,26 +88,6 @@ class GRU(base.Cell):
             b_z = base.chrono_bias(k_chrono, self.chrono_t_max, h, dtype)
             params["b"] = params["b"].at[h : 2 * h].set(b_z)
         return params
-
-    def backward_rule(self):
-        """The hand-written backward covers both variants, not layer_norm."""
-        return None if self.layer_norm else super().backward_rule()
-
-    def input_projection(self, params, xs):
-        """x W_ih + b for all steps; LN_x(x W_ih) + b with layer_norm."""
-        if not self.layer_norm:
-            return super().input_projection(params, xs)
-        xw = base.matmul(xs, params["w_ih"], self.compute_dtype)
-        return base.add_bias(
-            base.layer_norm(xw, params["ln_x_scale"], params["ln_x_bias"]), params["b"]
-        )
-
-    def recurrent(self, params, h):
-        """h W_hh (all gates at once); LN_h(h W_hh) with layer_norm."""
-        hw = super().recurrent(params, h)
-        if self.layer_norm:
-            hw = base.layer_norm(hw, params["ln_h_scale"], params["ln_h_bias"])
-        return hw
 
     def fused_step(self, params, carry, xp_Bx3H):
         (h_prev,) = carry

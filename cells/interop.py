@@ -320,18 +320,12 @@ def from_flax(cell: base.Cell, variables: Mapping[str, Any]) -> Params:
             "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in _FLAX_LSTM_GATES], 1),
             "b": np.concatenate([_get(tree, f"h{g}", "bias") for g in _FLAX_LSTM_GATES]),
         }
-    elif isinstance(cell, GRU):
+    elif isinstance(cell, GRU | MGU):  # input biases per gate, the recurrent one on n only
+        gates = _FLAX_GRU_GATES if isinstance(cell, GRU) else _FLAX_MGU_GATES
         arrays = {
-            "w_ih": np.concatenate([_get(tree, f"i{g}", "kernel") for g in _FLAX_GRU_GATES], 1),
-            "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in _FLAX_GRU_GATES], 1),
-            "b": np.concatenate([_get(tree, f"i{g}", "bias") for g in _FLAX_GRU_GATES]),
-            "b_hn": _get(tree, "hn", "bias"),
-        }
-    elif isinstance(cell, MGU):
-        arrays = {
-            "w_ih": np.concatenate([_get(tree, f"i{g}", "kernel") for g in _FLAX_MGU_GATES], 1),
-            "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in _FLAX_MGU_GATES], 1),
-            "b": np.concatenate([_get(tree, f"i{g}", "bias") for g in _FLAX_MGU_GATES]),
+            "w_ih": np.concatenate([_get(tree, f"i{g}", "kernel") for g in gates], 1),
+            "w_hh": np.concatenate([_get(tree, f"h{g}", "kernel") for g in gates], 1),
+            "b": np.concatenate([_get(tree, f"i{g}", "bias") for g in gates]),
             "b_hn": _get(tree, "hn", "bias"),
         }
     else:
@@ -358,15 +352,9 @@ def to_flax(cell: base.Cell, params: Params) -> dict[str, Any]:
         for k, g in enumerate(_FLAX_LSTM_GATES):
             tree[f"i{g}"] = {"kernel": split["w_ih"][k]}
             tree[f"h{g}"] = {"kernel": split["w_hh"][k], "bias": split["b"][k]}
-    elif isinstance(cell, GRU):
+    elif isinstance(cell, GRU | MGU):
         tree = {}
-        for k, g in enumerate(_FLAX_GRU_GATES):
-            tree[f"i{g}"] = {"kernel": split["w_ih"][k], "bias": split["b"][k]}
-            tree[f"h{g}"] = {"kernel": split["w_hh"][k]}
-        tree["hn"]["bias"] = params["b_hn"]
-    elif isinstance(cell, MGU):
-        tree = {}
-        for k, g in enumerate(_FLAX_MGU_GATES):
+        for k, g in enumerate(_FLAX_GRU_GATES if isinstance(cell, GRU) else _FLAX_MGU_GATES):
             tree[f"i{g}"] = {"kernel": split["w_ih"][k], "bias": split["b"][k]}
             tree[f"h{g}"] = {"kernel": split["w_hh"][k]}
         tree["hn"]["bias"] = params["b_hn"]

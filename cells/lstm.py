@@ -20,7 +20,7 @@ Options (any combination):
   peephole=True (Gers, Schraudolph & Schmidhuber 2002): the gates see the cell through
     diagonal weights w_peep [3, H] (rows i, f, o):
         i_t = sigmoid(... + p_i * c_{t-1}),  f_t = sigmoid(... + p_f * c_{t-1}),
-        o_t = sigmoid(... + p_o * c_t)                              (zeros at init)
+        o_t = sigmoid(... + p_o * c_t)          (zeros at init; with coupled, the i row is unused)
   coupled=True (CIFG, Greff et al. 2017): no input gate, i_t = 1 - f_t; three gate blocks in
     the order (f, g, o): w_ih [I, 3H], w_hh [., 3H], b [3H].
   proj_size=P > 0 (LSTMP, Sak et al. 2014; PyTorch's nn.LSTM(proj_size=P)):
@@ -53,7 +53,7 @@ from cells.kernels import step_grads
 
 @registry.register("lstm")
 @dataclasses.dataclass(frozen=True)
-class LSTM(base.Cell):
+class LSTM(base.LayerNormOption, base.Cell):
     """LSTM cell with forget gate and optional variants. See the module docstring.
 
     Attributes:
@@ -70,7 +70,7 @@ class LSTM(base.Cell):
     coupled: bool = False
     proj_size: int = 0
     layer_norm: bool = False
-    chrono_t_max: float = 0
+    chrono_t_max: float = 0.0
 
     carry_type = base.LSTMState
     fused_backward = step_grads.LSTMGrad
@@ -135,27 +135,12 @@ class LSTM(base.Cell):
         b = jnp.zeros((self.num_gates * self.hidden_size,), self.param_dtype)
         return b.at[self._block("f")].set(self.forget_bias)
 
-    def backward_rule(self):
-        """The hand-written backward covers every option except layer_norm."""
-        return None if self.layer_norm else super().backward_rule()
-
     # -- the fused path --------------------------------------------------------------------------
-    def input_projection(self, params, xs):
-        """x W_ih + b for all steps; LN_x(x W_ih) + b with layer_norm."""
-        if not self.layer_norm:
-            return super().input_projection(params, xs)
-        xw = base.matmul(xs, params["w_ih"], self.compute_dtype)
-        return base.add_bias(
-            base.layer_norm(xw, params["ln_x_scale"], params["ln_x_bias"]), params["b"]
-        )
-
     def fused_step(self, params, carry, xp_BxG):
         """One step: a single [B, H_in] x [H_in, G*H] GEMM (plus [B, H] x [H, P] with
         proj_size), then elementwise gate math in float32."""
         h_BxP, c_BxH = carry
-        hw_BxG = self.recurrent(params, h_BxP)
-        if self.layer_norm:
-            hw_BxG = base.layer_norm(hw_BxG, params["ln_h_scale"], params["ln_h_bias"])
+        hw_BxG = self.recurrent(params, h_BxP)  # LN_h(h W_hh) with layer_norm
         pre = dict(
             zip(
                 self.gate_names,
