@@ -159,11 +159,19 @@ def from_torch(
 
 
 def to_torch(
-    cell: base.Cell, params: Params, *, layer: int = 0, reverse: bool = False, prefix: str = ""
+    cell: base.Cell,
+    params: Params,
+    *,
+    layer: int = 0,
+    reverse: bool = False,
+    prefix: str = "",
+    bias: bool = True,
 ) -> dict[str, np.ndarray]:
     """`cell`'s params as the state-dict entries of PyTorch layer `layer` (numpy float32 arrays).
 
     The folded bias goes to bias_ih; bias_hh holds zeros (GRU: zeros for r, z and b_hn for n).
+    `bias=False` is for a module built with bias=False: no bias entries, and the biases must
+    be zero (ValueError otherwise: such a module cannot hold them).
     """
     _check_cell(cell, "PyTorch")
     cell.check_params(params)
@@ -181,6 +189,14 @@ def to_torch(
     }
     if "w_hr" in p:
         state[f"{prefix}weight_hr{suffix}"] = np.ascontiguousarray(p["w_hr"].T)
+    if not bias:
+        names = [n for n in ("b", "b_hn") if n in p and np.any(p[n])]
+        if names:
+            raise ValueError(
+                f"bias=False: the params have nonzero {' and '.join(names)}, which a PyTorch "
+                "module without biases cannot hold."
+            )
+        state = {k: v for k, v in state.items() if "bias_" not in k}
     return state
 
 
@@ -207,15 +223,20 @@ def stack_from_torch(
 
 
 def stack_to_torch(
-    stack: layers.Stack, params: tuple, *, prefix: str = "", tensors: bool = False
+    stack: layers.Stack,
+    params: tuple,
+    *,
+    prefix: str = "",
+    tensors: bool = False,
+    bias: bool = True,
 ) -> dict[str, Any]:
     """`stack`'s params as a PyTorch state dict; `tensors=True` returns torch tensors, ready for
-    `module.load_state_dict(...)` (imports torch)."""
+    `module.load_state_dict(...)` (imports torch); `bias=False` for a module without biases."""
     state = {}
     for k, (layer, p) in enumerate(zip(stack.layers, params, strict=True)):
         for cell, rev, name in _directions(layer):
             sub = p if name is None else p[name]
-            state.update(to_torch(cell, sub, layer=k, reverse=rev, prefix=prefix))
+            state.update(to_torch(cell, sub, layer=k, reverse=rev, prefix=prefix, bias=bias))
     if tensors:
         import torch  # optional dependency: imported only when tensors are asked for
 

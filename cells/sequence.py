@@ -71,6 +71,13 @@ def _check_inputs(cell: base.Cell, params, xs, lengths, resets=None) -> None:
                 )
 
 
+def _check_unroll(unroll) -> None:
+    if isinstance(unroll, bool | np.bool_):
+        return
+    if not isinstance(unroll, int | np.integer) or unroll < 1:
+        raise ValueError(f"unroll must be a positive int or a bool, got {unroll!r}.")
+
+
 def _check_flags(**flags) -> None:
     """Options that pick a Python code path must be real booleans (a typo is not 'True')."""
     for name, value in flags.items():
@@ -185,6 +192,7 @@ def scan(
       initial_carry: the carry a new episode starts from (see `resets`); default zeros
         (float32, float64 for float64 inputs); [H] or [1, H] fields are broadcast.
       lengths: optional int array [B] with values in [0, T]; see the module docstring.
+        Concrete values outside are refused; traced ones (under jit) are clipped to [0, T].
       resets: optional bool array [B, T]: True at step t restarts from `initial_carry` before
         step t; see the module docstring.
       reverse: run right to left over each sequence's valid part.
@@ -212,6 +220,9 @@ def scan(
     lengths = None if lengths is None else jnp.asarray(lengths)
     _check_inputs(cell, params, xs, lengths, resets)
     _check_flags(reverse=reverse, return_trace=return_trace, remat=remat)
+    _check_unroll(unroll)
+    if isinstance(lengths, jax.core.Tracer):  # not checkable under jit: keep them in [0, T]
+        lengths = jnp.clip(lengths, 0, xs.shape[1])
     init = _start_carry(cell, params, xs, initial_carry)
     carry = init if carry is None else _start_carry(cell, params, xs, carry)
     batch, steps, _ = xs.shape

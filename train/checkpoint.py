@@ -201,6 +201,61 @@ class Checkpoints:
             )
         return None
 
+    def restore_best(self, best_step: int, abstract_state, shardings=None):
+        """(state, meta, step) of checkpoint `best_step`, or of a stand-in when it is gone.
+
+        A best checkpoint that is missing (deleted) or unreadable (moved to
+        DIR/checkpoints_corrupt/, never deleted) is replaced, with a warning, by the remaining
+        readable checkpoint with the lowest validation value recorded with it, else the newest
+        readable one. Raises CheckpointError when no checkpoint is readable.
+        """
+        failures = []
+        with _quiet_failed_restores(failures):
+            found = None
+            if best_step in self.steps():
+                try:
+                    found = (*self.restore(best_step, abstract_state, shardings), best_step)
+                except Exception as e:  # noqa: BLE001 - unreadable: fall back below
+                    failures.append((best_step, e))
+            if found is None:
+                for step in self._best_candidates(exclude=best_step):
+                    try:
+                        found = (*self.restore(step, abstract_state, shardings), step)
+                        break
+                    except Exception as e:  # noqa: BLE001
+                        failures.append((step, e))
+        for bad_step, error in failures:
+            self._move_aside(bad_step, error)
+        if found is None:
+            raise CheckpointError(
+                f"no readable checkpoint in {self.directory} (the best, step {best_step}, is "
+                "missing or unreadable); nothing was deleted."
+            )
+        if found[2] != best_step and jax.process_index() == 0:
+            logging.warning(
+                "the best checkpoint (step %d) is missing or unreadable; using step %d instead",
+                best_step,
+                found[2],
+            )
+        return found
+
+    def _best_candidates(self, exclude: int) -> list[int]:
+        """Remaining steps, those with a recorded validation value first (lowest first), then
+        the rest newest first."""
+        scored, unscored = [], []
+        for step in reversed(self.steps()):
+            if step == exclude:
+                continue
+            try:
+                last_valid = self.read_meta(step).get("last_valid")
+            except Exception:  # noqa: BLE001 - unreadable meta: try it last
+                last_valid = None
+            if last_valid and last_valid[0] == step:
+                scored.append((last_valid[1], step))
+            else:
+                unscored.append(step)
+        return [step for _, step in sorted(scored)] + unscored
+
     def _newest_readable(self, abstract_state, signature, shardings, failures):
         for step in reversed(self.steps()):
             try:
@@ -273,14 +328,28 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
         if not steps:
             raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
         step = steps[-1]
+        abstract = state_lib.abstract(config, task)
         if which == "best":
-            best = ckpts.read_meta(step).get("best_step")
-            step = step if best is None else best
+            best = _best_step(ckpts, steps)
+            if best is not None:
+                state, _, step = ckpts.restore_best(best, abstract)
+                return Trained(config, task, state.params, step)
         elif isinstance(which, int):
             if which not in steps:
                 raise ConfigError(f"{workdir!r} has no checkpoint {which}; it has {steps}.")
             step = which
-        state, _ = ckpts.restore(step, state_lib.abstract(config, task))
+        state, _ = ckpts.restore(step, abstract)
     finally:
         ckpts.close()
     return Trained(config, task, state.params, step)
+
+
+def _best_step(ckpts: Checkpoints, steps: list[int]) -> int | None:
+    """The best step recorded by the newest checkpoint whose meta can be read (None: no
+    evaluation yet)."""
+    for step in reversed(steps):
+        try:
+            return ckpts.read_meta(step).get("best_step")
+        except Exception:  # noqa: BLE001 - an unreadable newest checkpoint: ask an older one
+            continue
+    return None

@@ -9,6 +9,7 @@ nothing into the workdir (safe to run beside a live training run).
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from absl import app, flags, logging
@@ -52,12 +53,17 @@ def main(argv):
     from train.errors import ConfigError
 
     try:
-        out = evaluate_workdir(_WORKDIR.value, _SPLIT.value, _WHICH.value)
+        out = evaluate_workdir(os.path.expanduser(_WORKDIR.value), _SPLIT.value, _WHICH.value)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(out))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `rnn-evaluate` console command (the same as `python -m train.evaluate`)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

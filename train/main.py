@@ -56,7 +56,12 @@ def _config_file(argv: list[str]) -> str | None:
 def _explain(error: Exception, argv: list[str]) -> str:
     """One line for an error raised while parsing flags (absl's or config_flags')."""
     if isinstance(error, flags.Error):
-        return str(error).splitlines()[0] if str(error) else type(error).__name__
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        if len(lines) > 1 and "Error whilst parsing config file" in lines[0]:
+            # config_flags folds the config file's own traceback in: keep its last line, the
+            # exception that says what is wrong.
+            return f"--config={_config_file(argv)}: {lines[-1].strip()}"
+        return lines[0] if lines else type(error).__name__
     text = str(error).splitlines()[0] if str(error) else ""
     path = _config_file(argv)
     if "get_config" in text:
@@ -82,6 +87,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
         _fail(f"--config: file {path!r} does not exist (relative to {os.getcwd()}).")
     try:
         rest = flags.FLAGS(argv)
+    except SystemExit as e:  # a config file that exits must not end the run silently
+        _fail(f"--config={path}: the config file called sys.exit({e.code!r}) while loading.")
     except Exception as e:  # noqa: BLE001 - config files can raise anything; report one line
         _fail(_explain(e, argv))
     if len(rest) > 1:
@@ -118,7 +125,7 @@ def main(argv):
     from train import checkpoint, trainer
 
     try:
-        trainer.train_and_evaluate(config, _WORKDIR.value)
+        trainer.train_and_evaluate(config, os.path.expanduser(_WORKDIR.value))
     except errors.ConfigError as e:
         _fail(str(e))
     except (trainer.NonFiniteError, checkpoint.CheckpointError) as e:
@@ -128,5 +135,10 @@ def main(argv):
         sys.exit(128 + e.signum)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `rnn-train` console command (the same as `python -m train.main`)."""
     app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -158,14 +158,26 @@ def _fresh_meta() -> dict:
         "best_step": None,  # the step it was reached at (that checkpoint is kept)
         "evals_since_best": 0,  # for early stopping
         "stopped_early": False,
+        "last_valid": None,  # [step, best_metric value] of the latest validation pass
         "pending": [],  # per-step train sums not yet logged (bitwise-equal logs on resume)
         "train_time_s": 0.0,  # summed over invocations, up to the last checkpoint
         "wall_time_s": 0.0,
     }
 
 
-def _check_best_metric(config, task, abstract) -> None:
-    """Refuses a best_metric the task does not report, before any compute (best effort)."""
+def _check_eval_splits(config, task, abstract) -> None:
+    """Data-dependent evaluation checks, before step 1 (not after hours of training).
+
+    Every split yields its first batch (a task refuses an eval.batch_size its split cannot
+    fill here), and the best_metric must be one the task reports (best effort for the latter).
+    """
+    for split in task.eval_splits:
+        first = next(iter(task.eval_batches(split)), None)
+        if first is None:
+            raise errors.ConfigError(
+                f"the {split!r} split of task {config.task!r} has no evaluation batch with "
+                f"config.eval.batch_size={config.eval.batch_size}; lower it or add data."
+            )
     try:
         batch = next(iter(task.eval_batches("valid")))
         carry = task.init_carry(config.eval.batch_size)
@@ -199,7 +211,7 @@ class _Run:
         config, workdir, primary = self.config, self.workdir, self.primary
         ckpt_dir = os.path.join(workdir, checkpoint.CHECKPOINTS)
         has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
-        workdir_lib.check_config_json(config, workdir, has_ckpts, primary)
+        workdir_lib.check_restart(config, workdir, has_ckpts)
 
         self.mesh = sharding.make_mesh()
         n_dev = self.mesh.devices.size
@@ -214,12 +226,14 @@ class _Run:
             config.optim, self.num_steps, task.steps_per_epoch()
         )
         self.abstract = state_lib.abstract(config, task)
-        _check_best_metric(config, task, self.abstract.params)
+        _check_eval_splits(config, task, self.abstract.params)
         self.shardings = sharding.state_shardings(self.mesh, self.abstract)
         self.signature = state_lib.signature(self.abstract)
 
         self.ckpts = checkpoint.Checkpoints(workdir, keep=config.train.keep_checkpoints)
         restored = self.ckpts.restore_latest(self.abstract, self.signature, self.shardings)
+        if primary:  # only now: a refused restart must not rewrite the workdir's record
+            workdir_lib.write_config_json(config, workdir)
         self.iterator = task.train_iterator()
         if restored is None:
             # One jitted init (not dozens of eager ops), laid out on the mesh directly.
@@ -315,6 +329,7 @@ class _Run:
                 f"config.train.best_metric={t.best_metric!r} is not a validation metric "
                 f"of task {self.config.task!r}; valid: {', '.join(valid)}."
             )
+        meta["last_valid"] = [self.done, value]  # saved with the checkpoint of this step
         if meta["best_value"] is None or value < meta["best_value"]:
             meta.update(best_value=value, best_step=self.done, evals_since_best=0)
             return True, False
@@ -373,7 +388,9 @@ class _Run:
         best_step, done = self.meta["best_step"], self.done
         params = self.state.params
         if best_step is not None and best_step != done:
-            params = self.ckpts.restore(best_step, self.abstract, self.shardings)[0].params
+            # A missing or unreadable best checkpoint falls back (warned), never a traceback.
+            state, _, best_step = self.ckpts.restore_best(best_step, self.abstract, self.shardings)
+            params = state.params
         final = {}
         for split in self.task.eval_splits:
             final[split] = self.evaluate(params, split)

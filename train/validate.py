@@ -69,7 +69,7 @@ def _one_of(field: str, value, valid) -> None:
 
 
 def _at_least(field: str, value, low) -> None:
-    if value < low:
+    if not value >= low:  # also refuses NaN
         raise ConfigError(f"{field} must be >= {low}, got {value!r}.")
 
 

@@ -101,8 +101,8 @@ def _diff(old, new, prefix=""):
     return [] if old == new else [(prefix[:-1], old, new)]
 
 
-def check_config_json(config, workdir: str, has_checkpoints: bool, primary: bool) -> None:
-    """Refuses a restart whose config changes FROZEN_FIELDS; (re)writes DIR/config.json."""
+def check_restart(config, workdir: str, has_checkpoints: bool) -> None:
+    """Refuses a restart whose config changes FROZEN_FIELDS (nothing is written)."""
     path = os.path.join(workdir, "config.json")
     new = config_dict(config)
     if has_checkpoints and os.path.exists(path):
@@ -123,8 +123,13 @@ def check_config_json(config, workdir: str, has_checkpoints: bool, primary: bool
                 "resuming with changed settings: %s",
                 ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed),
             )
-    if primary:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(new, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+
+
+def write_config_json(config, workdir: str) -> None:
+    """(Re)writes DIR/config.json, atomically. The trainer calls it only once the checkpoint
+    (if any) has been restored, so a refused restart leaves the record of the run untouched."""
+    path = os.path.join(workdir, "config.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config_dict(config), f, indent=2, sort_keys=True)
+    os.replace(tmp, path)

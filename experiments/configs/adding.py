@@ -29,36 +29,47 @@ Test mse (steps to solve; wall s); baseline per T in the JSONs:
 
 import ml_collections
 
-from experiments.configs import ett
+from experiments.configs import arguments
 from train import config_base
 
+# Config-string arguments and their defaults (experiments/configs/arguments.py).
+ARGUMENTS = {
+    "seed": 0,
+    "length": 100,
+    "cell": "lstm",
+    "hidden_size": 32,
+    "learning_rate": 1e-2,
+    "num_steps": 3000,
+    "patience": 15,
+}
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    fields = ett.parse(arg)
+
+def get_config(arg: str | None = None, defaults: dict | None = None) -> ml_collections.ConfigDict:
+    fields = arguments.parse(arg, defaults or ARGUMENTS)
     config = config_base.base_config()
     config.task = "adding"
-    config.seed = int(fields.get("seed", 0))
+    config.seed = fields["seed"]
 
-    config.data.length = int(fields.get("length", 100))  # T, steps per sequence
+    config.data.length = fields["length"]  # T, steps per sequence
     config.data.num_valid = 1000  # fixed validation sequences
     config.data.num_test = 2000  # fixed test sequences
 
-    config.model.cell = fields.get("cell", "lstm")  # any registered cell or 'module:Class'
-    config.model.hidden_size = int(fields.get("hidden_size", 32))
+    config.model.cell = fields["cell"]  # any registered cell or 'module:Class'
+    config.model.hidden_size = fields["hidden_size"]
     config.model.num_layers = 1
     config.model.dropout = 0.0
 
     config.optim.optimizer = "adam"
-    config.optim.learning_rate = float(fields.get("learning_rate", 1e-2))
+    config.optim.learning_rate = fields["learning_rate"]
     config.optim.grad_clip_norm = 1.0
 
-    config.train.num_steps = int(fields.get("num_steps", 3000))
+    config.train.num_steps = fields["num_steps"]
     config.train.batch_size = 50
     config.train.log_every = 100
     config.train.eval_every = 100
     config.train.checkpoint_every = 100
     config.train.keep_checkpoints = 1
-    config.train.early_stopping_patience = int(fields.get("patience", 15))  # 1500 steps
+    config.train.early_stopping_patience = fields["patience"]  # 1500 steps
     config.train.best_metric = "mse"
 
     config.eval.batch_size = 1000

@@ -27,12 +27,12 @@ import ml_collections
 
 from experiments.configs import adding
 
+# Config-string arguments and their defaults: the adding problem's, with a wider, shorter run.
+ARGUMENTS = {**adding.ARGUMENTS, "hidden_size": 64, "num_steps": 2000}
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    config = adding.get_config(arg)
+    config = adding.get_config(arg, ARGUMENTS)
     config.task = "copy"
-    fields = adding.ett.parse(arg)
-    config.model.hidden_size = int(fields.get("hidden_size", 64))
-    config.train.num_steps = int(fields.get("num_steps", 2000))
     config.train.best_metric = "cross_entropy"
     return config

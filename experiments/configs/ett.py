@@ -32,48 +32,53 @@ Test MSE/MAE (standardised), best-validation checkpoint; LSTMa published:
 
 import ml_collections
 
+from experiments.configs import arguments
 from train import config_base
 
 HORIZONS = (24, 48, 168, 336, 720)
 
 
-def parse(arg: str | None) -> dict[str, str]:
-    """'features=S,horizon=24,cell=lstm' -> {'features': 'S', 'horizon': '24', 'cell': 'lstm'}."""
-    fields = {}
-    for item in filter(None, (arg or "").split(",")):
-        key, _, value = item.partition("=")
-        fields[key.strip()] = value.strip()
-    return fields
+# Config-string arguments and their defaults (experiments/configs/arguments.py).
+ARGUMENTS = {
+    "seed": 0,
+    "features": "S",
+    "input_len": 96,
+    "horizon": 24,
+    "cell": "lstm",
+    "hidden_size": 64,
+    "head": "direct",
+    "num_steps": 2000,
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    fields = parse(arg)
+    fields = arguments.parse(arg, ARGUMENTS)
     config = config_base.base_config()
     config.task = "forecast"
-    config.seed = int(fields.get("seed", 0))
+    config.seed = fields["seed"]
 
     config.data.path = "experiments/data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
     config.data.date_column = "date"  # the timestamp column (not a feature)
     config.data.target = "OT"  # oil temperature, Informer's target
-    config.data.features = fields.get("features", "S")  # 'S' OT only; 'M' all 7 columns
-    config.data.input_len = int(fields.get("input_len", 96))  # L, hours of history read
-    config.data.horizon = int(fields.get("horizon", 24))  # H, hours forecast at once
+    config.data.features = fields["features"]  # 'S' OT only; 'M' all 7 columns
+    config.data.input_len = fields["input_len"]  # L, hours of history read
+    config.data.horizon = fields["horizon"]  # H, hours forecast at once
     config.data.split = "informer"  # rows [0,8640) / [8640-L,11520) / [11520-L,14400)
     config.data.train_frac = 0.7  # unused with split='informer'
     config.data.valid_frac = 0.1  # unused with split='informer'
 
-    config.model.cell = fields.get("cell", "lstm")  # any registered cell or 'module:Class'
-    config.model.hidden_size = int(fields.get("hidden_size", 64))  # encoder width
+    config.model.cell = fields["cell"]  # any registered cell or 'module:Class'
+    config.model.hidden_size = fields["hidden_size"]  # encoder width
     config.model.num_layers = 1  # encoder depth
     config.model.dropout = 0.0  # between encoder layers
-    config.model.head = fields.get("head", "direct")  # 'direct' (one linear map) | 'seq2seq'
+    config.model.head = fields["head"]  # 'direct' (one linear map) | 'seq2seq'
     config.model.subtract_last = True  # model x - x_L, add x_L back to the forecast
 
     config.optim.optimizer = "adam"
     config.optim.learning_rate = 1e-3
     config.optim.grad_clip_norm = 1.0  # global-norm clipping
 
-    config.train.num_steps = int(fields.get("num_steps", 2000))  # about 15 epochs of batch 64
+    config.train.num_steps = fields["num_steps"]  # about 15 epochs of batch 64
     config.train.batch_size = 64
     config.train.log_every = 50
     config.train.eval_every = 100  # validation pass every 100 steps

@@ -17,26 +17,44 @@ Examples on the bundled classic series: experiments/configs/airline.py and sunsp
 
 import ml_collections
 
-from experiments.configs import ett
+from experiments.configs import arguments, ett
+
+# Config-string arguments and their defaults (experiments/configs/arguments.py); the model's
+# are passed on to ett.py.
+ARGUMENTS = {
+    "path": "experiments/data/univariate/monthly-sunspots.csv",
+    "date_column": "",
+    "target": "Sunspots",
+    "features": "S",
+    "input_len": 48,
+    "horizon": 12,
+    "train_frac": 0.7,
+    "valid_frac": 0.1,
+    "num_steps": 1000,
+    "batch_size": 32,
+    "eval_every": 50,
+    "cell": "lstm",
+    "hidden_size": 64,
+    "head": "direct",
+    "seed": 0,
+}
+_MODEL_FIELDS = ("cell", "hidden_size", "head", "seed")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    fields = ett.parse(arg)
-    config = ett.get_config(",".join(f"{k}={v}" for k, v in fields.items() if k in _MODEL_FIELDS))
-    config.data.path = fields.get("path", "experiments/data/univariate/monthly-sunspots.csv")
-    config.data.date_column = fields.get("date_column", "")  # '' = the first column
-    config.data.target = fields.get("target", "Sunspots")  # the column to forecast
-    config.data.features = fields.get("features", "S")  # 'S' target only; 'M' all columns
-    config.data.input_len = int(fields.get("input_len", 48))
-    config.data.horizon = int(fields.get("horizon", 12))
+    fields = arguments.parse(arg, ARGUMENTS)
+    config = ett.get_config(",".join(f"{k}={fields[k]}" for k in _MODEL_FIELDS))
+    config.data.path = fields["path"]
+    config.data.date_column = fields["date_column"]  # '' = the first column
+    config.data.target = fields["target"]  # the column to forecast
+    config.data.features = fields["features"]  # 'S' target only; 'M' all columns
+    config.data.input_len = fields["input_len"]
+    config.data.horizon = fields["horizon"]
     config.data.split = "fraction"
-    config.data.train_frac = float(fields.get("train_frac", 0.7))
-    config.data.valid_frac = float(fields.get("valid_frac", 0.1))
-    config.train.num_steps = int(fields.get("num_steps", 1000))
-    config.train.batch_size = int(fields.get("batch_size", 32))
-    config.train.eval_every = int(fields.get("eval_every", 50))
+    config.data.train_frac = fields["train_frac"]
+    config.data.valid_frac = fields["valid_frac"]
+    config.train.num_steps = fields["num_steps"]
+    config.train.batch_size = fields["batch_size"]
+    config.train.eval_every = fields["eval_every"]
     config.train.checkpoint_every = config.train.eval_every
     return config
-
-
-_MODEL_FIELDS = ("cell", "hidden_size", "head", "seed")

@@ -177,6 +177,10 @@ def test_torch_bias_folding_and_single_layer_api():
     np.testing.assert_array_equal(params[0]["b"], 0.0)
     xs = random_inputs()
     assert_close(stack(params, xs)[0], _torch_run(no_bias, xs)[0], TOL)
+    no_bias.load_state_dict(interop.stack_to_torch(stack, params, tensors=True, bias=False))
+    nonzero = (dict(params[0], b=params[0]["b"] + 1.0),)
+    with pytest.raises(ValueError, match="bias=False: the params have nonzero b"):
+        interop.stack_to_torch(stack, nonzero, bias=False)
 
 
 @pytest.mark.torch

@@ -255,6 +255,7 @@ ERRORS = {
         lambda: cells.scan(LSTM, P, XS, lengths=[1.0, 2.0, 3.0]),
         "lengths must be integers",
     ),
+    "unroll": (lambda: cells.scan(LSTM, P, XS, unroll=0), "unroll must be a positive int"),
     "carry": (
         lambda: cells.scan(LSTM, P, XS, carry=LSTM.initial_carry(B + 1)),
         r"carry must be a LSTMState of arrays \(\(3, 6\), \(3, 6\)\)",
@@ -294,3 +295,13 @@ def test_errors_at_trace_time_under_jit(case):
     fn, message = ERRORS[case]
     with pytest.raises(ValueError, match=message):
         jax.jit(fn)()
+
+
+def test_traced_lengths_beyond_t_are_clipped_not_nan():
+    cell = CELLS["lstm"]
+    params, xs = random_params(cell), random_inputs()
+    run = jax.jit(lambda lens: cells.scan(cell, params, xs, lengths=lens, reverse=True)[0])
+    got = run(jnp.asarray([T + 3, 2, -1]))
+    want = run(jnp.asarray([T, 2, 0]))
+    assert np.isfinite(np.asarray(got)).all()
+    np.testing.assert_array_equal(got, want)

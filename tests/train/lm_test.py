@@ -151,6 +151,8 @@ def test_validate_errors(corpus_path):
         validate.validate(tiny_config(corpus_path, cell="transformer"))
     with pytest.raises(errors.ConfigError, match="config.model.objective"):
         validate.validate(tiny_config(corpus_path, objective="max"))
+    with pytest.raises(errors.ConfigError, match="config.model.init_scale must be >= 0, got nan"):
+        validate.validate(tiny_config(corpus_path, init_scale=float("nan")))
     with pytest.raises(errors.ConfigError, match="config.data.path"):
         validate.validate(tiny_config(corpus_path.parent / "missing.txt"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -25,6 +26,7 @@ def _assert_one_line_error(proc, *words, status=2):
 def files(tmp_path):
     (tmp_path / "noget.py").write_text("x = 1\n")
     (tmp_path / "boom.py").write_text("def get_config():\n    raise RuntimeError('boom')\n")
+    (tmp_path / "quits.py").write_text("import sys\n\ndef get_config():\n    sys.exit(0)\n")
     (tmp_path / "afile").write_text("")
     return tmp_path
 
@@ -36,6 +38,12 @@ FLAG_CASES = [
     (["--bogus_flag=1"], ["bogus_flag"]),
     (["--config={d}/noget.py"], ["noget.py", "get_config"]),
     (["--config={d}/boom.py"], ["boom.py", "RuntimeError: boom"]),
+    (["--config={d}/quits.py"], ["quits.py", "called sys.exit(0)"]),
+    (
+        ["--config=experiments/configs/adding.py:lenght=50"],
+        ["adding.py", "unknown config argument 'lenght=50'", "length"],
+    ),
+    (["--config=experiments/configs/ett.py:input_len=abc"], ["input_len='abc' must be an int"]),
     (["--config={d}/missing.py"], ["missing.py", "does not exist"]),
     (["--config="], ["--config"]),
     (["--workdir="], ["--workdir is required"]),
@@ -97,3 +105,21 @@ def test_non_finite_loss_exits_1_with_one_line(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "non-finite loss at step 6" in errors[0]
     assert "Last good checkpoint: none" in errors[0]
+
+
+def test_workdir_with_a_tilde_is_the_home_directory(tmp_path):
+    args = [f"--config={C}", "--workdir=~/runs/tilde"] + [
+        f"--config.{k}={v}" for k, v in {**tt.TINY, "train.num_steps": 2}.items()
+    ]
+    proc = tt.run_cli(args, timeout=120, HOME=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "runs" / "tilde" / "results.json").exists()
+    assert not (tt.REPO and os.path.exists(os.path.join(tt.REPO, "~")))
+
+
+def test_console_commands_are_installed():
+    from importlib import metadata
+
+    commands = {e.name: e.value for e in metadata.entry_points(group="console_scripts")}
+    assert commands.get("rnn-train") == "train.main:run"
+    assert commands.get("rnn-evaluate") == "train.evaluate:run"

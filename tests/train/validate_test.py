@@ -29,6 +29,8 @@ CASES = [
     ({"optim.momentum": 1.0}, ["config.optim.momentum"]),
     ({"optim.decay_factor": 0.0}, ["config.optim.decay_factor", "(0, 1]"]),
     ({"optim.grad_clip_norm": -1.0}, ["config.optim.grad_clip_norm"]),
+    ({"optim.grad_clip_norm": float("nan")}, ["config.optim.grad_clip_norm", ">= 0, got nan"]),
+    ({"optim.weight_decay": float("nan")}, ["config.optim.weight_decay", ">= 0, got nan"]),
     ({"train.seq_len": 0}, ["config.train.seq_len", ">= 1"]),
     ({"train.batch_size": 0}, ["config.train.batch_size"]),
     ({"train.num_steps": 0}, ["config.train.num_steps"]),

@@ -86,7 +86,7 @@ class LMTask(base.Task):
             raise ConfigError(
                 f"config.model.objective must be one of {_OBJECTIVES}, got {m.objective!r}."
             )
-        if float(m.get("init_scale", 0.0)) < 0:
+        if not float(m.get("init_scale", 0.0)) >= 0:  # also refuses NaN
             raise ConfigError(f"config.model.init_scale must be >= 0, got {m.init_scale!r}.")
         if d.get("level", "word") not in text.LEVELS:
             raise ConfigError(f"config.data.level must be one of {text.LEVELS}, got {d.level!r}.")
