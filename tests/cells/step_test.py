@@ -145,3 +145,18 @@ def test_export_with_a_symbolic_batch(backward):
     exported = jax.export.export(fn)(params, jax.ShapeDtypeStruct((b, 5, 3), jnp.float32))
     xs = jnp.ones((3, 5, 3))
     np.testing.assert_allclose(exported.call(params, xs), fn(params, xs), rtol=1e-6)
+
+
+def test_nnx_and_linen_modules_pass_resets_through():
+    xs = ct.random_inputs()
+    resets = np.zeros((ct.B, ct.T), bool)
+    resets[0, 2] = resets[1, 3] = True
+    rnn = cells.nnx.RNN(cells.LSTM(5), ct.I, rngs=nnx.Rngs(0))
+    want, _ = cells.scan(rnn.cell, rnn.params, xs, resets=resets)
+    np.testing.assert_array_equal(rnn(xs, resets=resets)[0], want)
+    assert not np.allclose(rnn(xs)[0], want)  # the resets did something
+    stack = cells.linen.Stack(cells.Stack.uniform(cells.GRU(4), 2))
+    variables = stack.init(jax.random.key(1), xs)
+    layer_params = tuple(variables["params"][f"layer_{k}"] for k in range(2))
+    want, _ = stack.stack(layer_params, xs, resets=resets)
+    np.testing.assert_array_equal(stack.apply(variables, xs, resets=resets)[0], want)

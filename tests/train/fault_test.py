@@ -54,8 +54,10 @@ def test_an_eval_batch_too_large_for_a_split_is_refused_before_step_one(tmp_path
     assert not (workdir / "metrics.jsonl").exists()
 
 
-def _run_with_a_distinct_best(tmp_path):
+@pytest.fixture(scope="module")
+def distinct_best(tmp_path_factory):
     """A finished tiny run whose best checkpoint is not its latest (3 checkpoints kept)."""
+    tmp_path = tmp_path_factory.mktemp("distinct_best")
     for seed in range(6):
         workdir = str(tmp_path / f"run{seed}")
         config = tt.tiny_config(
@@ -80,10 +82,12 @@ def _corrupt(workdir, step):
 
 
 @pytest.mark.parametrize("fault", ["best deleted", "best corrupt", "best and latest corrupt"])
-def test_a_lost_best_checkpoint_falls_back_without_a_traceback(tmp_path, fault, caplog):
+def test_a_lost_best_checkpoint_falls_back_without_a_traceback(tmp_path, fault, distinct_best):
     import shutil
 
-    workdir, config, result, steps = _run_with_a_distinct_best(tmp_path)
+    original, config, result, steps = distinct_best
+    workdir = str(tmp_path / "run")
+    shutil.copytree(original, workdir)
     best = result["best_step"]
     if fault == "best deleted":
         shutil.rmtree(os.path.join(workdir, "checkpoints", str(best)))
