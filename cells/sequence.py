@@ -7,7 +7,8 @@ over `cell.reference_step`, gate by gate, with no hoisting.
 
 Semantics shared by both:
   * lengths [B]: steps t >= lengths[b] leave sequence b's carry unchanged and output zeros, so
-    the returned carry is the carry after each sequence's last valid step.
+    the returned carry is the carry after each sequence's last valid step. Padded inputs are
+    zeroed first, so NaN or inf there changes neither values nor gradients.
   * reverse=True runs right to left over each sequence's valid part [0, lengths[b]) only;
     padding stays at the end and outputs are written back at their original positions.
   * carry in/out: feeding the returned carry into the next call continues the sequence exactly.
@@ -69,6 +70,16 @@ def _check_inputs(cell: base.Cell, params, xs, lengths, resets=None) -> None:
                     f"lengths must lie in [0, {steps}] (the time dimension of xs), "
                     f"got min {values.min()} and max {values.max()}."
                 )
+
+
+def _zero_padding(xs, lengths):
+    """xs with the steps t >= lengths[b] set to zero, before any arithmetic: whatever padding
+    holds (NaN, inf) never reaches the outputs or, through 0 * NaN in a backward pass, the
+    gradients."""
+    if lengths is None:
+        return xs
+    valid_BxTx1 = (jnp.arange(xs.shape[1])[None, :] < lengths[:, None])[:, :, None]
+    return jnp.where(valid_BxTx1, xs, jnp.zeros((), xs.dtype))
 
 
 def _check_unroll(unroll) -> None:
@@ -226,6 +237,7 @@ def scan(
     init = _start_carry(cell, params, xs, initial_carry)
     carry = init if carry is None else _start_carry(cell, params, xs, carry)
     batch, steps, _ = xs.shape
+    xs = _zero_padding(xs, lengths)
     resets_BxT = None if resets is None else _resets_in_scan_order(resets, lengths, steps, reverse)
 
     if backward not in _BACKWARDS:
@@ -338,6 +350,7 @@ def reference_scan(
     carry0 = _start_carry(cell, params, xs, initial_carry)
     carry = carry0 if carry is None else _start_carry(cell, params, xs, carry)
     batch, steps, _ = xs.shape
+    xs = _zero_padding(xs, lengths)
     lengths_B = jnp.full((batch,), steps) if lengths is None else jnp.asarray(lengths)
     outputs = [None] * steps
     # Reversed, walk the time axis backwards: padded steps (t >= L) leave the carry alone, so

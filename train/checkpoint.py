@@ -133,12 +133,12 @@ def _abstract(tree, sharding=None):
 class Checkpoints:
     """Saves and restores (TrainState, meta) under DIR/checkpoints."""
 
-    def __init__(self, workdir: str, keep: int = 3):
+    def __init__(self, workdir: str, keep: int = 3, create: bool = True):
         self.workdir = workdir
         self.keep = keep
         self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
         options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=False, create=True, max_to_keep=None
+            enable_async_checkpointing=False, create=create, max_to_keep=None
         )
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_names=("state", "meta")
@@ -277,6 +277,9 @@ class Checkpoints:
 
     def _move_aside(self, step: int, error: Exception) -> None:
         source = os.path.join(self.directory, str(step))
+        if not os.path.exists(source):  # pruned by a live run meanwhile: nothing to move
+            self.manager.reload()
+            return
         corrupt_dir = os.path.join(os.path.abspath(self.workdir), CORRUPT)
         target = os.path.join(corrupt_dir, str(step))
         n = 1
@@ -315,20 +318,25 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
 
     'best' is the checkpoint with the lowest validation `config.train.best_metric` (the latest
     when no evaluation has happened yet). Pass `task` to reuse one already built from this
-    workdir's config (its data stays loaded). Reads only: nothing in the workdir is written.
-    Raises ConfigError when the workdir has no config.json or no checkpoint.
+    workdir's config (its data stays loaded). Safe beside a live run: it writes nothing (it
+    only moves an unreadable checkpoint aside), and a checkpoint the run prunes meanwhile is
+    replaced by the next. Raises ConfigError when the workdir has no config.json or no
+    checkpoint.
     """
     if which not in ("best", "latest") and not isinstance(which, int):
         raise ValueError(f"which must be 'best', 'latest' or a step number, got {which!r}.")
     config = workdir_lib.load_config(workdir)
+    if not os.path.isdir(os.path.join(workdir, CHECKPOINTS)):
+        raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
     task = registry.get_task(config) if task is None else task
-    ckpts = Checkpoints(workdir)
+    ckpts = Checkpoints(workdir, create=False)
     try:
         steps = ckpts.steps()
         if not steps:
             raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
         step = steps[-1]
         abstract = state_lib.abstract(config, task)
+        _check_signature(ckpts, steps, state_lib.signature(abstract), workdir)
         if which == "best":
             best = _best_step(ckpts, steps)
             if best is not None:
@@ -338,7 +346,17 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
             if which not in steps:
                 raise ConfigError(f"{workdir!r} has no checkpoint {which}; it has {steps}.")
             step = which
-        state, _ = ckpts.restore(step, abstract)
+        for _ in range(3):  # the latest may be pruned by a live run between listing and reading
+            try:
+                state, _ = ckpts.restore(step, abstract)
+                break
+            except Exception:  # noqa: BLE001 - re-raised unless the step is gone
+                ckpts.manager.reload()
+                if which != "latest" or step in ckpts.steps() or not ckpts.steps():
+                    raise
+                step = ckpts.steps()[-1]
+        else:
+            raise CheckpointError(f"the checkpoints in {workdir!r} kept changing while read.")
     finally:
         ckpts.close()
     return Trained(config, task, state.params, step)
@@ -353,3 +371,19 @@ def _best_step(ckpts: Checkpoints, steps: list[int]) -> int | None:
         except Exception:  # noqa: BLE001 - an unreadable newest checkpoint: ask an older one
             continue
     return None
+
+
+def _check_signature(ckpts: Checkpoints, steps: list[int], signature: str, workdir: str) -> None:
+    """ConfigError when the checkpoints hold another state shape than config.json describes."""
+    for step in reversed(steps):
+        try:
+            recorded = ckpts.read_meta(step).get("signature")
+        except Exception:  # noqa: BLE001 - unreadable meta: the restore falls back over it
+            continue
+        if recorded not in (None, signature):
+            raise ConfigError(
+                f"the checkpoints in {workdir!r} hold a model of another shape than its "
+                "config.json describes (was config.json replaced?); restore the run's own "
+                "config.json (results.json keeps a copy)."
+            )
+        return

@@ -29,17 +29,19 @@ def _number(x):
 
 
 def read_events(workdir: str) -> list[dict]:
-    """All complete events of DIR/metrics.jsonl (a torn last line is skipped)."""
+    """All complete events of DIR/metrics.jsonl (torn or garbled lines are skipped)."""
     path = os.path.join(workdir, FILE)
     if not os.path.exists(path):
         return []
     events = []
-    with open(path) as f:
+    with open(path, "rb") as f:  # bytes: garbage after a crash must not stop the reading
         for line in f:
             try:
-                events.append(json.loads(line))
+                event = json.loads(line.decode("utf-8", errors="replace"))
             except json.JSONDecodeError:
                 continue
+            if isinstance(event, dict) and "step" in event:
+                events.append(event)
     return events
 
 

@@ -99,6 +99,12 @@ def _check_values(config: ml_collections.ConfigDict) -> None:
     _at_least("config.train.num_epochs", t.num_epochs, 0)
     if t.num_epochs == 0:
         _at_least("config.train.num_steps (with num_epochs = 0)", t.num_steps, 1)
+    elif t.num_steps not in (0, config_base.base_config().train.num_steps):
+        raise ConfigError(
+            f"config.train.num_steps={t.num_steps} has no effect: config.train.num_epochs="
+            f"{t.num_epochs} sets the run's length (epochs x steps per epoch); change num_epochs, "
+            "or set num_epochs=0 to train by steps."
+        )
     for field in ("batch_size", "seq_len", "log_every", "keep_checkpoints"):
         _at_least(f"config.train.{field}", t[field], 1)
     for field in ("eval_every", "checkpoint_every", "early_stopping_patience"):

@@ -78,8 +78,22 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise ConfigError(f"--workdir {workdir!r} has no config.json (not a training workdir).")
-    with open(path) as f:
-        return ml_collections.ConfigDict(upgrade(json.load(f)))
+    return ml_collections.ConfigDict(upgrade(_read_json(path)))
+
+
+def _read_json(path: str) -> dict:
+    """DIR/config.json as a dict; ConfigError (one line) when it is not a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            value = json.loads(f.read().decode("utf-8", errors="replace"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}): restore it from the run's "
+            "results.json 'config' or a backup; the checkpoints are untouched."
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path} must hold a JSON object (the run's config).")
+    return value
 
 
 def config_dict(config) -> dict:
@@ -106,8 +120,7 @@ def check_restart(config, workdir: str, has_checkpoints: bool) -> None:
     path = os.path.join(workdir, "config.json")
     new = config_dict(config)
     if has_checkpoints and os.path.exists(path):
-        with open(path) as f:
-            old = upgrade(json.load(f))
+        old = upgrade(_read_json(path))
         frozen = []
         for field in FROZEN_FIELDS:
             frozen += _diff(_lookup(old, field), _lookup(new, field), field + ".")

@@ -305,3 +305,22 @@ def test_traced_lengths_beyond_t_are_clipped_not_nan():
     want = run(jnp.asarray([T, 2, 0]))
     assert np.isfinite(np.asarray(got)).all()
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backward", ["autodiff", "fused"])
+def test_nan_and_inf_in_padded_steps_reach_no_value_or_gradient(backward):
+    cell = CELLS["lstm"]
+    params, xs = random_params(cell), np.array(random_inputs())
+    for b, length in enumerate(LENGTHS):
+        xs[b, length:] = np.nan if b % 2 else np.inf
+    clean = np.where(np.arange(T)[None, :, None] < LENGTHS[:, None, None], xs, 0.0)
+
+    def loss(p, x):
+        ys, final = cells.scan(cell, p, x, lengths=LENGTHS, backward=backward)
+        return jnp.sum(ys**2) + jnp.sum(final.c)
+
+    got = jax.grad(loss, argnums=(0, 1))(params, jnp.asarray(xs))
+    want = jax.grad(loss, argnums=(0, 1))(params, jnp.asarray(clean))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert np.isfinite(np.asarray(a)).all()
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -185,6 +185,7 @@ def test_no_carry_mode_and_epoch_schedule(tmp_path):
         **{
             "data.carry": False,
             "train.num_epochs": 2,
+            "train.num_steps": 0,
             "optim.schedule": "epoch_decay",
             "optim.decay_after_epochs": 1,
             "optim.decay_factor": 0.5,

@@ -34,6 +34,10 @@ CASES = [
     ({"train.seq_len": 0}, ["config.train.seq_len", ">= 1"]),
     ({"train.batch_size": 0}, ["config.train.batch_size"]),
     ({"train.num_steps": 0}, ["config.train.num_steps"]),
+    (
+        {"train.num_epochs": 2, "train.num_steps": 500},
+        ["config.train.num_steps=500 has no effect", "num_epochs=2"],
+    ),
     ({"train.log_every": 0}, ["config.train.log_every"]),
     ({"train.keep_checkpoints": 0}, ["config.train.keep_checkpoints"]),
     ({"train.eval_every": -1}, ["config.train.eval_every"]),

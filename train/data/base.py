@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import abc
 import functools
+import gzip
 import hashlib
+import os
 import pathlib
+import stat
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,6 +62,43 @@ def verify_checksum(path: pathlib.Path, raw: bytes) -> None:
             f"data file {path}: sha256 {got} does not match experiments/data/SHA256SUMS "
             f"({expected}); restore the bundled copy (git checkout {path})."
         )
+
+
+def read_text(path) -> str:
+    """A data file's text: a regular file, gunzipped when it ends in .gz, checked against
+    SHA256SUMS when bundled, UTF-8 (a byte-order mark is allowed and dropped).
+
+    Raises ConfigError, one line naming the file, for a missing file or one that is not a
+    regular file (a FIFO would block the run forever), a '.gz' that is not gzip or is cut
+    short, and text that is not UTF-8.
+    """
+    path = pathlib.Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise ConfigError(f"config.data.path: no such file {str(path)!r}.") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(
+            f"config.data.path: {str(path)!r} is not a regular file (a pipe, device or "
+            "socket); give a file."
+        )
+    raw = path.read_bytes()
+    verify_checksum(path, raw)
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise ConfigError(
+                f"config.data.path: {str(path)!r} ends in .gz but is not a complete gzip file "
+                f"({e}); recompress it or drop the .gz suffix."
+            ) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config.data.path: {str(path)!r} is not UTF-8 text (byte {raw[e.start]:#04x} at "
+            f"offset {e.start}); re-save it as UTF-8."
+        ) from None
 
 
 class DataIterator(abc.ABC, Iterator[Batch]):

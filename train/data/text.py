@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import gzip
 import pathlib
 from collections.abc import Iterator
 
@@ -45,17 +44,8 @@ SPLITS = ("train", "valid", "test")
 
 # -- files ------------------------------------------------------------------------------------
 def read_text(path: pathlib.Path) -> str:
-    """The file's text (gunzipped when it ends in .gz), checksum-verified when bundled."""
-    if not path.is_file():
-        raise ConfigError(f"config.data.path: no such file {str(path)!r}.")
-    raw = path.read_bytes()
-    base.verify_checksum(path, raw)
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config.data.path: {str(path)!r} is not UTF-8 text ({e}).") from e
+    """The file's text (see `train.data.base.read_text`: gunzipped, checksum-verified, UTF-8)."""
+    return base.read_text(path)
 
 
 def tokenize(text: str, level: str) -> list[str]:

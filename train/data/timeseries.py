@@ -12,17 +12,16 @@ H rows [start + i + L, start + i + L + H) as target, so a split holds (end - sta
 windows (Informer's `len(data_x) - seq_len - pred_len + 1`). Windows are gathered from the one
 scaled [N, C] array on demand; no [num_windows, L, C] copy is ever made.
 
-Errors in the data (missing column, non-numeric value, too few rows) raise `ConfigError` with
-one line naming the file, the column / row and what is valid.
+Errors in the data (missing column, non-numeric value or one beyond float32, rows out of time
+order, too few rows) raise `ConfigError` with one line naming the file, the column / row and
+what is valid.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
 import io
-import os
 
 import numpy as np
 
@@ -57,13 +56,8 @@ class Table:
 
 
 def _open_text(path: str):
-    """The file as text (gunzipped when it ends in .gz), checksum-verified when bundled."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    base.verify_checksum(path, raw)
-    if path.endswith(".gz"):
-        raw = gzip.decompress(raw)
-    return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8", newline="")
+    """The file as text (`train.data.base.read_text`: gunzipped, checksum-verified, UTF-8)."""
+    return io.StringIO(base.read_text(path), newline="")
 
 
 def read_csv(path: str, date_column: str = "date") -> Table:
@@ -78,8 +72,6 @@ def read_csv(path: str, date_column: str = "date") -> Table:
     Raises:
       ConfigError: missing file, missing date column, a non-numeric value, or no data rows.
     """
-    if not os.path.isfile(path):
-        raise ConfigError(f"config.data.path={path!r}: no such file.")
     with _open_text(path) as f:
         rows = list(csv.reader(f))
     rows = [r for r in rows if r and any(cell.strip() for cell in r)]
@@ -115,8 +107,33 @@ def read_csv(path: str, date_column: str = "date") -> Table:
         raise ConfigError(
             f"{path}: column {header[keep[k]]!r} row {n + 2} is not finite ({values[n, k]})."
         )
+    too_big = np.abs(values) > np.finfo(np.float32).max
+    if too_big.any():
+        n, k = np.argwhere(too_big)[0]
+        raise ConfigError(
+            f"{path}: column {header[keep[k]]!r} row {n + 2} holds {values[n, k]:g}, beyond "
+            "float32's range (3.4e38); rescale the column."
+        )
     dates = tuple(row[d] for row in rows[1:])
+    _check_time_order(path, date_name, dates)
     return Table(path, dates, tuple(header[j] for j in keep), values.astype(np.float32))
+
+
+def _check_time_order(path: str, column: str, dates: tuple[str, ...]) -> None:
+    """Refuses rows out of time order (splits are taken by position: a newest-first file would
+    train on the latest rows and test on the earliest). Dates that do not parse as ISO 8601
+    (numpy datetime64) are not checked."""
+    try:
+        stamps = np.array([np.datetime64(x.strip()) for x in dates])
+    except ValueError:
+        return
+    back = np.flatnonzero(stamps[1:] < stamps[:-1])
+    if back.size:
+        n = int(back[0])
+        raise ConfigError(
+            f"{path}: rows are not in time order ({column} {dates[n + 1]!r} on row {n + 3} comes "
+            f"after {dates[n]!r}); sort the file oldest first (splits are taken by position)."
+        )
 
 
 # -- splits ---------------------------------------------------------------------------------
