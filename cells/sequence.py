@@ -142,18 +142,20 @@ def _resets_in_scan_order(resets, lengths, steps: int, reverse: bool):
     return jnp.take_along_axis(shifted, idx_BxT, axis=1)
 
 
-_WARNED_NO_FUSED_BACKWARD: set[type] = set()
+_WARNED_NO_FUSED_BACKWARD: set = set()  # (cell class, layer_norm) pairs warned about
 
 
 def _has_fused_backward(cell: base.Cell) -> bool:
     """Whether `cell` has a hand-written backward; warns once per class when it has none."""
     if kernels.supports(cell):
         return True
-    if type(cell) not in _WARNED_NO_FUSED_BACKWARD:
-        _WARNED_NO_FUSED_BACKWARD.add(type(cell))
+    key = (type(cell), getattr(cell, "layer_norm", False))
+    if key not in _WARNED_NO_FUSED_BACKWARD:
+        _WARNED_NO_FUSED_BACKWARD.add(key)
+        options = " with layer_norm=True" if getattr(cell, "layer_norm", False) else ""
         warnings.warn(
-            f"{type(cell).__name__} declares no hand-written backward (cells.Cell.fused_backward); "
-            "backward='fused' uses autodiff for it (same gradients).",
+            f"{type(cell).__name__}{options} has no hand-written backward "
+            "(cells.Cell.fused_backward); backward='fused' uses autodiff for it (same gradients).",
             stacklevel=3,
         )
     return False

@@ -128,7 +128,7 @@ def test_import_path_cell_trains_in_every_task(task, user_package, tmp_path, mon
     assert config.model.cell == "janet_cell:JANET"
     assert config.model.cell_options.to_dict() == {"forget_bias": 2.0}
     if task == "lm":
-        assert "declares no hand-written backward" in proc.stderr
+        assert "JANET has no hand-written backward" in proc.stderr
 
     monkeypatch.syspath_prepend(str(user_package))
     trained = checkpoint.load_trained(run_dir, "latest")
