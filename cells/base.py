@@ -264,6 +264,13 @@ class Cell:
                 f"(cell.initial_carry(batch_size={batch_size})), got {shapes}."
             )
 
+    @classmethod
+    def example_options(cls, hidden_size: int) -> dict[str, Any]:
+        """Options this class cannot be built without, for a width of `hidden_size` (none by
+        default): `cls(hidden_size, **cls.example_options(hidden_size))` is a valid cell, which
+        generic code (tests over every registered cell, benchmarks) builds."""
+        return {}
+
     def backward_rule(self):
         """The step-gradient object `cells.scan(..., backward='fused')` uses, or None.
 

@@ -124,10 +124,6 @@ def _run_layer(layer: Layer, params, xs, carry, init, lengths, resets, scan_kwar
     return sequence_lib.scan(layer, params, xs, **kwargs)
 
 
-def _output_size(layer: Layer) -> int:
-    return layer.output_size
-
-
 def carry_param_names(cell: base.Cell) -> tuple[str, ...]:
     """'h0' (and 'c0'): the learned initial carry's parameter names, one per carry field."""
     return tuple(f"{field}0" for field in cell.carry_type._fields)
@@ -197,15 +193,6 @@ class Stack:
             raise ValueError(f"Stack: num_layers must be a positive int, got {num_layers!r}.")
         return cls((cell,) * num_layers, dropout, learn_initial_carry)
 
-    def _cells_of(self, layer: Layer, params):
-        """[(cell, its params, key in params or None)] of a layer: one, or two directions."""
-        if isinstance(layer, Bidirectional):
-            return [
-                (layer.forward, params["forward"], "forward"),
-                (layer.backward, params["backward"], "backward"),
-            ]
-        return [(layer, params, None)]
-
     def _with_carry_params(self, layer: Layer, params):
         """A layer's params with zero learned initial carries added (learn_initial_carry)."""
 
@@ -231,14 +218,14 @@ class Stack:
 
     @property
     def output_size(self) -> int:
-        return _output_size(self.layers[-1])
+        return self.layers[-1].output_size
 
     def init(self, key, input_size: int) -> tuple:
         params = []
         for layer, k in zip(self.layers, jax.random.split(key, len(self.layers)), strict=True):
             p = layer.init(k, input_size)
             params.append(self._with_carry_params(layer, p) if self.learn_initial_carry else p)
-            input_size = _output_size(layer)
+            input_size = layer.output_size
         return tuple(params)
 
     def initial_carry(self, batch_size: int) -> tuple:

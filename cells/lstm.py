@@ -228,6 +228,10 @@ class CIFGLSTM(LSTM):
 class LSTMP(LSTM):
     """LSTM with a recurrent projection (Sak et al. 2014): set proj_size = P > 0 (required)."""
 
+    @classmethod
+    def example_options(cls, hidden_size: int):
+        return {"proj_size": max(1, hidden_size // 2)}
+
     def __post_init__(self):
         super().__post_init__()
         if self.proj_size <= 0:

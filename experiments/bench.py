@@ -92,8 +92,8 @@ def gemm_flops(cell: str, batch: int, steps: int, hidden: int, mode: str) -> flo
 def _our_cell(name: str, hidden: int) -> cells.Cell:
     """The registered cell `name` with its defaults (GRU: reset_after=True, as flax and torch);
     LSTMP projects to hidden / 2."""
-    options = {"proj_size": hidden // 2} if name == "lstmp" else {}
-    return cells.get(name)(hidden, **options)
+    cls = cells.get(name)
+    return cls(hidden, **cls.example_options(hidden))
 
 
 # -- weight conversion (cells.interop: our fused layout -> flax, torch) ------------------------
@@ -169,7 +169,8 @@ def build(impl: str, name: str, params, xs, mode: str):
 
     threads = 1 if impl == "torch-1thread" else (os.cpu_count() or 1)
     hidden = xs.shape[-1]  # I = H in every benchmark shape
-    proj = {"proj_size": hidden // 2} if name == "lstmp" else {}
+    proj_size = getattr(_our_cell(name, hidden), "proj_size", 0)
+    proj = {"proj_size": proj_size} if proj_size else {}
     module = (torch.nn.GRU if name == "gru" else torch.nn.LSTM)(
         xs.shape[-1], hidden, batch_first=True, **proj
     )

@@ -336,9 +336,15 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
             raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
         step = steps[-1]
         abstract = state_lib.abstract(config, task)
-        _check_signature(ckpts, steps, state_lib.signature(abstract), workdir)
+        meta = _newest_meta(ckpts, steps)
+        if meta.get("signature") not in (None, state_lib.signature(abstract)):
+            raise ConfigError(
+                f"the checkpoints in {workdir!r} hold a model of another shape than its "
+                "config.json describes (was config.json replaced?); restore the run's own "
+                "config.json (results.json keeps a copy)."
+            )
         if which == "best":
-            best = _best_step(ckpts, steps)
+            best = meta.get("best_step")  # None: no evaluation yet, the latest is used
             if best is not None:
                 state, _, step = ckpts.restore_best(best, abstract)
                 return Trained(config, task, state.params, step)
@@ -362,28 +368,11 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
     return Trained(config, task, state.params, step)
 
 
-def _best_step(ckpts: Checkpoints, steps: list[int]) -> int | None:
-    """The best step recorded by the newest checkpoint whose meta can be read (None: no
-    evaluation yet)."""
+def _newest_meta(ckpts: Checkpoints, steps: list[int]) -> dict:
+    """The meta of the newest checkpoint whose meta can be read ({} when none can)."""
     for step in reversed(steps):
         try:
-            return ckpts.read_meta(step).get("best_step")
+            return ckpts.read_meta(step)
         except Exception:  # noqa: BLE001 - an unreadable newest checkpoint: ask an older one
             continue
-    return None
-
-
-def _check_signature(ckpts: Checkpoints, steps: list[int], signature: str, workdir: str) -> None:
-    """ConfigError when the checkpoints hold another state shape than config.json describes."""
-    for step in reversed(steps):
-        try:
-            recorded = ckpts.read_meta(step).get("signature")
-        except Exception:  # noqa: BLE001 - unreadable meta: the restore falls back over it
-            continue
-        if recorded not in (None, signature):
-            raise ConfigError(
-                f"the checkpoints in {workdir!r} hold a model of another shape than its "
-                "config.json describes (was config.json replaced?); restore the run's own "
-                "config.json (results.json keeps a copy)."
-            )
-        return
+    return {}

@@ -171,15 +171,16 @@ def _check_eval_splits(config, task, abstract) -> None:
     Every split yields its first batch (a task refuses an eval.batch_size its split cannot
     fill here), and the best_metric must be one the task reports (best effort for the latter).
     """
+    first = {}
     for split in task.eval_splits:
-        first = next(iter(task.eval_batches(split)), None)
-        if first is None:
+        first[split] = next(iter(task.eval_batches(split)), None)
+        if first[split] is None:
             raise errors.ConfigError(
                 f"the {split!r} split of task {config.task!r} has no evaluation batch with "
                 f"config.eval.batch_size={config.eval.batch_size}; lower it or add data."
             )
     try:
-        batch = next(iter(task.eval_batches("valid")))
+        batch = first["valid"]
         carry = task.init_carry(config.eval.batch_size)
         sums = jax.eval_shape(lambda p: task.loss(p, carry, batch, None, False)[1][1], abstract)
         names = set(task.summarize({k: 1.0 for k in sums}))

@@ -22,8 +22,7 @@ DTYPES, SCAN_BACKWARDS = config_base.DTYPES, config_base.SCAN_BACKWARDS
 _GROUPS = ("model", "data", "optim", "train", "eval")
 
 
-def _check_keys(config: ml_collections.ConfigDict, task_cls) -> None:
-    schema = config_base.base_config()
+def _check_keys(config: ml_collections.ConfigDict, task_cls, schema) -> None:
     for key in config.keys():
         if key not in schema:
             raise ConfigError(
@@ -73,7 +72,7 @@ def _at_least(field: str, value, low) -> None:
         raise ConfigError(f"{field} must be >= {low}, got {value!r}.")
 
 
-def _check_values(config: ml_collections.ConfigDict) -> None:
+def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     m, o, t = config.model, config.optim, config.train
     _at_least("config.model.hidden_size", m.hidden_size, 1)
     _at_least("config.model.num_layers", m.num_layers, 1)
@@ -99,7 +98,7 @@ def _check_values(config: ml_collections.ConfigDict) -> None:
     _at_least("config.train.num_epochs", t.num_epochs, 0)
     if t.num_epochs == 0:
         _at_least("config.train.num_steps (with num_epochs = 0)", t.num_steps, 1)
-    elif t.num_steps not in (0, config_base.base_config().train.num_steps):
+    elif t.num_steps not in (0, schema.train.num_steps):
         raise ConfigError(
             f"config.train.num_steps={t.num_steps} has no effect: config.train.num_epochs="
             f"{t.num_epochs} sets the run's length (epochs x steps per epoch); change num_epochs, "
@@ -116,9 +115,8 @@ def _check_values(config: ml_collections.ConfigDict) -> None:
     _at_least("config.eval.batch_size", config.eval.batch_size, 1)
 
 
-def _check_unused(config: ml_collections.ConfigDict, task_cls) -> None:
+def _check_unused(config: ml_collections.ConfigDict, task_cls, schema) -> None:
     """Shared fields the task does not read must keep the schema's default (never ignored)."""
-    schema = config_base.base_config()
     for field, reason in task_cls.unused_fields.items():
         group, key = field.split(".")
         value, default = config[group][key], schema[group][key]
@@ -172,9 +170,10 @@ def validate(config: ml_collections.ConfigDict) -> type[base.Task]:
             f"config.task must be a string naming a task, got {config.get('task')!r}."
         )
     task_cls = registry.get_task_class(config.task)
-    _check_keys(config, task_cls)
-    _check_values(config)
-    _check_unused(config, task_cls)
+    schema = config_base.base_config()
+    _check_keys(config, task_cls, schema)
+    _check_values(config, schema)
+    _check_unused(config, task_cls, schema)
     models.check_model(config, task_cls)
     _check_data_path(config)
     task_cls.validate(config)

@@ -110,7 +110,8 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
         hidden = w.shape[0]
     else:
         w_T = grads.transposed(rparams)
-    zeros0 = jax.tree.map(jnp.zeros_like, dcarry)
+    # The initial carry's gradient from restarts, accumulated only when there are resets.
+    zeros0 = None if resets_TxB is None else jax.tree.map(jnp.zeros_like, dcarry)
 
     def body(carried, inputs):
         dnext, dcarry0_restarts = carried
@@ -145,6 +146,8 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
         unroll=unroll,
     )
     dcarry0 = jax.tree.map(lambda g, c: g.astype(c.dtype), dcarry0, carry0)
+    if dinit is None:
+        dinit = jax.tree.map(jnp.zeros_like, init)
     dinit = jax.tree.map(lambda g, c: g.astype(c.dtype), dinit, init)
     drparams, dxp_TxBxG = grads.param_grads(rparams, prev_TxB, saved_TxB, dpre_TxBxG)
     drparams = jax.tree.map(lambda g, p: g.astype(p.dtype), drparams, rparams)

@@ -19,8 +19,9 @@ import ml_collections
 
 from experiments.configs import arguments, ett
 
+_MODEL_FIELDS = ("cell", "hidden_size", "head", "seed")
 # Config-string arguments and their defaults (experiments/configs/arguments.py); the model's
-# are passed on to ett.py.
+# are ett.py's, passed on to it.
 ARGUMENTS = {
     "path": "experiments/data/univariate/monthly-sunspots.csv",
     "date_column": "",
@@ -33,12 +34,8 @@ ARGUMENTS = {
     "num_steps": 1000,
     "batch_size": 32,
     "eval_every": 50,
-    "cell": "lstm",
-    "hidden_size": 64,
-    "head": "direct",
-    "seed": 0,
+    **{k: ett.ARGUMENTS[k] for k in _MODEL_FIELDS},
 }
-_MODEL_FIELDS = ("cell", "hidden_size", "head", "seed")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -14,12 +14,16 @@ import cells
 B, T, I, H = 3, 5, 4, 6  # noqa: E741  (batch, time, input features, hidden units)
 LENGTHS = np.array([5, 2, 0])  # full, partial and empty sequences in one batch
 
-# Options a registered cell cannot do without (LSTMP needs its projection size).
-REQUIRED_OPTIONS = {"lstmp": {"proj_size": 4}}
-# Every registered cell with its defaults, plus the options that change its equations, named
-# for test ids. A newly registered cell joins every parameterised test here by itself (it also
-# needs its float64 equations in reference_numpy.py).
-CELLS = {name: cells.get(name)(H, **REQUIRED_OPTIONS.get(name, {})) for name in cells.names()} | {
+
+def _example(cls):
+    return cls(H, **cls.example_options(H))
+
+
+# Every registered cell with its defaults (and the options it needs, `example_options`), plus
+# the options that change its equations, named for test ids. A newly registered cell joins
+# every parameterised test here by itself (it also needs its float64 equations in
+# reference_numpy.py).
+CELLS = {name: _example(cells.get(name)) for name in cells.names()} | {
     "gru_reset_before": cells.GRU(H, reset_after=False),
     "rnn_relu": cells.SimpleRNN(H, activation="relu"),
     "indrnn_tanh_bounded": cells.IndRNN(H, activation="tanh", recurrent_max=0.3),

@@ -10,9 +10,6 @@ from experiments.configs import adding, ett
 from train import models, validate
 from train.tasks import registry
 
-# Options a registered cell needs to be built at all.
-REQUIRED = {"lstmp": {"proj_size": 3}}
-
 
 def _loss_and_grads(config):
     validate.validate(config)
@@ -28,7 +25,7 @@ def _loss_and_grads(config):
 def test_every_registered_cell_trains_in_the_adding_task(name):
     config = adding.get_config("length=6,hidden_size=5")
     config.model.cell = name
-    config.model.cell_options = REQUIRED.get(name, {})
+    config.model.cell_options = cells.get(name).example_options(5)
     config.data.num_valid = config.eval.batch_size = 4
     task, value, grads = _loss_and_grads(config)
     assert type(task.cell) is cells.get(name)
