@@ -8,20 +8,25 @@ Usage:
     ys, carry = cells.scan(cell, params, xs)        # xs [B, T, I] -> ys [B, T, H]
 
     cells.names()                     # the registered cells: ('gru', 'gru_ln', 'indrnn', ...)
+    cells.scan(cells.MinGRU(256), p, xs)  # parallel (associative) scan over time by default
     cells.get("gru")(hidden_size=64)  # a cell class by name, or by 'package.module:Class'
 """
 
 import importlib
 
-from cells.base import Cell, LSTMState, Params, RNNState
+from cells.base import Cell, LSTMState, Params, RNNState, SLSTMState
+from cells.blocks import ResidualStack
 from cells.gru import GRU, LayerNormGRU
 from cells.indrnn import IndRNN
 from cells.layers import Bidirectional, Stack, dropout
+from cells.linear_scan import LinearRecurrentCell
 from cells.lstm import CIFGLSTM, LSTM, LSTMP, LayerNormLSTM, PeepholeLSTM
 from cells.mgu import MGU
+from cells.minimal import MinGRU, MinLSTM
 from cells.registry import get, name_of, names, register
 from cells.sequence import reference_scan, scan
 from cells.simple import SimpleRNN, identity_init
+from cells.slstm import SLSTM
 
 __all__ = [
     "Bidirectional",
@@ -33,11 +38,17 @@ __all__ = [
     "LSTMP",
     "LayerNormGRU",
     "LayerNormLSTM",
+    "LinearRecurrentCell",
     "MGU",
+    "MinGRU",
+    "MinLSTM",
     "PeepholeLSTM",
     "LSTMState",
     "Params",
     "RNNState",
+    "ResidualStack",
+    "SLSTM",
+    "SLSTMState",
     "SimpleRNN",
     "Stack",
     "dropout",

@@ -42,9 +42,18 @@ class LSTMState(NamedTuple):
 
 
 class RNNState(NamedTuple):
-    """GRU / Elman RNN carry: hidden state h [B, H]."""
+    """GRU / Elman RNN / MinGRU / MinLSTM carry: hidden state h [B, H]."""
 
     h: Array
+
+
+class SLSTMState(NamedTuple):
+    """sLSTM carry, each [B, H]: hidden state h, cell c, normaliser n, stabiliser m."""
+
+    h: Array
+    c: Array
+    n: Array
+    m: Array
 
 
 # The methods a hand-written backward is derived from (see Cell.backward_rule).
@@ -318,9 +327,17 @@ class Cell:
         """h W_hh: the one recurrent GEMM of a step (all gates at once)."""
         return matmul(h, params["w_hh"], self.compute_dtype)
 
+    def recurrent_matrix(self, params: Params) -> Array:
+        """The dense recurrent matrix W_hh [H_in, G*H] (a head-wise w_hh [NH, D, G*D]
+        expanded to its block-diagonal form), for specifications and conversions."""
+        w = params["w_hh"]
+        return block_diagonal(w, self.num_gates) if w.ndim == 3 else w
+
     def split_gates(self, params: Params, name: str) -> list[Array]:
-        """Splits a fused parameter (w_ih, w_hh or b) into its per-gate blocks."""
-        return jnp.split(params[name], self.num_gates, axis=-1)
+        """Splits a fused parameter (w_ih, w_hh or b) into its per-gate blocks (w_hh in its
+        dense form, `recurrent_matrix`)."""
+        w = self.recurrent_matrix(params) if name == "w_hh" else params[name]
+        return jnp.split(w, self.num_gates, axis=-1)
 
 
 class LayerNormOption:
@@ -343,3 +360,78 @@ class LayerNormOption:
 
     def backward_rule(self):
         return None if self.layer_norm else super().backward_rule()
+
+
+def block_diagonal(w_hh_NxDxGD: Array, num_gates: int) -> Array:
+    """The dense [H, G*H] (gate-major) form of a head-wise recurrent matrix [NH, D, G*D].
+
+    Head k maps its own units h[k*D:(k+1)*D] to its own D columns of each gate block: the
+    entry w[k, a, g*D + b] lands at row k*D + a, column g*H + k*D + b; all else is zero.
+    """
+    heads, d, gd = w_hh_NxDxGD.shape
+    w_NxDxGxD = w_hh_NxDxGD.reshape(heads, d, num_gates, gd // num_gates)
+    eye_NxN = jnp.eye(heads, dtype=w_hh_NxDxGD.dtype)
+    # dense[k, a, g, j, b] = w[k, a, g, b] if j == k: rows (k, a), columns (g, j, b).
+    dense = jnp.einsum("kagb,kj->kagjb", w_NxDxGxD, eye_NxN)
+    return dense.reshape(heads * d, num_gates * heads * d)
+
+
+def headwise_matmul(h_BxH: Array, w_hh_NxDxGD: Array, num_gates: int, compute_dtype) -> Array:
+    """h R for a block-diagonal R stored head-wise [NH, D, G*D]: one batched [NH] matmul
+    ([B, NH, D] x [NH, D, G*D]) instead of a dense [B, H] x [H, G*H] one; the result is laid
+    out gate-major [B, G*H] like a dense cell's product. Float32 (or wider) accumulation."""
+    heads, d, gd = w_hh_NxDxGD.shape
+    batch = h_BxH.shape[0]
+    h_BxNxD = h_BxH.reshape(batch, heads, d)
+    acc = jnp.promote_types(jnp.float32, h_BxH.dtype)
+    if compute_dtype is not None:
+        h_BxNxD, w_hh_NxDxGD = h_BxNxD.astype(compute_dtype), w_hh_NxDxGD.astype(compute_dtype)
+    y_BxNxGD = jnp.einsum("bnd,nde->bne", h_BxNxD, w_hh_NxDxGD, preferred_element_type=acc)
+    y_BxGxNxD = y_BxNxGD.reshape(batch, heads, num_gates, d).transpose(0, 2, 1, 3)
+    return y_BxGxNxD.reshape(batch, num_gates * heads * d)
+
+
+class HeadwiseOption:
+    """Mixin for cells with a `num_heads` field (LSTM, GRU; FlashRNN's multi-head cells and the
+    sLSTM's head-wise memory mixing, Beck et al. 2024): the recurrent matrix is block-diagonal
+    over NH heads of D = H / NH units, stored as w_hh [NH, D, G*D] (head k maps its own D units
+    to its own D columns of each of the G gate blocks, in the cell's gate order), and a step
+    does one batched [NH] matmul. num_heads=1 keeps the dense [H, G*H] layout (a class that sets
+    `always_headwise` stores [1, H, G*H] instead). Head-wise cells run autodiff for
+    backward='fused' (the hand-written backward covers dense w_hh only).
+    """
+
+    always_headwise: ClassVar[bool] = False
+
+    @property
+    def headwise(self) -> bool:
+        return self.always_headwise or self.num_heads > 1
+
+    def check_heads(self) -> None:
+        n, name = self.num_heads, type(self).__name__
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name}: num_heads must be a positive int, got {n!r}.")
+        if self.hidden_size % n:
+            raise ValueError(
+                f"{name}: num_heads={n} must divide hidden_size={self.hidden_size} "
+                "(each head has hidden_size / num_heads units)."
+            )
+
+    def _init_recurrent(self, key):
+        if not self.headwise:
+            return super()._init_recurrent(key)
+        heads, g = self.num_heads, self.num_gates
+        d = self.hidden_size // heads
+        keys = jax.random.split(key, heads * g)
+        blocks = [self._init(self.recurrent_init, k, (d, d)) for k in keys]
+        return jnp.stack(
+            [jnp.concatenate(blocks[k * g : (k + 1) * g], axis=1) for k in range(heads)]
+        )
+
+    def recurrent(self, params, h):
+        if not self.headwise:
+            return super().recurrent(params, h)
+        return headwise_matmul(h, params["w_hh"], self.num_gates, self.compute_dtype)
+
+    def backward_rule(self):
+        return None if self.headwise else super().backward_rule()

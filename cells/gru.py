@@ -28,6 +28,10 @@ Options:
   chrono_t_max=T > 2 (Tallec & Ollivier 2018): b_z ~ log(U[1, T - 1]) at init. z is the share
     of h_{t-1} kept (h_t = (1 - z) n + z h_{t-1}), so it plays the forget gate's role and takes
     the forget gate's positive sign.
+  num_heads=NH > 1 (reset_after=True only; FlashRNN's multi-head GRU): W_hh block-diagonal
+    over NH heads of D = H / NH units, stored w_hh [NH, D, 3D] (head k: its D units to its D
+    columns of the r, z and n blocks), one batched [NH] matmul per step; backward='fused' runs
+    autodiff.
 
 `cells.get('gru_ln')` is the registered layer-normalised variant.
 """
@@ -46,17 +50,21 @@ from cells.kernels import step_grads
 
 @registry.register("gru")
 @dataclasses.dataclass(frozen=True)
-class GRU(base.LayerNormOption, base.Cell):
+class GRU(base.LayerNormOption, base.HeadwiseOption, base.Cell):
     """GRU cell. See the module docstring for the equations of both variants.
 
     Attributes:
       reset_after: True applies the reset gate after the recurrent matmul (cuDNN/PyTorch/Keras
         layout, one recurrent GEMM per step); False is Cho et al.'s original formulation.
+      layer_norm, chrono_t_max: see the module docstring.
+      num_heads: NH > 1 makes w_hh block-diagonal over NH heads (head-wise recurrence,
+        `cells.base.HeadwiseOption`); 1 = dense.
     """
 
     reset_after: bool = True
     layer_norm: bool = False
     chrono_t_max: float = 0.0
+    num_heads: int = 1
 
     num_gates: ClassVar[int] = 3
     gate_names: ClassVar[tuple[str, ...]] = ("r", "z", "n")
@@ -70,6 +78,9 @@ class GRU(base.LayerNormOption, base.Cell):
         if self.layer_norm and not self.reset_after:
             raise ValueError("GRU: layer_norm=True needs reset_after=True.")
         base.check_chrono(self, self.chrono_t_max)
+        self.check_heads()
+        if self.num_heads > 1 and not self.reset_after:
+            raise ValueError("GRU: num_heads > 1 needs reset_after=True.")
 
     def _extra_params(self):
         if self.reset_after:
@@ -116,7 +127,9 @@ class GRU(base.LayerNormOption, base.Cell):
         b_r, b_z, b_n = self.split_gates(params, "b")
         if self.layer_norm:  # normalised over all gate blocks together, then split
             xw = base.layer_norm(x_BxI @ params["w_ih"], params["ln_x_scale"], params["ln_x_bias"])
-            hw = base.layer_norm(h_prev @ params["w_hh"], params["ln_h_scale"], params["ln_h_bias"])
+            hw = base.layer_norm(
+                h_prev @ self.recurrent_matrix(params), params["ln_h_scale"], params["ln_h_bias"]
+            )
             (x_r, x_z, x_n), (h_r, h_z, h_n) = jnp.split(xw, 3, -1), jnp.split(hw, 3, -1)
             r = jax.nn.sigmoid(base.add_bias(x_r, b_r) + h_r)
             z = jax.nn.sigmoid(base.add_bias(x_z, b_z) + h_z)

@@ -66,6 +66,8 @@ def _check_cell(cell: Any, target: str) -> None:
             "after the recurrent product; use cells.GRU(hidden_size, reset_after=True)."
         )
     options = ["layer_norm"] if getattr(cell, "layer_norm", False) else []
+    if getattr(cell, "num_heads", 1) > 1:
+        options.append(f"num_heads={cell.num_heads}")
     if isinstance(cell, LSTM):
         options += [name for name in ("peephole", "coupled") if getattr(cell, name)]
         if cell.proj_size and target == "flax":

@@ -34,6 +34,11 @@ Options (any combination):
     The hand-written backward does not cover it: backward='fused' runs autodiff (warned).
   chrono_t_max=T > 0 (Tallec & Ollivier 2018): b_f ~ log(U[1, T - 1]) and b_i = -b_f at init
     (coupled: b_f only), for dependencies up to about T steps; forget_bias is then unused.
+  num_heads=NH > 1 (head-wise recurrence, FlashRNN's multi-head LSTM; Beck et al. 2024): W_hh
+    block-diagonal over NH heads of D = H / NH units, stored w_hh [NH, D, G*D] (head k: its D
+    units to its D columns of each gate block, order i, f, g, o), so a step does one batched
+    [NH] matmul of NH*D*G*D weights instead of H*G*H. Not with proj_size; backward='fused' runs
+    autodiff.
 
 `cells.get('lstm_peephole')`, `'lstm_cifg'`, `'lstmp'` and `'lstm_ln'` are the registered
 variants (the same class with that option on by default).
@@ -53,7 +58,7 @@ from cells.kernels import step_grads
 
 @registry.register("lstm")
 @dataclasses.dataclass(frozen=True)
-class LSTM(base.LayerNormOption, base.Cell):
+class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
     """LSTM cell with forget gate and optional variants. See the module docstring.
 
     Attributes:
@@ -63,6 +68,8 @@ class LSTM(base.LayerNormOption, base.Cell):
       proj_size: P > 0 projects the output to P units (LSTMP); 0 = no projection.
       layer_norm: layer-normalise the two products and the cell (LN-LSTM).
       chrono_t_max: T > 2 initialises the gate biases by the chrono rule; 0 = off.
+      num_heads: NH > 1 makes w_hh block-diagonal over NH heads, stored [NH, H/NH, G*H/NH]
+        (head-wise recurrence; see `cells.base.HeadwiseOption`); 1 = dense.
     """
 
     forget_bias: float = 1.0
@@ -71,6 +78,7 @@ class LSTM(base.LayerNormOption, base.Cell):
     proj_size: int = 0
     layer_norm: bool = False
     chrono_t_max: float = 0.0
+    num_heads: int = 1
 
     carry_type = base.LSTMState
     fused_backward = step_grads.LSTMGrad
@@ -91,6 +99,9 @@ class LSTM(base.LayerNormOption, base.Cell):
                 f"{name}: forget_bias must be a finite number, got {self.forget_bias!r}."
             )
         base.check_chrono(self, self.chrono_t_max)
+        self.check_heads()
+        if self.num_heads > 1 and self.proj_size:
+            raise ValueError(f"{name}: num_heads > 1 needs proj_size=0 (no projection).")
 
     # -- layout --------------------------------------------------------------------------------
     @property
@@ -182,7 +193,9 @@ class LSTM(base.LayerNormOption, base.Cell):
         b = dict(zip(self.gate_names, self.split_gates(params, "b"), strict=True))
         if self.layer_norm:  # normalised over all gate blocks together, then split
             xw = base.layer_norm(x_BxI @ params["w_ih"], params["ln_x_scale"], params["ln_x_bias"])
-            hw = base.layer_norm(h_prev @ params["w_hh"], params["ln_h_scale"], params["ln_h_bias"])
+            hw = base.layer_norm(
+                h_prev @ self.recurrent_matrix(params), params["ln_h_scale"], params["ln_h_bias"]
+            )
             xw = dict(zip(self.gate_names, jnp.split(xw, self.num_gates, -1), strict=True))
             hw = dict(zip(self.gate_names, jnp.split(hw, self.num_gates, -1), strict=True))
         else:

@@ -30,9 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from cells import base, kernels
+from cells import base, kernels, linear_scan
 
 _BACKWARDS = ("autodiff", "fused")
+_MODES = ("auto", "parallel", "sequential")
 _PROJECTIONS = ("auto", "hoisted", "in_loop")
 # The fused path projects inputs inside the loop from this batch size up (PERF_NOTES section 10).
 IN_LOOP_MIN_BATCH = 8
@@ -142,17 +143,23 @@ def _resets_in_scan_order(resets, lengths, steps: int, reverse: bool):
     return jnp.take_along_axis(shifted, idx_BxT, axis=1)
 
 
-_WARNED_NO_FUSED_BACKWARD: set = set()  # (cell class, layer_norm) pairs warned about
+_WARNED_NO_FUSED_BACKWARD: set = set()  # (cell class, options) pairs warned about
 
 
 def _has_fused_backward(cell: base.Cell) -> bool:
     """Whether `cell` has a hand-written backward; warns once per class when it has none."""
     if kernels.supports(cell):
         return True
-    key = (type(cell), getattr(cell, "layer_norm", False))
+    # The options of a cell class that its hand-written backward does not cover.
+    options = []
+    if getattr(cell, "layer_norm", False):
+        options.append("layer_norm=True")
+    if getattr(cell, "num_heads", 1) > 1:
+        options.append(f"num_heads={cell.num_heads}")
+    key = (type(cell), tuple(options))
     if key not in _WARNED_NO_FUSED_BACKWARD:
         _WARNED_NO_FUSED_BACKWARD.add(key)
-        options = " with layer_norm=True" if getattr(cell, "layer_norm", False) else ""
+        options = f" with {', '.join(options)}" if options else ""
         warnings.warn(
             f"{type(cell).__name__}{options} has no hand-written backward "
             "(cells.Cell.fused_backward); backward='fused' uses autodiff for it (same gradients).",
@@ -192,6 +199,7 @@ def scan(
     remat: bool = False,
     backward: str = "autodiff",
     projection: str = "auto",
+    mode: str = "auto",
 ) -> tuple[Any, ...]:
     """Runs `cell` over a batch of sequences: the fused path.
 
@@ -226,6 +234,11 @@ def scan(
         'auto' (in_loop when B >= IN_LOOP_MIN_BATCH, as measured faster on CPU, and for a
         symbolic batch size under `jax.export`). Same values.
         Only backward='fused' reads it.
+      mode: 'sequential' (a `lax.scan` over time, every cell), 'parallel' (cells whose
+        recurrence is linear in h, `cells.linear_scan.LinearRecurrentCell` such as MinGRU and
+        MinLSTM: all steps' gates at once, then `jax.lax.associative_scan`, O(log T) depth;
+        autodiff gradients, `backward`, `projection`, `unroll` unused) or 'auto' (parallel for
+        such cells unless remat=True, sequential otherwise). Same values up to float rounding.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -246,6 +259,19 @@ def scan(
         raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
     if projection not in _PROJECTIONS:
         raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
+    parallel = getattr(cell, "parallel_scan", False)
+    if mode == "parallel" and not parallel:
+        raise ValueError(
+            f"mode='parallel' needs a cell whose recurrence is linear in h (a "
+            f"cells.linear_scan.LinearRecurrentCell: MinGRU, MinLSTM); {type(cell).__name__} "
+            "is not; use mode='sequential' or 'auto'."
+        )
+    if parallel and (mode == "parallel" or (mode == "auto" and not remat)):
+        return _scan_parallel(
+            cell, params, xs, carry, init, lengths, resets_BxT, reverse, return_trace
+        )
     if backward == "fused" and not (return_trace or remat) and _has_fused_backward(cell):
         if projection == "auto":  # a symbolic batch (jax.export) is taken as a large one
             small = isinstance(batch, int) and batch < IN_LOOP_MIN_BATCH
@@ -374,3 +400,33 @@ def reference_scan(
         carry = jax.tree.map(lambda n, o, v=valid_Bx1: jnp.where(v, n, o), new_carry, carry)
         outputs[t] = jnp.where(valid_Bx1, h, 0.0)
     return jnp.stack(outputs, axis=1), carry
+
+
+def _scan_parallel(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, trace):
+    """The parallel mode for a `linear_scan.LinearRecurrentCell`: the inputs' coefficients
+    for all steps at once, then `linear_scan.linear_recurrence` (arguments already checked,
+    padding zeroed, resets in scan order). Returns (ys, carry) or (ys, carry, trace)."""
+    batch, steps, _ = xs_BxTxI.shape
+    (h0,) = carry
+    if reverse:
+        idx_BxT = jnp.broadcast_to(reverse_index(lengths, steps), (batch, steps))
+        xs_BxTxI = _take_time(xs_BxTxI, idx_BxT)
+    xp_BxTxG = cell.input_projection(params, xs_BxTxI).astype(h0.dtype)
+    a, b, gates = cell.coefficients(params, xp_BxTxG)
+    valid_BxT = None if lengths is None else jnp.arange(steps)[None, :] < lengths[:, None]
+    if steps == 0:
+        hs = jnp.zeros((batch, 0, cell.hidden_size), h0.dtype)
+        final = h0
+    else:
+        hs = linear_scan.linear_recurrence(
+            a, b, h0, valid_BxT=valid_BxT, resets_BxT=resets_BxT, init_BxH=init.h
+        )
+        final = hs[:, -1]  # padded steps keep the state: the last position holds the final one
+    outputs = {"h": hs, **gates} if trace else {"h": hs}
+    if valid_BxT is not None:
+        outputs = {k: jnp.where(valid_BxT[:, :, None], v, 0.0) for k, v in outputs.items()}
+    if reverse:
+        outputs = {k: _take_time(v, idx_BxT) for k, v in outputs.items()}
+    ys = outputs.pop("h")
+    carry = base.RNNState(final)
+    return (ys, carry, outputs) if trace else (ys, carry)

@@ -78,11 +78,12 @@ _REUSE_MEMORY = flags.DEFINE_bool(
 
 
 def gemm_flops(cell: str, batch: int, steps: int, hidden: int, mode: str) -> float:
-    """Matmul FLOPs (I = H): input and recurrent products (none for the IndRNN), projection."""
+    """Matmul FLOPs (I = H): input and recurrent products (none for the IndRNN and the
+    parallel cells), projection."""
     c = _our_cell(cell, hidden)
     gh = c.num_gates * hidden
     per_step = hidden * gh
-    if not isinstance(c, cells.IndRNN):
+    if not isinstance(c, cells.IndRNN | cells.LinearRecurrentCell):  # u * h; gates from x
         per_step += c.recurrent_input_size * gh
     per_step += hidden * getattr(c, "proj_size", 0)
     fwd = 2.0 * batch * steps * per_step

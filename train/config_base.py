@@ -15,6 +15,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "epoch_decay")
 DTYPES = ("float32", "bfloat16")
 SCAN_BACKWARDS = ("autodiff", "fused")
+BLOCKS = ("stack", "residual")
+BLOCK_NORMS = ("rms", "layer")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -30,6 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.hidden_size = 128  # units per recurrent layer
     config.model.num_layers = 1  # stacked recurrent layers
     config.model.dropout = 0.0  # dropout on non-recurrent connections, in [0, 1)
+    config.model.block = "stack"  # 'stack' (cells.Stack) | 'residual' (cells.ResidualStack)
+    config.model.block_norm = "rms"  # residual blocks' pre-norm: 'rms' | 'layer'
+    config.model.block_ffn_factor = 0.0  # residual blocks' gated FFN width / hidden; 0 = none
 
     config.data = ml_collections.ConfigDict()
     config.data.path = (

@@ -85,10 +85,27 @@ def make_cell(config: ml_collections.ConfigDict) -> cells.Cell:
         raise ConfigError(f"config.model.cell_options: {str(e).splitlines()[0]}") from None
 
 
-def make_stack(config: ml_collections.ConfigDict, cell: cells.Cell | None = None) -> cells.Stack:
-    """config.model.num_layers copies of `cell` (default `make_cell(config)`), dropout between."""
+def make_stack(config: ml_collections.ConfigDict, cell: cells.Cell | None = None):
+    """config.model.num_layers copies of `cell` (default `make_cell(config)`).
+
+    model.block='stack': a `cells.Stack`, model.dropout between layers; 'residual': a
+    `cells.ResidualStack` (pre-norm residual blocks, model.block_norm, a gated FFN of width
+    model.block_ffn_factor * hidden when > 0), model.dropout on each branch.
+    """
     cell = make_cell(config) if cell is None else cell
-    return cells.Stack.uniform(cell, config.model.num_layers, dropout=config.model.dropout)
+    m = config.model
+    if m.get("block", "stack") == "residual":
+        try:
+            return cells.ResidualStack.uniform(
+                cell,
+                m.num_layers,
+                norm=m.get("block_norm", "rms"),
+                ffn_factor=float(m.get("block_ffn_factor", 0.0)),
+                dropout=m.dropout,
+            )
+        except ValueError as e:
+            raise ConfigError(f"config.model.block='residual': {e}") from None
+    return cells.Stack.uniform(cell, m.num_layers, dropout=m.dropout)
 
 
 def check_model(config: ml_collections.ConfigDict, task_cls) -> None:
@@ -99,7 +116,13 @@ def check_model(config: ml_collections.ConfigDict, task_cls) -> None:
     """
     make_cell(config)
     m = config.model
-    if task_cls.dropout_between_layers_only and m.dropout > 0 and m.num_layers == 1:
+    between_layers = m.get("block", "stack") == "stack"  # residual blocks drop every branch
+    if (
+        between_layers
+        and task_cls.dropout_between_layers_only
+        and m.dropout > 0
+        and m.num_layers == 1
+    ):
         raise ConfigError(
             f"config.model.dropout={m.dropout} has no effect in task {config.task!r} with "
             "num_layers=1: it acts between recurrent layers only; set num_layers >= 2 or "

@@ -78,6 +78,16 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     _at_least("config.model.num_layers", m.num_layers, 1)
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")
+    _one_of("config.model.block", m.block, config_base.BLOCKS)
+    _one_of("config.model.block_norm", m.block_norm, config_base.BLOCK_NORMS)
+    _at_least("config.model.block_ffn_factor", m.block_ffn_factor, 0)
+    if m.block == "stack":
+        for field in ("block_norm", "block_ffn_factor"):
+            if m[field] != schema.model[field]:
+                raise ConfigError(
+                    f"config.model.{field}={m[field]!r} applies to residual blocks only; set "
+                    "config.model.block='residual' or leave it at its default."
+                )
     _one_of("config.optim.optimizer", o.optimizer, config_base.OPTIMIZERS)
     _one_of("config.optim.schedule", o.schedule, config_base.SCHEDULES)
     if not o.learning_rate > 0:

@@ -34,6 +34,10 @@ FROZEN_FIELDS = (
 )
 
 
+# model fields a config.json written before they existed lacks, with the value that meant.
+_ADDED_MODEL_FIELDS = {"block": "stack", "block_norm": "rms", "block_ffn_factor": 0.0}
+
+
 def upgrade(config: dict) -> dict:
     """A config.json written before the cell registry, in today's schema (a new dict).
 
@@ -46,6 +50,9 @@ def upgrade(config: dict) -> dict:
     """
     config = copy.deepcopy(config)
     model = config.get("model")
+    if isinstance(model, dict):  # fields added to the schema since, at their defaults
+        for key, default in _ADDED_MODEL_FIELDS.items():
+            model.setdefault(key, default)
     if not isinstance(model, dict) or "cell_options" in model:
         return config
     try:

@@ -195,6 +195,9 @@ def test_torch_errors():
         interop.from_torch(cells.GRU(H, reset_after=False), gru_sd)
     with pytest.raises(ValueError, match="cell kind or hidden_size does not match"):
         interop.from_torch(cells.LSTM(H), gru_sd)
+    headwise = cells.LSTM(H, num_heads=2)
+    with pytest.raises(ValueError, match="LSTM with num_heads=2 has no PyTorch equivalent"):
+        interop.to_torch(headwise, random_params(headwise))
     with pytest.raises(ValueError, match="state_dict has no 'weight_ih_l1'"):
         interop.from_torch(cells.GRU(H), gru_sd, layer=1)
     projected = torch.nn.LSTM(I, H, proj_size=2).state_dict()

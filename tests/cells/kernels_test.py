@@ -45,10 +45,21 @@ def _assert_tree_close(actual, expected, tol):
         ct.assert_close(a, b, tol, jax.tree_util.keystr(path))
 
 
-# Every cell with padding and reverse by default; the rest of the grid is marked slow.
+def _default_run(name, use_lengths, reverse, projection) -> bool:
+    """Every cell with padding and reverse; `projection` matters only to the cells with a
+    hand-written backward (the others run autodiff for backward='fused')."""
+    hand_written = kernels.supports(ct.CELLS[name])
+    return use_lengths and reverse and (hand_written or projection == "hoisted")
+
+
+# The default run (above); the rest of the grid is marked slow.
 _GRID = [
     pytest.param(
-        name, use_lengths, reverse, projection, marks=() if use_lengths and reverse else slow
+        name,
+        use_lengths,
+        reverse,
+        projection,
+        marks=() if _default_run(name, use_lengths, reverse, projection) else slow,
     )
     for name in ct.CELL_IDS
     for use_lengths in (False, True)
@@ -183,8 +194,10 @@ def test_bfloat16_compute_is_close(projection):
 
 
 def test_supports_and_bad_option():
-    # Every cell has a hand-written backward but the layer-normalised ones and the MGU.
-    without = {"lstm_ln", "gru_ln", "mgu", "lstm_peephole_ln_proj"}
+    # Every cell has a hand-written backward but the layer-normalised and head-wise ones, the
+    # MGU, the sLSTM and the parallel cells (whose parallel mode autodiff differentiates).
+    without = {"lstm_ln", "gru_ln", "mgu", "lstm_peephole_ln_proj", "lstm_heads", "gru_ln_heads"}
+    without |= {"slstm", "slstm_heads", "mingru", "minlstm"}
     assert {n for n, c in ct.CELLS.items() if not kernels.supports(c)} == without
     cell = ct.CELLS["lstm"]
     with pytest.raises(ValueError, match="backward must be one of"):

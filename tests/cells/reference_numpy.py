@@ -8,7 +8,9 @@ and padded positions are filled with zeros afterwards. Tests compare `cells.scan
 Params follow the documented layout (w_ih [I, G*H], w_hh [H, G*H], b [G*H], b_hn [H]) with
 gate order LSTM i, f, g, o (coupled: f, g, o); GRU r, z, n; MGU f, n. Variants: peephole
 w_peep [3, H] (rows i, f, o), projection w_hr [H, P], layer norm ln_{x,h,c}_{scale,bias},
-IndRNN u [H].
+IndRNN u [H]. Head-wise recurrent matrices w_hh [NH, D, G*D] (LSTM/GRU num_heads > 1, sLSTM)
+are expanded here to their dense block-diagonal form, loop by loop (`dense_recurrent`).
+minGRU/minLSTM have no w_hh; the sLSTM carry is (h, c, n, m).
 """
 
 from __future__ import annotations
@@ -33,13 +35,29 @@ def layer_norm(v, scale, bias, eps=1e-5):
     return (v - mean) / np.sqrt(var + eps) * scale + bias
 
 
+def dense_recurrent(w_hh, num_gates):
+    """A head-wise w_hh [NH, D, G*D] as the dense [H, G*H] block-diagonal matrix (gate-major):
+    head k's D units feed only its D columns of each gate block. A dense w_hh is returned as is."""
+    if w_hh.ndim == 2:
+        return w_hh
+    heads, d, _ = w_hh.shape
+    hidden = heads * d
+    dense = np.zeros((hidden, num_gates * hidden))
+    for k in range(heads):
+        for gate in range(num_gates):
+            rows = slice(k * d, (k + 1) * d)
+            cols = slice(gate * hidden + k * d, gate * hidden + (k + 1) * d)
+            dense[rows, cols] = w_hh[k][:, gate * d : (gate + 1) * d]
+    return dense
+
+
 def lstm_step(p, state, x, peephole=False, coupled=False, proj=False, ln=False):
     """LSTM (Hochreiter & Schmidhuber 1997, forget gate Gers et al. 2000) and its variants:
     peepholes (Gers et al. 2002), CIFG (Greff et al. 2017), projection (Sak et al. 2014),
     layer norm (Ba et al. 2016). state = (h, c)."""
     h_prev, c_prev = state
     names = ["f", "g", "o"] if coupled else ["i", "f", "g", "o"]
-    xw, hw = x @ p["w_ih"], h_prev @ p["w_hh"]
+    xw, hw = x @ p["w_ih"], h_prev @ dense_recurrent(p["w_hh"], len(names))
     if ln:
         xw = layer_norm(xw, p["ln_x_scale"], p["ln_x_bias"])
         hw = layer_norm(hw, p["ln_h_scale"], p["ln_h_bias"])
@@ -59,12 +77,13 @@ def lstm_step(p, state, x, peephole=False, coupled=False, proj=False, ln=False):
 def gru_step(p, state, x, reset_after, ln=False):
     """GRU (Cho et al. 2014); reset_after=True is the cuDNN/PyTorch variant. state = (h,)."""
     (h_prev,) = state
+    w_hh = dense_recurrent(p["w_hh"], 3)
     wr, wz, wn = _blocks(p["w_ih"], 3)
-    ur, uz, un = _blocks(p["w_hh"], 3)
+    ur, uz, un = _blocks(w_hh, 3)
     br, bz, bn = _blocks(p["b"], 3)
     if ln:  # both products normalised over the three blocks; r scales the recurrent candidate
         xr, xz, xn = _blocks(layer_norm(x @ p["w_ih"], p["ln_x_scale"], p["ln_x_bias"]), 3)
-        hr, hz, hn = _blocks(layer_norm(h_prev @ p["w_hh"], p["ln_h_scale"], p["ln_h_bias"]), 3)
+        hr, hz, hn = _blocks(layer_norm(h_prev @ w_hh, p["ln_h_scale"], p["ln_h_bias"]), 3)
         r = sigmoid(xr + br + hr)
         z = sigmoid(xz + bz + hz)
         n = np.tanh(xn + bn + r * (hn + p["b_hn"]))
@@ -109,6 +128,66 @@ def indrnn_step(p, state, x, activation, recurrent_max):
     return (h,), h, {"a": a}
 
 
+def g_activation(x):
+    """minGRU/minLSTM's g: x + 0.5 for x >= 0, sigmoid(x) otherwise."""
+    return np.where(x >= 0, x + 0.5, sigmoid(x))
+
+
+def mingru_step(p, state, x):
+    """minGRU (Feng et al. 2024): gates from x only. state = (h,)."""
+    (h_prev,) = state
+    wz, wh = _blocks(p["w_ih"], 2)
+    bz, bh = _blocks(p["b"], 2)
+    z = sigmoid(x @ wz + bz)
+    h_tilde = g_activation(x @ wh + bh)
+    h = (1.0 - z) * h_prev + z * h_tilde
+    return (h,), h, {"z": z, "h_tilde": h_tilde}
+
+
+def minlstm_step(p, state, x):
+    """minLSTM (Feng et al. 2024) with normalised gates f/(f+i), i/(f+i). state = (h,).
+    The trace holds the normalised gates."""
+    (h_prev,) = state
+    wf, wi, wh = _blocks(p["w_ih"], 3)
+    bf, bi, bh = _blocks(p["b"], 3)
+    f = sigmoid(x @ wf + bf)
+    i = sigmoid(x @ wi + bi)
+    h_tilde = g_activation(x @ wh + bh)
+    f_norm, i_norm = f / (f + i), i / (f + i)
+    h = f_norm * h_prev + i_norm * h_tilde
+    return (h,), h, {"f": f_norm, "i": i_norm, "h_tilde": h_tilde}
+
+
+def slstm_step(p, state, x):
+    """sLSTM (Beck et al. 2024), stabilised as the official vanilla code. state = (h, c, n, m);
+    the trace holds the stabilised gates i', f', z = tanh, o = sigmoid, and c, n."""
+    h_prev, c_prev, n_prev, m_prev = state
+    pre_i, pre_f, pre_z, pre_o = _blocks(
+        x @ p["w_ih"] + h_prev @ dense_recurrent(p["w_hh"], 4) + p["b"], 4
+    )
+    log_f_plus_m = m_prev - np.log1p(np.exp(-pre_f))
+    m = np.where(n_prev == 0.0, pre_i, np.maximum(pre_i, log_f_plus_m))
+    i = np.exp(pre_i - m)
+    f = np.exp(log_f_plus_m - m)
+    z, o = np.tanh(pre_z), sigmoid(pre_o)
+    c = f * c_prev + i * z
+    n = f * n_prev + i
+    h = o * c / n
+    return (h, c, n, m), h, {"i": i, "f": f, "z": z, "o": o, "c": c, "n": n}
+
+
+def slstm_unstabilised_step(p, state, x):
+    """The sLSTM without the stabiliser: i = exp(i~), f = sigmoid(f~). state = (h, c, n)."""
+    h_prev, c_prev, n_prev = state
+    pre_i, pre_f, pre_z, pre_o = _blocks(
+        x @ p["w_ih"] + h_prev @ dense_recurrent(p["w_hh"], 4) + p["b"], 4
+    )
+    c = sigmoid(pre_f) * c_prev + np.exp(pre_i) * np.tanh(pre_z)
+    n = sigmoid(pre_f) * n_prev + np.exp(pre_i)
+    h = sigmoid(pre_o) * c / n
+    return (h, c, n), h
+
+
 def step_fn(cell):
     """The NumPy step for a `cells` cell, chosen by its class and options."""
     kind = type(cell).__mro__
@@ -123,6 +202,12 @@ def step_fn(cell):
         return lambda p, s, x: simple_step(p, s, x, cell.activation)
     if "MGU" in names:
         return mgu_step
+    if "MinGRU" in names:
+        return mingru_step
+    if "MinLSTM" in names:
+        return minlstm_step
+    if "SLSTM" in names:
+        return slstm_step
     if "IndRNN" in names:
         return lambda p, s, x: indrnn_step(p, s, x, cell.activation, cell.recurrent_max)
     raise ValueError(f"no NumPy reference for {cell!r}")

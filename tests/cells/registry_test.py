@@ -116,7 +116,7 @@ def test_fused_on_a_cell_without_backward_falls_back_to_autodiff_and_warns_once(
     cell = _ScaledLSTM(ct.H)
     params = ct.random_params(cell)
     xs = ct.random_inputs()
-    sequence._WARNED_NO_FUSED_BACKWARD.discard((_ScaledLSTM, False))
+    sequence._WARNED_NO_FUSED_BACKWARD.discard((_ScaledLSTM, ()))
 
     def grads(backward):
         def loss(p):

@@ -72,8 +72,12 @@ def test_jit_equals_eager_traced_lengths_and_trace_padding(name):
     )
     jax.tree.map(lambda a, b: assert_close(a, b, 1e-6), eager, jitted)
     ys, final, trace = eager
-    lstm_family = isinstance(cell, cells.LSTM)  # every gate (i = 1 - f when coupled) and c
-    assert set(trace) == ({"i", "f", "g", "o", "c"} if lstm_family else set(cell.gate_names))
+    expected = set(cell.gate_names)
+    if isinstance(cell, cells.LSTM):  # every gate (i = 1 - f when coupled) and c
+        expected = {"i", "f", "g", "o", "c"}
+    if isinstance(cell, cells.SLSTM):  # the gates, the cell and the normaliser
+        expected |= {"c", "n"}
+    assert set(trace) == expected
     assert all(v.shape == (B, T, H) for v in trace.values())
     for b, length in enumerate(LENGTHS):  # padding: zero outputs, zero gates
         assert not np.asarray(ys[b, length:]).any()
@@ -158,7 +162,7 @@ def test_one_input_gemm_outside_one_recurrent_gemm_per_step(name):
     expected = 2 if name == "gru_reset_before" else 1
     if getattr(cell, "proj_size", 0):
         expected = 2
-    if isinstance(cell, cells.IndRNN):
+    if isinstance(cell, cells.IndRNN | cells.LinearRecurrentCell):  # u * h; a parallel scan
         expected = 0
     assert len(inside) == expected
 

@@ -215,3 +215,41 @@ def test_fused_scan_backward_gives_the_same_gradients(corpus_path, cell):
         b = dict(jax.tree_util.tree_leaves_with_path(grads["fused"]))[path]
         scale = float(np.max(np.abs(a))) + 1e-12
         assert float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale < 1e-5, path
+
+
+@pytest.mark.parametrize("cell", ["mingru", "slstm"])
+def test_residual_block_trains_and_generates_step_by_step(corpus_path, tmp_path, cell):
+    from train import trainer
+
+    config = tiny_config(corpus_path, cell=cell, block="residual", block_ffn_factor=1.0)
+    config.model.embed_size = 16
+    config.model.dropout = 0.1
+    task = lm.LMTask(config)
+    assert isinstance(task.stack, cells.ResidualStack) and task.stack.ffn_size == 16
+    params = task.init_params(jax.random.key(0))
+    norm = params["rnn"]["blocks"][0]["norm"]["scale"]
+    np.testing.assert_array_equal(np.asarray(norm), 1.0)  # init_scale leaves the norms alone
+    ids = jnp.asarray(task.corpus.splits["train"][:12].reshape(2, 6))
+    logits, _ = task.apply(params, task.init_carry(2), ids)
+    carry, stepped = task.init_carry(2), []
+    for t in range(6):
+        carry, step_logits = task.step(params, carry, ids[:, t])
+        stepped.append(step_logits)
+    np.testing.assert_allclose(np.stack(stepped, 1), logits, rtol=1e-4, atol=1e-4)
+    config.optim.learning_rate = 1e-2
+    config.train.num_steps = 60
+    config.train.eval_every = config.train.checkpoint_every = 60
+    results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    assert results["valid"]["loss"] < math.log(len(set(TEXT)))  # below the uniform guess
+
+
+def test_block_fields_are_validated(corpus_path):
+    with pytest.raises(errors.ConfigError, match="config.model.block must be one of"):
+        validate.validate(tiny_config(corpus_path, block="transformer"))
+    with pytest.raises(errors.ConfigError, match="block_norm='layer' applies to residual"):
+        validate.validate(tiny_config(corpus_path, block_norm="layer"))
+    with pytest.raises(errors.ConfigError, match="block_ffn_factor must be >= 0"):
+        validate.validate(tiny_config(corpus_path, block="residual", block_ffn_factor=-1.0))
+    config = tiny_config(corpus_path, cell="lstmp", block="residual")
+    config.model.cell_options = {"proj_size": 8}  # the residual stream is P = 8 wide
+    assert lm.LMTask(config).stack.width == 8

@@ -12,6 +12,11 @@ Dropout is on the non-recurrent connections only. With init_scale s > 0 every pa
 (biases included: the LSTM forget-gate bias starts in [-s, s] too, as in Zaremba's and TF's
 code); init_scale 0 keeps the cells' own initialisers (e.g. `cell_options.forget_bias`).
 
+With model.block='residual' the stack is a `cells.ResidualStack` (pre-norm residual blocks,
+optional gated FFN, a final norm; the minGRU/xLSTM papers' block): h^l = h^{l-1} +
+dropout(cell_l(Norm(h^{l-1}))) (+ the FFN branch), dropout on every branch; its norms keep
+their scale 1 / bias 0 under init_scale.
+
 Objective (what is differentiated and clipped), config.model.objective:
   'window_sum':  sum_{b,t} nll_{b,t} / B    cross-entropy summed over the window, averaged over
                  the batch: Zaremba's and TF's `cost`, which their lr 1.0 and clip 5 assume.
@@ -40,6 +45,11 @@ from train.errors import ConfigError
 from train.tasks import base
 
 _OBJECTIVES = ("window_sum", "token_mean")
+
+
+def _is_norm(path) -> bool:
+    """Whether a parameter belongs to a residual block's norm (kept at scale 1, bias 0)."""
+    return any(getattr(k, "key", None) in ("norm", "ffn_norm", "final_norm") for k in path)
 
 
 def _uniform_like(key, x, scale):
@@ -106,9 +116,12 @@ class LMTask(base.Task):
             params["softmax"]["w"] = jax.nn.initializers.glorot_uniform()(k_out, (h, v))
         scale = float(self.config.model.get("init_scale", 0.0))
         if scale > 0:
-            leaves, treedef = jax.tree.flatten(params)
+            leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
             keys = jax.random.split(k_uniform, len(leaves))
-            leaves = [_uniform_like(k, x, scale) for k, x in zip(keys, leaves, strict=True)]
+            leaves = [
+                x if _is_norm(path) else _uniform_like(k, x, scale)
+                for k, (path, x) in zip(keys, leaves, strict=True)
+            ]
             params = jax.tree.unflatten(treedef, leaves)
         return params
 

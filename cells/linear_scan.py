@@ -1,0 +1,105 @@
+"""Cells whose recurrence is linear in h, and the parallel scan that runs them over a sequence.
+
+A cell of this kind (MinGRU, MinLSTM; Feng et al. 2024) computes its gates from x_t alone, so
+a step is an elementwise affine map of the previous state,
+
+    h_t = a_t * h_{t-1} + b_t,        a_t, b_t functions of x_t only,
+
+and the whole sequence is the prefix composition of these maps. `linear_recurrence` computes it
+with `jax.lax.associative_scan` (Blelloch 1990) over pairs (a, b) composed by
+
+    (a1, b1) then (a2, b2) = (a1 * a2, a2 * b1 + b2),
+
+giving every prefix (A_t, B_t) in O(log T) parallel depth, and h_t = A_t * h_0 + B_t.
+
+Why linear space: the minGRU paper's log-space form (log h_t = a*_t + logcumsumexp(log b - a*),
+a* = cumsum(log a)) subtracts two large cumulative sums, and its float32 error grows with T
+(about 3e-4 relative at T = 4096). With 0 <= a_t <= 1 (both cells' coefficients are gate
+values) the pairs composed here never overflow, every term is a product of at most log2(T)
+rounded factors, and the error stays at the level of float32 rounding (measured in
+tests/cells/linear_scan_test.py). Tiny products underflow to 0, which is where the true value
+lies too.
+
+Sequence features are folded into the coefficients before the scan:
+  * padded steps (t >= lengths[b]) become the identity map (a = 1, b = 0): the carry is kept;
+  * a reset before step t (start of an episode) becomes a = 0, b = a_t * h_init + b_t: the map
+    then ignores what came before and starts from the initial carry;
+  * reversal is a gather of the valid part before and after (as in `cells.scan`).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from cells import base
+
+
+class LinearRecurrentCell(base.Cell):
+    """Base class of cells with h_t = a_t * h_{t-1} + b_t, (a_t, b_t) from x_t alone.
+
+    A subclass defines `coefficients(params, xp)`: from the projected inputs xp [..., G*H]
+    (`input_projection`, no recurrent matrix), the coefficients a, b [..., H] and the gate
+    activations for `return_trace`. `fused_step` (the sequential mode) and the parallel mode of
+    `cells.scan` are both built from it, so they compute the same function.
+    The carry is `RNNState(h)`; parameters are w_ih [I, G*H] and b [G*H] (no w_hh).
+    """
+
+    parallel_scan = True  # `cells.scan(mode='auto')` runs these cells with `linear_recurrence`
+
+    def init(self, key, input_size: int) -> base.Params:
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0:
+            raise ValueError(
+                f"{type(self).__name__}.init: input_size must be a positive int, "
+                f"got {input_size!r}."
+            )
+        gh = self.num_gates * self.hidden_size
+        return {
+            "w_ih": self._init(self.kernel_init, key, (input_size, gh)),
+            "b": self._init_bias(),
+        }
+
+    def coefficients(self, params, xp):
+        """(a, b, gates) for projected inputs xp [..., G*H]; a, b [..., H]."""
+        raise NotImplementedError
+
+    def fused_step(self, params, carry, xp_BxG):
+        (h_prev,) = carry
+        a, b, gates = self.coefficients(params, xp_BxG.astype(h_prev.dtype))
+        h = a * h_prev + b
+        return base.RNNState(h), h, gates
+
+    def recurrent(self, params, h):
+        raise TypeError(f"{type(self).__name__} has no recurrent matrix (its gates see x only).")
+
+
+def _compose(first, second):
+    """The affine map `first` followed by `second`, elementwise: h -> a2 (a1 h + b1) + b2."""
+    a1, b1 = first
+    a2, b2 = second
+    return a1 * a2, a2 * b1 + b2
+
+
+def linear_recurrence(a_BxTxH, b_BxTxH, h0_BxH, *, valid_BxT=None, resets_BxT=None, init_BxH=None):
+    """All states h_t = a_t * h_{t-1} + b_t (t = 0..T-1) from h_{-1} = h0, in parallel.
+
+    Args:
+      a_BxTxH, b_BxTxH: the coefficients, time on axis 1.
+      h0_BxH: the state before the first step.
+      valid_BxT: optional bool; False steps keep the state (a = 1, b = 0).
+      resets_BxT: optional bool; True replaces the state by `init_BxH` before that step.
+      init_BxH: the state a reset restarts from (required with resets_BxT).
+
+    Returns:
+      hs [B, T, H]: the state after each step (the kept state at invalid steps).
+    """
+    if valid_BxT is not None:
+        valid = valid_BxT[:, :, None]
+        a_BxTxH = jnp.where(valid, a_BxTxH, jnp.ones((), a_BxTxH.dtype))
+        b_BxTxH = jnp.where(valid, b_BxTxH, jnp.zeros((), b_BxTxH.dtype))
+    if resets_BxT is not None:
+        reset = resets_BxT[:, :, None]
+        b_BxTxH = jnp.where(reset, a_BxTxH * init_BxH[:, None, :] + b_BxTxH, b_BxTxH)
+        a_BxTxH = jnp.where(reset, jnp.zeros((), a_BxTxH.dtype), a_BxTxH)
+    prod_a, acc_b = lax.associative_scan(_compose, (a_BxTxH, b_BxTxH), axis=1)
+    return prod_a * h0_BxH[:, None, :] + acc_b

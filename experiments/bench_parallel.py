@@ -1,0 +1,319 @@
+"""Speed, memory and precision of the parallel-scan and head-wise cells (issue: minGRU/minLSTM,
+sLSTM, head-wise recurrence), every implementation interleaved in one process.
+
+    python -m experiments.bench_parallel                                  # about 6 min, 2 cores
+    python -m experiments.bench_parallel --json=experiments/results/bench_parallel_cpu.json
+    python -m experiments.bench_parallel --quick                          # smoke test
+
+Three parts, each printed as a table and written to --json (refused if the file exists, unless
+--force):
+
+  parallel   forward+backward tokens/s (B*T / median seconds) at I = H = 256 of
+             'gru' / 'lstm' (`cells.scan`, hand-written backward, the library's fastest
+             sequential path), 'mingru' / 'minlstm' (parallel mode, the default),
+             'mingru-sequential' (the same cell in a `lax.scan`), and 'input-gemms' (the
+             minGRU's input projection x W_ih + b alone, forward+backward: what the parallel
+             cell would cost if its scan were free, the ceiling). `share_of_ceiling` =
+             ceiling seconds / cell seconds. Peak memory: XLA's buffer assignment of the
+             compiled forward+backward program (temporaries + outputs, arguments excluded).
+  headwise   forward+backward milliseconds at B=32, T=128, H=512 of the dense LSTM (fused and
+             autodiff backward), the head-wise LSTM (NH = 4, 8) and the sLSTM (NH = 1, 4, 8),
+             all autodiff unless named; ratios to the dense LSTM with the fused backward.
+  precision  max |h - h_float64| / max |h_float64| of the minGRU/minLSTM in float32 at T in
+             {1024, 4096, 16384}: the parallel mode, the sequential mode, and the log-space
+             form of Feng et al. (log h_t = a*_t + logcumsumexp(log b - a*)), which
+             `cells.linear_scan` does not use because of this drift.
+
+The loss is sum(ys * w) with a fixed random w (every output matters); gradients are taken
+w.r.t. all parameters and the inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+import cells
+from experiments import records
+from train import provenance
+
+_PARTS = flags.DEFINE_list("parts", ["parallel", "headwise", "precision"], "Parts to run.")
+_REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repetitions per implementation (median).")
+_QUICK = flags.DEFINE_bool("quick", False, "Tiny shapes, 2 repeats: a smoke test.")
+_JSON = flags.DEFINE_string("json", None, "Write the results to this JSON file.")
+_FORCE = flags.DEFINE_bool("force", False, "Replace an existing --json file.")
+
+PARALLEL_SHAPES = [(1, 256), (1, 1024), (1, 4096), (1, 16384), (32, 1024)]  # (B, T), H = 256
+HEADWISE_SHAPE = (32, 128, 512)  # B, T, H
+
+
+def _loss_and_grad(cell, params, xs, **scan_kwargs):
+    """The jitted forward+backward of sum(ys * w) w.r.t. (params, xs)."""
+    w = jax.random.normal(jax.random.key(9), xs.shape[:2] + (cell.output_size,))
+
+    def loss(p, x):
+        ys, _ = cells.scan(cell, p, x, **scan_kwargs)
+        return jnp.sum(ys * w)
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))
+
+
+def _input_gemms(cell, params, xs):
+    """The cell's input projection alone (forward+backward), its sequence path's floor."""
+    w = jax.random.normal(jax.random.key(9), xs.shape[:2] + (cell.num_gates * cell.hidden_size,))
+
+    def loss(p, x):
+        return jnp.sum(cell.input_projection(p, x) * w)
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))
+
+
+def _time_interleaved(fns: dict, args: dict, repeats: int) -> dict:
+    """name -> {'median_s', 'compile_s', 'peak_bytes'}: one call of each fn per repetition."""
+    compiled, out = {}, {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        compiled[name] = fn.lower(*args[name]).compile()
+        stats = compiled[name].memory_analysis()
+        peak = None if stats is None else stats.temp_size_in_bytes + stats.output_size_in_bytes
+        out[name] = {"compile_s": time.perf_counter() - t0, "peak_bytes": peak}
+        jax.block_until_ready(compiled[name](*args[name]))  # warm-up
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name in fns:
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled[name](*args[name]))
+            times[name].append(time.perf_counter() - t0)
+    for name in fns:
+        out[name]["median_s"] = statistics.median(times[name])
+    return out
+
+
+def _case(cell, batch, steps, inputs, seed=0):
+    params = cell.init(jax.random.key(seed), inputs)
+    xs = jax.random.normal(jax.random.key(seed + 1), (batch, steps, inputs))
+    return params, xs
+
+
+def parallel_part(shapes, hidden, repeats) -> list[dict]:
+    made = {
+        "gru": (cells.GRU(hidden), {"backward": "fused"}),
+        "lstm": (cells.LSTM(hidden), {"backward": "fused"}),
+        "mingru": (cells.MinGRU(hidden), {}),
+        "minlstm": (cells.MinLSTM(hidden), {}),
+        "mingru-sequential": (cells.MinGRU(hidden), {"mode": "sequential"}),
+    }
+    rows = []
+    for batch, steps in shapes:
+        fns, args = {}, {}
+        for name, (cell, kwargs) in made.items():
+            params, xs = _case(cell, batch, steps, hidden)
+            fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
+        mingru = made["mingru"][0]
+        fns["input-gemms"], args["input-gemms"] = (
+            _input_gemms(mingru, *args["mingru"]),
+            args["mingru"],
+        )
+        timed = _time_interleaved(fns, args, repeats)
+        ceiling_s = timed["input-gemms"]["median_s"]
+        gru_s = timed["gru"]["median_s"]
+        for name, t in timed.items():
+            rows.append(
+                {
+                    "impl": name,
+                    "batch": batch,
+                    "seq_len": steps,
+                    "hidden": hidden,
+                    **t,
+                    "tokens_per_s": batch * steps / t["median_s"],
+                    "speedup_vs_gru": gru_s / t["median_s"],
+                    "share_of_ceiling": ceiling_s / t["median_s"],
+                }
+            )
+        print(format_parallel([r for r in rows if (r["batch"], r["seq_len"]) == (batch, steps)]))
+    return rows
+
+
+def headwise_part(shape, repeats) -> list[dict]:
+    batch, steps, hidden = shape
+    made = {"lstm (fused)": (cells.LSTM(hidden), {"backward": "fused"})}
+    made["lstm"] = (cells.LSTM(hidden), {})
+    for heads in (4, 8):
+        made[f"lstm NH={heads}"] = (cells.LSTM(hidden, num_heads=heads), {})
+    for heads in (1, 4, 8):
+        made[f"slstm NH={heads}"] = (cells.SLSTM(hidden, num_heads=heads), {})
+    fns, args = {}, {}
+    for name, (cell, kwargs) in made.items():
+        params, xs = _case(cell, batch, steps, hidden)
+        fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
+    timed = _time_interleaved(fns, args, repeats)
+    base_s = timed["lstm (fused)"]["median_s"]
+    rows = [
+        {
+            "impl": name,
+            "batch": batch,
+            "seq_len": steps,
+            "hidden": hidden,
+            "recurrent_weights": int(np.prod(args[name][0]["w_hh"].shape)),
+            **t,
+            "ms": 1e3 * t["median_s"],
+            "ratio_vs_dense_fused": t["median_s"] / base_s,
+        }
+        for name, t in timed.items()
+    ]
+    print(format_headwise(rows))
+    return rows
+
+
+def _log_space(cell, params, xs, h0):
+    """Feng et al.'s log-space parallel form, for the precision comparison only."""
+    a, b, _ = cell.coefficients(params, cell.input_projection(params, xs))
+    a_star = jnp.cumsum(jnp.log(a), axis=1)
+    a_star = jnp.concatenate([jnp.zeros_like(a_star[:, :1]), a_star], axis=1)
+    log_values = jnp.concatenate([jnp.log(h0)[:, None], jnp.log(b)], axis=1)
+    log_h = a_star + jax.lax.cumlogsumexp(log_values - a_star, axis=1)
+    return jnp.exp(log_h[:, 1:])
+
+
+def _float64_states(cell, params, xs, h0):
+    """h_t = a_t h_{t-1} + b_t in float64 NumPy from the float64 coefficients."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    x = np.asarray(xs, np.float64)
+    pre = x @ p["w_ih"] + p["b"]
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
+    g = lambda v: np.where(v >= 0, v + 0.5, sig(v))
+    if isinstance(cell, cells.MinGRU):
+        z, cand = np.split(pre, 2, axis=-1)
+        a, b = 1.0 - sig(z), sig(z) * g(cand)
+    else:
+        f, i, cand = np.split(pre, 3, axis=-1)
+        f, i = sig(f), sig(i)
+        a, b = f / (f + i), i / (f + i) * g(cand)
+    h, out = np.asarray(h0, np.float64), np.empty_like(a)
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        out[:, t] = h
+    return out
+
+
+def _relative_error(ys, exact) -> float:
+    return float(np.abs(np.asarray(ys, np.float64) - exact).max() / np.abs(exact).max())
+
+
+def _final_outputs(cell, params, xs, h0, mode):
+    run = jax.jit(lambda p, x, c: cells.scan(cell, p, x, carry=c, mode=mode)[0])
+    return run(params, xs, cells.RNNState(h0))
+
+
+def precision_part(lengths) -> list[dict]:
+    rows = []
+    for name, cell in (("mingru", cells.MinGRU(16)), ("minlstm", cells.MinLSTM(16))):
+        for steps in lengths:
+            rng = np.random.default_rng(0)
+            params = {
+                k: jnp.asarray(0.5 * rng.standard_normal(v.shape), jnp.float32)
+                for k, v in cell.init(jax.random.key(0), 4).items()
+            }
+            xs = jnp.asarray(rng.standard_normal((3, steps, 4)), jnp.float32)
+            h0 = jnp.asarray(rng.uniform(0, 1, (3, 16)), jnp.float32)
+            exact = _float64_states(cell, params, xs, h0)
+            log_space = jax.jit(_log_space, static_argnums=0)(cell, params, xs, h0)
+            rows.append(
+                {
+                    "cell": name,
+                    "seq_len": steps,
+                    **{
+                        mode: _relative_error(_final_outputs(cell, params, xs, h0, mode), exact)
+                        for mode in ("parallel", "sequential")
+                    },
+                    "log_space": _relative_error(log_space, exact),
+                }
+            )
+    print(format_precision(rows))
+    return rows
+
+
+def format_parallel(rows) -> str:
+    lines = [
+        "| impl | B | T | tokens/s | vs GRU | share of ceiling | peak MiB | compile s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        peak = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
+        lines.append(
+            f"| {r['impl']} | {r['batch']} | {r['seq_len']} | {r['tokens_per_s']:,.0f} | "
+            f"{r['speedup_vs_gru']:.2f}x | {r['share_of_ceiling']:.0%} | {peak} | "
+            f"{r['compile_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def format_headwise(rows) -> str:
+    lines = [
+        "| impl | w_hh weights | fwd+bwd ms | vs dense LSTM (fused) | peak MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        peak = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
+        lines.append(
+            f"| {r['impl']} | {r['recurrent_weights']:,} | {r['ms']:.1f} | "
+            f"{r['ratio_vs_dense_fused']:.2f}x | {peak} |"
+        )
+    return "\n".join(lines)
+
+
+def format_precision(rows) -> str:
+    lines = [
+        "| cell | T | parallel (linear space) | sequential | log space |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['cell']} | {r['seq_len']} | {r['parallel']:.1e} | {r['sequential']:.1e} | "
+            f"{r['log_space']:.1e} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    if _JSON.value and os.path.exists(_JSON.value) and not _FORCE.value:
+        sys.exit(
+            f"error: --json={_JSON.value} exists (reference data); name another file or pass "
+            "--force."
+        )
+    start = time.perf_counter()
+    quick = _QUICK.value
+    repeats = 2 if quick else _REPEATS.value
+    result = {}
+    if "parallel" in _PARTS.value:
+        shapes = [(1, 64), (2, 32)] if quick else PARALLEL_SHAPES
+        result["parallel"] = parallel_part(shapes, 16 if quick else 256, repeats)
+    if "headwise" in _PARTS.value:
+        result["headwise"] = headwise_part((2, 8, 16) if quick else HEADWISE_SHAPE, repeats)
+    if "precision" in _PARTS.value:
+        result["precision"] = precision_part([64] if quick else [1024, 4096, 16384])
+    result.update(
+        {
+            "wall_s": time.perf_counter() - start,
+            "command": " ".join(["python -m experiments.bench_parallel", *sys.argv[1:]]),
+            "commit": provenance.git_commit(),
+            "hardware": {**provenance.hardware(), "jax": jax.__version__},
+            "loadavg_end": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    )
+    if _JSON.value:
+        records.write(_JSON.value, result, overwrite=_FORCE.value)
+        print(f"wrote {_JSON.value}")
+
+
+if __name__ == "__main__":
+    app.run(main)

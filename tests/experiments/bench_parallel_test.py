@@ -1,0 +1,44 @@
+"""Smoke test of experiments/bench_parallel.py: tiny shapes, every part, the JSON refusal."""
+
+import json
+import subprocess
+import sys
+
+import jax
+
+from experiments import bench_parallel
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def test_parts_report_every_implementation():
+    rows = bench_parallel.parallel_part([(1, 16)], hidden=8, repeats=1)
+    impls = {"gru", "lstm", "mingru", "minlstm", "mingru-sequential", "input-gemms"}
+    assert {r["impl"] for r in rows} == impls
+    ceiling = next(r for r in rows if r["impl"] == "input-gemms")
+    assert ceiling["share_of_ceiling"] == 1.0 and ceiling["peak_bytes"] >= 0
+    assert all(r["tokens_per_s"] > 0 for r in rows)
+    assert "| mingru | 1 | 16 |" in bench_parallel.format_parallel(rows)
+    rows = bench_parallel.headwise_part((2, 4, 8), repeats=1)
+    by_name = {r["impl"]: r for r in rows}
+    assert by_name["lstm NH=4"]["recurrent_weights"] == 8 * 4 * 8 // 4  # block-diagonal: 1/NH
+    assert by_name["lstm (fused)"]["ratio_vs_dense_fused"] == 1.0
+
+
+def test_precision_part_measures_the_parallel_scan_against_float64():
+    rows = bench_parallel.precision_part([256])
+    for r in rows:
+        assert r["parallel"] < 2e-6 and r["sequential"] < 2e-6
+        assert r["log_space"] > r["parallel"]  # the drift the linear-space scan avoids
+
+
+def test_existing_json_is_refused_without_force(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.bench_parallel", "--quick", f"--json={path}"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0 and "exists" in proc.stderr
+    assert "Traceback" not in proc.stderr and json.loads(path.read_text()) == {}
