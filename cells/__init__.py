@@ -8,7 +8,7 @@ Usage:
     ys, carry = cells.scan(cell, params, xs)        # xs [B, T, I] -> ys [B, T, H]
 
     cells.names()                     # the registered cells: ('gru', 'gru_ln', 'indrnn', ...)
-    cells.scan(cells.MinGRU(256), p, xs)  # parallel (associative) scan over time by default
+    cells.scan(cells.MinGRU(256), p, xs, mode='parallel')  # gates at once, associative scan
     cells.get("gru")(hidden_size=64)  # a cell class by name, or by 'package.module:Class'
 """
 

@@ -1,26 +1,33 @@
-"""Cells whose recurrence is linear in h, and the parallel scan that runs them over a sequence.
+"""Cells whose recurrence is linear in h, and the scans that run them over a sequence.
 
 A cell of this kind (MinGRU, MinLSTM; Feng et al. 2024) computes its gates from x_t alone, so
 a step is an elementwise affine map of the previous state,
 
     h_t = a_t * h_{t-1} + b_t,        a_t, b_t functions of x_t only,
 
-and the whole sequence is the prefix composition of these maps. `linear_recurrence` computes it
-with `jax.lax.associative_scan` (Blelloch 1990) over pairs (a, b) composed by
+and every gate of every step can be computed at once, before any recurrence: one input GEMM
+over [B*T, I] and elementwise math. What remains is the elementwise linear recurrence, which
+`linear_recurrence` solves in one of two ways:
 
-    (a1, b1) then (a2, b2) = (a1 * a2, a2 * b1 + b2),
-
-giving every prefix (A_t, B_t) in O(log T) parallel depth, and h_t = A_t * h_0 + B_t.
+  'associative'  `jax.lax.associative_scan` (Blelloch 1990) over pairs (a, b) composed by
+                 (a1, b1) then (a2, b2) = (a1 * a2, a2 * b1 + b2): every prefix (A_t, B_t) in
+                 O(log T) parallel depth, h_t = A_t * h_0 + B_t. The parallel form, for
+                 accelerators with many cores to fill (`cells.scan(..., mode='parallel')`).
+  'loop'         a `lax.scan` of one multiply-add per element and step: O(T) depth but the
+                 least work (the associative scan does about twice as much and stores its
+                 levels for the backward pass). On this project's 2-core CPU the loop was the
+                 faster of the two for B = 1..32, T = 1k..16k (`experiments/bench_parallel.py`),
+                 so `mode='auto'` picks it on CPU (`cells.scan(..., mode='hoisted')`).
 
 Why linear space: the minGRU paper's log-space form (log h_t = a*_t + logcumsumexp(log b - a*),
 a* = cumsum(log a)) subtracts two large cumulative sums, and its float32 error grows with T
-(about 3e-4 relative at T = 4096). With 0 <= a_t <= 1 (both cells' coefficients are gate
-values) the pairs composed here never overflow, every term is a product of at most log2(T)
-rounded factors, and the error stays at the level of float32 rounding (measured in
-tests/cells/linear_scan_test.py). Tiny products underflow to 0, which is where the true value
-lies too.
+(measured 2.5e-4 relative at T = 4096, 1.4e-3 at T = 16384). With 0 <= a_t <= 1 (both cells'
+coefficients are gate values) the pairs composed here never overflow, every term is a product
+of at most log2(T) rounded factors (the loop: one rounding per step), and the error stays at
+float32 rounding (1.5e-7 at T = 16384; tests/cells/linear_scan_test.py, bench_parallel.py).
+Tiny products underflow to 0, which is where the true value lies too.
 
-Sequence features are folded into the coefficients before the scan:
+Sequence features are folded into the coefficients before either solver:
   * padded steps (t >= lengths[b]) become the identity map (a = 1, b = 0): the carry is kept;
   * a reset before step t (start of an episode) becomes a = 0, b = a_t * h_init + b_t: the map
     then ignores what came before and starts from the initial carry;
@@ -29,10 +36,13 @@ Sequence features are folded into the coefficients before the scan:
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 from cells import base
+
+METHODS = ("associative", "loop")
 
 
 class LinearRecurrentCell(base.Cell):
@@ -40,12 +50,12 @@ class LinearRecurrentCell(base.Cell):
 
     A subclass defines `coefficients(params, xp)`: from the projected inputs xp [..., G*H]
     (`input_projection`, no recurrent matrix), the coefficients a, b [..., H] and the gate
-    activations for `return_trace`. `fused_step` (the sequential mode) and the parallel mode of
-    `cells.scan` are both built from it, so they compute the same function.
+    activations for `return_trace`. `fused_step` (the sequential mode) and the hoisted and
+    parallel modes of `cells.scan` are all built from it, so they compute the same function.
     The carry is `RNNState(h)`; parameters are w_ih [I, G*H] and b [G*H] (no w_hh).
     """
 
-    parallel_scan = True  # `cells.scan(mode='auto')` runs these cells with `linear_recurrence`
+    linear_in_h = True  # `cells.scan` can run these cells with `linear_recurrence`
 
     def init(self, key, input_size: int) -> base.Params:
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0:
@@ -80,8 +90,17 @@ def _compose(first, second):
     return a1 * a2, a2 * b1 + b2
 
 
-def linear_recurrence(a_BxTxH, b_BxTxH, h0_BxH, *, valid_BxT=None, resets_BxT=None, init_BxH=None):
-    """All states h_t = a_t * h_{t-1} + b_t (t = 0..T-1) from h_{-1} = h0, in parallel.
+def linear_recurrence(
+    a_BxTxH,
+    b_BxTxH,
+    h0_BxH,
+    *,
+    valid_BxT=None,
+    resets_BxT=None,
+    init_BxH=None,
+    method: str = "associative",
+):
+    """All states h_t = a_t * h_{t-1} + b_t (t = 0..T-1) from h_{-1} = h0.
 
     Args:
       a_BxTxH, b_BxTxH: the coefficients, time on axis 1.
@@ -89,10 +108,14 @@ def linear_recurrence(a_BxTxH, b_BxTxH, h0_BxH, *, valid_BxT=None, resets_BxT=No
       valid_BxT: optional bool; False steps keep the state (a = 1, b = 0).
       resets_BxT: optional bool; True replaces the state by `init_BxH` before that step.
       init_BxH: the state a reset restarts from (required with resets_BxT).
+      method: 'associative' (parallel, O(log T) depth) or 'loop' (sequential, least work);
+        see the module docstring. Same values up to float rounding.
 
     Returns:
       hs [B, T, H]: the state after each step (the kept state at invalid steps).
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if valid_BxT is not None:
         valid = valid_BxT[:, :, None]
         a_BxTxH = jnp.where(valid, a_BxTxH, jnp.ones((), a_BxTxH.dtype))
@@ -101,5 +124,20 @@ def linear_recurrence(a_BxTxH, b_BxTxH, h0_BxH, *, valid_BxT=None, resets_BxT=No
         reset = resets_BxT[:, :, None]
         b_BxTxH = jnp.where(reset, a_BxTxH * init_BxH[:, None, :] + b_BxTxH, b_BxTxH)
         a_BxTxH = jnp.where(reset, jnp.zeros((), a_BxTxH.dtype), a_BxTxH)
-    prod_a, acc_b = lax.associative_scan(_compose, (a_BxTxH, b_BxTxH), axis=1)
-    return prod_a * h0_BxH[:, None, :] + acc_b
+    if method == "associative":
+        prod_a, acc_b = lax.associative_scan(_compose, (a_BxTxH, b_BxTxH), axis=1)
+        return prod_a * h0_BxH[:, None, :] + acc_b
+
+    def step(h_BxH, ab):
+        a, b = ab
+        h_BxH = a * h_BxH + b
+        return h_BxH, h_BxH
+
+    coefficients_TxBxH = (jnp.swapaxes(a_BxTxH, 0, 1), jnp.swapaxes(b_BxTxH, 0, 1))
+    _, hs_TxBxH = lax.scan(step, h0_BxH, coefficients_TxBxH)
+    return jnp.swapaxes(hs_TxBxH, 0, 1)
+
+
+def default_method() -> str:
+    """'loop' on CPU (measured faster there), 'associative' on GPU/TPU (not yet measured)."""
+    return "loop" if jax.default_backend() == "cpu" else "associative"

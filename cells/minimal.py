@@ -1,6 +1,6 @@
 """minGRU and minLSTM (Feng, Tung, Ahmed, Bengio & Hajimirsadeghi 2024, "Were RNNs All We
 Needed?"): the GRU and LSTM with the hidden state removed from the gates and the candidate, so
-the recurrence is linear in h and the whole sequence runs as one parallel scan.
+the recurrence is linear in h and the whole sequence can run as one parallel scan.
 
     minGRU:   z_t  = sigmoid(x_t W_z + b_z)          update gate
               h~_t = g(x_t W_h + b_h)                candidate
@@ -12,8 +12,8 @@ the recurrence is linear in h and the whole sequence runs as one parallel scan.
 
 g(x) = x + 0.5 for x >= 0 and sigmoid(x) otherwise: a positive, continuous activation (the
 authors' code applies it in both the sequential and the parallel mode, so hidden states stay
-positive, which their log-space scan needs; it is kept here for the same function in both
-modes, although the linear-space scan of `cells.linear_scan` would not need it).
+positive, which their log-space scan needs; it is kept here for the same function in every
+mode, although the linear-space scans of `cells.linear_scan` would not need it).
 
 The minLSTM's normalised gates are computed as f'_t = sigmoid(log f_t - log i_t) and
 i'_t = 1 - f'_t with log f_t = log_sigmoid(.) -- the same values as f / (f + i), without the
@@ -23,8 +23,11 @@ Parameters: minGRU w_ih [I, 2H] = [W_z | W_h], b [2H]; minLSTM w_ih [I, 3H] = [W
 W_h], b [3H]; no recurrent matrix. Initialisation: w_ih by the cell's kernel_init (Glorot
 uniform, as the authors' nn.Linear-style layers), biases zero.
 
-`cells.scan` runs both in parallel by default (mode='auto'); mode='sequential' runs the same
-function step by step in `lax.scan` (what `cell.step` does for generation).
+`cells.scan` computes every gate of every step at once and then solves the linear recurrence
+(`cells.linear_scan`): mode='parallel' with an associative scan (O(log T) depth), 'hoisted'
+with an elementwise loop (the least work; 'auto' picks it on CPU, where it measured faster);
+mode='sequential' runs the same function step by step in `lax.scan` (what `cell.step` does for
+generation).
 """
 
 from __future__ import annotations

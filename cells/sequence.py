@@ -33,7 +33,7 @@ from jax import lax
 from cells import base, kernels, linear_scan
 
 _BACKWARDS = ("autodiff", "fused")
-_MODES = ("auto", "parallel", "sequential")
+_MODES = ("auto", "sequential", "hoisted", "parallel")
 _PROJECTIONS = ("auto", "hoisted", "in_loop")
 # The fused path projects inputs inside the loop from this batch size up (PERF_NOTES section 10).
 IN_LOOP_MIN_BATCH = 8
@@ -234,11 +234,15 @@ def scan(
         'auto' (in_loop when B >= IN_LOOP_MIN_BATCH, as measured faster on CPU, and for a
         symbolic batch size under `jax.export`). Same values.
         Only backward='fused' reads it.
-      mode: 'sequential' (a `lax.scan` over time, every cell), 'parallel' (cells whose
-        recurrence is linear in h, `cells.linear_scan.LinearRecurrentCell` such as MinGRU and
-        MinLSTM: all steps' gates at once, then `jax.lax.associative_scan`, O(log T) depth;
-        autodiff gradients, `backward`, `projection`, `unroll` unused) or 'auto' (parallel for
-        such cells unless remat=True, sequential otherwise). Same values up to float rounding.
+      mode: how the time loop runs. 'sequential': `cell.fused_step` in a `lax.scan`, every
+        cell. For cells whose recurrence is linear in h (`cells.linear_scan.
+        LinearRecurrentCell`: MinGRU, MinLSTM), all gates of all steps are computed at once
+        and then only h_t = a_t h_{t-1} + b_t remains: 'hoisted' solves it with a `lax.scan`
+        of one multiply-add per element (least work), 'parallel' with
+        `jax.lax.associative_scan` (O(log T) depth); both differentiate by autodiff
+        (`backward`, `projection`, `unroll` unused). 'auto': for those cells 'hoisted' on CPU
+        (measured faster there) and 'parallel' on GPU/TPU, unless remat=True (sequential);
+        'sequential' for every other cell. Same values up to float rounding.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -261,16 +265,19 @@ def scan(
         raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
-    parallel = getattr(cell, "parallel_scan", False)
-    if mode == "parallel" and not parallel:
+    linear = getattr(cell, "linear_in_h", False)
+    if mode in ("hoisted", "parallel") and not linear:
         raise ValueError(
-            f"mode='parallel' needs a cell whose recurrence is linear in h (a "
+            f"mode={mode!r} needs a cell whose recurrence is linear in h (a "
             f"cells.linear_scan.LinearRecurrentCell: MinGRU, MinLSTM); {type(cell).__name__} "
             "is not; use mode='sequential' or 'auto'."
         )
-    if parallel and (mode == "parallel" or (mode == "auto" and not remat)):
-        return _scan_parallel(
-            cell, params, xs, carry, init, lengths, resets_BxT, reverse, return_trace
+    if linear and mode == "auto" and not remat:
+        mode = "hoisted" if linear_scan.default_method() == "loop" else "parallel"
+    if linear and mode in ("hoisted", "parallel"):
+        method = "loop" if mode == "hoisted" else "associative"
+        return _scan_linear(
+            cell, params, xs, carry, init, lengths, resets_BxT, reverse, return_trace, method
         )
     if backward == "fused" and not (return_trace or remat) and _has_fused_backward(cell):
         if projection == "auto":  # a symbolic batch (jax.export) is taken as a large one
@@ -402,10 +409,11 @@ def reference_scan(
     return jnp.stack(outputs, axis=1), carry
 
 
-def _scan_parallel(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, trace):
-    """The parallel mode for a `linear_scan.LinearRecurrentCell`: the inputs' coefficients
-    for all steps at once, then `linear_scan.linear_recurrence` (arguments already checked,
-    padding zeroed, resets in scan order). Returns (ys, carry) or (ys, carry, trace)."""
+def _scan_linear(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, trace, method):
+    """The hoisted and parallel modes for a `linear_scan.LinearRecurrentCell`: the inputs'
+    coefficients for all steps at once, then `linear_scan.linear_recurrence` by `method`
+    (arguments already checked, padding zeroed, resets in scan order). Returns (ys, carry) or
+    (ys, carry, trace)."""
     batch, steps, _ = xs_BxTxI.shape
     (h0,) = carry
     if reverse:
@@ -419,7 +427,7 @@ def _scan_parallel(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, rev
         final = h0
     else:
         hs = linear_scan.linear_recurrence(
-            a, b, h0, valid_BxT=valid_BxT, resets_BxT=resets_BxT, init_BxH=init.h
+            a, b, h0, valid_BxT=valid_BxT, resets_BxT=resets_BxT, init_BxH=init.h, method=method
         )
         final = hs[:, -1]  # padded steps keep the state: the last position holds the final one
     outputs = {"h": hs, **gates} if trace else {"h": hs}

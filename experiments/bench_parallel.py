@@ -10,11 +10,14 @@ Three parts, each printed as a table and written to --json (refused if the file 
 
   parallel   forward+backward tokens/s (B*T / median seconds) at I = H = 256 of
              'gru' / 'lstm' (`cells.scan`, hand-written backward, the library's fastest
-             sequential path), 'mingru' / 'minlstm' (parallel mode, the default),
-             'mingru-sequential' (the same cell in a `lax.scan`), and 'input-gemms' (the
-             minGRU's input projection x W_ih + b alone, forward+backward: what the parallel
-             cell would cost if its scan were free, the ceiling). `share_of_ceiling` =
-             ceiling seconds / cell seconds. Peak memory: XLA's buffer assignment of the
+             sequential path), 'mingru-*' / 'minlstm-*' in `cells.scan`'s 'parallel' mode
+             (gates at once, associative scan) and 'hoisted' mode (gates at once, elementwise
+             loop; what mode='auto' runs on CPU), 'mingru-sequential' (gates step by step in
+             a `lax.scan`), and 'mingru-input-gemms' / 'minlstm-input-gemms' (the cell's
+             input projection x W_ih + b alone, [I, 2H] / [I, 3H], forward+backward: what the
+             cell would cost if everything else were free, its ceiling). `share_of_ceiling` =
+             ceiling seconds / cell seconds (the minLSTM rows against the 3H ceiling, all
+             others against the minGRU's 2H one). Peak memory: XLA's buffer assignment of the
              compiled forward+backward program (temporaries + outputs, arguments excluded).
   headwise   forward+backward milliseconds at B=32, T=128, H=512 of the dense LSTM (fused and
              autodiff backward), the head-wise LSTM (NH = 4, 8) and the sLSTM (NH = 1, 4, 8),
@@ -106,8 +109,10 @@ def parallel_part(shapes, hidden, repeats) -> list[dict]:
     made = {
         "gru": (cells.GRU(hidden), {"backward": "fused"}),
         "lstm": (cells.LSTM(hidden), {"backward": "fused"}),
-        "mingru": (cells.MinGRU(hidden), {}),
-        "minlstm": (cells.MinLSTM(hidden), {}),
+        "mingru-parallel": (cells.MinGRU(hidden), {"mode": "parallel"}),
+        "mingru-hoisted": (cells.MinGRU(hidden), {"mode": "hoisted"}),
+        "minlstm-parallel": (cells.MinLSTM(hidden), {"mode": "parallel"}),
+        "minlstm-hoisted": (cells.MinLSTM(hidden), {"mode": "hoisted"}),
         "mingru-sequential": (cells.MinGRU(hidden), {"mode": "sequential"}),
     }
     rows = []
@@ -116,15 +121,15 @@ def parallel_part(shapes, hidden, repeats) -> list[dict]:
         for name, (cell, kwargs) in made.items():
             params, xs = _case(cell, batch, steps, hidden)
             fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
-        mingru = made["mingru"][0]
-        fns["input-gemms"], args["input-gemms"] = (
-            _input_gemms(mingru, *args["mingru"]),
-            args["mingru"],
-        )
+        for cell_name in ("mingru", "minlstm"):  # each cell's own input GEMM (2H, 3H wide)
+            key = f"{cell_name}-parallel"
+            fns[f"{cell_name}-input-gemms"] = _input_gemms(made[key][0], *args[key])
+            args[f"{cell_name}-input-gemms"] = args[key]
         timed = _time_interleaved(fns, args, repeats)
-        ceiling_s = timed["input-gemms"]["median_s"]
         gru_s = timed["gru"]["median_s"]
         for name, t in timed.items():
+            ceiling = "minlstm" if name.startswith("minlstm") else "mingru"
+            ceiling_s = timed[f"{ceiling}-input-gemms"]["median_s"]
             rows.append(
                 {
                     "impl": name,

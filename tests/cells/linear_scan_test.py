@@ -1,4 +1,5 @@
-"""minGRU / minLSTM: the parallel mode of `cells.scan` against the sequential mode and float64.
+"""minGRU / minLSTM: the parallel and hoisted modes of `cells.scan` against the sequential mode
+and float64.
 
 The shared parameterised tests (sequence_test, resets_test, properties_test, ...) already run
 both cells in their default (parallel) mode against reference_numpy; here: long sequences,
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -42,10 +44,11 @@ def _run(cell, params, xs, carry, lengths, resets, mode, reverse):
 
 @ids
 @pytest.mark.parametrize("reverse", [False, True])
-def test_parallel_equals_sequential_and_float64_at_t4096(name, reverse):
+@pytest.mark.parametrize("mode", ["parallel", "hoisted"])
+def test_parallel_equals_sequential_and_float64_at_t4096(name, mode, reverse):
     cell = PARALLEL_CELLS[name]
     params, xs, carry, lengths, resets = _long_case(cell, 4096)
-    ys_par, h_par = _run(cell, params, xs, carry, lengths, resets, "parallel", reverse)
+    ys_par, h_par = _run(cell, params, xs, carry, lengths, resets, mode, reverse)
     ys_seq, h_seq = _run(cell, params, xs, carry, lengths, resets, "sequential", reverse)
     ys_64, (h_64,), _ = reference_numpy.run(
         cell, params, xs, carry, np.asarray(lengths), reverse, np.asarray(resets)
@@ -58,8 +61,10 @@ def test_parallel_equals_sequential_and_float64_at_t4096(name, reverse):
 
 
 @ids
-@pytest.mark.parametrize("reverse", [False, True])
-def test_parallel_gradients_equal_sequential(name, reverse):
+@pytest.mark.parametrize(
+    "mode,reverse", [("parallel", False), ("parallel", True), ("hoisted", True)]
+)
+def test_parallel_gradients_equal_sequential(name, mode, reverse):
     cell = PARALLEL_CELLS[name]
     params, xs, carry, lengths, resets = _long_case(cell, 4096, seed=3)
     weights = jnp.asarray(np.random.default_rng(4).standard_normal((3, 4096, 16)), jnp.float32)
@@ -79,7 +84,7 @@ def test_parallel_gradients_equal_sequential(name, reverse):
 
 
 @ids
-@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+@pytest.mark.parametrize("mode", ["parallel", "hoisted", "sequential"])
 def test_no_nan_or_inf_for_inputs_of_magnitude_1e3(name, mode):
     cell = PARALLEL_CELLS[name]
     params = cell.init(jax.random.key(0), 4)
@@ -103,25 +108,40 @@ def test_minlstm_normalised_gates_stay_finite_when_both_gates_underflow():
     assert np.isfinite(np.asarray(b)).all()
 
 
-def test_auto_mode_runs_the_parallel_scan_without_a_loop():
+def _primitives(jaxpr, in_loop=False):
+    """(primitive name, inside a loop) of every equation, sub-jaxprs included."""
+    for e in jaxpr.eqns:
+        yield e.primitive.name, in_loop
+        for sub in jax.extend.core.jaxprs_in_params(e.params):
+            yield from _primitives(sub, in_loop or e.primitive.name in ("scan", "while"))
+
+
+def test_auto_mode_hoists_every_gate_out_of_the_loop_on_cpu():
     cell = PARALLEL_CELLS["mingru"]
     params = cell.init(jax.random.key(0), 4)
     xs = jnp.ones((2, 64, 4))
-    primitives = lambda **kw: {
-        e.primitive.name
-        for e in jax.make_jaxpr(lambda x: cells.scan(cell, params, x, **kw))(xs).eqns
-    }
-    assert "scan" not in primitives()
-    assert "scan" in primitives(mode="sequential")
-    assert "scan" in primitives(remat=True)  # remat is a sequential-mode option
+
+    def found(**kw):
+        jaxpr = jax.make_jaxpr(lambda x: cells.scan(cell, params, x, **kw))(xs).jaxpr
+        return set(_primitives(jaxpr))
+
+    assert jax.default_backend() == "cpu"
+    auto = found()
+    assert auto == found(mode="hoisted")  # the CPU choice
+    assert ("scan", False) in auto and ("dot_general", False) in auto
+    assert ("logistic", False) in auto and ("logistic", True) not in auto  # gates outside
+    assert not any(name == "scan" for name, _ in found(mode="parallel"))  # no loop at all
+    assert ("logistic", True) in found(mode="sequential")  # gates step by step
+    assert ("logistic", True) in found(remat=True)  # remat is a sequential-mode option
 
 
 def test_mode_errors_name_the_option():
     lstm = cells.LSTM(4)
     params = lstm.init(jax.random.key(0), 3)
     xs = jnp.ones((1, 2, 3))
-    with pytest.raises(ValueError, match="mode='parallel' needs a cell whose recurrence"):
-        cells.scan(lstm, params, xs, mode="parallel")
+    for mode in ("parallel", "hoisted"):
+        with pytest.raises(ValueError, match=f"mode='{mode}' needs a cell whose recurrence"):
+            cells.scan(lstm, params, xs, mode=mode)
     with pytest.raises(ValueError, match="mode must be one of"):
         cells.scan(lstm, params, xs, mode="fast")
     mingru = cells.MinGRU(4)
@@ -139,7 +159,8 @@ def test_empty_time_axis_returns_the_carry(name):
     np.testing.assert_array_equal(np.asarray(final.h), np.float32(0.3))
 
 
-def test_linear_recurrence_is_the_loop_it_replaces():
+@pytest.mark.parametrize("method", linear_scan.METHODS)
+def test_linear_recurrence_is_the_loop_it_replaces(method):
     rng = np.random.default_rng(6)
     a = rng.uniform(0, 1, (2, 37, 3))
     b = rng.standard_normal((2, 37, 3))
@@ -152,6 +173,7 @@ def test_linear_recurrence_is_the_loop_it_replaces():
         valid_BxT=jnp.asarray(valid),
         resets_BxT=jnp.asarray(resets),
         init_BxH=jnp.asarray(init),
+        method=method,
     )
     h, expected = h0.copy(), np.zeros_like(a)
     for t in range(37):

@@ -13,12 +13,15 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 def test_parts_report_every_implementation():
     rows = bench_parallel.parallel_part([(1, 16)], hidden=8, repeats=1)
-    impls = {"gru", "lstm", "mingru", "minlstm", "mingru-sequential", "input-gemms"}
+    impls = {"gru", "lstm", "mingru-sequential"}
+    impls |= {f"{c}-{m}" for c in ("mingru", "minlstm") for m in ("parallel", "hoisted")}
+    impls |= {"mingru-input-gemms", "minlstm-input-gemms"}
     assert {r["impl"] for r in rows} == impls
-    ceiling = next(r for r in rows if r["impl"] == "input-gemms")
-    assert ceiling["share_of_ceiling"] == 1.0 and ceiling["peak_bytes"] >= 0
+    for ceiling in ("mingru-input-gemms", "minlstm-input-gemms"):
+        row = next(r for r in rows if r["impl"] == ceiling)
+        assert row["share_of_ceiling"] == 1.0 and row["peak_bytes"] >= 0
     assert all(r["tokens_per_s"] > 0 for r in rows)
-    assert "| mingru | 1 | 16 |" in bench_parallel.format_parallel(rows)
+    assert "| mingru-hoisted | 1 | 16 |" in bench_parallel.format_parallel(rows)
     rows = bench_parallel.headwise_part((2, 4, 8), repeats=1)
     by_name = {r["impl"]: r for r in rows}
     assert by_name["lstm NH=4"]["recurrent_weights"] == 8 * 4 * 8 // 4  # block-diagonal: 1/NH
