@@ -381,6 +381,8 @@ def headwise_matmul(h_BxH: Array, w_hh_NxDxGD: Array, num_gates: int, compute_dt
     ([B, NH, D] x [NH, D, G*D]) instead of a dense [B, H] x [H, G*H] one; the result is laid
     out gate-major [B, G*H] like a dense cell's product. Float32 (or wider) accumulation."""
     heads, d, gd = w_hh_NxDxGD.shape
+    if heads == 1:  # one head is the dense matrix; a plain GEMM (XLA:CPU's batched one is slower)
+        return matmul(h_BxH, w_hh_NxDxGD[0], compute_dtype)
     batch = h_BxH.shape[0]
     h_BxNxD = h_BxH.reshape(batch, heads, d)
     acc = jnp.promote_types(jnp.float32, h_BxH.dtype)

@@ -47,11 +47,15 @@ import cells
 from experiments import records
 from train import provenance
 
-_PARTS = flags.DEFINE_list("parts", ["parallel", "headwise", "precision"], "Parts to run.")
-_REPEATS = flags.DEFINE_integer("repeats", 7, "Timed repetitions per implementation (median).")
-_QUICK = flags.DEFINE_bool("quick", False, "Tiny shapes, 2 repeats: a smoke test.")
-_JSON = flags.DEFINE_string("json", None, "Write the results to this JSON file.")
-_FORCE = flags.DEFINE_bool("force", False, "Replace an existing --json file.")
+
+def define_flags() -> None:
+    """The command-line flags (defined on demand: tests import this module beside bench.py)."""
+    flags.DEFINE_list("parts", ["parallel", "headwise", "precision"], "Parts to run.")
+    flags.DEFINE_integer("repeats", 7, "Timed repetitions per implementation (median).")
+    flags.DEFINE_bool("quick", False, "Tiny shapes, 2 repeats: a smoke test.")
+    flags.DEFINE_string("json", None, "Write the results to this JSON file.")
+    flags.DEFINE_bool("force", False, "Replace an existing --json file.")
+
 
 PARALLEL_SHAPES = [(1, 256), (1, 1024), (1, 4096), (1, 16384), (32, 1024)]  # (B, T), H = 256
 HEADWISE_SHAPE = (32, 128, 512)  # B, T, H
@@ -289,21 +293,21 @@ def format_precision(rows) -> str:
 
 def main(argv):
     del argv
-    if _JSON.value and os.path.exists(_JSON.value) and not _FORCE.value:
+    f = flags.FLAGS
+    if f.json and os.path.exists(f.json) and not f.force:
         sys.exit(
-            f"error: --json={_JSON.value} exists (reference data); name another file or pass "
-            "--force."
+            f"error: --json={f.json} exists (reference data); name another file or pass --force."
         )
     start = time.perf_counter()
-    quick = _QUICK.value
-    repeats = 2 if quick else _REPEATS.value
+    quick = f.quick
+    repeats = 2 if quick else f.repeats
     result = {}
-    if "parallel" in _PARTS.value:
+    if "parallel" in f.parts:
         shapes = [(1, 64), (2, 32)] if quick else PARALLEL_SHAPES
         result["parallel"] = parallel_part(shapes, 16 if quick else 256, repeats)
-    if "headwise" in _PARTS.value:
+    if "headwise" in f.parts:
         result["headwise"] = headwise_part((2, 8, 16) if quick else HEADWISE_SHAPE, repeats)
-    if "precision" in _PARTS.value:
+    if "precision" in f.parts:
         result["precision"] = precision_part([64] if quick else [1024, 4096, 16384])
     result.update(
         {
@@ -315,10 +319,11 @@ def main(argv):
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     )
-    if _JSON.value:
-        records.write(_JSON.value, result, overwrite=_FORCE.value)
-        print(f"wrote {_JSON.value}")
+    if f.json:
+        records.write(f.json, result, overwrite=f.force)
+        print(f"wrote {f.json}")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

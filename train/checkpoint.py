@@ -5,28 +5,37 @@ Layout of a workdir:
 
     DIR/checkpoints/<step>/state   the TrainState (params, optimizer state, step, rng, carry)
     DIR/checkpoints/<step>/meta    JSON: data-iterator position, best-metric bookkeeping,
-                                   train sums not yet logged, state signature
+                                   train sums not yet logged, state signature, and a CRC-32
+                                   per saved array (verified on restore: a flipped bit makes
+                                   the checkpoint unreadable, handled like any corrupt one)
     DIR/checkpoints_corrupt/       unreadable checkpoints moved aside (never deleted)
     DIR/.lock                      held (flock) by the live run; the OS frees it when it dies
 
 Kept: the newest `keep` checkpoints plus the best one (by the validation metric). Saves are
 synchronous: when `save` returns, the step is on disk; a run killed while saving leaves only an
-unfinished temporary directory that orbax ignores.
+unfinished temporary directory that orbax ignores. A save that fails for lack of disk space
+removes its unfinished directory and raises CheckpointError naming the cause; the checkpoints
+written before it are untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
+import glob
 import os
+import shutil
 import sys
 import tempfile
 import time
+import zlib
 from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
@@ -42,7 +51,56 @@ LOCK = ".lock"
 
 
 class CheckpointError(RuntimeError):
-    """No readable checkpoint although some exist (nothing is moved or deleted)."""
+    """No readable checkpoint although some exist (nothing is moved or deleted), or a
+    checkpoint could not be written (disk full)."""
+
+
+class ChecksumError(ValueError):
+    """A restored array differs from the one saved (a flipped bit, a damaged file)."""
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(error: BaseException) -> OSError | None:
+    """The 'no space left' OSError behind `error` (its cause/context chain), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            return error
+        if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
+            return OSError(errno.ENOSPC, str(error).splitlines()[0][:200])
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def checksums(state) -> dict[str, str]:
+    """CRC-32 (hex) of every array of `state` this process holds whole, keyed by tree path.
+
+    Arrays split over processes (the batch-sharded carry of a multi-host run) are skipped."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            continue
+        if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)  # a typed PRNG key: its raw words
+        data = np.ascontiguousarray(jax.device_get(leaf))
+        out[jax.tree_util.keystr(path)] = f"{zlib.crc32(data.tobytes()) & 0xFFFFFFFF:08x}"
+    return out
+
+
+def verify_checksums(state, expected: dict[str, str] | None, step: int) -> None:
+    """Raises ChecksumError when an array of the restored `state` differs from its checksum.
+    Checkpoints written before checksums existed (expected None) pass."""
+    if not expected:
+        return
+    for key, value in checksums(state).items():
+        if key in expected and expected[key] != value:
+            raise ChecksumError(
+                f"checkpoint step {step}: array {key} does not match the checksum saved with it "
+                f"(crc32 {value} != {expected[key]}): the file is damaged"
+            )
 
 
 class WorkdirLock:
@@ -148,20 +206,46 @@ class Checkpoints:
         return sorted(self.manager.all_steps())
 
     def save(self, step: int, state, meta: dict[str, Any], best_step: int | None = None) -> None:
-        """Writes step `step` (synchronously), then prunes to the newest `keep` + the best."""
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-            ),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        """Writes step `step` (synchronously), then prunes to the newest `keep` + the best.
+
+        Raises CheckpointError, after removing the unfinished directory, when the disk is full.
+        """
+        meta = {**meta, "checksums": checksums(state)}
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                ),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except Exception as e:
+            full = disk_full(e)
+            if full is None:
+                raise
+            self._remove_unfinished(step)
+            kept = self.steps()
+            raise CheckpointError(
+                f"could not write checkpoint step {step} in {self.directory}: no space left on "
+                f"device ({full.strerror or full}); the checkpoints before it "
+                f"({', '.join(map(str, kept)) or 'none'}) are intact: free some space and rerun "
+                "the same command to resume."
+            ) from None
         steps = self.steps()
         keep = set(steps[-self.keep :]) | {best_step}
         for s in steps:
             if s not in keep:
                 self.manager.delete(s)
+
+    def _remove_unfinished(self, step: int) -> None:
+        """Deletes the temporary directory of a failed save of `step` (never a finished one)."""
+        if jax.process_index() != 0:
+            return
+        for path in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
+            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            self.manager.reload()
 
     def read_meta(self, step: int) -> dict[str, Any]:
         restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
@@ -176,6 +260,7 @@ class Checkpoints:
                 state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
             ),
         )
+        verify_checksums(restored.state, restored.meta.get("checksums"), step)
         return restored.state, restored.meta
 
     def restore_latest(self, abstract_state, signature: str, shardings=None):

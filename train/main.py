@@ -5,7 +5,8 @@ r"""Launcher: parse flags, set up logging and devices, call `train_and_evaluate`
         [--coordinator_address=host:port --num_processes=N --process_id=i]
 
 Exit status: 0 done; 2 invalid input (one line on stderr, no traceback); 1 diverged (non-finite
-loss) or no readable checkpoint; 128 + signal number after saving on SIGTERM/SIGINT.
+loss), no readable checkpoint or no space left on the disk; 128 + signal number after saving on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -130,6 +131,15 @@ def main(argv):
         _fail(str(e))
     except (trainer.NonFiniteError, checkpoint.CheckpointError) as e:
         _fail(str(e), status=1)
+    except OSError as e:
+        if checkpoint.disk_full(e) is None:
+            raise
+        where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
+        _fail(
+            f"no space left on device{where} ({e.strerror or e}); the workdir's checkpoints are "
+            "intact: free some space and rerun the same command to resume.",
+            status=1,
+        )
     except trainer.Preempted as e:
         print(str(e), file=sys.stderr, flush=True)
         sys.exit(128 + e.signum)

@@ -137,33 +137,59 @@ class Console:
         self.num_steps = num_steps
         self.start_time = time.time()
         self._mark = (start_step, self.start_time, 0.0)  # (step, time, tokens) of last log
-        self._first = start_step
+        self._first = start_step  # speeds and ETA count from this step and this time on
+        self._clock_start = self.start_time
+        self._excluded = 0.0  # seconds of evaluation and checkpointing since _clock_start
         self._bar_time = 0.0
 
-    def rates(self, step: int, tokens: float) -> dict:
-        """steps/s and tokens/s since the last call, elapsed and ETA."""
+    def rates(self, step: int, tokens: float, steps_in_tokens: int | None = None) -> dict:
+        """steps/s and tokens/s since the last call, elapsed and ETA.
+
+        Compilation (`restart_clock`) and evaluation/checkpointing (`exclude`) are left out of
+        the speeds and the ETA; `tokens` counts `steps_in_tokens` steps (default: the steps
+        since the last call), so tokens/s = tokens per step x steps/s.
+        """
         now = time.time()
         last_step, last_time, _ = self._mark
         dt = max(now - last_time, 1e-9)
         steps_per_sec = (step - last_step) / dt
-        overall = (step - self._first) / max(now - self.start_time, 1e-9)
+        busy = max(now - self._clock_start - self._excluded, 1e-9)
+        overall = (step - self._first) / busy
         eta = (self.num_steps - step) / overall if overall > 0 else float("inf")
         self._mark = (step, now, 0.0)
+        counted = steps_in_tokens or max(step - last_step, 1)
         return {
             "steps_per_sec": steps_per_sec,
-            "tokens_per_sec": tokens / dt,
+            "tokens_per_sec": tokens / counted * steps_per_sec,
             "elapsed": now - self.start_time,
             "eta": eta,
         }
 
     def exclude(self, seconds: float) -> None:
-        """Leaves `seconds` (evaluation, checkpointing) out of the next steps/s and tokens/s."""
+        """Leaves `seconds` (evaluation, checkpointing) out of the speeds and the ETA."""
         step, t, tokens = self._mark
         self._mark = (step, t + seconds, tokens)
+        self._excluded += seconds
+
+    def restart_clock(self, step: int) -> None:
+        """Measures speeds from now and `step` on (after compilation and the first step)."""
+        now = time.time()
+        self._mark = (step, now, 0.0)
+        self._first, self._clock_start, self._excluded = step, now, 0.0
 
     def log(self, step: int, split: str, metrics: dict, rates: dict | None = None) -> None:
         if not self.enabled:
             return
+        metrics = dict(metrics)
+        # The objective (what is differentiated) is shown only where it differs from the loss
+        # (the banner says what it is); metrics.jsonl always records both.
+        objective, loss = metrics.get("objective"), metrics.get("loss")
+        if (
+            objective is not None
+            and loss is not None
+            and math.isclose(objective, loss, rel_tol=1e-6)
+        ):
+            del metrics["objective"]
         parts = [f"step {step}/{self.num_steps}", split]
         parts += [f"{k} {v:.4f}" for k, v in metrics.items() if k in ("loss", "perplexity")]
         parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k not in ("loss", "perplexity")]
@@ -190,7 +216,7 @@ class Console:
         self._bar_time = now
         frac = step / max(self.num_steps, 1)
         done = int(30 * frac)
-        rate = (step - self._first) / max(now - self.start_time, 1e-9)
+        rate = (step - self._first) / max(now - self._clock_start - self._excluded, 1e-9)
         eta = (self.num_steps - step) / rate if rate > 0 else float("inf")
         bar = "#" * done + "-" * (30 - done)
         self.stream.write(

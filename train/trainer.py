@@ -27,7 +27,18 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from train import checkpoint, errors, metrics, models, optim, provenance, sharding, steps, validate
+from train import (
+    checkpoint,
+    errors,
+    metrics,
+    models,
+    optim,
+    provenance,
+    resources,
+    sharding,
+    steps,
+    validate,
+)
 from train import state as state_lib
 from train import workdir as workdir_lib
 from train.tasks import base
@@ -213,6 +224,7 @@ class _Run:
         ckpt_dir = os.path.join(workdir, checkpoint.CHECKPOINTS)
         has_ckpts = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
         workdir_lib.check_restart(config, workdir, has_ckpts)
+        data_sha256 = workdir_lib.check_data(config, workdir, has_ckpts)
 
         self.mesh = sharding.make_mesh()
         n_dev = self.mesh.devices.size
@@ -228,6 +240,9 @@ class _Run:
         )
         self.abstract = state_lib.abstract(config, task)
         _check_eval_splits(config, task, self.abstract.params)
+        self.memory = resources.check_memory(
+            task, self.abstract, next(task.train_iterator()), num_devices=n_dev
+        )
         self.shardings = sharding.state_shardings(self.mesh, self.abstract)
         self.signature = state_lib.signature(self.abstract)
 
@@ -235,6 +250,7 @@ class _Run:
         restored = self.ckpts.restore_latest(self.abstract, self.signature, self.shardings)
         if primary:  # only now: a refused restart must not rewrite the workdir's record
             workdir_lib.write_config_json(config, workdir)
+            workdir_lib.write_data_fingerprint(config, workdir, data_sha256)
         self.iterator = task.train_iterator()
         if restored is None:
             # One jitted init (not dozens of eager ops), laid out on the mesh directly.
@@ -252,6 +268,7 @@ class _Run:
 
         self.writer = metrics.Writer(workdir, self.start_step, enabled=primary)
         self.console = metrics.Console(self.num_steps, self.start_step, enabled=primary)
+        self._banner(n_dev)
         if restored is not None:
             self.console.line(f"resumed from step {self.start_step} ({self.ckpts.directory})")
         self.train_step = steps.make_train_step(
@@ -259,6 +276,32 @@ class _Run:
         )
         self.eval_step = steps.make_eval_step(task)
         self.run_start = time.time()
+
+    def _banner(self, n_dev: int) -> None:
+        """What the run is about to do: task, model, size, devices, workdir, data, length."""
+        config, task = self.config, self.task
+        m, t = config.model, config.train
+        stack = getattr(task, "stack", None)
+        kind = type(stack).__name__ if stack is not None else "model"
+        device = jax.devices()[0]
+        lines = [
+            f"task {config.task} | {m.num_layers} x {m.cell}({m.hidden_size}) in a {kind} | "
+            f"{models.count_params(self.abstract.params):,} parameters | {n_dev} x "
+            f"{device.platform} ({device.device_kind}) | workdir {os.path.abspath(self.workdir)}",
+        ]
+        data = task.data_summary()
+        if data:
+            lines.append(f"data: {data}")
+        spe = task.steps_per_epoch()
+        length = f"{self.num_steps:,} steps"
+        if t.num_epochs > 0 and spe:
+            length += f" ({t.num_epochs} epochs x {spe:,})"
+        lines.append(
+            f"training: {length}, batch {t.batch_size}; objective: {task.objective_note()}; "
+            f"memory estimate {resources.human_bytes(self.memory['total'])}"
+        )
+        for line in lines:
+            self.console.line(line)
 
     # -- pieces of a step ----------------------------------------------------------------------
     def evaluate(self, params, split: str) -> dict[str, float]:
@@ -306,7 +349,7 @@ class _Run:
             grad_norm=totals["grad_norm"] / n,
             lr=float(self.schedule(self.done - 1)),
         )
-        rates = self.console.rates(self.done, totals.get("tokens", 0.0))
+        rates = self.console.rates(self.done, totals.get("tokens", 0.0), steps_in_tokens=n)
         self.writer.write(self.done, "train", train_metrics)
         self.writer.scalars(
             self.done,
@@ -333,6 +376,7 @@ class _Run:
         meta["last_valid"] = [self.done, value]  # saved with the checkpoint of this step
         if meta["best_value"] is None or value < meta["best_value"]:
             meta.update(best_value=value, best_step=self.done, evals_since_best=0)
+            meta["best_valid"] = valid  # the final evaluation reuses it (same params, same data)
             return True, False
         meta["evals_since_best"] += 1
         patience = t.early_stopping_patience
@@ -353,7 +397,15 @@ class _Run:
             for step in range(self.start_step, end):
                 batch = next(self.iterator)
                 batch = sharding.to_global(batch, sharding.leading_axis_sharding(self.mesh, batch))
+                if step == self.start_step:
+                    self.console.line("compiling the train step ...")
+                    compile_start = time.time()
                 self.state, sums = self.train_step(self.state, batch)
+                if step == self.start_step:  # compilation + one step: kept out of the rates
+                    jax.block_until_ready(sums)
+                    first = time.time() - compile_start
+                    self.console.line(f"compiled and ran the first step in {first:.1f} s")
+                    self.console.restart_clock(step + 1)
                 self.pending.append(sums)
                 self.done = done = step + 1
                 last = done == self.num_steps
@@ -394,7 +446,11 @@ class _Run:
             params = state.params
         final = {}
         for split in self.task.eval_splits:
-            final[split] = self.evaluate(params, split)
+            reuse = split == "valid" and best_step == self.meta["best_step"]
+            if reuse and self.meta.get("best_valid"):  # this checkpoint's own validation pass
+                final[split] = dict(self.meta["best_valid"])
+            else:
+                final[split] = self.evaluate(params, split)
             self.writer.write(
                 done, split, final[split], final=True, checkpoint_step=best_step or done
             )
@@ -408,6 +464,7 @@ class _Run:
             "best_step": best_step,
             "stopped_early": self.meta["stopped_early"],
             "params": models.count_params(params),
+            "memory_estimate_bytes": self.memory,
             **final,
             # Summed over invocations when the run was interrupted and resumed.
             "wall_time_s": self.meta["wall_time_s"] + now - self.start_time,

@@ -153,3 +153,51 @@ def write_config_json(config, workdir: str) -> None:
     with open(tmp, "w") as f:
         json.dump(config_dict(config), f, indent=2, sort_keys=True)
     os.replace(tmp, path)
+
+
+DATA_FINGERPRINT = "data_sha256.json"
+
+
+def data_fingerprint(config) -> dict[str, str] | None:
+    """{file: sha256} of config.data.path (None for generated data, data.path '')."""
+    from train.data import base as data_base  # the data layer (imports numpy and friends)
+
+    path = config.data.get("path", "")
+    return data_base.fingerprint(path) if path else None
+
+
+def check_data(config, workdir: str, has_checkpoints: bool) -> dict[str, str] | None:
+    """Refuses to resume checkpoints trained on other data (same path, other content).
+
+    Returns the data's fingerprint, which `write_data_fingerprint` records once the checkpoint
+    has been restored. A workdir from before fingerprints were recorded is not checked.
+    """
+    now = data_fingerprint(config)
+    path = os.path.join(workdir, DATA_FINGERPRINT)
+    if has_checkpoints and now is not None and os.path.exists(path):
+        try:
+            with open(path) as f:
+                recorded = json.load(f)
+        except (OSError, ValueError):
+            recorded = None  # unreadable: rewritten below, like config.json
+        if isinstance(recorded, dict) and recorded.get("files") not in (None, now):
+            changed = sorted(
+                name
+                for name in set(now) | set(recorded["files"])
+                if now.get(name) != recorded["files"].get(name)
+            )
+            raise ConfigError(
+                f"config.data.path={config.data.path!r} has changed since --workdir {workdir} "
+                f"was trained on it ({', '.join(changed[:3])} differ from the sha256 in "
+                f"{DATA_FINGERPRINT}); restore the original data or use a new --workdir."
+            )
+    return now
+
+
+def write_data_fingerprint(config, workdir: str, fingerprint: dict[str, str] | None) -> None:
+    if fingerprint is None:
+        return
+    path = os.path.join(workdir, DATA_FINGERPRINT)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"path": config.data.path, "files": fingerprint}, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)

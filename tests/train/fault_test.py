@@ -107,3 +107,128 @@ def test_a_lost_best_checkpoint_falls_back_without_a_traceback(tmp_path, fault, 
     more.train.num_steps = 28
     final = trainer.train_and_evaluate(more, workdir)
     assert final["steps"] == 28 and final["test"]["loss"] > 0
+
+
+def test_a_checkpoint_whose_arrays_differ_from_their_checksums_is_moved_aside(tmp_path):
+    """A flipped bit that the storage layer does not notice: the CRC-32 per array does."""
+    import jax
+    import numpy as np
+
+    from train import checkpoint
+
+    workdir = str(tmp_path / "run")
+    config = tt.tiny_config(**{"train.num_steps": 8, "train.checkpoint_every": 4})
+    trainer.train_and_evaluate(config, workdir)
+    ckpts = checkpoint.Checkpoints(workdir, keep=5)
+    assert ckpts.steps() == [4, 8]
+    state, meta = ckpts.restore(8, _abstract_state(config))
+    assert set(meta["checksums"]) >= {"['params']"} or any("params" in k for k in meta["checksums"])
+    # Rewrite step 8 with one parameter changed by one bit but the checksums of the original.
+    leaves, treedef = jax.tree.flatten(state.params)
+    flipped = np.asarray(leaves[0]).copy()
+    flipped.view(np.uint32).reshape(-1)[0] ^= 1
+    damaged = state.replace(params=jax.tree.unflatten(treedef, [flipped, *leaves[1:]]))
+    ckpts.manager.delete(8)
+    real = checkpoint.checksums
+    checkpoint.checksums = lambda s: meta["checksums"]
+    try:
+        ckpts.save(8, damaged, {k: v for k, v in meta.items() if k != "checksums"})
+    finally:
+        checkpoint.checksums = real
+    with pytest.raises(checkpoint.ChecksumError, match="does not match the checksum"):
+        ckpts.restore(8, _abstract_state(config))
+    ckpts.close()
+    # Resume: the damaged step is moved aside (never deleted) and training goes on from step 4.
+    more = tt.tiny_config(**{"train.num_steps": 12, "train.checkpoint_every": 4})
+    result = trainer.train_and_evaluate(more, workdir)
+    assert result["resumed_from_step"] == 4 and result["steps"] == 12
+    assert "8" in os.listdir(os.path.join(workdir, "checkpoints_corrupt"))
+
+
+def _abstract_state(config):
+    from train import state as state_lib
+    from train.tasks import registry
+
+    task = registry.get_task_class(config.task)(config)
+    return state_lib.abstract(config, task)
+
+
+def test_a_full_disk_during_a_save_keeps_the_older_checkpoints(tmp_path, monkeypatch):
+    import errno
+
+    from train import checkpoint
+
+    workdir = str(tmp_path / "run")
+    config = tt.tiny_config(**{"train.num_steps": 12, "train.checkpoint_every": 4})
+    real_save = checkpoint.ocp.CheckpointManager.save
+
+    def save(self, step, *args, **kwargs):
+        if step == 8:  # the disk fills up while step 8 is being written
+            os.makedirs(os.path.join(self.directory, "8.orbax-checkpoint-tmp-1"), exist_ok=True)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", save)
+    with pytest.raises(checkpoint.CheckpointError, match="step 8 .*no space left on device"):
+        trainer.train_and_evaluate(config, workdir)
+    names = os.listdir(os.path.join(workdir, "checkpoints"))
+    assert "4" in names and not any("tmp" in n for n in names)  # unfinished one removed
+    monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", real_save)
+    result = trainer.train_and_evaluate(config, workdir)  # space freed: resumes from step 4
+    assert result["resumed_from_step"] == 4 and result["steps"] == 12
+
+
+def test_the_cli_reports_a_full_disk_in_one_line_with_exit_status_1(tmp_path):
+    """At start (config.json cannot be written): one line, exit 1, no traceback."""
+    workdir = tmp_path / "run"
+    shim = tmp_path / "sitecustomize.py"
+    shim.write_text(
+        "import builtins, errno\n"
+        "_open = builtins.open\n"
+        "def _full(path, mode='r', *a, **k):\n"
+        "    if str(path).endswith('config.json.tmp') and 'w' in mode:\n"
+        "        raise OSError(errno.ENOSPC, 'No space left on device', str(path))\n"
+        "    return _open(path, mode, *a, **k)\n"
+        "builtins.open = _full\n"
+    )
+    proc = tt.run_cli(tt.cli_args(str(workdir)), PYTHONPATH=f"{tmp_path}:{tt.REPO}")
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "no space left on device" in lines[0]
+    assert "config.json.tmp" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_resuming_on_changed_data_is_refused_and_nothing_is_written(tmp_path):
+    from train import config_base
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 40)
+    config = config_base.base_config()
+    config.task = "lm"
+    config.data.path = str(corpus)
+    config.data.level = "char"
+    config.data.valid_fraction = 0.2
+    config.data.test_fraction = 0.0
+    config.model.hidden_size = 8
+    config.model.embed_size = 4
+    config.train.batch_size = 2
+    config.train.seq_len = 8
+    config.train.num_steps = 4
+    config.eval.batch_size = 2
+    workdir = tmp_path / "run"
+    trainer.train_and_evaluate(config, str(workdir))
+    recorded = (workdir / "data_sha256.json").read_text()
+    assert "corpus.txt" in recorded
+    corpus.write_text("the quick brown fox jumps over the lazy cat\n" * 40)  # same size
+    config.train.num_steps = 8
+    with pytest.raises(errors.ConfigError, match="has changed since --workdir"):
+        trainer.train_and_evaluate(config, str(workdir))
+    assert (workdir / "data_sha256.json").read_text() == recorded
+
+
+def test_a_model_beyond_memory_is_refused_before_compiling(tmp_path):
+    workdir = tmp_path / "run"
+    config = tt.tiny_config(**{"model.hidden_size": 1_000_000})
+    with pytest.raises(errors.ConfigError, match=r"needs about [\d.]+ GiB per device .* but the"):
+        trainer.train_and_evaluate(config, str(workdir))
+    assert not (workdir / "metrics.jsonl").exists()

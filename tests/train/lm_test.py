@@ -236,6 +236,8 @@ def test_residual_block_trains_and_generates_step_by_step(corpus_path, tmp_path,
         carry, step_logits = task.step(params, carry, ids[:, t])
         stepped.append(step_logits)
     np.testing.assert_allclose(np.stack(stepped, 1), logits, rtol=1e-4, atol=1e-4)
+    if cell != "mingru":  # one cell trains end to end (the step above covers the sLSTM's wiring)
+        return
     config.optim.learning_rate = 1e-2
     config.train.num_steps = 60
     config.train.eval_every = config.train.checkpoint_every = 60

@@ -53,3 +53,28 @@ def test_console_lines_and_progress_bar():
     c = metrics.Console(100, 0, stream=tty)
     c.progress(50)
     assert "\r[" in tty.getvalue() and "50/100" in tty.getvalue()
+
+
+def test_speeds_and_eta_leave_out_compilation_and_evaluation(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(metrics.time, "time", lambda: now[0])
+    c = metrics.Console(100, 0, stream=io.StringIO())
+    now[0] += 30.0  # compilation + the first step
+    c.restart_clock(1)
+    now[0] += 9.0  # steps 2..10: 1 step/s
+    c.exclude(5.0)  # an evaluation on top
+    now[0] += 5.0
+    rates = c.rates(10, tokens=100.0, steps_in_tokens=10)
+    assert rates["steps_per_sec"] == 1.0  # 9 steps in the 9 s that were training
+    assert rates["eta"] == 90.0  # 90 steps left at 1 step/s (not at 10 steps per 44 s)
+    assert rates["tokens_per_sec"] == 10.0  # 10 tokens per step x 1 step/s
+    assert rates["elapsed"] == 44.0  # wall time since the start, everything included
+
+
+def test_objective_is_shown_only_where_it_differs_from_the_loss():
+    out = io.StringIO()
+    c = metrics.Console(10, 0, stream=out)
+    c.log(1, "train", {"loss": 1.25, "objective": 1.25})
+    c.log(2, "train", {"loss": 1.25, "objective": 43.75})
+    first, second = out.getvalue().splitlines()
+    assert "objective" not in first and "objective 43.75" in second

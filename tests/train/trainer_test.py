@@ -212,3 +212,35 @@ def test_evaluate_workdir_matches_results(finished):
     assert latest["checkpoint_step"] == 24
     with pytest.raises(errors.ConfigError, match="--split"):
         evaluate.evaluate_workdir(workdir, "train")
+
+
+def test_startup_banner_and_compile_time_on_the_console(tmp_path):
+    proc = tt.run_cli(tt.cli_args(str(tmp_path / "run"), **{"train.num_steps": 4}))
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "task synthetic | 1 x lstm(8) in a Stack |" in err and "parameters | 1 x cpu" in err
+    assert "training: 4 steps, batch 8; objective: " in err and "memory estimate" in err
+    assert "compiling the train step ..." in err and "compiled and ran the first step in" in err
+    assert err.index("compiling") < err.index("step 4/4")
+    result = tt.results(str(tmp_path / "run"))
+    assert result["params"] == 680 and result["memory_estimate_bytes"]["total"] > 0
+
+
+def test_the_best_checkpoint_is_not_evaluated_twice_at_the_end(tmp_path, monkeypatch):
+    calls = []
+    real = trainer.evaluate
+
+    def counting(task, eval_step, params, split, mesh, batch_size):
+        calls.append(split)
+        return real(task, eval_step, params, split, mesh, batch_size)
+
+    monkeypatch.setattr(trainer, "evaluate", counting)
+    workdir = str(tmp_path / "run")
+    result = trainer.train_and_evaluate(
+        tt.tiny_config(**{"train.num_steps": 8, "train.eval_every": 8}), workdir
+    )
+    assert result["best_step"] == 8
+    assert calls == ["valid", "test"]  # the final 'valid' is step 8's own validation pass
+    finals = [e for e in metrics.read_events(workdir) if e.get("final")]
+    valids = [e for e in metrics.read_events(workdir) if e["split"] == "valid"]
+    assert finals[0]["loss"] == valids[0]["loss"]  # the same numbers, recorded as final

@@ -35,6 +35,25 @@ def resolve_path(path: str) -> pathlib.Path:
     return REPO_ROOT / p
 
 
+def fingerprint(path: str) -> dict[str, str]:
+    """sha256 of the data at `path` (resolved as `resolve_path`): {relative name: hex digest}
+    of the file, or of every regular file under the directory (sorted), for telling whether the
+    data a workdir was trained on has changed. Unreadable entries are skipped."""
+    root = resolve_path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    out = {}
+    for file in files:
+        digest = hashlib.sha256()
+        try:
+            with open(file, "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            continue
+        out[file.name if file == root else str(file.relative_to(root))] = digest.hexdigest()
+    return out
+
+
 @functools.cache
 def _bundled_checksums() -> dict[str, str]:
     sums = {}

@@ -96,6 +96,16 @@ class Task(abc.ABC):
         """Training batches in one epoch, when the task has epochs (for epoch-based configs)."""
         return None
 
+    # -- what the run reports at start ---------------------------------------------------------
+    def data_summary(self) -> str:
+        """One line on the data (sizes of the splits), for the start-up banner."""
+        return ""
+
+    def objective_note(self) -> str:
+        """What `loss`'s objective is, for the banner (the console shows it only where it
+        differs from the reported loss)."""
+        return "the training loss itself"
+
     @property
     def eval_splits(self) -> tuple[str, ...]:
         return ("valid", "test")

@@ -214,3 +214,10 @@ class ForecastTask(base.Task):
 
     def steps_per_epoch(self):
         return max(1, len(self.data.windows["train"]) // int(self.config.train.batch_size))
+
+    def data_summary(self):
+        w = self.data.windows
+        return (
+            f"{len(w['train']):,}/{len(w['valid']):,}/{len(w['test']):,} windows "
+            f"(train/valid/test) of {len(self.data.columns)} column(s)"
+        )

@@ -200,6 +200,20 @@ class LMTask(base.Task):
             self.corpus.splits[split], self.config.eval.batch_size, self.config.train.seq_len
         )
 
+    def data_summary(self):
+        sizes = "/".join(
+            f"{len(self.corpus.splits.get(s, ())):,}" for s in ("train", "valid", "test")
+        )
+        return f"{sizes} {self.corpus.level}s (train/valid/test), vocabulary {self.vocab_size:,}"
+
+    def objective_note(self):
+        if self.objective == "window_sum":
+            return (
+                "'window_sum' = nll summed over the window, averaged over the batch "
+                f"(seq_len {self.config.train.seq_len} x the per-token loss)"
+            )
+        return "'token_mean' = the per-token nll (the loss)"
+
     def steps_per_epoch(self):
         tc = self.config.train
         return text.windows_per_epoch(len(self.corpus.splits["train"]), tc.batch_size, tc.seq_len)

@@ -156,6 +156,10 @@ class _LongRangeTask(base.Task):
         ys, _ = self.stack(params["rnn"], self.encode(x), rng=rng, **self.scan_kwargs)
         return ys
 
+    def data_summary(self):
+        sizes = "/".join(f"{len(self._examples[s]['y']):,}" for s in ("valid", "test"))
+        return f"training examples generated per step; {sizes} fixed examples (valid/test)"
+
     def train_iterator(self):
         batch_size = int(self.config.train.batch_size)
 
