@@ -29,9 +29,7 @@ CELLS = {name: _example(cells.get(name)) for name in cells.names()} | {
     "indrnn_tanh_bounded": cells.IndRNN(H, activation="tanh", recurrent_max=0.3),
     "lstm_all": cells.LSTM(H, peephole=True, coupled=True, proj_size=4),
     "lstm_peephole_ln_proj": cells.LSTM(H, peephole=True, proj_size=3, layer_norm=True),
-    "lstm_heads": cells.LSTM(H, num_heads=2, peephole=True),
-    "gru_ln_heads": cells.GRU(H, num_heads=3, layer_norm=True),
-    "slstm_heads": cells.SLSTM(H, num_heads=2),
+    "slstm_heads": cells.SLSTM(H, num_heads=2),  # head-wise LSTM/GRU: headwise_test.py
 }
 CELL_IDS = list(CELLS)
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference_numpy
-from cells_testing import assert_close, random_inputs, random_params
+from cells_testing import LENGTHS, assert_close, check_against_numpy, random_inputs, random_params
 
 import cells
 from cells import base
@@ -80,6 +80,23 @@ def test_headwise_cell_equals_dense_cell_with_block_diagonal_weights(cell):
         assert_close(grads[k], grads_dense[k], 1e-5, f"d{k}")
     ys_again, _ = cells.scan(dense_cell, dense_params, xs, lengths=lengths)
     assert_close(ys, ys_again, 1e-6, "outputs vs dense params")
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [cells.LSTM(6, num_heads=2, peephole=True), cells.GRU(6, num_heads=3, layer_norm=True)],
+    ids=["lstm_heads_peephole", "gru_heads_ln"],
+)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_headwise_cells_match_float64_numpy(cell, reverse):
+    """Outputs, carries and traces against reference_numpy (which expands w_hh itself)."""
+    err = check_against_numpy(cell, lengths=LENGTHS, reverse=reverse)
+    assert err < 1e-5
+    from cells import sequence
+
+    sequence._WARNED_NO_FUSED_BACKWARD.clear()  # warned once per process: make it this test
+    with pytest.warns(UserWarning, match="num_heads=. has no hand-written backward"):
+        cells.scan(cell, random_params(cell), random_inputs(), backward="fused")
 
 
 def test_headwise_options_are_validated():
