@@ -10,10 +10,12 @@ Usage:
     cells.names()                     # the registered cells: ('gru', 'gru_ln', 'indrnn', ...)
     cells.scan(cells.MinGRU(256), p, xs, mode='parallel')  # gates at once, associative scan
     cells.get("gru")(hidden_size=64)  # a cell class by name, or by 'package.module:Class'
+    cells.regularization.weight_drop(key, 0.5, params)   # the AWD-LSTM regularisers
 """
 
 import importlib
 
+from cells import regularization
 from cells.base import Cell, LSTMState, Params, RNNState, SLSTMState
 from cells.blocks import ResidualStack
 from cells.gru import GRU, LayerNormGRU
@@ -61,6 +63,7 @@ __all__ = [
     "nnx",
     "reference_scan",
     "register",
+    "regularization",
     "scan",
 ]
 

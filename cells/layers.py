@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cells import base
+from cells import base, regularization
 from cells import sequence as sequence_lib
 
 _MERGES = ("concat", "sum")
@@ -156,11 +156,15 @@ class Stack:
       dropout: rate of the dropout between consecutive layers, in [0, 1).
       learn_initial_carry: give every cell a learned initial carry ('h0', 'c0' params [H],
         zeros at init) used when no carry is passed and at every reset.
+      locked_dropout: draw the between-layer dropout mask once per sequence and feature, the
+        same at every step (variational dropout, Gal & Ghahramani 2016;
+        `cells.regularization.locked_dropout`) instead of per element and step.
     """
 
     layers: tuple
     dropout: float = 0.0
     learn_initial_carry: bool = False
+    locked_dropout: bool = False
 
     def __post_init__(self):
         if not isinstance(self.layers, tuple) or not self.layers:
@@ -174,6 +178,10 @@ class Stack:
                 )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"Stack: dropout must lie in [0, 1), got {self.dropout!r}.")
+        if not isinstance(self.locked_dropout, bool):
+            raise ValueError(
+                f"Stack: locked_dropout must be True or False, got {self.locked_dropout!r}."
+            )
         if not isinstance(self.learn_initial_carry, bool):
             raise ValueError(
                 "Stack: learn_initial_carry must be True or False, got "
@@ -187,11 +195,12 @@ class Stack:
         num_layers: int,
         dropout: float = 0.0,
         learn_initial_carry: bool = False,
+        locked_dropout: bool = False,
     ) -> Stack:
         """`num_layers` copies of `cell`."""
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"Stack: num_layers must be a positive int, got {num_layers!r}.")
-        return cls((cell,) * num_layers, dropout, learn_initial_carry)
+        return cls((cell,) * num_layers, dropout, learn_initial_carry, locked_dropout)
 
     def _with_carry_params(self, layer: Layer, params):
         """A layer's params with zero learned initial carries added (learn_initial_carry)."""
@@ -288,7 +297,11 @@ class Stack:
         new_carries = []
         for k, (layer, p, c) in enumerate(zip(self.layers, params, carries, strict=True)):
             if k > 0:
-                xs = dropout(None if rng is None else jax.random.fold_in(rng, k), self.dropout, xs)
+                key = None if rng is None else jax.random.fold_in(rng, k)
+                if self.locked_dropout:
+                    xs = regularization.locked_dropout(key, self.dropout, xs)
+                else:
+                    xs = dropout(key, self.dropout, xs)
             p, init = self._split_layer(layer, p)
             xs, c = _run_layer(layer, p, xs, c, init, lengths, resets, scan_kwargs)
             new_carries.append(c)

@@ -105,7 +105,8 @@ def make_stack(config: ml_collections.ConfigDict, cell: cells.Cell | None = None
             )
         except ValueError as e:
             raise ConfigError(f"config.model.block='residual': {e}") from None
-    return cells.Stack.uniform(cell, m.num_layers, dropout=m.dropout)
+    locked = bool(m.get("locked_dropout", False))  # the LM's variational-dropout switch
+    return cells.Stack.uniform(cell, m.num_layers, dropout=m.dropout, locked_dropout=locked)
 
 
 def check_model(config: ml_collections.ConfigDict, task_cls) -> None:

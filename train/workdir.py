@@ -51,7 +51,12 @@ def upgrade(config: dict) -> dict:
     config = copy.deepcopy(config)
     model = config.get("model")
     if isinstance(model, dict):  # fields added to the schema since, at their defaults
-        for key, default in _ADDED_MODEL_FIELDS.items():
+        added = dict(_ADDED_MODEL_FIELDS)
+        if config.get("task") == "lm":  # and to the LM task (its regularisers, all off)
+            from train.tasks import lm
+
+            added.update(lm.REGULARIZATION)
+        for key, default in added.items():
             model.setdefault(key, default)
     if not isinstance(model, dict) or "cell_options" in model:
         return config

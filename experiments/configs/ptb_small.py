@@ -29,6 +29,7 @@ result files):
 import ml_collections
 
 from train import config_base
+from train.tasks import lm
 
 # 929,589 training tokens in 20 streams of 46,479, cut into 20-step windows: (46,479 - 1) // 20.
 PTB_TRAIN_TOKENS = 929_589
@@ -63,6 +64,7 @@ def zaremba_config(
     config.model.tie_embeddings = False  # Zaremba did not tie input and output embeddings
     config.model.init_scale = init_scale  # every parameter uniform in [-s, s]
     config.model.objective = "window_sum"  # cost = sum over the window / batch (Zaremba / TF)
+    config.model.update(lm.REGULARIZATION)  # AWD-LSTM regularisers, all off (train/tasks/lm.py)
 
     config.optim.optimizer = "sgd"  # plain SGD
     config.optim.learning_rate = 1.0  # initial learning rate

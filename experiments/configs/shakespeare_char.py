@@ -28,6 +28,7 @@ Measured 2026-11-25 on AMD EPYC, 2 cores shared with other jobs, CPU only:
 import ml_collections
 
 from train import config_base
+from train.tasks import lm
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -48,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.tie_embeddings = False  # needs embed_size == hidden_size
     config.model.init_scale = 0.0  # 0: the cells' own initialisers (Glorot / orthogonal)
     config.model.objective = "token_mean"  # mean nll per character (Adam)
+    config.model.update(lm.REGULARIZATION)  # AWD-LSTM regularisers, all off (train/tasks/lm.py)
 
     config.optim.optimizer = "adam"
     config.optim.learning_rate = 2e-3  # peak learning rate

@@ -129,9 +129,14 @@ def test_dropout_only_in_training(corpus_path):
 def test_tied_embeddings(corpus_path):
     task = lm.LMTask(tiny_config(corpus_path, tie_embeddings=True, embed_size=16))
     params = task.init_params(jax.random.key(0))
-    assert "w" not in params["softmax"]
-    with pytest.raises(errors.ConfigError, match="tie_embeddings"):
-        lm.LMTask(tiny_config(corpus_path, tie_embeddings=True, embed_size=8))
+    assert "w" not in params["softmax"] and "proj" not in params["softmax"]
+    # Different widths: a projection [H, D] before the tied softmax (Inan et al. 2017).
+    task = lm.LMTask(tiny_config(corpus_path, tie_embeddings=True, embed_size=8))
+    params = task.init_params(jax.random.key(0))
+    assert params["softmax"]["proj"].shape == (16, 8) and "w" not in params["softmax"]
+    h = jax.random.normal(jax.random.key(1), (3, 16))
+    expected = h @ params["softmax"]["proj"] @ params["embed"].T + params["softmax"]["b"][None]
+    np.testing.assert_allclose(task._logits(params, h), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_cell_options_reach_the_cell(corpus_path):
@@ -255,3 +260,40 @@ def test_block_fields_are_validated(corpus_path):
     config = tiny_config(corpus_path, cell="lstmp", block="residual")
     config.model.cell_options = {"proj_size": 8}  # the residual stream is P = 8 wide
     assert lm.LMTask(config).stack.width == 8
+
+
+def test_regularisers_act_in_training_only_and_add_ar_tar(corpus_path):
+    from cells import regularization as reg
+
+    reg_fields = dict(
+        dropout_input=0.0, dropout_output=0.3, locked_dropout=True, embed_dropout=0.2,
+        weight_drop=0.4, ar_alpha=2.0, tar_beta=1.0,
+    )  # fmt: skip
+    config = tiny_config(corpus_path, dropout=0.3, **reg_fields)
+    task = lm.LMTask(config)
+    assert task.stack.locked_dropout and task.reg["dropout_output"] == 0.3
+    params = task.init_params(jax.random.key(0))
+    batch = next(task.train_iterator())
+    carry = task.init_carry(batch["inputs"].shape[0])
+    # Evaluation: deterministic and no penalty.
+    e1, _ = task.loss(params, carry, batch, None, False)
+    e2, _ = task.loss(params, carry, batch, jax.random.key(5), False)
+    assert float(e1) == float(e2)
+    # Training: the objective is the nll objective + AR + TAR of this rng's outputs.
+    rng = jax.random.key(7)
+    objective, (_, sums) = task.loss(params, carry, batch, rng, True)
+    logits, _, (raw, dropped) = task.apply(params, carry, batch["inputs"], rng, return_outputs=True)
+    penalty = reg.activation_regularization(dropped, 2.0) + reg.temporal_activation_regularization(
+        raw, 1.0
+    )
+    b = batch["inputs"].shape[0]
+    np.testing.assert_allclose(float(objective), float(sums["nll"]) / b + float(penalty), rtol=1e-5)
+    assert float(penalty) > 0
+    # Locked dropout: the top output's mask is the same at every step of a sequence.
+    zero_or_scaled = np.asarray(dropped) / np.where(np.asarray(raw) == 0, 1, np.asarray(raw))
+    mask = np.isclose(zero_or_scaled, 0.0)
+    np.testing.assert_array_equal(mask, np.broadcast_to(mask[:, :1], mask.shape))
+    with pytest.raises(errors.ConfigError, match="config.model.weight_drop must be"):
+        validate.validate(tiny_config(corpus_path, weight_drop=1.0))
+    with pytest.raises(errors.ConfigError, match="config.model.dropout_input must be"):
+        validate.validate(tiny_config(corpus_path, dropout_input=-0.5))

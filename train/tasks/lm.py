@@ -4,13 +4,23 @@ Model (Zaremba et al. 2014, "Recurrent Neural Network Regularization"):
 
     x_t      = dropout(E[w_t])                       embedding E [V, D]
     h^l_t    = cell_l(dropout(h^{l-1}_t), h^l_{t-1})   a cells.Stack (dropout between layers)
-    logits_t = dropout(h^L_t) W + b                  W [H, V] (or E^T when tied, D == H)
+    logits_t = dropout(h^L_t) W + b                  W [H, V] (or P E^T when tied; P [H, D]
+                                                     only when D != H)
     p(w_{t+1} | w_<=t) = softmax(logits_t)
 
 Dropout is on the non-recurrent connections only. With init_scale s > 0 every parameter
 (embedding, cell weights and biases, softmax) starts uniform in [-s, s], as in Zaremba's code
 (biases included: the LSTM forget-gate bias starts in [-s, s] too, as in Zaremba's and TF's
 code); init_scale 0 keeps the cells' own initialisers (e.g. `cell_options.forget_bias`).
+
+Regularisation beyond Zaremba's (`REGULARIZATION` below, all off by default; the AWD-LSTM
+toolbox of Merity et al. 2018 from `cells.regularization`): dropout_input / dropout_output set
+the embedding-output and top-output rates apart from model.dropout (which stays the
+between-layer rate), locked_dropout makes all three variational (one mask per sequence,
+Gal & Ghahramani 2016), embed_dropout drops whole word types, weight_drop is DropConnect on
+every layer's w_hh (one mask per batch), ar_alpha / tar_beta add AR on the dropped top output
+and TAR on the raw one to the objective (training only). tie_embeddings with embed_size !=
+the top output size inserts a linear map [H, D] before the tied softmax E^T (Inan et al. 2017).
 
 With model.block='residual' the stack is a `cells.ResidualStack` (pre-norm residual blocks,
 optional gated FFN, a final norm; the minGRU/xLSTM papers' block): h^l = h^{l-1} +
@@ -39,12 +49,26 @@ import ml_collections
 
 import cells
 from cells import base as cells_base
+from cells import regularization
 from train import models
 from train.data import text
 from train.errors import ConfigError
 from train.tasks import base
 
 _OBJECTIVES = ("window_sum", "token_mean")
+
+# The AWD-LSTM toolbox (Merity et al. 2018; `cells.regularization`): config.model fields and
+# their defaults (all off). A config adds them with `config.model.update(lm.REGULARIZATION)`
+# so they can be overridden from the command line.
+REGULARIZATION = {
+    "dropout_input": -1.0,  # dropout on the embedding output; -1 = model.dropout
+    "dropout_output": -1.0,  # dropout on the top layer's output; -1 = model.dropout
+    "locked_dropout": False,  # one mask per sequence (variational) for all three dropouts
+    "embed_dropout": 0.0,  # drop whole word types of the embedding (Gal & Ghahramani 2016)
+    "weight_drop": 0.0,  # DropConnect on every layer's w_hh, one mask per batch (Wan 2013)
+    "ar_alpha": 0.0,  # activation regularisation: alpha * mean(dropped top output^2)
+    "tar_beta": 0.0,  # temporal AR: beta * mean((h_t - h_{t-1})^2) of the raw top output
+}
 
 
 def _is_norm(path) -> bool:
@@ -60,7 +84,7 @@ class LMTask(base.Task):
     """Next-token prediction over a text corpus with an embedding -> RNN stack -> softmax model."""
 
     name = "lm"
-    model_fields = ("embed_size", "tie_embeddings", "init_scale", "objective")
+    model_fields = ("embed_size", "tie_embeddings", "init_scale", "objective", *REGULARIZATION)
     data_fields = ("level", "valid_fraction", "test_fraction")
     dropout_between_layers_only = False  # also on the embedding output and the top output
 
@@ -79,14 +103,14 @@ class LMTask(base.Task):
         self.stack = models.make_stack(config, self.cell)
         self.embed_size = m.get("embed_size", 0) or m.hidden_size
         self.tied = bool(m.get("tie_embeddings", False))
-        if self.tied and self.embed_size != self.stack.output_size:
-            raise ConfigError(
-                "config.model.tie_embeddings=True needs embed_size == the cell's output size "
-                f"(hidden_size, or its proj_size), got {self.embed_size} and "
-                f"{self.stack.output_size}."
-            )
+        # Tied with different widths: a linear map [H, D] before the tied softmax E^T.
+        self.tied_projection = self.tied and self.embed_size != self.stack.output_size
         self.dropout = float(m.dropout)
         self.objective = m.get("objective", "window_sum")
+        self.reg = {k: m.get(k, v) for k, v in REGULARIZATION.items()}
+        for k in ("dropout_input", "dropout_output"):
+            if self.reg[k] < 0:
+                self.reg[k] = self.dropout
 
     # -- checks --------------------------------------------------------------------------------
     @classmethod
@@ -102,6 +126,14 @@ class LMTask(base.Task):
             raise ConfigError(f"config.data.level must be one of {text.LEVELS}, got {d.level!r}.")
         if not d.path:
             raise ConfigError("config.data.path must name a text file or a corpus directory.")
+        for k in ("dropout_input", "dropout_output", "embed_dropout", "weight_drop"):
+            value, low = m.get(k, REGULARIZATION[k]), -1.0 if k.startswith("dropout") else 0.0
+            if not low <= value < 1.0 or (low < 0 and -1.0 < value < 0):
+                valid = "-1 (model.dropout) or [0, 1)" if low < 0 else "[0, 1)"
+                raise ConfigError(f"config.model.{k} must be {valid}, got {value!r}.")
+        for k in ("ar_alpha", "tar_beta"):
+            if not m.get(k, 0.0) >= 0:  # also refuses NaN
+                raise ConfigError(f"config.model.{k} must be >= 0, got {m.get(k)!r}.")
 
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
@@ -114,6 +146,8 @@ class LMTask(base.Task):
         }
         if not self.tied:
             params["softmax"]["w"] = jax.nn.initializers.glorot_uniform()(k_out, (h, v))
+        elif self.tied_projection:
+            params["softmax"]["proj"] = models.dense_init(k_out, h, d)["w"]
         scale = float(self.config.model.get("init_scale", 0.0))
         if scale > 0:
             leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
@@ -128,18 +162,58 @@ class LMTask(base.Task):
     def init_carry(self, batch_size: int):
         return self.stack.initial_carry(batch_size)
 
-    def apply(self, params, carry, inputs_BxT, rng=None):
-        """Logits [B, T, V] for every position, and the carry after the window."""
-        r_in, r_stack, r_out = (None,) * 3 if rng is None else jax.random.split(rng, 3)
-        x_BxTxD = jnp.take(params["embed"], inputs_BxT, axis=0)
-        x_BxTxD = cells.dropout(r_in, self.dropout, x_BxTxD)
-        ys_BxTxH, carry = self.stack(
-            params["rnn"], x_BxTxD, carry=carry, rng=r_stack, **self.scan_kwargs
+    def _drop(self, rng, rate, x):
+        if self.reg["locked_dropout"]:
+            return regularization.locked_dropout(rng, rate, x)
+        return cells.dropout(rng, rate, x)
+
+    def apply(self, params, carry, inputs_BxT, rng=None, return_outputs=False):
+        """Logits [B, T, V] for every position, and the carry after the window (and with
+        return_outputs the top layer's outputs before and after dropout, for AR/TAR)."""
+        keys = (None,) * 5 if rng is None else jax.random.split(rng, 5)
+        r_embed, r_in, r_stack, r_out, r_weights = keys
+        embed = regularization.embedding_dropout(
+            r_embed, self.reg["embed_dropout"], params["embed"]
         )
-        ys_BxTxH = cells.dropout(r_out, self.dropout, ys_BxTxH)
+        x_BxTxD = self._drop(r_in, self.reg["dropout_input"], jnp.take(embed, inputs_BxT, axis=0))
+        rnn = params["rnn"]
+        if self.reg["weight_drop"] and r_weights is not None:  # one mask per batch and layer
+            rnn = self._weight_drop(r_weights, rnn)
+        raw_BxTxH, carry = self.stack(rnn, x_BxTxD, carry=carry, rng=r_stack, **self.scan_kwargs)
+        ys_BxTxH = self._drop(r_out, self.reg["dropout_output"], raw_BxTxH)
         b, t, h = ys_BxTxH.shape
         # A 2-D [B*T, H] x [H, V] product: XLA:CPU differentiates it ~2x faster than the 3-D one.
-        return self._logits(params, ys_BxTxH.reshape(b * t, h)).reshape(b, t, -1), carry
+        logits = self._logits(params, ys_BxTxH.reshape(b * t, h)).reshape(b, t, -1)
+        if return_outputs:
+            return logits, carry, (raw_BxTxH, ys_BxTxH)
+        return logits, carry
+
+    def _weight_drop(self, rng, rnn_params):
+        """DropConnect on w_hh of every layer (`cells.regularization.weight_drop`)."""
+        rate = self.reg["weight_drop"]
+        if isinstance(self.stack, cells.ResidualStack):
+            blocks = tuple(
+                {
+                    **blk,
+                    "cell": regularization.weight_drop(
+                        jax.random.fold_in(rng, k), rate, blk["cell"]
+                    ),
+                }
+                for k, blk in enumerate(rnn_params["blocks"])
+            )
+            return {**rnn_params, "blocks": blocks}
+        out = []
+        for k, (layer, p) in enumerate(zip(self.stack.layers, rnn_params, strict=True)):
+            key = jax.random.fold_in(rng, k)
+            if isinstance(layer, cells.Bidirectional):
+                p = {
+                    d: regularization.weight_drop(jax.random.fold_in(key, i), rate, p[d])
+                    for i, d in enumerate(("forward", "backward"))
+                }
+            else:
+                p = regularization.weight_drop(key, rate, p)
+            out.append(p)
+        return tuple(out)
 
     def step(self, params, carry, token_B):
         """One time step for generation: (carry, logits [B, V]) of the next token (no dropout).
@@ -153,6 +227,8 @@ class LMTask(base.Task):
 
     def _logits(self, params, h_NxH):
         """The softmax layer's logits [N, V] (float32) from top-layer outputs [N, H]."""
+        if self.tied_projection:
+            h_NxH = cells_base.matmul(h_NxH, params["softmax"]["proj"], self.cell.compute_dtype)
         w_HxV = params["embed"].T if self.tied else params["softmax"]["w"]
         logits_NxV = cells_base.add_bias(
             cells_base.matmul(h_NxH, w_HxV, self.cell.compute_dtype), params["softmax"]["b"]
@@ -160,18 +236,25 @@ class LMTask(base.Task):
         return logits_NxV.astype(jnp.float32)
 
     def _nll(self, params, carry, inputs_BxT, targets_BxT, rng):
-        """Per-position negative log-likelihood [B, T] (nats) and the carry after the window."""
-        logits_BxTxV, carry = self.apply(params, carry, inputs_BxT, rng)
+        """Per-position negative log-likelihood [B, T] (nats), the carry after the window and
+        the AR + TAR penalty (0 in evaluation)."""
+        logits_BxTxV, carry, (raw, dropped) = self.apply(
+            params, carry, inputs_BxT, rng, return_outputs=True
+        )
         b, t, v = logits_BxTxV.shape
         logits_NxV = logits_BxTxV.reshape(b * t, v)
         # One-hot rather than take_along_axis: its gradient is dense, not a scatter (faster on CPU).
         onehot_NxV = jax.nn.one_hot(targets_BxT.reshape(b * t), v, dtype=logits_NxV.dtype)
         nll_N = jax.nn.logsumexp(logits_NxV, axis=-1) - jnp.sum(logits_NxV * onehot_NxV, axis=-1)
-        return nll_N.reshape(b, t), carry
+        penalty = jnp.zeros((), jnp.float32)
+        if rng is not None:  # AR on the dropped-out outputs, TAR on the raw ones (Merity et al.)
+            penalty = regularization.activation_regularization(dropped, self.reg["ar_alpha"])
+            penalty += regularization.temporal_activation_regularization(raw, self.reg["tar_beta"])
+        return nll_N.reshape(b, t), carry, penalty
 
     def loss(self, params, carry, batch, rng, train):
         targets_BxT = batch["targets"]
-        nll_BxT, carry = self._nll(
+        nll_BxT, carry, penalty = self._nll(
             params, carry, batch["inputs"], targets_BxT, rng if train else None
         )
         mask_BxT = batch.get("mask")
@@ -181,7 +264,7 @@ class LMTask(base.Task):
         tokens = jnp.sum(mask_BxT)
         b, t = targets_BxT.shape
         objective = nll_sum / b if self.objective == "window_sum" else nll_sum / (b * t)
-        return objective, (carry, {"nll": nll_sum, "tokens": tokens})
+        return objective + penalty, (carry, {"nll": nll_sum, "tokens": tokens})
 
     def summarize(self, sums):
         loss = float(sums["nll"]) / max(float(sums["tokens"]), 1.0)

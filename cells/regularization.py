@@ -1,0 +1,93 @@
+"""Regularisers of recurrent language models (the AWD-LSTM toolbox, Merity, Keskar & Socher
+2018), as plain functions of arrays and parameter dicts, usable with any cell.
+
+    x = embedding_dropout(rng, 0.1, params["embed"])[tokens]    # drop whole word types
+    x = locked_dropout(rng, 0.4, x)                             # one mask per sequence
+    cell_params = weight_drop(rng, 0.5, cell_params)            # DropConnect on w_hh
+    loss += activation_regularization(ys_dropped, 2.0)          # AR
+    loss += temporal_activation_regularization(ys, 1.0)         # TAR
+
+Every function is the identity (or 0) with rng None or rate 0, so evaluation needs no switch.
+Masks are inverted (kept entries scaled by 1 / (1 - rate)), so expectations are preserved.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _check_rate(name: str, rate) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"{name}: rate must be a number in [0, 1), got {rate!r}.")
+
+
+def _keep_mask(rng, rate: float, shape, dtype):
+    keep = jax.random.bernoulli(rng, 1.0 - rate, shape)
+    return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
+
+
+def locked_dropout(rng, rate: float, x_BxTxF):
+    """Variational ("locked") dropout (Gal & Ghahramani 2016): one mask per sequence and
+    feature, the same at every time step: x[b, t, f] * m[b, f] / (1 - rate)."""
+    _check_rate("locked_dropout", rate)
+    if rng is None or rate == 0.0:
+        return x_BxTxF
+    b, _, f = x_BxTxF.shape
+    return x_BxTxF * _keep_mask(rng, rate, (b, 1, f), x_BxTxF.dtype)
+
+
+def embedding_dropout(rng, rate: float, embed_VxD):
+    """Embedding dropout (Gal & Ghahramani 2016; Merity et al. 2018): whole rows (word types)
+    of the embedding matrix are zeroed, the rest scaled by 1 / (1 - rate); every occurrence of
+    a dropped word in the batch then reads zeros."""
+    _check_rate("embedding_dropout", rate)
+    if rng is None or rate == 0.0:
+        return embed_VxD
+    return embed_VxD * _keep_mask(rng, rate, (embed_VxD.shape[0], 1), embed_VxD.dtype)
+
+
+def weight_drop(rng, rate: float, params: dict, names: tuple[str, ...] = ("w_hh",)) -> dict:
+    """Weight drop / DropConnect (Wan et al. 2013) on the recurrent weights (Merity et al.
+    2018): one mask over each named array, drawn once per call (call it once per batch), so
+    every time step and sequence of the batch sees the same dropped connections. Works with any
+    cell whose params hold those names (dense or head-wise w_hh); the hand-written backward
+    still applies, as the masked weights are just other weights."""
+    _check_rate("weight_drop", rate)
+    if rng is None or rate == 0.0:
+        return params
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ValueError(
+            f"weight_drop: params have no {missing} (a cell without a recurrent matrix, such "
+            f"as MinGRU, has nothing to drop); keys: {sorted(params)}."
+        )
+    out = dict(params)
+    for k, name in enumerate(names):
+        w = params[name]
+        out[name] = w * _keep_mask(jax.random.fold_in(rng, k), rate, w.shape, w.dtype)
+    return out
+
+
+def activation_regularization(ys_BxTxH, alpha: float, mask_BxT=None):
+    """AR (Merity et al. 2018): alpha * mean(h^2) over the (valid) outputs, applied to the
+    dropped-out outputs of the last layer in their code."""
+    if alpha == 0.0:
+        return jnp.zeros((), jnp.float32)
+    squares = jnp.square(ys_BxTxH.astype(jnp.float32))
+    if mask_BxT is None:
+        return alpha * jnp.mean(squares)
+    m = mask_BxT[:, :, None].astype(jnp.float32)
+    return alpha * jnp.sum(squares * m) / jnp.maximum(jnp.sum(m) * ys_BxTxH.shape[-1], 1.0)
+
+
+def temporal_activation_regularization(ys_BxTxH, beta: float, mask_BxT=None):
+    """TAR (Merity et al. 2018): beta * mean((h_t - h_{t-1})^2) over consecutive (valid) steps,
+    on the outputs before dropout."""
+    if beta == 0.0 or ys_BxTxH.shape[1] < 2:
+        return jnp.zeros((), jnp.float32)
+    diffs = jnp.square(jnp.diff(ys_BxTxH.astype(jnp.float32), axis=1))
+    if mask_BxT is None:
+        return beta * jnp.mean(diffs)
+    m = (mask_BxT[:, 1:] & mask_BxT[:, :-1])[:, :, None].astype(jnp.float32)
+    return beta * jnp.sum(diffs * m) / jnp.maximum(jnp.sum(m) * ys_BxTxH.shape[-1], 1.0)
