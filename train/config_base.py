@@ -12,7 +12,7 @@ import ml_collections
 
 # The valid values of the schema's choice fields (cells: `cells.names()` or an import path).
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "epoch_decay")
+SCHEDULES = ("constant", "cosine", "epoch_decay", "plateau")
 DTYPES = ("float32", "bfloat16")
 SCAN_BACKWARDS = ("autodiff", "fused")
 BLOCKS = ("stack", "residual")
@@ -46,9 +46,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim.learning_rate = 1e-3  # peak learning rate
     config.optim.momentum = 0.0  # SGD momentum (0 = plain SGD); sgd only
     config.optim.weight_decay = 0.0  # adamw: decoupled decay; sgd/adam: L2 added to the gradient
-    config.optim.schedule = "constant"  # 'constant' | 'cosine' | 'epoch_decay'
+    config.optim.schedule = "constant"  # 'constant' | 'cosine' | 'epoch_decay' | 'plateau'
     config.optim.decay_after_epochs = 0  # epoch_decay: lr * decay_factor**max(0, epoch+1-this)
-    config.optim.decay_factor = 1.0  # epoch_decay: multiplicative decay per epoch, in (0, 1]
+    config.optim.decay_factor = 1.0  # epoch_decay / plateau: multiplicative decay, in (0, 1]
+    config.optim.plateau_metric = "loss"  # plateau: the validation metric watched (lower wins)
+    config.optim.plateau_threshold = 0.0  # plateau: decay when it improves by less than this
     config.optim.warmup_steps = 0  # linear warm-up from 0 over this many steps
     config.optim.grad_clip_norm = 0.0  # clip gradients to this global norm; 0 = off
 

@@ -171,6 +171,7 @@ def _fresh_meta() -> dict:
         "stopped_early": False,
         "last_valid": None,  # [step, best_metric value] of the latest validation pass
         "pending": [],  # per-step train sums not yet logged (bitwise-equal logs on resume)
+        "plateau_previous": None,  # schedule 'plateau': the last validation plateau_metric
         "train_time_s": 0.0,  # summed over invocations, up to the last checkpoint
         "wall_time_s": 0.0,
     }
@@ -201,6 +202,11 @@ def _check_eval_splits(config, task, abstract) -> None:
         raise errors.ConfigError(
             f"config.train.best_metric={config.train.best_metric!r} is not a validation metric "
             f"of task {config.task!r}; valid: {', '.join(sorted(names))}."
+        )
+    if config.optim.schedule == "plateau" and config.optim.plateau_metric not in names:
+        raise errors.ConfigError(
+            f"config.optim.plateau_metric={config.optim.plateau_metric!r} is not a validation "
+            f"metric of task {config.task!r}; valid: {', '.join(sorted(names))}."
         )
 
 
@@ -339,6 +345,12 @@ class _Run:
                     "config.optim.grad_clip_norm."
                 )
 
+    def learning_rate(self) -> float:
+        """The rate of the last update (a 'plateau' rate is read from the optimizer state)."""
+        if self.schedule is None:
+            return optim.learning_rate(self.state.opt_state)
+        return float(self.schedule(self.done - 1))
+
     def log_train(self) -> None:
         """Summarizes the pending per-step sums into one 'train' event."""
         totals, n = _total(self.pending), len(self.pending)
@@ -347,7 +359,7 @@ class _Run:
         train_metrics.update(
             objective=totals["objective"] / n,
             grad_norm=totals["grad_norm"] / n,
-            lr=float(self.schedule(self.done - 1)),
+            lr=self.learning_rate(),
         )
         rates = self.console.rates(self.done, totals.get("tokens", 0.0), steps_in_tokens=n)
         self.writer.write(self.done, "train", train_metrics)
@@ -374,6 +386,8 @@ class _Run:
                 f"of task {self.config.task!r}; valid: {', '.join(valid)}."
             )
         meta["last_valid"] = [self.done, value]  # saved with the checkpoint of this step
+        if self.config.optim.schedule == "plateau":
+            self._plateau(valid[self.config.optim.plateau_metric])
         if meta["best_value"] is None or value < meta["best_value"]:
             meta.update(best_value=value, best_step=self.done, evals_since_best=0)
             meta["best_valid"] = valid  # the final evaluation reuses it (same params, same data)
@@ -388,6 +402,21 @@ class _Run:
             )
             return False, True
         return False, False
+
+    def _plateau(self, current: float) -> None:
+        """The 'plateau' rule after a validation pass (`optim.plateau_step`); the previous
+        value is kept in the checkpoint meta, the rate in the optimizer state."""
+        o = self.config.optim
+        opt_state, decayed = optim.plateau_step(
+            o, self.state.opt_state, self.meta.get("plateau_previous"), current
+        )
+        self.meta["plateau_previous"] = current
+        if decayed:
+            self.state = self.state.replace(opt_state=opt_state)
+            self.console.line(
+                f"validation {o.plateau_metric} improved by less than {o.plateau_threshold}: "
+                f"learning rate x {o.decay_factor} -> {optim.learning_rate(opt_state):.6g}"
+            )
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self) -> None:

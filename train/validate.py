@@ -101,6 +101,25 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
         )
     _at_least("config.optim.weight_decay", o.weight_decay, 0)
     _at_least("config.optim.decay_after_epochs", o.decay_after_epochs, 0)
+    _at_least("config.optim.plateau_threshold", o.plateau_threshold, 0)
+    if o.schedule == "plateau":
+        if o.warmup_steps:
+            raise ConfigError(
+                "config.optim.warmup_steps applies to the constant, cosine and epoch_decay "
+                "schedules, not 'plateau'; leave it at 0."
+            )
+        if o.decay_factor == 1.0:
+            raise ConfigError(
+                "config.optim.schedule='plateau' multiplies the rate by decay_factor, which is "
+                "1.0 (no decay); set it in (0, 1), e.g. 0.5."
+            )
+    else:
+        for field in ("plateau_metric", "plateau_threshold"):
+            if o[field] != schema.optim[field]:
+                raise ConfigError(
+                    f"config.optim.{field}={o[field]!r} applies to schedule 'plateau' only; "
+                    f"the schedule is {o.schedule!r}."
+                )
     if not 0.0 < o.decay_factor <= 1.0:
         raise ConfigError(f"config.optim.decay_factor must lie in (0, 1], got {o.decay_factor!r}.")
     _at_least("config.optim.warmup_steps", o.warmup_steps, 0)

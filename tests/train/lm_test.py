@@ -297,3 +297,22 @@ def test_regularisers_act_in_training_only_and_add_ar_tar(corpus_path):
         validate.validate(tiny_config(corpus_path, weight_drop=1.0))
     with pytest.raises(errors.ConfigError, match="config.model.dropout_input must be"):
         validate.validate(tiny_config(corpus_path, dropout_input=-0.5))
+
+
+def test_ptb_kim_small_config_is_kims_word_small():
+    from experiments.configs import ptb_kim_small
+
+    c = ptb_kim_small.get_config()
+    validate.validate(c)
+    m, o, t = c.model, c.optim, c.train
+    assert (m.hidden_size, m.num_layers, m.embed_size, m.init_scale) == (200, 2, 0, 0.05)
+    assert (m.dropout, m.dropout_input, m.dropout_output) == (0.5, 0.0, -1.0)
+    assert (o.optimizer, o.learning_rate, o.schedule, o.decay_factor) == (
+        "sgd",
+        1.0,
+        "plateau",
+        0.5,
+    )
+    assert (o.plateau_metric, o.plateau_threshold, o.grad_clip_norm) == ("perplexity", 1.0, 5.0)
+    assert (t.num_epochs, t.seq_len, t.batch_size, m.objective) == (25, 35, 20, "window_sum")
+    assert t.eval_every == 1327  # one validation pass (and plateau check) per epoch

@@ -78,3 +78,75 @@ def test_momentum_and_l2():
     assert float(u1["w"][0]) == pytest.approx(-g)
     assert float(u2["w"][0]) == pytest.approx(-(g + 0.9 * g))
     assert len(jax.tree.leaves(state)) > 0
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-4])
+def test_plateau_decays_the_injected_rate_when_improvement_is_below_the_threshold(weight_decay):
+    o = _optim(
+        optimizer="sgd",
+        learning_rate=1.0,
+        schedule="plateau",
+        decay_factor=0.5,
+        plateau_metric="perplexity",
+        plateau_threshold=1.0,
+        weight_decay=weight_decay,
+    )
+    tx, schedule = optim.make_optimizer(o, num_steps=10, steps_per_epoch=5)
+    assert schedule is None
+    state = tx.init({"w": jnp.ones(3)})
+    assert optim.learning_rate(state) == 1.0
+    state, decayed = optim.plateau_step(o, state, None, 150.0)  # first pass: no previous
+    assert not decayed and optim.learning_rate(state) == 1.0
+    state, decayed = optim.plateau_step(o, state, 150.0, 140.0)  # improved by 10: keep
+    assert not decayed and optim.learning_rate(state) == 1.0
+    state, decayed = optim.plateau_step(o, state, 140.0, 139.5)  # by 0.5 < 1: halve
+    assert decayed and optim.learning_rate(state) == 0.5
+    state, _ = optim.plateau_step(o, state, 139.5, 141.0)  # worse: halve again
+    assert optim.learning_rate(state) == 0.25
+    # The update uses the current rate: w <- w - lr * (g + wd * w).
+    updates, _ = tx.update({"w": jnp.ones(3)}, state, {"w": jnp.ones(3)})
+    np.testing.assert_allclose(np.asarray(updates["w"]), -0.25 * (1.0 + weight_decay), rtol=1e-6)
+
+
+def test_plateau_resumes_exactly_and_logs_the_rate(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import train_testing as tt
+
+    from train import metrics, trainer
+
+    plateau = {
+        "optim.optimizer": "sgd",
+        "optim.learning_rate": 0.5,
+        "optim.schedule": "plateau",
+        "optim.decay_factor": 0.5,
+        "optim.plateau_threshold": 10.0,  # never met: the rate halves at every pass but the first
+        "train.eval_every": 4,
+        "train.checkpoint_every": 4,
+    }
+    whole = str(tmp_path / "whole")
+    trainer.train_and_evaluate(tt.tiny_config(**plateau, **{"train.num_steps": 16}), whole)
+    lrs = [e["lr"] for e in metrics.read_events(whole) if e["split"] == "train"]
+    assert lrs == [0.5, 0.5, 0.25, 0.125]  # logged at steps 4, 8, 12, 16 (after the pass at 4)
+    split = str(tmp_path / "split")
+    trainer.train_and_evaluate(tt.tiny_config(**plateau, **{"train.num_steps": 8}), split)
+    trainer.train_and_evaluate(tt.tiny_config(**plateau, **{"train.num_steps": 16}), split)
+    tt.assert_trees_equal(tt.params_of(whole), tt.params_of(split))
+
+
+def test_plateau_options_are_validated():
+    from train import errors, validate
+
+    sys_path_config = config_base.base_config()
+    sys_path_config.optim.plateau_threshold = 1.0
+    with pytest.raises(errors.ConfigError, match="applies to schedule 'plateau' only"):
+        validate._check_values(sys_path_config, config_base.base_config())
+    c = config_base.base_config()
+    c.optim.schedule = "plateau"
+    with pytest.raises(errors.ConfigError, match="1.0 \\(no decay\\)"):
+        validate._check_values(c, config_base.base_config())
+    c.optim.decay_factor = 0.5
+    c.optim.warmup_steps = 10
+    with pytest.raises(errors.ConfigError, match="warmup_steps applies to"):
+        validate._check_values(c, config_base.base_config())
