@@ -74,6 +74,18 @@ def _dtype_name(dtype: Any) -> str | None:
         return str(dtype)
 
 
+# The params key under which `cells.scan(..., recurrent_dropout=p)` passes the per-sequence
+# mask [B, H_in] (already scaled by 1 / (1 - p)) to the cell's recurrent product.
+RECURRENT_MASK = "recurrent_dropout_mask"
+
+
+def recurrent_input(params, h: Array) -> Array:
+    """h as it enters the recurrent product: times the variational-dropout mask when
+    `cells.scan` passes one (Gal & Ghahramani 2016), else h itself."""
+    mask = params.get(RECURRENT_MASK) if isinstance(params, dict) else None
+    return h if mask is None else h * mask.astype(h.dtype)
+
+
 def matmul(x: Array, w: Array, compute_dtype: Any) -> Array:
     """x @ w with inputs cast to `compute_dtype` and float32 (or wider) accumulation."""
     if compute_dtype is None:
@@ -325,7 +337,7 @@ class Cell:
 
     def recurrent(self, params: Params, h: Array) -> Array:
         """h W_hh: the one recurrent GEMM of a step (all gates at once)."""
-        return matmul(h, params["w_hh"], self.compute_dtype)
+        return matmul(recurrent_input(params, h), params["w_hh"], self.compute_dtype)
 
     def recurrent_matrix(self, params: Params) -> Array:
         """The dense recurrent matrix W_hh [H_in, G*H] (a head-wise w_hh [NH, D, G*D]
@@ -433,6 +445,7 @@ class HeadwiseOption:
     def recurrent(self, params, h):
         if not self.headwise:
             return super().recurrent(params, h)
+        h = recurrent_input(params, h)
         return headwise_matmul(h, params["w_hh"], self.num_gates, self.compute_dtype)
 
     def backward_rule(self):

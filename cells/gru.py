@@ -111,11 +111,12 @@ class GRU(base.LayerNormOption, base.HeadwiseOption, base.Cell):
         else:
             h = self.hidden_size
             w_hh = params["w_hh"]
-            hrz = base.matmul(h_prev, w_hh[:, : 2 * h], self.compute_dtype).astype(h_prev.dtype)
+            h_in = base.recurrent_input(params, h_prev)  # h_prev (dropped out, if asked)
+            hrz = base.matmul(h_in, w_hh[:, : 2 * h], self.compute_dtype).astype(h_prev.dtype)
             hr, hz = jnp.split(hrz, 2, axis=-1)
             r = jax.nn.sigmoid(xr + hr)
             z = jax.nn.sigmoid(xz + hz)
-            hn = base.matmul(r * h_prev, w_hh[:, 2 * h :], self.compute_dtype)
+            hn = base.matmul(r * h_in, w_hh[:, 2 * h :], self.compute_dtype)
             n = jnp.tanh(xn + hn.astype(h_prev.dtype))
         h = (1.0 - z) * n + z * h_prev
         return base.RNNState(h), h, {"r": r, "z": z, "n": n}

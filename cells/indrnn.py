@@ -77,7 +77,7 @@ class IndRNN(base.Cell):
 
     def recurrent(self, params, h):
         """u * h: the elementwise recurrence (no GEMM)."""
-        return h * self.effective_u(params).astype(h.dtype)[None, :]
+        return base.recurrent_input(params, h) * self.effective_u(params).astype(h.dtype)[None, :]
 
     def fused_step(self, params, carry, xp_BxH):
         (h_prev,) = carry

@@ -97,9 +97,16 @@ class Bidirectional:
     ):
         carry_f, carry_b = (None, None) if carry is None else carry
         init_f, init_b = (None, None) if initial_carry is None else initial_carry
+        rng = scan_kwargs.pop("rng", None)  # recurrent dropout / zoneout: one key per direction
         kwargs = dict(lengths=lengths, resets=resets, **scan_kwargs)
         ys_f, carry_f = sequence_lib.scan(
-            self.forward, params["forward"], xs, carry=carry_f, initial_carry=init_f, **kwargs
+            self.forward,
+            params["forward"],
+            xs,
+            carry=carry_f,
+            initial_carry=init_f,
+            rng=None if rng is None else jax.random.fold_in(rng, 0),
+            **kwargs,
         )
         ys_b, carry_b = sequence_lib.scan(
             self.backward,
@@ -108,6 +115,7 @@ class Bidirectional:
             carry=carry_b,
             initial_carry=init_b,
             reverse=True,
+            rng=None if rng is None else jax.random.fold_in(rng, 1),
             **kwargs,
         )
         ys = ys_f + ys_b if self.merge == "sum" else jnp.concatenate([ys_f, ys_b], axis=-1)
@@ -115,6 +123,8 @@ class Bidirectional:
 
 
 Layer = Any  # a base.Cell or a Bidirectional
+# `cells.scan` options that draw from an rng: a Stack gives each layer its own key for them.
+_RECURRENT_OPTIONS = {"recurrent_dropout", "zoneout"}
 
 
 def _run_layer(layer: Layer, params, xs, carry, init, lengths, resets, scan_kwargs):
@@ -288,8 +298,11 @@ class Stack:
           lengths: optional [B] valid lengths (see `cells.scan`).
           resets: optional bool [B, T]: restart every layer's carry before step t (see
             `cells.scan`); with learn_initial_carry, from the learned initial carry.
-          rng: PRNG key for the dropout between layers; None means no dropout (evaluation).
-          **scan_kwargs: unroll / remat / backward, passed to `cells.scan`.
+          rng: PRNG key for the dropout between layers, and for `cells.scan`'s
+            recurrent_dropout / zoneout when given in scan_kwargs (a key per layer); None means
+            no dropout (evaluation).
+          **scan_kwargs: unroll / remat / backward / recurrent_dropout / zoneout, passed to
+            `cells.scan`.
         """
         self._check_carries(params, carry)
         # None per layer lets `cells.scan` pick the carry dtype (float64 under x64).
@@ -303,6 +316,9 @@ class Stack:
                 else:
                     xs = dropout(key, self.dropout, xs)
             p, init = self._split_layer(layer, p)
-            xs, c = _run_layer(layer, p, xs, c, init, lengths, resets, scan_kwargs)
+            kwargs = scan_kwargs
+            if rng is not None and _RECURRENT_OPTIONS & set(scan_kwargs):
+                kwargs = {**scan_kwargs, "rng": jax.random.fold_in(rng, 10_000 + k)}
+            xs, c = _run_layer(layer, p, xs, c, init, lengths, resets, kwargs)
             new_carries.append(c)
         return xs, tuple(new_carries)

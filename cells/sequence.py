@@ -168,6 +168,50 @@ def _has_fused_backward(cell: base.Cell) -> bool:
     return False
 
 
+def _check_regularizers(cell, recurrent_dropout, zoneout, mode) -> tuple[float, float]:
+    """Validates recurrent_dropout and zoneout; returns the zoneout rates (p_h, p_c)."""
+    if (
+        isinstance(recurrent_dropout, bool)
+        or not isinstance(recurrent_dropout, int | float)
+        or not 0.0 <= recurrent_dropout < 1.0
+    ):
+        raise ValueError(
+            f"recurrent_dropout must be a number in [0, 1), got {recurrent_dropout!r}."
+        )
+    rates = zoneout if isinstance(zoneout, tuple | list) else (zoneout, zoneout)
+    if len(rates) != 2 or not all(
+        isinstance(r, int | float) and not isinstance(r, bool) and 0.0 <= r <= 1.0 for r in rates
+    ):
+        raise ValueError(f"zoneout must be p or (p_h, p_c) with values in [0, 1], got {zoneout!r}.")
+    if recurrent_dropout > 0 and getattr(cell, "linear_in_h", False):
+        raise ValueError(
+            f"recurrent_dropout: {type(cell).__name__} has no recurrent product to drop (its "
+            "gates see x only); use dropout on its inputs or outputs."
+        )
+    if (recurrent_dropout > 0 or max(rates) > 0) and mode in ("hoisted", "parallel"):
+        raise ValueError(
+            f"recurrent_dropout and zoneout run step by step; mode={mode!r} cannot apply them "
+            "(use mode='auto' or 'sequential')."
+        )
+    return float(rates[0]), float(rates[1])
+
+
+def _zoneout(new, old, p_h: float, p_c: float, rng, t):
+    """Each unit keeps its old value with probability p (h: p_h, other fields: p_c); without
+    rng the expectation p * old + (1 - p) * new (Krueger et al. 2017)."""
+    out = []
+    for k, (n, o) in enumerate(zip(new, old, strict=True)):
+        p = p_h if k == 0 else p_c
+        if p == 0.0:
+            out.append(n)
+        elif rng is None:
+            out.append(p * o + (1.0 - p) * n)
+        else:
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(rng, 1), t), k)
+            out.append(jnp.where(jax.random.bernoulli(key, p, n.shape), o, n))
+    return type(new)(*out)
+
+
 def reverse_index(lengths, steps: int):
     """idx[b, t]: the time step read at position t when sequence b is reversed.
 
@@ -200,6 +244,9 @@ def scan(
     backward: str = "autodiff",
     projection: str = "auto",
     mode: str = "auto",
+    recurrent_dropout: float = 0.0,
+    zoneout: float | tuple[float, float] = 0.0,
+    rng=None,
 ) -> tuple[Any, ...]:
     """Runs `cell` over a batch of sequences: the fused path.
 
@@ -244,6 +291,18 @@ def scan(
         (measured faster there) and 'parallel' on GPU/TPU, unless remat=True (sequential);
         'sequential' for every other cell. Same values up to float rounding.
 
+      recurrent_dropout: p in [0, 1): variational dropout of the hidden state fed to the
+        recurrent product (Gal & Ghahramani 2016): one mask per sequence and unit, the same at
+        every step, h_{t-1} * m / (1 - p) in h W_hh only (the GRU's and MGU's interpolation and
+        the carry itself keep the undropped h). Needs `rng`; without one (evaluation) it is off.
+      zoneout: p or (p_h, p_c) in [0, 1] (Krueger et al. 2017): each unit of h (p_h) and of the
+        other carry fields (p_c: the LSTM's c, the sLSTM's c, n, m) keeps its previous value
+        with probability p at each step, a fresh mask per step and sequence; without `rng`
+        (evaluation) the expectation p * old + (1 - p) * new. p = 0 is the plain cell, p = 1
+        keeps the carry.
+      rng: PRNG key for recurrent_dropout and zoneout. Either option runs the sequential mode
+        with autodiff (the hand-written backward and the parallel modes do not cover them).
+
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
     """
@@ -265,6 +324,17 @@ def scan(
         raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
+    zone_h, zone_c = _check_regularizers(cell, recurrent_dropout, zoneout, mode)
+    regularized = recurrent_dropout > 0 or zone_h > 0 or zone_c > 0
+    if regularized:
+        mode, backward = "sequential", "autodiff"
+    rec_mask = None
+    if recurrent_dropout > 0 and rng is not None:
+        keep = jax.random.bernoulli(
+            jax.random.fold_in(rng, 0), 1.0 - recurrent_dropout, (batch, cell.recurrent_input_size)
+        )
+        rec_mask = keep.astype(carry[0].dtype) / (1.0 - recurrent_dropout)
+        params = {**params, base.RECURRENT_MASK: rec_mask}
     linear = getattr(cell, "linear_in_h", False)
     if mode in ("hoisted", "parallel") and not linear:
         raise ValueError(
@@ -299,6 +369,9 @@ def scan(
         if reset_B is not None:
             carry = jax.tree.map(lambda c0, c: jnp.where(reset_B[:, None], c0, c), init, carry)
         new_carry, h, gates = cell.fused_step(params, carry, xp_BxG)
+        if zone_h > 0 or zone_c > 0:
+            new_carry = _zoneout(new_carry, carry, zone_h, zone_c, rng, t)
+            h = new_carry[0]  # every cell's output is its carry's h
         if lengths is not None:
             valid_Bx1 = (t < lengths)[:, None]
             new_carry = jax.tree.map(lambda n, o: jnp.where(valid_Bx1, n, o), new_carry, carry)

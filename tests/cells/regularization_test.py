@@ -110,3 +110,125 @@ def test_ar_and_tar_equal_their_formulas():
     tar_masked = reg.temporal_activation_regularization(jnp.asarray(ys), 1.5, jnp.asarray(mask))
     np.testing.assert_allclose(float(tar_masked), 1.5 * np.mean(diffs**2), rtol=1e-6)
     assert float(reg.activation_regularization(jnp.asarray(ys), 0.0)) == 0.0
+
+
+def _mask(rng, rate, shape):
+    keep = jax.random.bernoulli(jax.random.fold_in(rng, 0), 1.0 - rate, shape)
+    return np.asarray(keep, np.float64) / (1.0 - rate)
+
+
+def test_recurrent_dropout_masks_h_in_the_recurrent_product_only():
+    """Against float64 NumPy: the LSTM step with h * m in h W_hh (one mask for all steps)."""
+    import reference_numpy
+
+    cell = cells.LSTM(6)
+    params, xs = random_params(cell), random_inputs()
+    rng = jax.random.key(3)
+    ys, final = cells.scan(cell, params, xs, recurrent_dropout=0.4, rng=rng)
+    m = _mask(rng, 0.4, (xs.shape[0], 6))
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    h = c = np.zeros((xs.shape[0], 6))
+    outs = []
+    for t in range(xs.shape[1]):
+        (h, c), out, _ = reference_numpy.lstm_step(p, (h * m, c), np.asarray(xs[:, t], np.float64))
+        outs.append(out)
+    assert_close(ys, np.stack(outs, 1), 1e-5, "outputs")
+    plain, _ = cells.scan(cell, params, xs)
+    assert not np.allclose(ys, plain)
+    # Without an rng (evaluation) there is no dropout.
+    no_rng, _ = cells.scan(cell, params, xs, recurrent_dropout=0.4)
+    np.testing.assert_array_equal(np.asarray(no_rng), np.asarray(plain))
+
+
+def test_recurrent_dropout_leaves_the_grus_interpolation_undropped():
+    cell = cells.GRU(6, reset_after=False)  # Cho's form: two recurrent products
+    params, xs = random_params(cell), random_inputs()
+    rng = jax.random.key(4)
+    ys, _ = cells.scan(cell, params, xs, recurrent_dropout=0.3, rng=rng)
+    m = _mask(rng, 0.3, (xs.shape[0], 6))
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
+    wr, wz, wn = np.split(p["w_ih"], 3, axis=1)
+    ur, uz, un = np.split(p["w_hh"], 3, axis=1)
+    br, bz, bn = np.split(p["b"], 3)
+    h, outs = np.zeros((xs.shape[0], 6)), []
+    for t in range(xs.shape[1]):
+        x, hm = np.asarray(xs[:, t], np.float64), h * m
+        r, z = sig(x @ wr + hm @ ur + br), sig(x @ wz + hm @ uz + bz)
+        n = np.tanh(x @ wn + bn + (r * hm) @ un)
+        h = (1.0 - z) * n + z * h  # the carried h itself is not dropped
+        outs.append(h)
+    assert_close(ys, np.stack(outs, 1), 1e-5, "outputs")
+
+
+@pytest.mark.parametrize("cell", [cells.LSTM(6), cells.GRU(6), cells.SLSTM(6, num_heads=2)])
+def test_zoneout_zero_is_the_plain_cell_and_one_keeps_the_carry(cell):
+    params, xs = random_params(cell), random_inputs()
+    carry = cell.carry_type(*(jnp.full((xs.shape[0], n), 0.3) for n in cell.carry_sizes))
+    plain, plain_final = cells.scan(cell, params, xs, carry=carry)
+    zero, zero_final = cells.scan(cell, params, xs, carry=carry, zoneout=0.0, rng=jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(zero), np.asarray(plain))
+    kept, kept_final = cells.scan(cell, params, xs, carry=carry, zoneout=1.0, rng=jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(kept), 0.3, rtol=1e-6)  # h never changes
+    for a, b in zip(kept_final, carry, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Evaluation (no rng): the expectation p * old + (1 - p) * new, step by step.
+    p_h, p_c = 0.25, 0.6
+    ev, _ = cells.scan(cell, params, xs, carry=carry, zoneout=(p_h, p_c))
+    state, outs = carry, []
+    for t in range(xs.shape[1]):
+        new, _ = cell.step(params, state, xs[:, t])
+        state = type(new)(*(
+            (p_h if k == 0 else p_c) * o + (1 - (p_h if k == 0 else p_c)) * n
+            for k, (n, o) in enumerate(zip(new, state, strict=True))
+        ))  # fmt: skip
+        outs.append(state[0])
+    assert_close(ev, jnp.stack(outs, 1), 1e-5, "expected zoneout")
+
+
+def test_zoneout_masks_are_fresh_per_step_and_per_sequence():
+    cell = cells.GRU(16)
+    params, xs = random_params(cell, input_size=4), random_inputs((8, 20, 4))
+    ys, _ = cells.scan(cell, params, xs, zoneout=0.5, rng=jax.random.key(1))
+    kept = np.isclose(np.diff(np.asarray(ys), axis=1), 0.0)  # units that kept their value
+    assert 0.3 < kept.mean() < 0.7
+    assert not np.array_equal(kept[0, 0], kept[0, 1]) and not np.array_equal(kept[0], kept[1])
+
+
+def test_recurrent_options_fall_back_to_autodiff_and_refuse_what_cannot_apply():
+    cell = cells.LSTM(6)
+    params, xs, rng = random_params(cell), random_inputs(), jax.random.key(2)
+
+    def loss(p, backward):
+        ys, _ = cells.scan(
+            cell, p, xs, recurrent_dropout=0.3, zoneout=0.2, rng=rng, backward=backward
+        )
+        return jnp.sum(ys**2)
+
+    g_fused, g_auto = jax.grad(loss)(params, "fused"), jax.grad(loss)(params, "autodiff")
+    for k in params:
+        np.testing.assert_array_equal(np.asarray(g_fused[k]), np.asarray(g_auto[k]))
+    with pytest.raises(ValueError, match="no recurrent product to drop"):
+        cells.scan(cells.MinGRU(6), random_params(cells.MinGRU(6)), xs, recurrent_dropout=0.2)
+    with pytest.raises(ValueError, match="cannot apply them"):
+        cells.scan(
+            cells.MinGRU(6), random_params(cells.MinGRU(6)), xs, zoneout=0.2, mode="parallel"
+        )
+    with pytest.raises(ValueError, match="recurrent_dropout must be a number in"):
+        cells.scan(cell, params, xs, recurrent_dropout=1.0)
+    with pytest.raises(ValueError, match="zoneout must be p or"):
+        cells.scan(cell, params, xs, zoneout=(0.1, 0.2, 0.3))
+    ys, _ = cells.scan(cells.MinGRU(6), random_params(cells.MinGRU(6)), xs, zoneout=0.2)
+    assert ys.shape == (xs.shape[0], xs.shape[1], 6)  # auto mode runs it step by step
+
+
+def test_a_stack_gives_each_layer_its_own_recurrent_masks():
+    stack = cells.Stack.uniform(cells.LSTM(6), 2)
+    params = stack.init(jax.random.key(0), 4)
+    xs = random_inputs()
+    a, _ = stack(params, xs, rng=jax.random.key(5), recurrent_dropout=0.5)
+    b, _ = stack(params, xs, rng=jax.random.key(5), recurrent_dropout=0.5)
+    c, _ = stack(params, xs, rng=jax.random.key(6), recurrent_dropout=0.5)
+    plain, _ = stack(params, xs, recurrent_dropout=0.5)  # no rng: no dropout
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.allclose(a, c) and not np.allclose(a, plain)

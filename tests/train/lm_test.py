@@ -293,6 +293,16 @@ def test_regularisers_act_in_training_only_and_add_ar_tar(corpus_path):
     zero_or_scaled = np.asarray(dropped) / np.where(np.asarray(raw) == 0, 1, np.asarray(raw))
     mask = np.isclose(zero_or_scaled, 0.0)
     np.testing.assert_array_equal(mask, np.broadcast_to(mask[:, :1], mask.shape))
+    # Recurrent dropout and zoneout reach every layer's scan (a sequential, autodiff one).
+    config = tiny_config(corpus_path, recurrent_dropout=0.3, zoneout=0.1)
+    task = lm.LMTask(config)
+    assert task.recurrent_options == {"recurrent_dropout": 0.3, "zoneout": 0.1}
+    params = task.init_params(jax.random.key(0))
+    a, _ = task.apply(params, carry, batch["inputs"], jax.random.key(1))
+    b, _ = task.apply(params, carry, batch["inputs"], jax.random.key(2))
+    assert not np.allclose(a, b)
+    with pytest.raises(errors.ConfigError, match="config.model.zoneout must lie in"):
+        validate.validate(tiny_config(corpus_path, zoneout=1.5))
     with pytest.raises(errors.ConfigError, match="config.model.weight_drop must be"):
         validate.validate(tiny_config(corpus_path, weight_drop=1.0))
     with pytest.raises(errors.ConfigError, match="config.model.dropout_input must be"):

@@ -18,7 +18,9 @@ toolbox of Merity et al. 2018 from `cells.regularization`): dropout_input / drop
 the embedding-output and top-output rates apart from model.dropout (which stays the
 between-layer rate), locked_dropout makes all three variational (one mask per sequence,
 Gal & Ghahramani 2016), embed_dropout drops whole word types, weight_drop is DropConnect on
-every layer's w_hh (one mask per batch), ar_alpha / tar_beta add AR on the dropped top output
+every layer's w_hh (one mask per batch), recurrent_dropout drops h in every layer's recurrent
+product with one mask per sequence, zoneout keeps units of h and c (the expectation in
+evaluation), ar_alpha / tar_beta add AR on the dropped top output
 and TAR on the raw one to the objective (training only). tie_embeddings with embed_size !=
 the top output size inserts a linear map [H, D] before the tied softmax E^T (Inan et al. 2017).
 
@@ -66,6 +68,8 @@ REGULARIZATION = {
     "locked_dropout": False,  # one mask per sequence (variational) for all three dropouts
     "embed_dropout": 0.0,  # drop whole word types of the embedding (Gal & Ghahramani 2016)
     "weight_drop": 0.0,  # DropConnect on every layer's w_hh, one mask per batch (Wan 2013)
+    "recurrent_dropout": 0.0,  # variational dropout of h in h W_hh, one mask per sequence
+    "zoneout": 0.0,  # zoneout of h and c (Krueger et al. 2017); evaluation uses its expectation
     "ar_alpha": 0.0,  # activation regularisation: alpha * mean(dropped top output^2)
     "tar_beta": 0.0,  # temporal AR: beta * mean((h_t - h_{t-1})^2) of the raw top output
 }
@@ -111,6 +115,11 @@ class LMTask(base.Task):
         for k in ("dropout_input", "dropout_output"):
             if self.reg[k] < 0:
                 self.reg[k] = self.dropout
+        # cells.scan options (sequential mode with autodiff when on); zoneout acts in evaluation
+        # too (as its expectation), recurrent dropout only with an rng (training).
+        self.recurrent_options = {
+            k: float(self.reg[k]) for k in ("recurrent_dropout", "zoneout") if self.reg[k]
+        }
 
     # -- checks --------------------------------------------------------------------------------
     @classmethod
@@ -126,7 +135,15 @@ class LMTask(base.Task):
             raise ConfigError(f"config.data.level must be one of {text.LEVELS}, got {d.level!r}.")
         if not d.path:
             raise ConfigError("config.data.path must name a text file or a corpus directory.")
-        for k in ("dropout_input", "dropout_output", "embed_dropout", "weight_drop"):
+        if not 0.0 <= m.get("zoneout", 0.0) <= 1.0:
+            raise ConfigError(f"config.model.zoneout must lie in [0, 1], got {m.zoneout!r}.")
+        for k in (
+            "dropout_input",
+            "dropout_output",
+            "embed_dropout",
+            "weight_drop",
+            "recurrent_dropout",
+        ):
             value, low = m.get(k, REGULARIZATION[k]), -1.0 if k.startswith("dropout") else 0.0
             if not low <= value < 1.0 or (low < 0 and -1.0 < value < 0):
                 valid = "-1 (model.dropout) or [0, 1)" if low < 0 else "[0, 1)"
@@ -179,7 +196,9 @@ class LMTask(base.Task):
         rnn = params["rnn"]
         if self.reg["weight_drop"] and r_weights is not None:  # one mask per batch and layer
             rnn = self._weight_drop(r_weights, rnn)
-        raw_BxTxH, carry = self.stack(rnn, x_BxTxD, carry=carry, rng=r_stack, **self.scan_kwargs)
+        raw_BxTxH, carry = self.stack(
+            rnn, x_BxTxD, carry=carry, rng=r_stack, **self.scan_kwargs, **self.recurrent_options
+        )
         ys_BxTxH = self._drop(r_out, self.reg["dropout_output"], raw_BxTxH)
         b, t, h = ys_BxTxH.shape
         # A 2-D [B*T, H] x [H, V] product: XLA:CPU differentiates it ~2x faster than the 3-D one.
