@@ -184,7 +184,8 @@ class ResidualStack:
     ):
         """Runs every block. Returns (ys [B, T, D] after the final norm, tuple of carries).
 
-        Arguments as `cells.Stack.__call__`; rng=None means no dropout (evaluation).
+        Arguments as `cells.Stack.__call__` (recurrent_dropout / zoneout in scan_kwargs get a
+        key per block from rng); rng=None means no dropout (evaluation).
         """
         self._check(params, carry)
         if lengths is not None:
@@ -196,6 +197,9 @@ class ResidualStack:
         for k, (cell, block, c) in enumerate(
             zip(self.layers, params["blocks"], carries, strict=True)
         ):
+            kwargs = scan_kwargs
+            if rng is not None and layers_lib._RECURRENT_OPTIONS & set(scan_kwargs):
+                kwargs = {**scan_kwargs, "rng": jax.random.fold_in(rng, 10_000 + k)}
             ys, c = sequence_lib.scan(
                 cell,
                 block["cell"],
@@ -203,7 +207,7 @@ class ResidualStack:
                 carry=c,
                 lengths=lengths,
                 resets=resets,
-                **scan_kwargs,
+                **kwargs,
             )
             x = x + self._dropout(rng, 2 * k, ys.astype(x.dtype))
             if self.ffn_size:

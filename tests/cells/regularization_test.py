@@ -222,8 +222,12 @@ def test_recurrent_options_fall_back_to_autodiff_and_refuse_what_cannot_apply():
     assert ys.shape == (xs.shape[0], xs.shape[1], 6)  # auto mode runs it step by step
 
 
-def test_a_stack_gives_each_layer_its_own_recurrent_masks():
-    stack = cells.Stack.uniform(cells.LSTM(6), 2)
+@pytest.mark.parametrize("kind", ["stack", "residual"])
+def test_a_stack_gives_each_layer_its_own_recurrent_masks(kind):
+    if kind == "stack":
+        stack = cells.Stack.uniform(cells.LSTM(6), 2)
+    else:
+        stack = cells.ResidualStack.uniform(cells.LSTM(4), 2)
     params = stack.init(jax.random.key(0), 4)
     xs = random_inputs()
     a, _ = stack(params, xs, rng=jax.random.key(5), recurrent_dropout=0.5)
