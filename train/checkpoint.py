@@ -40,6 +40,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from train import optim
 from train import state as state_lib
 from train import workdir as workdir_lib
 from train.errors import ConfigError
@@ -432,7 +433,7 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
             best = meta.get("best_step")  # None: no evaluation yet, the latest is used
             if best is not None:
                 state, _, step = ckpts.restore_best(best, abstract)
-                return Trained(config, task, state.params, step)
+                return Trained(config, task, optim.eval_params(state), step)
         elif isinstance(which, int):
             if which not in steps:
                 raise ConfigError(f"{workdir!r} has no checkpoint {which}; it has {steps}.")
@@ -450,7 +451,7 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
             raise CheckpointError(f"the checkpoints in {workdir!r} kept changing while read.")
     finally:
         ckpts.close()
-    return Trained(config, task, state.params, step)
+    return Trained(config, task, optim.eval_params(state), step)
 
 
 def _newest_meta(ckpts: Checkpoints, steps: list[int]) -> dict:

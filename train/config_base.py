@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim.decay_factor = 1.0  # epoch_decay / plateau: multiplicative decay, in (0, 1]
     config.optim.plateau_metric = "loss"  # plateau: the validation metric watched (lower wins)
     config.optim.plateau_threshold = 0.0  # plateau: decay when it improves by less than this
+    config.optim.nt_asgd_patience = 0  # > 0: NT-ASGD, average iterates once valid stalls n evals
     config.optim.warmup_steps = 0  # linear warm-up from 0 over this many steps
     config.optim.grad_clip_norm = 0.0  # clip gradients to this global norm; 0 = off
 

@@ -13,6 +13,12 @@ Schedules map the update count t (0-based; equal to the train step) to a learnin
                   (`optax.inject_hyperparams`), so checkpoints carry it and resume exactly;
                   `plateau_step` is the rule, called by the loop after each validation pass.
 
+With nt_asgd_patience = n > 0 (NT-ASGD, Merity et al. 2018; sgd only) the optimizer also keeps
+the running mean of its iterates once the loop has seen validation stall (`nt_asgd_triggered`:
+worse than the best before the last n passes; `start_averaging`); from then on the average is
+what is evaluated and checkpointed as the model (`eval_params`), while SGD goes on updating
+the iterate. The average lives in the optimizer state, so resuming is exact.
+
 With warmup_steps = w > 0 the rate is also scaled by min(1, (t + 1) / w) (cosine has its own
 warm-up from 0; plateau has none). Gradient clipping is done by the train step (it also
 reports the norm), so the optimizer state's structure depends only on the optimizer's name,
@@ -21,6 +27,9 @@ momentum/weight decay and whether the rate is injected (plateau).
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
+import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -74,8 +83,8 @@ def make_optimizer(
     else:
         schedule = make_schedule(optim, num_steps, steps_per_epoch)
         if name == "adamw":
-            return optax.adamw(schedule, weight_decay=wd), schedule
-        if name == "adam":
+            tx = optax.adamw(schedule, weight_decay=wd)
+        elif name == "adam":
             tx = optax.adam(schedule)
         elif name == "sgd":
             tx = optax.sgd(schedule, momentum=optim.momentum or None)
@@ -83,20 +92,100 @@ def make_optimizer(
             raise ValueError(f"optim.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
     if wd > 0 and name != "adamw":
         tx = optax.chain(optax.add_decayed_weights(wd), tx)
+    if optim.nt_asgd_patience > 0:
+        tx = averaged(tx)
     return tx, schedule
 
 
+class AveragingState(NamedTuple):
+    """State of `averaged`: the inner optimizer's, the running mean of the iterates since the
+    switch, and how many iterates it holds (0 = averaging not started)."""
+
+    inner: Any
+    average: Any
+    count: jax.Array
+
+
+def averaged(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Iterate averaging on top of `inner` (ASGD; Polyak & Juditsky 1992): once started
+    (`start_averaging`), every update also folds the new parameters into their running mean,
+    avg_k = avg_{k-1} + (p_k - avg_{k-1}) / k. The updates themselves are `inner`'s."""
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return AveragingState(inner.init(params), zeros, jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None):
+        updates, inner_state = inner.update(updates, state.inner, params)
+        active = state.count > 0
+        count = state.count + active.astype(jnp.int32)
+        new_params = optax.apply_updates(params, updates)
+        k = jnp.maximum(count, 1).astype(jnp.float32)
+        average = jax.tree.map(
+            lambda a, p: jnp.where(active, a + (p - a) / k.astype(a.dtype), a),
+            state.average,
+            new_params,
+        )
+        return updates, AveragingState(inner_state, average, count)
+
+    return optax.GradientTransformation(init, update)
+
+
+def start_averaging(opt_state: AveragingState, params) -> AveragingState:
+    """Starts the average at the current iterate (count 1). A copy: the train step donates
+    its state, and one buffer cannot be donated twice."""
+    average = jax.tree.map(jnp.copy, params)
+    return opt_state._replace(average=average, count=jnp.ones((), jnp.int32))
+
+
+def eval_params(state):
+    """The parameters to evaluate and checkpoint as "the model": the iterate average once
+    NT-ASGD has switched, else the parameters themselves."""
+    opt_state = state.opt_state
+    if isinstance(opt_state, AveragingState) and int(opt_state.count) > 0:
+        return opt_state.average
+    return state.params
+
+
+def nt_asgd_triggered(history: list[float], value: float, patience: int) -> bool:
+    """Merity et al. 2018's non-monotone trigger: `value` (this validation pass) is worse than
+    the best of the passes before the last `patience` ones (`history`, oldest first)."""
+    return len(history) > patience and value > min(history[:-patience])
+
+
+def _find_injected(opt_state):
+    """The `inject_hyperparams` state inside `opt_state` (alone, averaged or in a chain)."""
+    if hasattr(opt_state, "hyperparams"):
+        return opt_state
+    if isinstance(opt_state, AveragingState):
+        return _find_injected(opt_state.inner)
+    if isinstance(opt_state, tuple):
+        for state in opt_state:
+            found = _find_injected(state)
+            if found is not None:
+                return found
+    return None
+
+
+def _replace_injected(opt_state, new):
+    """`opt_state` with its `inject_hyperparams` state replaced by `new`."""
+    if hasattr(opt_state, "hyperparams"):
+        return new
+    if isinstance(opt_state, AveragingState):
+        return opt_state._replace(inner=_replace_injected(opt_state.inner, new))
+    if isinstance(opt_state, tuple):
+        items = [_replace_injected(s, new) for s in opt_state]
+        return type(opt_state)(*items) if hasattr(opt_state, "_fields") else tuple(items)
+    return opt_state
+
+
 def _injected(opt_state):
-    """The `inject_hyperparams` state inside `opt_state` (alone or in a chain)."""
-    states = (
-        opt_state
-        if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams")
-        else (opt_state,)
-    )
-    for state in states:
-        if hasattr(state, "hyperparams"):
-            return state
-    raise ValueError("the optimizer state has no injected learning rate (schedule != 'plateau').")
+    found = _find_injected(opt_state)
+    if found is None:
+        raise ValueError(
+            "the optimizer state has no injected learning rate (schedule != 'plateau')."
+        )
+    return found
 
 
 def learning_rate(opt_state) -> float:
@@ -113,7 +202,4 @@ def plateau_step(optim: ml_collections.ConfigDict, opt_state, previous, current)
     injected = _injected(opt_state)
     lr = injected.hyperparams["learning_rate"]
     hyperparams = {**injected.hyperparams, "learning_rate": lr * optim.decay_factor}
-    new = injected._replace(hyperparams=hyperparams)
-    if injected is opt_state:
-        return new, True
-    return tuple(new if s is injected else s for s in opt_state), True
+    return _replace_injected(opt_state, injected._replace(hyperparams=hyperparams)), True

@@ -172,6 +172,8 @@ def _fresh_meta() -> dict:
         "last_valid": None,  # [step, best_metric value] of the latest validation pass
         "pending": [],  # per-step train sums not yet logged (bitwise-equal logs on resume)
         "plateau_previous": None,  # schedule 'plateau': the last validation plateau_metric
+        "nt_history": [],  # NT-ASGD: every validation best_metric value so far
+        "nt_asgd_step": None,  # NT-ASGD: the step averaging started at
         "train_time_s": 0.0,  # summed over invocations, up to the last checkpoint
         "wall_time_s": 0.0,
     }
@@ -376,7 +378,7 @@ class _Run:
     def validate(self, last: bool) -> tuple[bool, bool]:
         """A 'valid' pass; updates the best-metric bookkeeping. Returns (improved, stop)."""
         t, meta = self.config.train, self.meta
-        valid = self.evaluate(self.state.params, "valid")
+        valid = self.evaluate(optim.eval_params(self.state), "valid")
         self.writer.write(self.done, "valid", valid)
         self.console.log(self.done, "valid", valid)
         value = valid.get(t.best_metric)
@@ -388,6 +390,8 @@ class _Run:
         meta["last_valid"] = [self.done, value]  # saved with the checkpoint of this step
         if self.config.optim.schedule == "plateau":
             self._plateau(valid[self.config.optim.plateau_metric])
+        if self.config.optim.nt_asgd_patience > 0:
+            self._nt_asgd(value)
         if meta["best_value"] is None or value < meta["best_value"]:
             meta.update(best_value=value, best_step=self.done, evals_since_best=0)
             meta["best_valid"] = valid  # the final evaluation reuses it (same params, same data)
@@ -417,6 +421,22 @@ class _Run:
                 f"validation {o.plateau_metric} improved by less than {o.plateau_threshold}: "
                 f"learning rate x {o.decay_factor} -> {optim.learning_rate(opt_state):.6g}"
             )
+
+    def _nt_asgd(self, value: float) -> None:
+        """NT-ASGD (Merity et al. 2018): start averaging the iterates once validation is worse
+        than the best of the passes before the last `nt_asgd_patience`; from then on the
+        average is the model evaluated and checkpointed (`optim.eval_params`)."""
+        patience, history = self.config.optim.nt_asgd_patience, self.meta["nt_history"]
+        if self.meta["nt_asgd_step"] is None and optim.nt_asgd_triggered(history, value, patience):
+            opt_state = optim.start_averaging(self.state.opt_state, self.state.params)
+            self.state = self.state.replace(opt_state=opt_state)
+            self.meta["nt_asgd_step"] = self.done
+            self.console.line(
+                f"NT-ASGD: valid {self.config.train.best_metric} {value:.4g} is worse than the "
+                f"best before the last {patience} passes; averaging the iterates from step "
+                f"{self.done} on"
+            )
+        history.append(value)
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self) -> None:
@@ -468,11 +488,11 @@ class _Run:
     def finish(self) -> dict:
         """Evaluates the best checkpoint (or the final params) on every split; results.json."""
         best_step, done = self.meta["best_step"], self.done
-        params = self.state.params
+        params = optim.eval_params(self.state)  # the iterate average under NT-ASGD
         if best_step is not None and best_step != done:
             # A missing or unreadable best checkpoint falls back (warned), never a traceback.
             state, _, best_step = self.ckpts.restore_best(best_step, self.abstract, self.shardings)
-            params = state.params
+            params = optim.eval_params(state)
         final = {}
         for split in self.task.eval_splits:
             reuse = split == "valid" and best_step == self.meta["best_step"]

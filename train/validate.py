@@ -102,6 +102,12 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     _at_least("config.optim.weight_decay", o.weight_decay, 0)
     _at_least("config.optim.decay_after_epochs", o.decay_after_epochs, 0)
     _at_least("config.optim.plateau_threshold", o.plateau_threshold, 0)
+    _at_least("config.optim.nt_asgd_patience", o.nt_asgd_patience, 0)
+    if o.nt_asgd_patience and o.optimizer != "sgd":
+        raise ConfigError(
+            f"config.optim.nt_asgd_patience={o.nt_asgd_patience} averages SGD iterates (NT-ASGD); "
+            f"the optimizer is {o.optimizer!r}: use 'sgd' or leave it at 0."
+        )
     if o.schedule == "plateau":
         if o.warmup_steps:
             raise ConfigError(

@@ -130,7 +130,7 @@ def _diff(old, new, prefix=""):
 def check_restart(config, workdir: str, has_checkpoints: bool) -> None:
     """Refuses a restart whose config changes FROZEN_FIELDS (nothing is written)."""
     path = os.path.join(workdir, "config.json")
-    new = config_dict(config)
+    new = upgrade(config_dict(config))  # fields a config file leaves out hold their defaults
     if has_checkpoints and os.path.exists(path):
         old = upgrade(_read_json(path))
         frozen = []

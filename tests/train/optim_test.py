@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from train import config_base, optim
@@ -149,4 +150,85 @@ def test_plateau_options_are_validated():
     c.optim.decay_factor = 0.5
     c.optim.warmup_steps = 10
     with pytest.raises(errors.ConfigError, match="warmup_steps applies to"):
+        validate._check_values(c, config_base.base_config())
+
+
+def test_averaged_keeps_the_mean_of_the_iterates_from_the_switch_on():
+    tx = optim.averaged(optax.sgd(0.1))
+    params = {"w": jnp.asarray([1.0, -2.0])}
+    state = tx.init(params)
+    iterates = []
+    for k in range(6):
+        if k == 2:
+            state = optim.start_averaging(state, params)
+            iterates.append(params["w"])
+        grads = {"w": 2.0 * params["w"] + k}  # any gradients
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        if k >= 2:
+            iterates.append(params["w"])
+    np.testing.assert_allclose(
+        np.asarray(state.average["w"]), np.mean(np.stack(iterates), axis=0), rtol=1e-6
+    )
+    assert int(state.count) == len(iterates)
+
+
+def test_nt_asgd_trigger_is_merity_non_monotone_rule():
+    assert not optim.nt_asgd_triggered([], 5.0, 2)
+    assert not optim.nt_asgd_triggered([5.0, 4.0], 6.0, 2)  # nothing before the last 2
+    assert optim.nt_asgd_triggered([5.0, 4.0, 3.0], 5.5, 2)  # worse than 5.0, the best before
+    assert not optim.nt_asgd_triggered([5.0, 4.0, 3.0], 4.5, 2)
+
+
+def test_nt_asgd_evaluates_the_average_and_resumes_exactly(tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import train_testing as tt
+
+    from train import checkpoint, evaluate, trainer
+
+    # Trigger at the second validation pass, whatever the values.
+    monkeypatch.setattr(optim, "nt_asgd_triggered", lambda history, value, n: len(history) == 1)
+    asgd = {
+        "optim.optimizer": "sgd",
+        "optim.learning_rate": 0.3,
+        "optim.nt_asgd_patience": 1,
+        "train.eval_every": 4,
+        "train.checkpoint_every": 4,
+    }
+    whole = str(tmp_path / "whole")
+    result = trainer.train_and_evaluate(tt.tiny_config(**asgd, **{"train.num_steps": 16}), whole)
+    trained = checkpoint.load_trained(whole, "latest")
+    ckpts = checkpoint.Checkpoints(whole)
+    state, meta = ckpts.restore(16, _abstract(whole))
+    ckpts.close()
+    assert meta["nt_asgd_step"] == 8 and int(state.opt_state.count) == 9  # steps 8..16
+    tt.assert_trees_equal(trained.params, state.opt_state.average)  # "the model" is the average
+    assert not np.allclose(
+        np.asarray(jax.tree.leaves(state.params)[0]), np.asarray(jax.tree.leaves(trained.params)[0])
+    )
+    got = evaluate.evaluate_workdir(whole, "test")
+    assert {k: got[k] for k in result["test"]} == result["test"]  # the average, evaluated again
+    split = str(tmp_path / "split")
+    trainer.train_and_evaluate(tt.tiny_config(**asgd, **{"train.num_steps": 12}), split)
+    trainer.train_and_evaluate(tt.tiny_config(**asgd, **{"train.num_steps": 16}), split)
+    tt.assert_trees_equal(tt.params_of(whole), tt.params_of(split))
+
+
+def _abstract(workdir):
+    from train import state as state_lib
+    from train import workdir as workdir_lib
+    from train.tasks import registry
+
+    config = workdir_lib.load_config(workdir)
+    return state_lib.abstract(config, registry.get_task(config))
+
+
+def test_nt_asgd_needs_sgd():
+    from train import errors, validate
+
+    c = config_base.base_config()
+    c.optim.nt_asgd_patience = 3
+    with pytest.raises(errors.ConfigError, match="averages SGD iterates"):
         validate._check_values(c, config_base.base_config())
