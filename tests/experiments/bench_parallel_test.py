@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import jax
+import pytest
 
 from experiments import bench_parallel
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+@pytest.mark.slow  # ~15 s of compiles; the precision part and the refusal stay in the default
 def test_parts_report_every_implementation():
     rows = bench_parallel.parallel_part([(1, 16)], hidden=8, repeats=1)
     impls = {"gru", "lstm", "mingru-sequential"}
