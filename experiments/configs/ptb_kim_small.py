@@ -11,6 +11,21 @@ gradient is the per-step batch-mean NLL summed over the window (the reported los
 seq_length, the gradient is not), i.e. this project's 'window_sum' objective, as Zaremba's.
 
   python -m train.main --config=experiments/configs/ptb_kim_small.py --workdir=workdirs/ptb_kim
+  python -m train.main --config=experiments/configs/ptb_kim_small.py:variant=tied,seed=1 ...
+
+`variant` selects a row of the regularisation ablation at this size and epoch budget (each
+adds one tool of Merity et al. 2018's AWD-LSTM to Word-Small; `awd` all of them together):
+
+  baseline     Kim et al.'s Word-Small as above
+  tied         + weight tying of embedding and softmax (Press & Wolf 2017; Inan et al. 2017)
+  variational  + variational dropout: the three dropouts locked over time, and h dropped in the
+               recurrent product with p = 0.25 (Gal & Ghahramani 2016)
+  weight_drop  + DropConnect on w_hh, p = 0.5 (Wan et al. 2013; AWD-LSTM's value)
+  ar_tar       + AR (alpha 2) and TAR (beta 1), AWD-LSTM's values
+  nt_asgd      + NT-ASGD (non-monotone interval 5, AWD-LSTM's value) in place of the plateau
+               halving: constant lr 1, iterate averaging once validation stalls
+  awd          tied + locked dropout + weight drop 0.5 + embedding dropout 0.1 + AR/TAR +
+               NT-ASGD ("AWD-style small")
 
 [results]
 Not yet run: 25 epochs x 1,327 steps; about one ptb_small-sized epoch of compute each (2 x 200
@@ -20,10 +35,40 @@ units, BPTT 35), so roughly 1 h per seed on this 2-core CPU.
 
 import ml_collections
 
-from experiments.configs import ptb_small
+from experiments.configs import arguments, ptb_small
+
+ARGUMENTS = {"variant": "baseline", "seed": 0}
+
+# config.model / config.optim changes of each ablation row (see the module docstring).
+VARIANTS = {
+    "baseline": {},
+    "tied": {"model.tie_embeddings": True},
+    "variational": {"model.locked_dropout": True, "model.recurrent_dropout": 0.25},
+    "weight_drop": {"model.weight_drop": 0.5},
+    "ar_tar": {"model.ar_alpha": 2.0, "model.tar_beta": 1.0},
+    "nt_asgd": {
+        "optim.schedule": "constant",
+        "optim.plateau_metric": "loss",
+        "optim.plateau_threshold": 0.0,
+        "optim.nt_asgd_patience": 5,
+    },
+}
+VARIANTS["awd"] = {
+    **VARIANTS["tied"],
+    "model.locked_dropout": True,
+    **VARIANTS["weight_drop"],
+    "model.embed_dropout": 0.1,
+    **VARIANTS["ar_tar"],
+    **VARIANTS["nt_asgd"],
+}
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    fields = arguments.parse(arg, ARGUMENTS)
+    if fields["variant"] not in VARIANTS:
+        raise ValueError(
+            f"config argument variant={fields['variant']!r}; valid: {', '.join(VARIANTS)}."
+        )
     config = ptb_small.zaremba_config(
         hidden_size=200,
         seq_len=35,
@@ -38,4 +83,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.schedule = "plateau"  # lr x decay_factor when valid ppl improves by < 1
     config.optim.plateau_metric = "perplexity"
     config.optim.plateau_threshold = 1.0
+    config.seed = fields["seed"]
+    config.name = f"ptb_kim_small_{fields['variant']}_s{fields['seed']}"
+    for key, value in VARIANTS[fields["variant"]].items():
+        group, field = key.split(".")
+        config[group][field] = value
     return config

@@ -326,3 +326,23 @@ def test_ptb_kim_small_config_is_kims_word_small():
     assert (o.plateau_metric, o.plateau_threshold, o.grad_clip_norm) == ("perplexity", 1.0, 5.0)
     assert (t.num_epochs, t.seq_len, t.batch_size, m.objective) == (25, 35, 20, "window_sum")
     assert t.eval_every == 1327  # one validation pass (and plateau check) per epoch
+
+
+@pytest.mark.parametrize(
+    "variant", ["tied", "variational", "weight_drop", "ar_tar", "nt_asgd", "awd"]
+)
+def test_ptb_kim_small_ablation_variants_validate_and_differ_from_the_baseline(variant):
+    from experiments.configs import ptb_kim_small
+
+    base = ptb_kim_small.get_config()
+    c = ptb_kim_small.get_config(f"variant={variant},seed=2")
+    validate.validate(c)
+    assert c.seed == 2 and c.name == f"ptb_kim_small_{variant}_s2"
+    changed = {f"{g}.{k}" for g in ("model", "optim") for k in c[g].keys() if c[g][k] != base[g][k]}
+    assert changed == set(ptb_kim_small.VARIANTS[variant]) - {
+        k
+        for k, v in ptb_kim_small.VARIANTS[variant].items()
+        if base[k.split(".")[0]][k.split(".")[1]] == v
+    }
+    with pytest.raises(ValueError, match="valid: baseline, tied"):
+        ptb_kim_small.get_config("variant=big")
