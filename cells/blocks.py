@@ -197,9 +197,7 @@ class ResidualStack:
         for k, (cell, block, c) in enumerate(
             zip(self.layers, params["blocks"], carries, strict=True)
         ):
-            kwargs = scan_kwargs
-            if rng is not None and layers_lib._RECURRENT_OPTIONS & set(scan_kwargs):
-                kwargs = {**scan_kwargs, "rng": jax.random.fold_in(rng, 10_000 + k)}
+            kwargs = layers_lib.layer_scan_kwargs(scan_kwargs, rng, k)
             ys, c = sequence_lib.scan(
                 cell,
                 block["cell"],

@@ -123,8 +123,16 @@ class Bidirectional:
 
 
 Layer = Any  # a base.Cell or a Bidirectional
-# `cells.scan` options that draw from an rng: a Stack gives each layer its own key for them.
+# `cells.scan` options that draw from an rng: a stack gives each layer its own key for them.
 _RECURRENT_OPTIONS = {"recurrent_dropout", "zoneout"}
+
+
+def layer_scan_kwargs(scan_kwargs: dict, rng, layer: int) -> dict:
+    """`scan_kwargs` for layer `layer` of a stack: with recurrent_dropout / zoneout among them
+    and an rng, that layer's own key (Stack and ResidualStack alike)."""
+    if rng is None or not _RECURRENT_OPTIONS & set(scan_kwargs):
+        return scan_kwargs
+    return {**scan_kwargs, "rng": jax.random.fold_in(rng, 10_000 + layer)}
 
 
 def _run_layer(layer: Layer, params, xs, carry, init, lengths, resets, scan_kwargs):
@@ -316,9 +324,7 @@ class Stack:
                 else:
                     xs = dropout(key, self.dropout, xs)
             p, init = self._split_layer(layer, p)
-            kwargs = scan_kwargs
-            if rng is not None and _RECURRENT_OPTIONS & set(scan_kwargs):
-                kwargs = {**scan_kwargs, "rng": jax.random.fold_in(rng, 10_000 + k)}
+            kwargs = layer_scan_kwargs(scan_kwargs, rng, k)
             xs, c = _run_layer(layer, p, xs, c, init, lengths, resets, kwargs)
             new_carries.append(c)
         return xs, tuple(new_carries)

@@ -36,13 +36,14 @@ Sequence features are folded into the coefficients before either solver:
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 
 from cells import base
 
 METHODS = ("associative", "loop")
+# `cells.scan`'s modes for these cells and the solver each runs.
+METHOD_OF_MODE = {"parallel": "associative", "hoisted": "loop"}
 
 
 class LinearRecurrentCell(base.Cell):
@@ -136,8 +137,3 @@ def linear_recurrence(
     coefficients_TxBxH = (jnp.swapaxes(a_BxTxH, 0, 1), jnp.swapaxes(b_BxTxH, 0, 1))
     _, hs_TxBxH = lax.scan(step, h0_BxH, coefficients_TxBxH)
     return jnp.swapaxes(hs_TxBxH, 0, 1)
-
-
-def default_method() -> str:
-    """'loop' on CPU (measured faster there), 'associative' on GPU/TPU (not yet measured)."""
-    return "loop" if jax.default_backend() == "cpu" else "associative"

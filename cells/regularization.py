@@ -13,6 +13,8 @@ Masks are inverted (kept entries scaled by 1 / (1 - rate)), so expectations are 
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 
@@ -67,6 +69,33 @@ def weight_drop(rng, rate: float, params: dict, names: tuple[str, ...] = ("w_hh"
         w = params[name]
         out[name] = w * _keep_mask(jax.random.fold_in(rng, k), rate, w.shape, w.dtype)
     return out
+
+
+def weight_drop_stack(rng, rate: float, stack_params):
+    """`weight_drop` on every cell of a stack's params (`cells.Stack`, `ResidualStack`,
+    `Bidirectional` alike: each dict holding a 'w_hh'), each with its own key; ValueError when
+    no cell has a recurrent matrix."""
+    _check_rate("weight_drop", rate)
+    if rng is None or rate == 0.0:
+        return stack_params
+    count = itertools.count()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "w_hh" in node:
+                return weight_drop(jax.random.fold_in(rng, next(count)), rate, node)
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, tuple | list):
+            return type(node)(walk(v) for v in node)
+        return node
+
+    dropped = walk(stack_params)
+    if next(count) == 0:
+        raise ValueError(
+            "weight_drop: no cell of the stack has a recurrent matrix w_hh (a cell such as "
+            "MinGRU has nothing to drop)."
+        )
+    return dropped
 
 
 def activation_regularization(ys_BxTxH, alpha: float, mask_BxT=None):

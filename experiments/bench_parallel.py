@@ -249,46 +249,51 @@ def precision_part(lengths) -> list[dict]:
     return rows
 
 
+def _markdown(headers: list[str], cells_per_row: list[list[str]]) -> str:
+    """A Markdown table from column headers and the formatted cells of each row."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells_per_row])
+
+
+def _mib(r) -> str:
+    return "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
+
+
 def format_parallel(rows) -> str:
-    lines = [
-        "| impl | B | T | tokens/s | vs GRU | share of ceiling | peak MiB | compile s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        peak = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
-        lines.append(
-            f"| {r['impl']} | {r['batch']} | {r['seq_len']} | {r['tokens_per_s']:,.0f} | "
-            f"{r['speedup_vs_gru']:.2f}x | {r['share_of_ceiling']:.0%} | {peak} | "
-            f"{r['compile_s']:.1f} |"
-        )
-    return "\n".join(lines)
+    headers = ["impl", "B", "T", "tokens/s", "vs GRU", "share of ceiling", "peak MiB", "compile s"]
+    return _markdown(
+        headers,
+        [
+            [r["impl"], str(r["batch"]), str(r["seq_len"]), f"{r['tokens_per_s']:,.0f}",
+             f"{r['speedup_vs_gru']:.2f}x", f"{r['share_of_ceiling']:.0%}", _mib(r),
+             f"{r['compile_s']:.1f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
 
 
 def format_headwise(rows) -> str:
-    lines = [
-        "| impl | w_hh weights | fwd+bwd ms | vs dense LSTM (fused) | peak MiB |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        peak = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
-        lines.append(
-            f"| {r['impl']} | {r['recurrent_weights']:,} | {r['ms']:.1f} | "
-            f"{r['ratio_vs_dense_fused']:.2f}x | {peak} |"
-        )
-    return "\n".join(lines)
+    headers = ["impl", "w_hh weights", "fwd+bwd ms", "vs dense LSTM (fused)", "peak MiB"]
+    return _markdown(
+        headers,
+        [
+            [r["impl"], f"{r['recurrent_weights']:,}", f"{r['ms']:.1f}",
+             f"{r['ratio_vs_dense_fused']:.2f}x", _mib(r)]
+            for r in rows
+        ],
+    )  # fmt: skip
 
 
 def format_precision(rows) -> str:
-    lines = [
-        "| cell | T | parallel (linear space) | sequential | log space |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['cell']} | {r['seq_len']} | {r['parallel']:.1e} | {r['sequential']:.1e} | "
-            f"{r['log_space']:.1e} |"
-        )
-    return "\n".join(lines)
+    headers = ["cell", "T", "parallel (linear space)", "sequential", "log space"]
+    return _markdown(
+        headers,
+        [
+            [r["cell"], str(r["seq_len"]), f"{r['parallel']:.1e}", f"{r['sequential']:.1e}",
+             f"{r['log_space']:.1e}"]
+            for r in rows
+        ],
+    )  # fmt: skip
 
 
 def main(argv):

@@ -50,13 +50,12 @@ def upgrade(config: dict) -> dict:
     """
     config = copy.deepcopy(config)
     model = config.get("model")
-    if isinstance(model, dict):  # fields added to the schema since, at their defaults
-        added = dict(_ADDED_MODEL_FIELDS)
-        if config.get("task") == "lm":  # and to the LM task (its regularisers, all off)
-            from train.tasks import lm
-
-            added.update(lm.REGULARIZATION)
-        for key, default in added.items():
+    if isinstance(model, dict):  # fields added to the schema or the task since, at defaults
+        try:
+            task_defaults = registry.get_task_class(config.get("task")).model_defaults
+        except ConfigError:
+            task_defaults = {}
+        for key, default in {**_ADDED_MODEL_FIELDS, **task_defaults}.items():
             model.setdefault(key, default)
     if not isinstance(model, dict) or "cell_options" in model:
         return config

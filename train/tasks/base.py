@@ -44,6 +44,10 @@ class Task(abc.ABC):
     # refused as unknown before any compute; None (the default) leaves the check to `validate`.
     model_fields: tuple[str, ...] | None = None
     data_fields: tuple[str, ...] | None = None
+    # Optional config.model fields added after configs were first saved, with the default that
+    # reproduces the old behaviour: an older config.json (or a config file leaving them out) is
+    # read with these values (`train.workdir.upgrade`).
+    model_defaults: dict[str, object] = {}
     # Shared-schema fields this task does not read, with the reason: validation refuses them
     # when set to anything but the schema's default (a setting never silently ignored).
     unused_fields: dict[str, str] = {}

@@ -89,6 +89,7 @@ class LMTask(base.Task):
 
     name = "lm"
     model_fields = ("embed_size", "tie_embeddings", "init_scale", "objective", *REGULARIZATION)
+    model_defaults = REGULARIZATION
     data_fields = ("level", "valid_fraction", "test_fraction")
     dropout_between_layers_only = False  # also on the embedding output and the top output
 
@@ -144,9 +145,9 @@ class LMTask(base.Task):
             "weight_drop",
             "recurrent_dropout",
         ):
-            value, low = m.get(k, REGULARIZATION[k]), -1.0 if k.startswith("dropout") else 0.0
-            if not low <= value < 1.0 or (low < 0 and -1.0 < value < 0):
-                valid = "-1 (model.dropout) or [0, 1)" if low < 0 else "[0, 1)"
+            value, follows = m.get(k, REGULARIZATION[k]), k.startswith("dropout_")
+            if not (0.0 <= value < 1.0 or (follows and value == -1.0)):  # also refuses NaN
+                valid = "-1 (model.dropout) or [0, 1)" if follows else "[0, 1)"
                 raise ConfigError(f"config.model.{k} must be {valid}, got {value!r}.")
         for k in ("ar_alpha", "tar_beta"):
             if not m.get(k, 0.0) >= 0:  # also refuses NaN
@@ -195,7 +196,7 @@ class LMTask(base.Task):
         x_BxTxD = self._drop(r_in, self.reg["dropout_input"], jnp.take(embed, inputs_BxT, axis=0))
         rnn = params["rnn"]
         if self.reg["weight_drop"] and r_weights is not None:  # one mask per batch and layer
-            rnn = self._weight_drop(r_weights, rnn)
+            rnn = regularization.weight_drop_stack(r_weights, self.reg["weight_drop"], rnn)
         raw_BxTxH, carry = self.stack(
             rnn, x_BxTxD, carry=carry, rng=r_stack, **self.scan_kwargs, **self.recurrent_options
         )
@@ -206,33 +207,6 @@ class LMTask(base.Task):
         if return_outputs:
             return logits, carry, (raw_BxTxH, ys_BxTxH)
         return logits, carry
-
-    def _weight_drop(self, rng, rnn_params):
-        """DropConnect on w_hh of every layer (`cells.regularization.weight_drop`)."""
-        rate = self.reg["weight_drop"]
-        if isinstance(self.stack, cells.ResidualStack):
-            blocks = tuple(
-                {
-                    **blk,
-                    "cell": regularization.weight_drop(
-                        jax.random.fold_in(rng, k), rate, blk["cell"]
-                    ),
-                }
-                for k, blk in enumerate(rnn_params["blocks"])
-            )
-            return {**rnn_params, "blocks": blocks}
-        out = []
-        for k, (layer, p) in enumerate(zip(self.stack.layers, rnn_params, strict=True)):
-            key = jax.random.fold_in(rng, k)
-            if isinstance(layer, cells.Bidirectional):
-                p = {
-                    d: regularization.weight_drop(jax.random.fold_in(key, i), rate, p[d])
-                    for i, d in enumerate(("forward", "backward"))
-                }
-            else:
-                p = regularization.weight_drop(key, rate, p)
-            out.append(p)
-        return tuple(out)
 
     def step(self, params, carry, token_B):
         """One time step for generation: (carry, logits [B, V]) of the next token (no dropout).
