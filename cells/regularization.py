@@ -7,7 +7,12 @@
     loss += activation_regularization(ys_dropped, 2.0)          # AR
     loss += temporal_activation_regularization(ys, 1.0)         # TAR
 
-Every function is the identity (or 0) with rng None or rate 0, so evaluation needs no switch.
+The recurrent ones act inside the time loop and are options of `cells.scan`
+(`recurrent_dropout=`, `zoneout=`); the zoneout helpers below are shared by its autodiff and
+hand-written backward paths.
+
+Every function is the identity (or 0) with rng None or rate 0, so evaluation needs no switch
+(zoneout without an rng is its expectation, as Krueger et al. evaluate).
 Masks are inverted (kept entries scaled by 1 / (1 - rate)), so expectations are preserved.
 """
 
@@ -120,3 +125,56 @@ def temporal_activation_regularization(ys_BxTxH, beta: float, mask_BxT=None):
         return beta * jnp.mean(diffs)
     m = (mask_BxT[:, 1:] & mask_BxT[:, :-1])[:, :, None].astype(jnp.float32)
     return beta * jnp.sum(diffs * m) / jnp.maximum(jnp.sum(m) * ys_BxTxH.shape[-1], 1.0)
+
+
+def zoneout_weights(rates: tuple[float, float], rng, t, carry) -> tuple:
+    """Zoneout (Krueger et al. 2017) at step t: per carry field, what it keeps of its old value.
+
+    Field 0 (h) uses rates[0], the others (the LSTM's c, the sLSTM's c, n, m) rates[1]. Each
+    entry is None (rate 0: the new value), the rate p itself (no rng: the expectation
+    p * old + (1 - p) * new) or a bool mask of the field's shape, True where the unit keeps its
+    old value, drawn from rng folded with 1, t and the field index (a fresh mask per step,
+    sequence and unit; the same draw wherever it is recomputed).
+    """
+    weights = []
+    for k, field in enumerate(carry):
+        p = rates[0] if k == 0 else rates[1]
+        if p == 0.0:
+            weights.append(None)
+        elif rng is None:
+            weights.append(p)
+        else:
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(rng, 1), t), k)
+            weights.append(jax.random.bernoulli(key, p, field.shape))
+    return tuple(weights)
+
+
+def zoneout(new, old, weights: tuple):
+    """The carry after zoneout: per field, where(mask, old, new), p * old + (1 - p) * new, or
+    new (see `zoneout_weights`)."""
+    out = []
+    for n, o, w in zip(new, old, weights, strict=True):
+        if w is None:
+            out.append(n)
+        elif isinstance(w, float):
+            out.append(w * o + (1.0 - w) * n)
+        else:
+            out.append(jnp.where(w, o, n))
+    return type(new)(*out)
+
+
+def zoneout_cotangents(d, weights: tuple):
+    """The backward of `zoneout` for the cotangent d of its result: (d_new, d_old), d_old with
+    None for the fields that keep nothing of the old value."""
+    d_new, d_old = [], []
+    for g, w in zip(d, weights, strict=True):
+        if w is None:
+            d_new.append(g)
+            d_old.append(None)
+        elif isinstance(w, float):
+            d_new.append((1.0 - w) * g)
+            d_old.append(w * g)
+        else:
+            d_new.append(jnp.where(w, 0.0, g))
+            d_old.append(jnp.where(w, g, 0.0))
+    return type(d)(*d_new), tuple(d_old)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from cells import base, kernels, linear_scan
+from cells import base, kernels, linear_scan, regularization
 
 _BACKWARDS = ("autodiff", "fused")
 _MODES = ("auto", "sequential", "hoisted", "parallel")
@@ -196,22 +196,6 @@ def _check_regularizers(cell, recurrent_dropout, zoneout, mode) -> tuple[float, 
     return float(rates[0]), float(rates[1])
 
 
-def _zoneout(new, old, p_h: float, p_c: float, rng, t):
-    """Each unit keeps its old value with probability p (h: p_h, other fields: p_c); without
-    rng the expectation p * old + (1 - p) * new (Krueger et al. 2017)."""
-    out = []
-    for k, (n, o) in enumerate(zip(new, old, strict=True)):
-        p = p_h if k == 0 else p_c
-        if p == 0.0:
-            out.append(n)
-        elif rng is None:
-            out.append(p * o + (1.0 - p) * n)
-        else:
-            key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(rng, 1), t), k)
-            out.append(jnp.where(jax.random.bernoulli(key, p, n.shape), o, n))
-    return type(new)(*out)
-
-
 def reverse_index(lengths, steps: int):
     """idx[b, t]: the time step read at position t when sequence b is reversed.
 
@@ -301,7 +285,9 @@ def scan(
         (evaluation) the expectation p * old + (1 - p) * new. p = 0 is the plain cell, p = 1
         keeps the carry.
       rng: PRNG key for recurrent_dropout and zoneout. Either option runs the sequential mode
-        with autodiff (the hand-written backward and the parallel modes do not cover them).
+        (the hoisted and parallel modes cannot apply them); backward='fused' covers both (the
+        mask enters dh_{t-1} and dW_hh; zoneout splits each step's carry cotangent between
+        the cell and the kept carry, its masks redrawn from the same keys).
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -325,9 +311,9 @@ def scan(
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
     zone_h, zone_c = _check_regularizers(cell, recurrent_dropout, zoneout, mode)
-    regularized = recurrent_dropout > 0 or zone_h > 0 or zone_c > 0
-    if regularized:
-        mode, backward = "sequential", "autodiff"
+    zoned = zone_h > 0 or zone_c > 0
+    if recurrent_dropout > 0 or zoned:
+        mode = "sequential"  # both act inside the step (checked: not asked of hoisted/parallel)
     rec_mask = None
     if recurrent_dropout > 0 and rng is not None:
         keep = jax.random.bernoulli(
@@ -354,8 +340,9 @@ def scan(
         if projection == "auto":  # a symbolic batch (jax.export) is taken as a large one
             small = isinstance(batch, int) and batch < IN_LOOP_MIN_BATCH
             projection = "hoisted" if small else "in_loop"
+        zoneout = ((zone_h, zone_c), rng) if zoned else None
         return _scan_fused(
-            cell, params, xs, carry, init, lengths, resets_BxT, reverse, unroll, projection
+            cell, params, xs, carry, init, lengths, resets_BxT, reverse, unroll, projection, zoneout
         )
 
     xp_BxTxG = cell.input_projection(params, xs)
@@ -370,8 +357,9 @@ def scan(
         if reset_B is not None:
             carry = jax.tree.map(lambda c0, c: jnp.where(reset_B[:, None], c0, c), init, carry)
         new_carry, h, gates = cell.fused_step(params, carry, xp_BxG)
-        if zone_h > 0 or zone_c > 0:
-            new_carry = _zoneout(new_carry, carry, zone_h, zone_c, rng, t)
+        if zoned:
+            weights = regularization.zoneout_weights((zone_h, zone_c), rng, t, carry)
+            new_carry = regularization.zoneout(new_carry, carry, weights)
             h = new_carry[0]  # every cell's output is its carry's h
         if lengths is not None:
             valid_Bx1 = (t < lengths)[:, None]
@@ -400,9 +388,10 @@ def scan(
 
 
 def _scan_fused(
-    cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, unroll, projection
+    cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, unroll, projection, zoneout
 ):
-    """`scan` with the hand-written backward of `cells.kernels`, time-major inside.
+    """`scan` with the hand-written backward of `cells.kernels`, time-major inside (zoneout:
+    None or ((p_h, p_c), rng); a recurrent-dropout mask rides in params).
 
     The inputs are put time-major (and reversed) before the projection, where they are I wide
     rather than G*H wide; the projection is then one [T*B, I] x [I, G*H] GEMM ('hoisted') or
@@ -418,12 +407,12 @@ def _scan_fused(
     try:
         if projection == "in_loop":
             hs_TxBxH, carry = kernels.recurrence_from_inputs(
-                cell, params, xs_TxBxI, carry, valid_TxB, unroll, resets_TxB, init
+                cell, params, xs_TxBxI, carry, valid_TxB, unroll, resets_TxB, init, zoneout
             )
         else:
             xp_TxBxG = cell.input_projection(params, xs_TxBxI)
             hs_TxBxH, carry = kernels.recurrence(
-                cell, params, xp_TxBxG, carry, valid_TxB, unroll, resets_TxB, init
+                cell, params, xp_TxBxG, carry, valid_TxB, unroll, resets_TxB, init, zoneout
             )
     except TypeError as e:
         if "forward-mode" not in str(e):

@@ -185,9 +185,127 @@ def load_timings() -> list[dict]:
 
 
 def load_records() -> list[dict]:
-    """The LM run records (not side files such as the RNN lr probe), by file name."""
+    """The LM run records (not side files such as the RNN lr probe), by file name; the
+    learning-rate search's runs (diverged ones included) among them."""
     runs = records.load_all(RESULTS_DIR, ("ptb_", "shakespeare_")).values()
-    return [r for r in runs if r.get("task") == "lm"]
+    return [
+        r for r in runs if r.get("task") == "lm" or str(r.get("name", "")).startswith(SEARCH_PREFIX)
+    ]
+
+
+SEARCH_PREFIX = "ptb_lr_"  # experiments.run_grid ptb_lr: one epoch per cell and rate
+KIM_PREFIX = "ptb_kim_small_"  # experiments/configs/ptb_kim_small.py runs: <variant>_s<seed>
+KIM_PAPER_TEST = 97.6  # Kim et al. 2016, LSTM-Word-Small, test perplexity
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.2f} +- {std:.2f}"
+
+
+def render_search(runs: list[dict]) -> list[str]:
+    """The learning-rate search table: validation perplexity after the searched epochs, per
+    cell and rate, the chosen (lowest) rate in bold, and the full run at that rate."""
+    from experiments import run_grid
+
+    search = {r["name"]: r for r in runs if r["name"].startswith(SEARCH_PREFIX)}
+    if not search:
+        return []
+    rates = run_grid.PTB_RATES
+    out = [
+        "### A fair cell comparison: the same learning-rate search for every cell",
+        "",
+        f"Each cell of ptb_small trained for {run_grid.PTB_SEARCH_EPOCHS} epoch at each rate "
+        "(`python -m experiments.run_grid ptb_lr`; Zaremba's schedule keeps the rate for the "
+        "first 4 epochs, so this is the first epoch of the full run); the rate with the lowest "
+        "**validation** perplexity (the test set is not looked at) is then trained for the "
+        "full 13 epochs (`python -m experiments.run_grid ptb_cells`).",
+        "",
+        "| cell | " + " | ".join(f"valid ppl, lr {r:g}" for r in rates) + " | chosen | "
+        "full run at the chosen lr: valid / test ppl (best ckpt) |",
+        "|---|" + "---:|" * len(rates) + "---:|---|",
+    ]
+    by_name = {r["name"]: r for r in runs}
+    for cell in run_grid.PTB_CELLS:
+        cells_runs = [search.get(run_grid.ptb_search_name(cell, rate)) for rate in rates]
+        if not any(cells_runs):
+            continue
+        scores = []
+        for r in cells_runs:
+            if r is None:
+                scores.append(None)
+            elif r.get("status") == "diverged":
+                scores.append(float("inf"))
+            else:
+                scores.append(r["valid"]["perplexity"])
+        finite = [
+            (v, rate)
+            for v, rate in zip(scores, rates, strict=True)
+            if v not in (None, float("inf"))
+        ]
+        chosen = min(finite)[1] if finite and None not in scores else None
+        cells_s = []
+        for v, rate in zip(scores, rates, strict=True):
+            text = "not run" if v is None else "diverged" if v == float("inf") else f"{v:.2f}"
+            cells_s.append(f"**{text}**" if rate == chosen else text)
+        full = by_name.get(run_grid.ptb_full_name(cell, chosen)) if chosen is not None else None
+        full_s = (
+            f"{full['name']}: {full['valid']['perplexity']:.2f} / {full['test']['perplexity']:.2f}"
+            if full and full.get("status") == "complete"
+            else "not run yet"
+        )
+        chosen_s = f"{chosen:g}" if chosen is not None else ""
+        out.append(f"| {cell} | " + " | ".join(cells_s) + f" | {chosen_s} | {full_s} |")
+    commits = sorted({r.get("git_commit", "unknown")[:10] for r in search.values()})
+    out += ["", f"Search commits: {', '.join(commits)}.", ""]
+    return out
+
+
+def render_kim(runs: list[dict]) -> list[str]:
+    """Kim et al. 2016 Word-Small (seeds) and the regularisation ablation rows."""
+    kim = [r for r in runs if r["name"].startswith(KIM_PREFIX)]
+    if not kim:
+        return []
+    out = [
+        "### Kim et al. 2016 LSTM-Word-Small and the regularisation ablation",
+        "",
+        "`experiments/configs/ptb_kim_small.py[:variant=NAME,seed=N]`: 2 x 200 LSTM, 200-dim "
+        "embeddings, dropout 0.5 above the first layer and before the softmax, SGD lr 1 halved "
+        "when validation perplexity improves by less than 1, 25 epochs, BPTT 35, batch 20, "
+        f"clip 5, init +-0.05. Paper: test perplexity {KIM_PAPER_TEST} (target within 2%, <= "
+        f"{KIM_PAPER_TEST * 1.02:.1f}). Seconds per epoch: train time (evaluation passes "
+        "included, runs sharing the 2-core CPU two at a time) / epochs.",
+        "",
+        "| variant | seeds | valid ppl (best ckpt) | test ppl (best ckpt) | test ppl (last ckpt) | "
+        "s / epoch | status |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    variants: dict[str, list[dict]] = {}
+    for r in kim:
+        variant = r["name"][len(KIM_PREFIX) :].rsplit("_s", 1)[0]
+        variants.setdefault(variant, []).append(r)
+    for variant, rs in variants.items():
+        seeds = ", ".join(str(r["config"]["seed"]) for r in rs)
+        valid = _mean_std([r["valid"]["perplexity"] for r in rs])
+        test = _mean_std([r["test"]["perplexity"] for r in rs])
+        last = _mean_std([(r.get("last") or r)["test"]["perplexity"] for r in rs])
+        per_epoch = _mean_std([r["train_time_s"] / r["epochs"] for r in rs])
+        status = ", ".join(sorted({r["status"] for r in rs}))
+        out.append(f"| {variant} | {seeds} | {valid} | {test} | {last} | {per_epoch} | {status} |")
+    out.append("")
+    for r in kim:
+        if r["name"].startswith(KIM_PREFIX + "baseline"):
+            ppl = r["test"]["perplexity"]
+            out.append(
+                f"- {r['name']}: test perplexity {ppl:.2f} vs the paper's {KIM_PAPER_TEST} "
+                f"({100.0 * (ppl / KIM_PAPER_TEST - 1.0):+.1f}%; "
+                f"{'within' if ppl <= KIM_PAPER_TEST * 1.02 else 'outside'} the 2% target)."
+            )
+    out.append("")
+    return out
 
 
 def _fmt_time(seconds) -> str:
@@ -197,7 +315,11 @@ def _fmt_time(seconds) -> str:
 
 def render_section(runs: list[dict]) -> str:
     """The Markdown between the section:lm markers."""
-    ptb = [r for r in runs if r["name"].startswith("ptb_")]
+    ptb = [
+        r
+        for r in runs
+        if r["name"].startswith("ptb_") and not r["name"].startswith((SEARCH_PREFIX, KIM_PREFIX))
+    ]
     chars = [r for r in runs if r["name"].startswith("shakespeare_")]
     out = [
         "## Language modelling: Penn Treebank (Zaremba et al. 2014) and Tiny Shakespeare",
@@ -260,6 +382,8 @@ def render_section(runs: list[dict]) -> str:
                         f"within 2%, <= {paper[1] * 1.02:.1f})."
                     )
                 out.append("")
+    out += render_search(runs)
+    out += render_kim(runs)
     if chars:
         out += [
             "| run | cell | params | steps | valid nats/char | valid bits/char | "
@@ -275,7 +399,11 @@ def render_section(runs: list[dict]) -> str:
                 f"{r['train_tokens_per_s']:,.0f} | {_fmt_time(r['train_time_s'])} | {status} |"
             )
         out.append("")
-    commands = [(r["name"], r["command"]) for r in runs if r.get("command")]
+    commands = [
+        (r["name"], r["command"])
+        for r in runs
+        if r.get("command") and not r["name"].startswith(SEARCH_PREFIX)
+    ]
     if commands:
         out += ["Commands (as recorded in the result files; rerunning one resumes its workdir):"]
         out.append("")
@@ -312,7 +440,9 @@ def render_section(runs: list[dict]) -> str:
                 "```",
                 "",
             ]
-    hardware = sorted({(r["hardware"]["cpu"], r["hardware"]["cpu_count"]) for r in runs})
+    hardware = sorted(
+        {(r["hardware"]["cpu"], r["hardware"]["cpu_count"]) for r in runs if "hardware" in r}
+    )
     commits = sorted({r.get("git_commit", "unknown")[:10] for r in runs})
     if runs:
         out.append(

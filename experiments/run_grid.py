@@ -4,6 +4,7 @@ r"""Runs the forecasting and long-range grids one run at a time, resumably.
     nohup python -m experiments.run_grid all > workdirs/grid.log 2>&1 &
 
     python -m experiments.run_grid adding --out=/tmp/mine --workdirs=/tmp/mine/workdirs
+    python -m experiments.run_grid ptb_lr ptb_cells    # PTB: each cell's rate, then 13 epochs
 
 Each run is `python -m train.main --config=experiments/configs/<file>.py:<fields>
 --workdir=WORKDIRS/<name>`. A run whose OUT/<name>.json exists is not run again (the committed
@@ -16,6 +17,7 @@ trivial baseline and the first step whose validation metric counts as solved.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import time
 from absl import app, flags
 
 from experiments import records
+from train import provenance
 from train.tasks import long_range
 
 FLAGS = flags.FLAGS
@@ -39,12 +42,56 @@ COPY_SOLVED_ACCURACY = 0.99
 # Extra config fields per group (shorter budgets where the shared 2-core machine is too slow).
 EXTRA = {"ett_M": ",num_steps=1000", "adding": "", "copy": ""}
 
+# The PTB learning-rate search (ptb_small, Zaremba's schedule): every cell gets the same rates,
+# one epoch each (the schedule holds the rate for 4 epochs, so this is the first epoch of the
+# full run), and the rate with the lowest validation perplexity is the one trained for 13.
+PTB_CELLS = ("lstm", "gru", "rnn")
+PTB_RATES = (0.25, 0.5, 1.0)
+PTB_SEARCH_EPOCHS = 1
 
-def grid(group: str) -> list[tuple[str, str]]:
+
+def ptb_search_name(cell: str, rate: float) -> str:
+    return f"ptb_lr_{cell}_{rate:g}"
+
+
+def ptb_full_name(cell: str, rate: float) -> str:
+    """The 13-epoch run's result name (lr 1.0 keeps the name of the first runs)."""
+    return f"ptb_small_{cell}" if rate == 1.0 else f"ptb_small_{cell}_lr{rate:g}"
+
+
+def ptb_chosen_rate(cell: str, out_dir: str) -> float:
+    """The searched rate with the lowest validation perplexity (NaN or a missing value: a run
+    that diverged, never chosen); UsageError if the search has not run."""
+    scores = {}
+    for rate in PTB_RATES:
+        path = os.path.join(out_dir, f"{ptb_search_name(cell, rate)}.json")
+        if not os.path.exists(path):
+            raise app.UsageError(f"{path} missing: run `run_grid ptb_lr` (same --out) first")
+        value = records.read(path).get("valid", {}).get("perplexity")
+        scores[rate] = value if isinstance(value, float) and math.isfinite(value) else math.inf
+    return min(PTB_RATES, key=lambda r: scores[r])
+
+
+def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]]:
     """[(run name, config argument)] of one group; 'group@x' keeps runs whose name has _x."""
     if "@" in group:
         group, only = group.split("@", 1)
-        return [(n, a) for n, a in grid(group) if f"_{only}_" in f"{n}_"]
+        return [(n, a) for n, a in grid(group, out_dir) if f"_{only}_" in f"{n}_"]
+    if group == "ptb_lr":
+        return [
+            (
+                ptb_search_name(cell, rate),
+                f"ptb_small.py:cell={cell},learning_rate={rate},num_epochs={PTB_SEARCH_EPOCHS}",
+            )
+            for cell in PTB_CELLS
+            for rate in PTB_RATES
+        ]
+    if group == "ptb_cells":
+        chosen = {cell: ptb_chosen_rate(cell, out_dir) for cell in PTB_CELLS}
+        return [
+            (ptb_full_name(cell, rate), f"ptb_small.py:cell={cell},learning_rate={rate}")
+            for cell, rate in chosen.items()
+        ]
     if group in ("ett_S", "ett_M"):
         features = group[-1]
         extra = EXTRA.get(group, "")
@@ -72,7 +119,8 @@ def grid(group: str) -> list[tuple[str, str]]:
     if group == "examples":
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
-        f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, seq2seq, all"
+        f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, seq2seq, "
+        "ptb_lr, ptb_cells, all"
     )
 
 
@@ -102,6 +150,25 @@ def collect(name: str, workdir: str) -> dict:
     return results
 
 
+def diverged(name: str, workdir: str, cmd: list[str], wall_time_s: float) -> dict | None:
+    """The record of a run stopped by a non-finite loss (train.trainer.NonFiniteError), from
+    its log; None for any other failure (which is then retried by the next invocation)."""
+    with open(os.path.join(workdir, "stdout.log")) as log:
+        lines = [line.strip() for line in log if "non-finite loss" in line]
+    if not lines:
+        return None
+    return {
+        "name": name,
+        "status": "diverged",
+        "error": lines[-1],
+        "command": " ".join(["python", *cmd[1:]]),
+        "wall_time_s": wall_time_s,
+        "git_commit": provenance.git_commit(),
+        "hardware": provenance.hardware(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
 def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = False) -> None:
     out = os.path.join(out_dir, f"{name}.json")
     if os.path.exists(out) and not force:
@@ -124,6 +191,10 @@ def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = F
             status = subprocess.call(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         print(f"[grid] {name}: exit {status} after {time.time() - start:.0f}s", flush=True)
         if status != 0:
+            record = diverged(name, workdir, cmd, time.time() - start)
+            if record is not None:  # a result too: the run cannot train at this setting
+                records.write(out, record, overwrite=force)
+                print(f"[grid] {name}: diverged ({record['error']})", flush=True)
             return
     results = collect(name, workdir)
     records.write(out, results, overwrite=force)
@@ -141,14 +212,15 @@ def main(argv) -> None:
     groups = argv[1:]
     if not groups:
         raise app.UsageError(
-            "name the groups to run: ett_S ett_M adding copy examples seq2seq | all "
+            "name the groups to run: ett_S ett_M adding copy examples seq2seq ptb_lr ptb_cells "
+            "| all "
             "(GROUP@x keeps the runs whose name has _x)"
         )
     if groups == ["all"]:
         groups = ["ett_S", "adding", "ett_M", "copy", "examples"]
-    runs = [run_spec for group in groups for run_spec in grid(group)]
-    for name, config_arg in runs:
-        run(name, config_arg, FLAGS.out, FLAGS.workdirs, FLAGS.force)
+    for group in groups:  # one group at a time: ptb_cells reads what ptb_lr wrote
+        for name, config_arg in grid(group, FLAGS.out):
+            run(name, config_arg, FLAGS.out, FLAGS.workdirs, FLAGS.force)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,14 @@ and the output is zero, exactly like `cells.scan` with `lengths`. `resets` [T, B
 None) marks the steps before which the carry restarts from the initial carry: in the backward
 loop the gradient reaching such a step's incoming carry goes to the initial carry instead of
 the previous step (summed over every restart).
+
+Recurrent regularisers (`cells.scan(..., recurrent_dropout=, zoneout=)`) stay on this path: the
+variational mask rides in the recurrent params (`base.RECURRENT_MASK`; the step rules multiply
+the gradient through the recurrent product by it, see `step_grads`), and zoneout
+carry = where(mask, prev, own) sends each step's carry cotangent to the cell's own carry where
+the unit was updated and straight to the previous carry where it was kept; the masks are drawn
+again in the reverse loop from the same keys (`cells.regularization.zoneout_weights`), so
+nothing but the cell's own carries is stored for them.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cells import base, regularization
 from cells.kernels import step_grads
 
 
@@ -42,53 +51,69 @@ def _mask_tree(valid_Bx1, new, old):
 
 
 def _forward(
-    cell, unroll, project, iparams, rparams, xin_TxB, carry, init, valid_TxB, resets_TxB, save
-):
+    cell, unroll, project, zoneout, iparams, rparams, xin_TxB, carry, init, valid_TxB,
+    resets_TxB, rng, save,
+):  # fmt: skip
     grads = cell.backward_rule()
+    steps = xin_TxB.shape[0]
 
     def body(carry, inputs):
-        x_BxN, valid_B, reset_B = inputs
+        x_BxN, t, valid_B, reset_B = inputs
         if reset_B is not None:
             carry = _mask_tree(reset_B[:, None], init, carry)
         xp_BxG = cell.input_projection(iparams, x_BxN) if project else x_BxN
-        new_carry, _, gates = cell.fused_step(rparams, carry, xp_BxG)
+        cell_carry, _, gates = cell.fused_step(rparams, carry, xp_BxG)
+        new_carry = cell_carry
+        if zoneout is not None:
+            weights = regularization.zoneout_weights(zoneout, rng, t, carry)
+            new_carry = regularization.zoneout(cell_carry, carry, weights)
         if valid_B is not None:
             new_carry = _mask_tree(valid_B[:, None], new_carry, carry)
-        if save:
-            return new_carry, (new_carry, grads.saved(gates))
+        if save:  # with zoneout the step's own carry (before it) is what its backward reads
+            own = cell_carry if zoneout is not None else None
+            return new_carry, (new_carry, grads.saved(gates), own)
         return new_carry, new_carry.h
 
-    carry, stacked = lax.scan(body, carry, (xin_TxB, valid_TxB, resets_TxB), unroll=unroll)
+    inputs = (xin_TxB, jnp.arange(steps), valid_TxB, resets_TxB)
+    carry, stacked = lax.scan(body, carry, inputs, unroll=unroll)
     hs_TxBxH = stacked[0].h if save else stacked
     if valid_TxB is not None:
         hs_TxBxH = jnp.where(valid_TxB[:, :, None], hs_TxBxH, 0.0)
     return hs_TxBxH, carry, stacked
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _recurrence(
-    cell, unroll, project, iparams, rparams, xin_TxB, carry, init, valid_TxB, resets_TxB
-):
+    cell, unroll, project, zoneout, iparams, rparams, xin_TxB, carry, init, valid_TxB,
+    resets_TxB, rng,
+):  # fmt: skip
     hs_TxBxH, carry, _ = _forward(
-        cell, unroll, project, iparams, rparams, xin_TxB, carry, init, valid_TxB, resets_TxB, False
-    )
+        cell, unroll, project, zoneout, iparams, rparams, xin_TxB, carry, init, valid_TxB,
+        resets_TxB, rng, False,
+    )  # fmt: skip
     return hs_TxBxH, carry
 
 
 def _recurrence_fwd(
-    cell, unroll, project, iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB
-):
-    hs_TxBxH, carry, (carries_TxB, saved_TxB) = _forward(
-        cell, unroll, project, iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, True
-    )
+    cell, unroll, project, zoneout, iparams, rparams, xin_TxB, carry0, init, valid_TxB,
+    resets_TxB, rng,
+):  # fmt: skip
+    hs_TxBxH, carry, (carries_TxB, saved_TxB, own_TxB) = _forward(
+        cell, unroll, project, zoneout, iparams, rparams, xin_TxB, carry0, init, valid_TxB,
+        resets_TxB, rng, True,
+    )  # fmt: skip
     residuals = (
-        iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, carries_TxB, saved_TxB
+        iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, rng, carries_TxB,
+        saved_TxB, own_TxB,
     )  # fmt: skip
     return (hs_TxBxH, carry), residuals
 
 
-def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
-    iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, new_TxB, saved_TxB = residuals
+def _recurrence_bwd(cell, unroll, project, zoneout, residuals, cotangents):
+    (
+        iparams, rparams, xin_TxB, carry0, init, valid_TxB, resets_TxB, rng, new_TxB, saved_TxB,
+        own_TxB,
+    ) = residuals  # fmt: skip
     dhs_TxBxH, dcarry = cotangents
     grads = cell.backward_rule()
     # prev_TxB[t] is the carry entering step t: the starting carry, then new_TxB[:-1], and the
@@ -104,26 +129,40 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
     # With the projection in the loop, and where dh_{t-1} = dpre_t W_hh^T (LSTM, Elman), one
     # per-step GEMM against [W_hh; W_ih]^T gives dh_{t-1} and dx_t together.
     fuse_dx = project and grads.dh_prev_is_dpre_w_hh
+    step_rparams = rparams
     if fuse_dx:
         w = rparams["w_hh"]
         w_T = jnp.concatenate([w, iparams["w_ih"]], axis=0).T  # once, outside the loop
         hidden = w.shape[0]
+        mask = rparams.get(base.RECURRENT_MASK)
+        if mask is not None:  # the step's [dh', dx] product: the dropout mask on dh' only
+            ones = jnp.ones((mask.shape[0], xin_TxB.shape[-1]), mask.dtype)
+            step_rparams = {**rparams, base.RECURRENT_MASK: jnp.concatenate([mask, ones], -1)}
     else:
         w_T = grads.transposed(rparams)
+    steps = xin_TxB.shape[0]
     # The initial carry's gradient from restarts, accumulated only when there are resets.
     zeros0 = None if resets_TxB is None else jax.tree.map(jnp.zeros_like, dcarry)
 
     def body(carried, inputs):
         dnext, dcarry0_restarts = carried
-        s, prev, new, dh_BxH, valid_B, reset_B = inputs
+        s, prev, new, own, dh_BxH, t, valid_B, reset_B = inputs
         if valid_B is not None:
             dh_BxH = jnp.where(valid_B[:, None], dh_BxH, 0.0)
         d = dnext._replace(h=dnext.h + dh_BxH)
-        dprev, dpre_BxG = grads.backward_step(rparams, w_T, s, prev, new, d)
+        if zoneout is not None:  # the carry left the step as zoneout(own, prev)
+            weights = regularization.zoneout_weights(zoneout, rng, t, prev)
+            d, d_kept = regularization.zoneout_cotangents(d, weights)
+            new = own
+        dprev, dpre_BxG = grads.backward_step(step_rparams, w_T, s, prev, new, d)
         dx_BxI = None
         if fuse_dx:
             dx_BxI = dprev.h[:, hidden:]
             dprev = dprev._replace(h=dprev.h[:, :hidden])
+        if zoneout is not None:
+            dprev = type(dprev)(
+                *(g if k is None else g + k for g, k in zip(dprev, d_kept, strict=True))
+            )
         if valid_B is not None:
             valid_Bx1 = valid_B[:, None]
             dprev = _mask_tree(valid_Bx1, dprev, dnext)
@@ -141,7 +180,16 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
     (dcarry0, dinit), (dpre_TxBxG, dxs_TxBxI) = lax.scan(
         body,
         (dcarry, zeros0),
-        (saved_TxB, prev_TxB, new_TxB, dhs_TxBxH, valid_TxB, resets_TxB),
+        (
+            saved_TxB,
+            prev_TxB,
+            new_TxB,
+            own_TxB,
+            dhs_TxBxH,
+            jnp.arange(steps),
+            valid_TxB,
+            resets_TxB,
+        ),
         reverse=True,
         unroll=unroll,
     )
@@ -150,21 +198,25 @@ def _recurrence_bwd(cell, unroll, project, residuals, cotangents):
         dinit = jax.tree.map(jnp.zeros_like, init)
     dinit = jax.tree.map(lambda g, c: g.astype(c.dtype), dinit, init)
     drparams, dxp_TxBxG = grads.param_grads(rparams, prev_TxB, saved_TxB, dpre_TxBxG)
+    if base.RECURRENT_MASK in rparams:  # drawn from a key inside cells.scan: not trained
+        drparams[base.RECURRENT_MASK] = jnp.zeros_like(rparams[base.RECURRENT_MASK])
     drparams = jax.tree.map(lambda g, p: g.astype(p.dtype), drparams, rparams)
     if not project:
-        return {}, drparams, dxp_TxBxG.astype(xin_TxB.dtype), dcarry0, dinit, None, None
+        dxp = dxp_TxBxG.astype(xin_TxB.dtype)
+        return {}, drparams, dxp, dcarry0, dinit, None, None, None
     if fuse_dx:
         w_ih, b = iparams["w_ih"], iparams["b"]
         diparams = {
             "w_ih": step_grads.weight_grad(xin_TxB, dxp_TxBxG).astype(w_ih.dtype),
             "b": jnp.sum(dxp_TxBxG, axis=(0, 1)).astype(b.dtype),
         }
-        return diparams, drparams, dxs_TxBxI.astype(xin_TxB.dtype), dcarry0, dinit, None, None
+        dxs = dxs_TxBxI.astype(xin_TxB.dtype)
+        return diparams, drparams, dxs, dcarry0, dinit, None, None, None
     # The input projection's gradients, all steps at once: dW_ih = sum_t x_t^T dxp_t and
     # dx = dxp W_ih^T are single GEMMs, db a sum (autodiff of the hoisted projection).
     xp_TxBxG, project_vjp = jax.vjp(cell.input_projection, iparams, xin_TxB)
     diparams, dxs_TxBxI = project_vjp(dxp_TxBxG.astype(xp_TxBxG.dtype))
-    return diparams, drparams, dxs_TxBxI, dcarry0, dinit, None, None
+    return diparams, drparams, dxs_TxBxI, dcarry0, dinit, None, None, None
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -175,7 +227,17 @@ def supports(cell) -> bool:
     return cell.backward_rule() is not None
 
 
-def recurrence(cell, params, xp_TxBxG, carry, valid_TxB=None, unroll=1, resets_TxB=None, init=None):
+def recurrence(
+    cell,
+    params,
+    xp_TxBxG,
+    carry,
+    valid_TxB=None,
+    unroll=1,
+    resets_TxB=None,
+    init=None,
+    zoneout=None,
+):
     """Runs the recurrence over projected inputs with the hand-written sequence backward.
 
     Args:
@@ -190,20 +252,25 @@ def recurrence(cell, params, xp_TxBxG, carry, valid_TxB=None, unroll=1, resets_T
       resets_TxB: bool [T, B], True where the carry restarts from `init` before the step (and
         the step is valid); None for no restarts.
       init: the carry an episode restarts from (default: `carry`).
+      zoneout: None, or ((p_h, p_c), rng): zoneout after each step as `cells.scan` applies it
+        (`cells.regularization.zoneout_weights`; rng None for its expectation). A recurrent-
+        dropout mask, if any, rides in params under `cells.base.RECURRENT_MASK`.
 
     Returns:
       (hs [T, B, H] (zero at invalid steps), final carry).
     """
     init = carry if init is None else init
+    rates, rng = (None, None) if zoneout is None else zoneout
     rparams = _recurrent(params)
     return _recurrence(
-        cell, unroll, False, {}, rparams, xp_TxBxG, carry, init, valid_TxB, resets_TxB
+        cell, unroll, False, rates, {}, rparams, xp_TxBxG, carry, init, valid_TxB, resets_TxB, rng
     )
 
 
 def recurrence_from_inputs(
-    cell, params, xs_TxBxI, carry, valid_TxB=None, unroll=1, resets_TxB=None, init=None
-):
+    cell, params, xs_TxBxI, carry, valid_TxB=None, unroll=1, resets_TxB=None, init=None,
+    zoneout=None,
+):  # fmt: skip
     """`recurrence` with the input projection x_t W_ih + b done inside the forward loop.
 
     Same results; the difference is where the input GEMM runs. Hoisted (`recurrence`), it is
@@ -215,11 +282,13 @@ def recurrence_from_inputs(
     Args: as `recurrence`, with raw inputs xs [T, B, I] instead of xp.
     """
     init = carry if init is None else init
+    rates, rng = (None, None) if zoneout is None else zoneout
     iparams = {k: params[k] for k in _INPUT_PARAMS}
     rparams = _recurrent(params)
     return _recurrence(
-        cell, unroll, True, iparams, rparams, xs_TxBxI, carry, init, valid_TxB, resets_TxB
-    )
+        cell, unroll, True, rates, iparams, rparams, xs_TxBxI, carry, init, valid_TxB, resets_TxB,
+        rng,
+    )  # fmt: skip
 
 
 # The parameters of the input projection x W_ih + b; every other parameter is recurrent.

@@ -11,7 +11,13 @@ Each class below knows, for one cell type:
 
 Notation: d<x> is dL/d<x>; "pre" is a gate's pre-activation; sigmoid' = s (1 - s),
 tanh' = 1 - t^2. Carries are the cell's NamedTuples; `prev` is the carry entering the step,
-`new` the carry leaving it, `d` the cotangent of `new` (already including dL/dy_t).
+`new` the carry the cell computed (before zoneout), `d` its cotangent (including dL/dy_t).
+
+Variational recurrent dropout (`cells.scan(..., recurrent_dropout=p)`) feeds h'' = h' m
+(m: the per-sequence mask in rparams under `base.RECURRENT_MASK`) to the recurrent product
+only, so the gradient reaching h' through that product is multiplied by m (`StepGrad.dropped`)
+and the weight gradients read h'' (`StepGrad.recurrent_input`); other uses of h' (the GRU's
+interpolation) keep the undropped h'.
 
 A cell class names its rule as `fused_backward = step_grads.LSTMGrad` (see
 `cells.Cell.backward_rule`); a new cell with a hand-written backward adds its class here or in
@@ -51,6 +57,19 @@ class StepGrad:
 
     def prepare(self, rparams, prev_TxB, new_TxB, saved_TxB):
         return saved_TxB
+
+    @staticmethod
+    def dropped(rparams, dh_in):
+        """The gradient reaching h' through the recurrent product: times the dropout mask."""
+        mask = rparams.get(base.RECURRENT_MASK)
+        return dh_in if mask is None else dh_in * mask.astype(dh_in.dtype)
+
+    @staticmethod
+    def recurrent_input(rparams, h_TxBxH):
+        """h' as the recurrent product saw it, all steps at once (the mask is the same at every
+        step)."""
+        mask = rparams.get(base.RECURRENT_MASK)
+        return h_TxBxH if mask is None else h_TxBxH * mask.astype(h_TxBxH.dtype)[None]
 
 
 class LSTMGrad(StepGrad):
@@ -94,7 +113,9 @@ class LSTMGrad(StepGrad):
             blocks = [da_i, da_f, da_g, da_o]
             dc_prev = dc * f + (da_i * p_i + da_f * p_f if cell.peephole else 0.0)
         dpre_BxG = jnp.concatenate(blocks, axis=-1)
-        dh_prev = base.matmul(dpre_BxG, w_hh_T, cell.compute_dtype).astype(d.h.dtype)
+        dh_prev = self.dropped(
+            rparams, base.matmul(dpre_BxG, w_hh_T, cell.compute_dtype).astype(d.h.dtype)
+        )
         # With a projection, dW_hr needs each step's dh: carried to param_grads beside dpre.
         out = jnp.concatenate([dpre_BxG, d.h], axis=-1) if cell.proj_size else dpre_BxG
         return base.LSTMState(dh_prev, dc_prev), out
@@ -103,7 +124,7 @@ class LSTMGrad(StepGrad):
         cell = self.cell
         gh = cell.num_gates * cell.hidden_size
         dpre_TxBxG = dout_TxBxN[..., :gh]
-        grads = {"w_hh": weight_grad(prev_TxB.h, dpre_TxBxG)}
+        grads = {"w_hh": weight_grad(self.recurrent_input(rparams, prev_TxB.h), dpre_TxBxG)}
         if cell.peephole:
             blocks = dict(
                 zip(cell.gate_names, jnp.split(dpre_TxBxG, cell.num_gates, -1), strict=True)
@@ -146,7 +167,8 @@ class GRUGrad(StepGrad):
         if not self.cell.reset_after:
             return saved_TxB
         w_hn = rparams["w_hh"][:, 2 * self.h :]
-        a = base.matmul(prev_TxB.h, w_hn, self.cell.compute_dtype).astype(prev_TxB.h.dtype)
+        h_in = self.recurrent_input(rparams, prev_TxB.h)
+        a = base.matmul(h_in, w_hn, self.cell.compute_dtype).astype(prev_TxB.h.dtype)
         return dict(saved_TxB, a=base.add_bias(a, rparams["b_hn"]))
 
     def backward_step(self, rparams, w_hh_T, s, prev, new, d):
@@ -158,25 +180,27 @@ class GRUGrad(StepGrad):
         if self.cell.reset_after:
             dpre_r = dpre_n * s["a"] * r * (1.0 - r)
             dhw_Bx3H = jnp.concatenate([dpre_r, dpre_z, dpre_n * r], axis=-1)
-            dh_prev = d.h * z + base.matmul(dhw_Bx3H, w_hh_T, cdt).astype(d.h.dtype)
+            dh_in = base.matmul(dhw_Bx3H, w_hh_T, cdt).astype(d.h.dtype)
         else:
             w_hrz_T, w_hn_T = w_hh_T[: 2 * self.h], w_hh_T[2 * self.h :]
             drh = base.matmul(dpre_n, w_hn_T, cdt).astype(d.h.dtype)
-            dpre_r = drh * prev.h * r * (1.0 - r)
+            dpre_r = drh * base.recurrent_input(rparams, prev.h) * r * (1.0 - r)
             dpre_rz = jnp.concatenate([dpre_r, dpre_z], axis=-1)
-            dh_prev = d.h * z + drh * r + base.matmul(dpre_rz, w_hrz_T, cdt).astype(d.h.dtype)
+            dh_in = drh * r + base.matmul(dpre_rz, w_hrz_T, cdt).astype(d.h.dtype)
+        dh_prev = d.h * z + self.dropped(rparams, dh_in)
         return base.RNNState(dh_prev), jnp.concatenate([dpre_r, dpre_z, dpre_n], axis=-1)
 
     def param_grads(self, rparams, prev_TxB, saved_TxB, dxp_TxBx3H):
         h = self.h
         dpre_rz, dpre_n = dxp_TxBx3H[..., : 2 * h], dxp_TxBx3H[..., 2 * h :]
+        h_in = self.recurrent_input(rparams, prev_TxB.h)
         if self.cell.reset_after:
             dhn = dpre_n * saved_TxB["r"]
             dhw = jnp.concatenate([dpre_rz, dhn], axis=-1)
-            grads = {"w_hh": weight_grad(prev_TxB.h, dhw), "b_hn": jnp.sum(dhn, axis=(0, 1))}
+            grads = {"w_hh": weight_grad(h_in, dhw), "b_hn": jnp.sum(dhn, axis=(0, 1))}
         else:
-            dw_rz = weight_grad(prev_TxB.h, dpre_rz)
-            dw_n = weight_grad(saved_TxB["r"] * prev_TxB.h, dpre_n)
+            dw_rz = weight_grad(h_in, dpre_rz)
+            dw_n = weight_grad(saved_TxB["r"] * h_in, dpre_n)
             grads = {"w_hh": jnp.concatenate([dw_rz, dw_n], axis=1)}
         return grads, dxp_TxBx3H
 
@@ -200,10 +224,12 @@ class SimpleRNNGrad(StepGrad):
     def backward_step(self, rparams, w_hh_T, s, prev, new, d):
         dpre = _activation_grad(self.cell.activation, d.h, new.h)
         dh_prev = base.matmul(dpre, w_hh_T, self.cell.compute_dtype).astype(d.h.dtype)
-        return base.RNNState(dh_prev), dpre
+        return base.RNNState(self.dropped(rparams, dh_prev)), dpre
 
     def param_grads(self, rparams, prev_TxB, saved_TxB, dxp_TxBxH):
-        return {"w_hh": weight_grad(prev_TxB.h, dxp_TxBxH)}, dxp_TxBxH
+        return {
+            "w_hh": weight_grad(self.recurrent_input(rparams, prev_TxB.h), dxp_TxBxH)
+        }, dxp_TxBxH
 
 
 class IndRNNGrad(StepGrad):
@@ -223,10 +249,10 @@ class IndRNNGrad(StepGrad):
 
     def backward_step(self, rparams, u_H, s, prev, new, d):
         dpre = _activation_grad(self.cell.activation, d.h, new.h)
-        return base.RNNState(dpre * u_H.astype(dpre.dtype)[None, :]), dpre
+        return base.RNNState(self.dropped(rparams, dpre * u_H.astype(dpre.dtype)[None, :])), dpre
 
     def param_grads(self, rparams, prev_TxB, saved_TxB, dpre_TxBxH):
-        du = jnp.sum(dpre_TxBxH * prev_TxB.h, axis=(0, 1))
+        du = jnp.sum(dpre_TxBxH * self.recurrent_input(rparams, prev_TxB.h), axis=(0, 1))
         bound = self.cell.recurrent_max
         if bound:
             du = jnp.where(jnp.abs(rparams["u"]) <= bound, du, 0.0)

@@ -28,6 +28,7 @@ result files):
 
 import ml_collections
 
+from experiments.configs import arguments
 from train import config_base
 from train.tasks import lm
 
@@ -93,14 +94,24 @@ def zaremba_config(
     return config
 
 
-def get_config() -> ml_collections.ConfigDict:
-    return zaremba_config(
+# Config-string arguments (`ptb_small.py:cell=gru,learning_rate=0.5`), the same as the
+# --config.model.cell / --config.optim.learning_rate / --config.train.num_epochs overrides;
+# the learning-rate search of `python -m experiments.run_grid ptb_lr` uses them.
+ARGUMENTS = {"cell": "lstm", "learning_rate": 1.0, "num_epochs": 13}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    fields = arguments.parse(arg, ARGUMENTS)
+    config = zaremba_config(
         hidden_size=200,
         seq_len=20,
         dropout=0.0,
         init_scale=0.1,
-        num_epochs=13,
+        num_epochs=fields["num_epochs"],
         decay_after_epochs=4,
         decay_factor=0.5,
         grad_clip_norm=5.0,
     )
+    config.model.cell = fields["cell"]
+    config.optim.learning_rate = fields["learning_rate"]
+    return config

@@ -60,3 +60,59 @@ def test_render_replaces_only_the_section(results_dir, tmp_path):
     text = readme.read_text()
     assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text
     assert "ptb_small_rnn_lr0.25" in text
+
+
+def _search_files(directory, valid):
+    """ptb_lr_<cell>_<rate>.json files: a number is a finished run's valid ppl, None a run
+    that diverged (the record experiments.run_grid writes)."""
+    for (cell, rate), ppl in valid.items():
+        name = f"ptb_lr_{cell}_{rate:g}"
+        if ppl is None:
+            record = {"name": name, "status": "diverged", "error": "non-finite loss at step 7"}
+        else:
+            record = _record(name, cell, rate, ppl - 5.0)
+        (directory / f"{name}.json").write_text(json.dumps(record))
+
+
+def test_search_table_picks_the_lowest_validation_perplexity(results_dir):
+    from experiments import run_grid
+
+    valid = {("rnn", 0.25): 160.0, ("rnn", 0.5): None, ("rnn", 1.0): None}
+    valid |= {("gru", 0.25): 190.0, ("gru", 0.5): 170.0, ("gru", 1.0): 175.0}
+    _search_files(results_dir, valid)
+    assert run_grid.ptb_chosen_rate("rnn", str(results_dir)) == 0.25
+    assert run_grid.ptb_chosen_rate("gru", str(results_dir)) == 0.5
+    with pytest.raises(Exception, match="run `run_grid ptb_lr`"):
+        run_grid.ptb_chosen_rate("lstm", str(results_dir))  # not searched
+    records_ = lm_results.load_records()
+    names = [r["name"] for r in records_]
+    assert "ptb_lr_rnn_0.5" in names  # the diverged record is part of the search
+    text = lm_results.render_section(records_)
+    assert (
+        "| rnn | **160.00** | diverged | diverged | 0.25 | ptb_small_rnn_lr0.25: 155.00 / 150.00 |"
+        in text
+    )
+    assert "| gru | 190.00 | **170.00** | 175.00 | 0.5 | not run yet |" in text
+    # The search runs are not rows of the main table.
+    assert "| ptb_lr_gru_0.5 |" not in text
+
+
+def test_kim_table_reports_seeds_and_the_target(results_dir):
+    for seed, ppl in ((0, 98.0), (1, 100.0)):
+        name = f"ptb_kim_small_baseline_s{seed}"
+        record = _record(name, "lstm", 1.0, ppl) | {"epochs": 25.0, "train_time_s": 2500.0}
+        record["config"]["seed"] = seed
+        (results_dir / f"{name}.json").write_text(json.dumps(record))
+    text = lm_results.render_section(lm_results.load_records())
+    assert (
+        "| baseline | 0, 1 | 104.00 +- 1.41 | 99.00 +- 1.41 | 99.00 +- 1.41 | 100.00 +- 0.00 |"
+        in text
+    )
+    assert (
+        "ptb_kim_small_baseline_s0: test perplexity 98.00 vs the paper's 97.6 (+0.4%; within"
+        in text
+    )
+    assert (
+        "ptb_kim_small_baseline_s1: test perplexity 100.00 vs the paper's 97.6 (+2.5%; outside"
+        in text
+    )

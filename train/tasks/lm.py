@@ -116,7 +116,7 @@ class LMTask(base.Task):
         for k in ("dropout_input", "dropout_output"):
             if self.reg[k] < 0:
                 self.reg[k] = self.dropout
-        # cells.scan options (sequential mode with autodiff when on); zoneout acts in evaluation
+        # cells.scan options (run step by step, either backward); zoneout acts in evaluation
         # too (as its expectation), recurrent dropout only with an rng (training).
         self.recurrent_options = {
             k: float(self.reg[k]) for k in ("recurrent_dropout", "zoneout") if self.reg[k]
