@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all lint format bench check-tpu clean
 
 $(STAMP): setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,5 +36,22 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m experiments.bench
 
+# Deviceless TPU compilation (experiments/check_tpu.py). libtpu gets its own venv: where it is
+# installed, JAX probes for a TPU at every start-up. JAX_PLATFORMS=cpu: nothing runs on a TPU;
+# TPU_SKIP_MDS_QUERY / TPU_WORKER_HOSTNAMES: no cloud metadata server or TPU pod to ask.
+TPU_VENV := .venv-tpu
+TPU_STAMP := $(TPU_VENV)/.installed
+CHECK_TPU_OUT ?= workdirs/check_tpu
+
+$(TPU_STAMP): setup.cfg constraints.txt
+	test -x $(TPU_VENV)/bin/python || $(PYTHON) -m venv $(TPU_VENV)
+	$(TPU_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TPU_VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[train,tpu]'
+	touch $(TPU_STAMP)
+
+check-tpu: $(TPU_STAMP)
+	JAX_PLATFORMS=cpu TPU_SKIP_MDS_QUERY=1 TPU_WORKER_HOSTNAMES=localhost \
+		$(TPU_VENV)/bin/python -m experiments.check_tpu --out=$(CHECK_TPU_OUT)
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TPU_VENV) build dist *.egg-info .pytest_cache .ruff_cache

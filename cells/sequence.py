@@ -272,7 +272,8 @@ def scan(
         of one multiply-add per element (least work), 'parallel' with
         `jax.lax.associative_scan` (O(log T) depth); both differentiate by autodiff
         (`backward`, `projection`, `unroll` unused). 'auto': for those cells 'hoisted' on CPU
-        (measured faster there) and 'parallel' on GPU/TPU, unless remat=True (sequential);
+        (measured faster there) and 'parallel' on GPU/TPU, unless remat=True (sequential) or
+        the time axis is symbolic under `jax.export` ('hoisted': 'parallel' needs static T);
         'sequential' for every other cell. Same values up to float rounding.
 
       recurrent_dropout: p in [0, 1): variational dropout of the hidden state fed to the
@@ -328,9 +329,17 @@ def scan(
             f"cells.linear_scan.LinearRecurrentCell: MinGRU, MinLSTM); {type(cell).__name__} "
             "is not; use mode='sequential' or 'auto'."
         )
+    static_steps = isinstance(steps, int)  # False for a symbolic time axis (jax.export)
     if linear and mode == "auto" and not remat:
-        # The loop measured faster on CPU; accelerators get the O(log T)-depth scan (unmeasured).
-        mode = "hoisted" if jax.default_backend() == "cpu" else "parallel"
+        # The loop measured faster on CPU; accelerators get the O(log T)-depth scan (unmeasured),
+        # which needs a static number of steps.
+        on_cpu = jax.default_backend() == "cpu"
+        mode = "hoisted" if on_cpu or not static_steps else "parallel"
+    if mode == "parallel" and not static_steps:
+        raise ValueError(
+            "mode='parallel' needs a static number of steps (jax.lax.associative_scan); the "
+            f"time axis is symbolic ({steps}, jax.export): use mode='hoisted' or 'auto'."
+        )
     if linear and mode in ("hoisted", "parallel"):
         method = linear_scan.METHOD_OF_MODE[mode]
         return _scan_linear(
