@@ -168,6 +168,15 @@ def _has_fused_backward(cell: base.Cell) -> bool:
     return False
 
 
+def _auto_projection(batch) -> str:
+    """projection='auto': on CPU by the batch size (measured, experiments/PERF_NOTES.md section
+    10; a symbolic batch under jax.export counts as large); elsewhere 'hoisted' (unmeasured)."""
+    if jax.default_backend() != "cpu":
+        return "hoisted"
+    small = isinstance(batch, int) and batch < IN_LOOP_MIN_BATCH
+    return "hoisted" if small else "in_loop"
+
+
 def _check_regularizers(cell, recurrent_dropout, zoneout, mode) -> tuple[float, float]:
     """Validates recurrent_dropout and zoneout; returns the zoneout rates (p_h, p_c)."""
     if (
@@ -262,8 +271,9 @@ def scan(
       projection: where the fused path runs the input GEMM x_t W_ih + b: 'hoisted' (one
         [T*B, I] x [I, G*H] GEMM before the loop), 'in_loop' (one [B, I] x [I, G*H] per step,
         its result kept in cache; the backward still does dW_ih and dx as single GEMMs), or
-        'auto' (in_loop when B >= IN_LOOP_MIN_BATCH, as measured faster on CPU, and for a
-        symbolic batch size under `jax.export`). Same values.
+        'auto' (on CPU: in_loop when B >= IN_LOOP_MIN_BATCH, as measured faster there, and
+        for a symbolic batch size under `jax.export`; on GPU/TPU: hoisted, the one large GEMM
+        cuDNN also does first -- not yet measured here). Same values.
         Only backward='fused' reads it.
       mode: how the time loop runs. 'sequential': `cell.fused_step` in a `lax.scan`, every
         cell. For cells whose recurrence is linear in h (`cells.linear_scan.
@@ -346,9 +356,8 @@ def scan(
             cell, params, xs, carry, init, lengths, resets_BxT, reverse, return_trace, method
         )
     if backward == "fused" and not (return_trace or remat) and _has_fused_backward(cell):
-        if projection == "auto":  # a symbolic batch (jax.export) is taken as a large one
-            small = isinstance(batch, int) and batch < IN_LOOP_MIN_BATCH
-            projection = "hoisted" if small else "in_loop"
+        if projection == "auto":
+            projection = _auto_projection(batch)
         zoneout = ((zone_h, zone_c), rng) if zoned else None
         return _scan_fused(
             cell, params, xs, carry, init, lengths, resets_BxT, reverse, unroll, projection, zoneout

@@ -72,11 +72,38 @@ def ptb_chosen_rate(cell: str, out_dir: str) -> float:
     return min(PTB_RATES, key=lambda r: scores[r])
 
 
+# The LTSF protocol's linear baselines (experiments/configs/ltsf.py): seeds per trained model;
+# the last-value forecast has nothing random and runs once.
+LTSF_HORIZONS = (96, 192, 336, 720)
+LTSF_SEEDS = (0, 1, 2)
+
+
+def ltsf_runs(models: tuple[str, ...], features: str) -> list[tuple[str, str]]:
+    runs = []
+    for model in models:
+        seeds = (0,) if model == "repeat" else LTSF_SEEDS
+        for h in LTSF_HORIZONS:
+            for seed in seeds:
+                suffix = "" if model == "repeat" else f"_s{seed}"
+                runs.append(
+                    (
+                        f"ltsf_{model}_{features}_{h}{suffix}",
+                        f"ltsf.py:model={model},features={features},horizon={h},seed={seed}"
+                        + (",epochs=1" if model == "repeat" else ""),
+                    )
+                )
+    return runs
+
+
 def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]]:
     """[(run name, config argument)] of one group; 'group@x' keeps runs whose name has _x."""
     if "@" in group:
         group, only = group.split("@", 1)
         return [(n, a) for n, a in grid(group, out_dir) if f"_{only}_" in f"{n}_"]
+    if group == "ltsf_linear":  # ETTh1 multivariate and univariate (OT)
+        return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M") + ltsf_runs(
+            ("repeat", "nlinear", "dlinear"), "S"
+        )
     if group == "ptb_lr":
         return [
             (
@@ -120,7 +147,7 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, seq2seq, "
-        "ptb_lr, ptb_cells, all"
+        "ptb_lr, ptb_cells, ltsf_linear, all"
     )
 
 
@@ -213,6 +240,7 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M adding copy examples seq2seq ptb_lr ptb_cells "
+            "ltsf_linear "
             "| all "
             "(GROUP@x keeps the runs whose name has _x)"
         )

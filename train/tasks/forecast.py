@@ -19,6 +19,10 @@ With `subtract_last` (default True) the model works relative to the last observe
 are x_t - x_L and the prediction is x_L[out] + y_hat (the "NLinear" normalisation of Zeng et
 al. 2023), which removes the level shift between the training years and the test months.
 
+`model.architecture` = 'linear' | 'nlinear' | 'dlinear' | 'repeat' replaces the recurrent model
+by Zeng et al.'s linear forecasters or the last value (`train/tasks/forecast_linear.py`), trained
+in this same harness (data, loss, metrics, loop) as the baselines of the recurrent ones.
+
 Metrics: mse (= loss) and mae over every predicted value of every window of a split.
 """
 
@@ -33,7 +37,9 @@ from train import models
 from train.data import base as data_base
 from train.data import timeseries
 from train.errors import ConfigError
-from train.tasks import base
+from train.tasks import base, forecast_linear
+
+ARCHITECTURES = ("rnn", *forecast_linear.KINDS)
 
 
 class ForecastData:
@@ -120,7 +126,8 @@ class ForecastTask(base.Task):
     """Encoder RNN + direct or seq2seq multi-horizon head; MSE on standardised values."""
 
     name = "forecast"
-    model_fields = ("head", "subtract_last")
+    model_fields = ("head", "subtract_last", "architecture")
+    model_defaults = {"architecture": "rnn"}  # configs saved before the linear baselines
     data_fields = (
         "date_column",
         "target",
@@ -138,6 +145,11 @@ class ForecastTask(base.Task):
         head = config.model.get("head", "direct")
         if head not in ("direct", "seq2seq"):
             raise ConfigError(f"config.model.head={head!r}; valid: 'direct', 'seq2seq'.")
+        architecture = config.model.get("architecture", "rnn")
+        if architecture not in ARCHITECTURES:
+            raise ConfigError(
+                f"config.model.architecture={architecture!r}; valid: {', '.join(ARCHITECTURES)}."
+            )
         ForecastData(config.data)
 
     def __init__(self, config):
@@ -147,11 +159,15 @@ class ForecastTask(base.Task):
         self.horizon = int(config.data.horizon)
         self.head = config.model.get("head", "direct")
         self.subtract_last = bool(config.model.get("subtract_last", True))
+        self.architecture = config.model.get("architecture", "rnn")
+        self.input_len = int(config.data.input_len)
         self.cell = models.make_cell(config)
         self.encoder = models.make_stack(config, self.cell)
 
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
+        if self.architecture != "rnn":
+            return forecast_linear.init(rng, self.architecture, self.input_len, self.horizon)
         k_enc, k_dec, k_head = jax.random.split(rng, 3)
         h, c = self.cell.output_size, self.num_channels
         params = {"encoder": self.encoder.init(k_enc, c)}
@@ -164,6 +180,8 @@ class ForecastTask(base.Task):
 
     def predict(self, params, x_BxLxC, rng=None):
         """Forecasts [B, H, C] (standardised) from inputs [B, L, C]."""
+        if self.architecture != "rnn":
+            return forecast_linear.predict(params, self.architecture, x_BxLxC, self.horizon)
         batch = x_BxLxC.shape[0]
         last_Bx1xC = x_BxLxC[:, -1:, :]
         if self.subtract_last:

@@ -1,0 +1,96 @@
+"""Long-term forecasting with the LTSF protocol of Zeng et al. 2023 (DLinear's code), ETTh1.
+
+Protocol (cure-lab/LTSF-Linear: data_provider/data_loader.py Dataset_ETT_hour, run_longExp.py,
+scripts/EXP-LongForecasting/Linear/etth1.sh and univariate/etth1.sh, read for this):
+  - ETTh1 rows: train [0, 8640), valid [8640 - L, 11520), test [11520 - L, 14400) (12/4/4
+    months; the later splits start L rows early so their first target follows the previous
+    split), StandardScaler fitted on the train rows, MSE / MAE on the standardised values of
+    every stride-1 test window (no window dropped).
+  - look-back L = 336, horizons H in {96, 192, 336, 720}; features 'M' (all 7 columns in and
+    out) or 'S' (OT alone).
+  - models (config string `model=`): linear, nlinear, dlinear (moving average 25, edges
+    replicated), one layer along time shared by the channels (`individual=False`, their
+    default), PyTorch's default init; repeat (the last value, nothing to train).
+  - training as their scripts: MSE loss, Adam lr 0.005, batch 32, at most 10 epochs with the
+    rate halved after every epoch (their `lradj='type1'`), validation after each epoch, early
+    stopping after 3 epochs without a lower validation MSE; test on the best checkpoint. No
+    gradient clipping (they have none).
+
+  python -m train.main --config=experiments/configs/ltsf.py:model=dlinear,horizon=96,seed=0 \\
+      --workdir=/tmp/ltsf_dlinear_M_96_s0
+  python -m experiments.run_grid ltsf_linear      # the grid below, 3 seeds, resumably
+
+Published (DLinear paper, Table 2, ETTh1 multivariate MSE for H = 96/192/336/720):
+  NLinear 0.374/0.408/0.429/0.440; DLinear 0.375/0.405/0.439/0.472; Linear 0.375/0.418/0.479/0.624
+  (../shared/REFERENCE.md). Measured: README "Forecasting", `experiments/results/ltsf_*.json`.
+"""
+
+import ml_collections
+
+from experiments.configs import arguments
+from train import config_base
+
+HORIZONS = (96, 192, 336, 720)
+ETT_TRAIN_ROWS = 8640  # 12 months of hours
+MODELS = ("linear", "nlinear", "dlinear", "repeat")
+
+ARGUMENTS = {
+    "seed": 0,
+    "model": "dlinear",
+    "features": "M",
+    "horizon": 96,
+    "input_len": 336,
+    "learning_rate": 0.005,
+    "batch_size": 32,
+    "epochs": 10,
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    fields = arguments.parse(arg, ARGUMENTS)
+    if fields["model"] not in MODELS:
+        raise ValueError(f"config argument model={fields['model']!r}; valid: {', '.join(MODELS)}.")
+    config = config_base.base_config()
+    config.task = "forecast"
+    config.seed = fields["seed"]
+    config.name = f"ltsf_{fields['model']}_{fields['features']}_{fields['horizon']}"
+
+    config.data.path = "experiments/data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
+    config.data.date_column = "date"
+    config.data.target = "OT"
+    config.data.features = fields["features"]  # 'M' all 7 columns; 'S' OT alone
+    config.data.input_len = fields["input_len"]  # L
+    config.data.horizon = fields["horizon"]  # H
+    config.data.split = "informer"  # the same ETT-hour borders as DLinear's loader
+    config.data.train_frac = 0.7  # unused with split='informer'
+    config.data.valid_frac = 0.1  # unused with split='informer'
+
+    config.model.architecture = fields["model"]  # train/tasks/forecast_linear.py
+    config.model.cell = "lstm"  # unused by the linear models
+    config.model.hidden_size = 8  # unused by the linear models
+    config.model.num_layers = 1
+    config.model.dropout = 0.0
+
+    config.optim.optimizer = "adam"
+    config.optim.learning_rate = fields["learning_rate"]
+    config.optim.schedule = "epoch_decay"  # lr * 0.5 ** epoch: their lradj='type1'
+    config.optim.decay_after_epochs = 1
+    config.optim.decay_factor = 0.5
+    config.optim.grad_clip_norm = 0.0  # none
+
+    # Training windows of the ETT-hour split, batches per epoch (the last partial one dropped,
+    # as their train loader): validation and a checkpoint after every epoch.
+    train_windows = ETT_TRAIN_ROWS - fields["input_len"] - fields["horizon"] + 1
+    steps_per_epoch = max(1, train_windows // fields["batch_size"])
+    config.train.num_epochs = fields["epochs"]
+    config.train.num_steps = 0
+    config.train.batch_size = fields["batch_size"]
+    config.train.log_every = max(1, steps_per_epoch // 4)
+    config.train.eval_every = steps_per_epoch
+    config.train.checkpoint_every = steps_per_epoch
+    config.train.keep_checkpoints = 1
+    config.train.early_stopping_patience = 3  # epochs without a lower valid MSE
+    config.train.best_metric = "mse"
+
+    config.eval.batch_size = 1024
+    return config
