@@ -21,7 +21,11 @@ al. 2023), which removes the level shift between the training years and the test
 
 `model.architecture` = 'linear' | 'nlinear' | 'dlinear' | 'repeat' replaces the recurrent model
 by Zeng et al.'s linear forecasters or the last value (`train/tasks/forecast_linear.py`), trained
-in this same harness (data, loss, metrics, loop) as the baselines of the recurrent ones.
+in this same harness (data, loss, metrics, loop) as the baselines of the recurrent ones;
+'segrnn' is SegRNN (`train/tasks/forecast_segrnn.py`; `model.segment_len`, `normalization`
+'revin' | 'last', `head_dropout`), its recurrence any registered cell. `model.loss` = 'mse'
+(default) or 'mae' is the training objective (SegRNN's code trains on MAE); both metrics are
+always reported.
 
 Metrics: mse (= loss) and mae over every predicted value of every window of a split.
 """
@@ -37,9 +41,10 @@ from train import models
 from train.data import base as data_base
 from train.data import timeseries
 from train.errors import ConfigError
-from train.tasks import base, forecast_linear
+from train.tasks import base, forecast_linear, forecast_segrnn
 
-ARCHITECTURES = ("rnn", *forecast_linear.KINDS)
+ARCHITECTURES = ("rnn", *forecast_linear.KINDS, "segrnn")
+LOSSES = ("mse", "mae")
 
 
 class ForecastData:
@@ -126,8 +131,15 @@ class ForecastTask(base.Task):
     """Encoder RNN + direct or seq2seq multi-horizon head; MSE on standardised values."""
 
     name = "forecast"
-    model_fields = ("head", "subtract_last", "architecture")
-    model_defaults = {"architecture": "rnn"}  # configs saved before the linear baselines
+    # Fields added after configs were first saved (their defaults reproduce the old models).
+    model_defaults = {
+        "architecture": "rnn",
+        "loss": "mse",
+        "segment_len": 48,
+        "normalization": "revin",
+        "head_dropout": 0.0,
+    }
+    model_fields = ("head", "subtract_last", *model_defaults)
     data_fields = (
         "date_column",
         "target",
@@ -150,6 +162,28 @@ class ForecastTask(base.Task):
             raise ConfigError(
                 f"config.model.architecture={architecture!r}; valid: {', '.join(ARCHITECTURES)}."
             )
+        loss = config.model.get("loss", "mse")
+        if loss not in LOSSES:
+            raise ConfigError(f"config.model.loss={loss!r}; valid: {', '.join(LOSSES)}.")
+        if architecture == "segrnn":
+            m = config.model
+            if m.get("normalization", "revin") not in forecast_segrnn.NORMALIZATIONS:
+                raise ConfigError(
+                    f"config.model.normalization={m.get('normalization')!r}; valid: "
+                    f"{', '.join(forecast_segrnn.NORMALIZATIONS)}."
+                )
+            if not 0.0 <= float(m.get("head_dropout", 0.0)) < 1.0:
+                raise ConfigError(
+                    f"config.model.head_dropout={m.get('head_dropout')}; valid: [0, 1)."
+                )
+            problem = forecast_segrnn.check(
+                int(config.data.input_len),
+                int(config.data.horizon),
+                int(m.get("segment_len", 48)),
+                int(m.hidden_size),
+            )
+            if problem:
+                raise ConfigError(problem + ".")
         ForecastData(config.data)
 
     def __init__(self, config):
@@ -159,13 +193,22 @@ class ForecastTask(base.Task):
         self.horizon = int(config.data.horizon)
         self.head = config.model.get("head", "direct")
         self.subtract_last = bool(config.model.get("subtract_last", True))
-        self.architecture = config.model.get("architecture", "rnn")
+        m = config.model
+        self.architecture = m.get("architecture", "rnn")
+        self.loss_name = m.get("loss", "mse")
         self.input_len = int(config.data.input_len)
+        self.segment_len = int(m.get("segment_len", 48))
+        self.normalization = m.get("normalization", "revin")
+        self.head_dropout = float(m.get("head_dropout", 0.0))
         self.cell = models.make_cell(config)
         self.encoder = models.make_stack(config, self.cell)
 
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
+        if self.architecture == "segrnn":
+            return forecast_segrnn.init(
+                rng, self.cell, self.num_channels, self.horizon, self.segment_len
+            )
         if self.architecture != "rnn":
             return forecast_linear.init(rng, self.architecture, self.input_len, self.horizon)
         k_enc, k_dec, k_head = jax.random.split(rng, 3)
@@ -180,6 +223,18 @@ class ForecastTask(base.Task):
 
     def predict(self, params, x_BxLxC, rng=None):
         """Forecasts [B, H, C] (standardised) from inputs [B, L, C]."""
+        if self.architecture == "segrnn":
+            return forecast_segrnn.predict(
+                params,
+                self.cell,
+                x_BxLxC,
+                self.horizon,
+                self.segment_len,
+                self.normalization,
+                self.head_dropout,
+                rng,
+                self.scan_kwargs,
+            )
         if self.architecture != "rnn":
             return forecast_linear.predict(params, self.architecture, x_BxLxC, self.horizon)
         batch = x_BxLxC.shape[0]
@@ -213,7 +268,7 @@ class ForecastTask(base.Task):
         count = jnp.sum(batch["weight"]) * (err_BxHxC.shape[1] * err_BxHxC.shape[2])
         se = jnp.sum(w_Bx1x1 * jnp.square(err_BxHxC))
         ae = jnp.sum(w_Bx1x1 * jnp.abs(err_BxHxC))
-        objective = se / jnp.maximum(count, 1.0)
+        objective = (se if self.loss_name == "mse" else ae) / jnp.maximum(count, 1.0)
         return objective, (carry, {"se": se, "ae": ae, "count": count})
 
     def summarize(self, sums):
