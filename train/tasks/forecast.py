@@ -23,7 +23,7 @@ al. 2023), which removes the level shift between the training years and the test
 by Zeng et al.'s linear forecasters or the last value (`train/tasks/forecast_linear.py`), trained
 in this same harness (data, loss, metrics, loop) as the baselines of the recurrent ones;
 'segrnn' is SegRNN (`train/tasks/forecast_segrnn.py`; `model.segment_len`, `normalization`
-'revin' | 'last', `head_dropout`), its recurrence any registered cell. `model.loss` = 'mse'
+'last' | 'revin', `head_dropout`), its recurrence any registered cell. `model.loss` = 'mse'
 (default) or 'mae' is the training objective (SegRNN's code trains on MAE); both metrics are
 always reported.
 
@@ -136,7 +136,7 @@ class ForecastTask(base.Task):
         "architecture": "rnn",
         "loss": "mse",
         "segment_len": 48,
-        "normalization": "revin",
+        "normalization": "last",
         "head_dropout": 0.0,
     }
     model_fields = ("head", "subtract_last", *model_defaults)
@@ -167,7 +167,7 @@ class ForecastTask(base.Task):
             raise ConfigError(f"config.model.loss={loss!r}; valid: {', '.join(LOSSES)}.")
         if architecture == "segrnn":
             m = config.model
-            if m.get("normalization", "revin") not in forecast_segrnn.NORMALIZATIONS:
+            if m.get("normalization", "last") not in forecast_segrnn.NORMALIZATIONS:
                 raise ConfigError(
                     f"config.model.normalization={m.get('normalization')!r}; valid: "
                     f"{', '.join(forecast_segrnn.NORMALIZATIONS)}."
@@ -198,7 +198,7 @@ class ForecastTask(base.Task):
         self.loss_name = m.get("loss", "mse")
         self.input_len = int(config.data.input_len)
         self.segment_len = int(m.get("segment_len", 48))
-        self.normalization = m.get("normalization", "revin")
+        self.normalization = m.get("normalization", "last")
         self.head_dropout = float(m.get("head_dropout", 0.0))
         self.cell = models.make_cell(config)
         self.encoder = models.make_stack(config, self.cell)

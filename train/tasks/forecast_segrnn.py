@@ -4,8 +4,9 @@ Series Forecasting"): an RNN over segments of the look-back, decoded in parallel
 Channel-independent: every channel of every window is one sequence. With look-back L, horizon
 H, segment length w (n = L / w input segments, m = H / w output segments) and width d:
 
-  normalise:  x <- (x - mean) / std per window and channel ('revin': RevIN without affine
-              parameters, the authors' code default, eps 1e-5), or x <- x - x_L ('last')
+  normalise:  x <- x - x_L per window and channel ('last', the paper's code at f5970fa), or
+              x <- (x - mean) / std ('revin': RevIN without affine parameters, eps 1e-5, an
+              option of their later code)
   embed:      e_i = ReLU(W_e x[(i-1)w : iw] + b_e)                 i = 1..n,   W_e [w, d]
   encode:     h_n = the final carry of the cell over e_1..e_n       (any registered cell)
   decode:     for every output segment j = 1..m, in parallel, one step of the same cell from
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 
 import cells
 
-NORMALIZATIONS = ("revin", "last")
+NORMALIZATIONS = ("last", "revin")
 REVIN_EPS = 1e-5
 
 
