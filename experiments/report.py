@@ -23,7 +23,7 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import records
+from experiments import ltsf_report, records
 
 FLAGS = flags.FLAGS
 ROOT = records.ROOT
@@ -381,6 +381,7 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         seq2seq_table(results),
         _image("ett_S_forecasts.png", rel_to),
         _image("ett_M_forecasts.png", rel_to),
+        ltsf_report.section(results),
     ]
     examples = example_table(results)
     if examples:
