@@ -78,7 +78,10 @@ LTSF_HORIZONS = (96, 192, 336, 720)
 LTSF_SEEDS = (0, 1, 2)
 
 
-def ltsf_runs(models: tuple[str, ...], features: str) -> list[tuple[str, str]]:
+def ltsf_runs(
+    models: tuple[str, ...], features: str, dataset: str = "etth1"
+) -> list[tuple[str, str]]:
+    prefix = "ltsf" if dataset == "etth1" else f"ltsf_{dataset}"
     runs = []
     for model in models:
         seeds = (0,) if model == "repeat" else LTSF_SEEDS
@@ -87,9 +90,9 @@ def ltsf_runs(models: tuple[str, ...], features: str) -> list[tuple[str, str]]:
                 suffix = "" if model == "repeat" else f"_s{seed}"
                 runs.append(
                     (
-                        f"ltsf_{model}_{features}_{h}{suffix}",
-                        f"ltsf.py:model={model},features={features},horizon={h},seed={seed}"
-                        + (",epochs=1" if model == "repeat" else ""),
+                        f"{prefix}_{model}_{features}_{h}{suffix}",
+                        f"ltsf.py:dataset={dataset},model={model},features={features},"
+                        f"horizon={h},seed={seed}" + (",epochs=1" if model == "repeat" else ""),
                     )
                 )
     return runs
@@ -104,6 +107,8 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M") + ltsf_runs(
             ("repeat", "nlinear", "dlinear"), "S"
         )
+    if group == "ltsf_exchange":  # Exchange-Rate, multivariate (8 currencies)
+        return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M", "exchange")
     if group == "ptb_lr":
         return [
             (
@@ -147,7 +152,7 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, seq2seq, "
-        "ptb_lr, ptb_cells, ltsf_linear, all"
+        "ptb_lr, ptb_cells, ltsf_linear, ltsf_exchange, all"
     )
 
 
@@ -240,7 +245,7 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M adding copy examples seq2seq ptb_lr ptb_cells "
-            "ltsf_linear "
+            "ltsf_linear ltsf_exchange "
             "| all "
             "(GROUP@x keeps the runs whose name has _x)"
         )

@@ -1,4 +1,5 @@
-"""Long-term forecasting with the LTSF protocol of Zeng et al. 2023 (DLinear's code), ETTh1.
+"""Long-term forecasting with the LTSF protocol of Zeng et al. 2023 (DLinear's code): ETTh1 and
+Exchange-Rate.
 
 Protocol (cure-lab/LTSF-Linear: data_provider/data_loader.py Dataset_ETT_hour, run_longExp.py,
 scripts/EXP-LongForecasting/Linear/etth1.sh and univariate/etth1.sh, read for this):
@@ -6,13 +7,17 @@ scripts/EXP-LongForecasting/Linear/etth1.sh and univariate/etth1.sh, read for th
     months; the later splits start L rows early so their first target follows the previous
     split), StandardScaler fitted on the train rows, MSE / MAE on the standardised values of
     every stride-1 test window (no window dropped).
-  - look-back L = 336, horizons H in {96, 192, 336, 720}; features 'M' (all 7 columns in and
-    out) or 'S' (OT alone).
+  - Exchange-Rate (`dataset=exchange`, LSTNet's file, 7,588 days x 8 currencies, no date
+    column): train int(0.7 N) rows, test int(0.2 N), valid the rows between (their
+    Dataset_Custom; split 'ltsf'), later splits starting L rows early.
+  - look-back L = 336, horizons H in {96, 192, 336, 720}; features 'M' (all columns in and
+    out) or 'S' (the target alone: ETTh1's OT).
   - models (config string `model=`): linear, nlinear, dlinear (moving average 25, edges
     replicated), one layer along time shared by the channels (`individual=False`, their
     default), PyTorch's default init; repeat (the last value, nothing to train).
-  - training as their scripts: MSE loss, Adam lr 0.005, batch 32, at most 10 epochs with the
-    rate halved after every epoch (their `lradj='type1'`), validation after each epoch, early
+  - training as their scripts: MSE loss, Adam, ETTh1 lr 0.005 and batch 32, Exchange lr 5e-4
+    and batch 8 (H 96, 192) or 32 (H 336, 720); at most 10 epochs with the rate halved after
+    every epoch (their `lradj='type1'`), validation after each epoch, early
     stopping after 3 epochs without a lower validation MSE; test on the best checkpoint. No
     gradient clipping (they have none).
 
@@ -20,9 +25,10 @@ scripts/EXP-LongForecasting/Linear/etth1.sh and univariate/etth1.sh, read for th
       --workdir=/tmp/ltsf_dlinear_M_96_s0
   python -m experiments.run_grid ltsf_linear      # the grid below, 3 seeds, resumably
 
-Published (DLinear paper, Table 2, ETTh1 multivariate MSE for H = 96/192/336/720):
-  NLinear 0.374/0.408/0.429/0.440; DLinear 0.375/0.405/0.439/0.472; Linear 0.375/0.418/0.479/0.624
-  (../shared/REFERENCE.md). Measured: README "Forecasting", `experiments/results/ltsf_*.json`.
+Published (DLinear paper, Table 2, multivariate MSE for H = 96/192/336/720, ../shared/
+REFERENCE.md): ETTh1 NLinear 0.374/0.408/0.429/0.440, DLinear 0.375/0.405/0.439/0.472;
+Exchange NLinear 0.089/0.180/0.331/1.033, DLinear 0.081/0.157/0.305/0.643, Repeat
+0.081/0.167/0.305/0.823. Measured: README "Forecasting", `experiments/results/ltsf_*.json`.
 """
 
 import ml_collections
@@ -32,16 +38,19 @@ from train import config_base
 
 HORIZONS = (96, 192, 336, 720)
 ETT_TRAIN_ROWS = 8640  # 12 months of hours
+EXCHANGE_ROWS = 7588
+DATASETS = ("etth1", "exchange")
 MODELS = ("linear", "nlinear", "dlinear", "repeat")
 
 ARGUMENTS = {
     "seed": 0,
+    "dataset": "etth1",
     "model": "dlinear",
     "features": "M",
     "horizon": 96,
     "input_len": 336,
-    "learning_rate": 0.005,
-    "batch_size": 32,
+    "learning_rate": 0.0,  # 0: the scripts' rate for the dataset
+    "batch_size": 0,  # 0: the scripts' batch size for the dataset and horizon
     "epochs": 10,
 }
 
@@ -50,18 +59,37 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     fields = arguments.parse(arg, ARGUMENTS)
     if fields["model"] not in MODELS:
         raise ValueError(f"config argument model={fields['model']!r}; valid: {', '.join(MODELS)}.")
+    dataset = fields["dataset"]
+    if dataset not in DATASETS:
+        raise ValueError(f"config argument dataset={dataset!r}; valid: {', '.join(DATASETS)}.")
+    exchange = dataset == "exchange"
+    if not fields["learning_rate"]:
+        fields["learning_rate"] = 5e-4 if exchange else 0.005
+    if not fields["batch_size"]:
+        fields["batch_size"] = 8 if exchange and fields["horizon"] <= 192 else 32
     config = config_base.base_config()
     config.task = "forecast"
     config.seed = fields["seed"]
-    config.name = f"ltsf_{fields['model']}_{fields['features']}_{fields['horizon']}"
+    prefix = "ltsf_exchange" if exchange else "ltsf"
+    config.name = f"{prefix}_{fields['model']}_{fields['features']}_{fields['horizon']}"
 
-    config.data.path = "experiments/data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
-    config.data.date_column = "date"
-    config.data.target = "OT"
-    config.data.features = fields["features"]  # 'M' all 7 columns; 'S' OT alone
+    if exchange:
+        config.data.path = "experiments/data/exchange_rate/exchange_rate.txt.gz"  # LSTNet's
+        config.data.header = False  # 8 bare columns '0'..'7'
+        config.data.date_column = "date"  # unused without a header
+        config.data.target = "7"  # DLinear's 'OT' (Singapore)
+        config.data.split = "ltsf"  # int(0.7 N) / rest / int(0.2 N)
+        train_rows = int(EXCHANGE_ROWS * 0.7)
+    else:
+        config.data.path = "experiments/data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
+        config.data.header = True
+        config.data.date_column = "date"
+        config.data.target = "OT"
+        config.data.split = "informer"  # the same ETT-hour borders as DLinear's loader
+        train_rows = ETT_TRAIN_ROWS
+    config.data.features = fields["features"]  # 'M' all columns; 'S' the target alone
     config.data.input_len = fields["input_len"]  # L
     config.data.horizon = fields["horizon"]  # H
-    config.data.split = "informer"  # the same ETT-hour borders as DLinear's loader
     config.data.train_frac = 0.7  # unused with split='informer'
     config.data.valid_frac = 0.1  # unused with split='informer'
 
@@ -80,7 +108,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Training windows of the ETT-hour split, batches per epoch (the last partial one dropped,
     # as their train loader): validation and a checkpoint after every epoch.
-    train_windows = ETT_TRAIN_ROWS - fields["input_len"] - fields["horizon"] + 1
+    train_windows = train_rows - fields["input_len"] - fields["horizon"] + 1
     steps_per_epoch = max(1, train_windows // fields["batch_size"])
     config.train.num_epochs = fields["epochs"]
     config.train.num_steps = 0

@@ -60,14 +60,17 @@ def _open_text(path: str):
     return io.StringIO(base.read_text(path), newline="")
 
 
-def read_csv(path: str, date_column: str = "date") -> Table:
-    """Reads a CSV (or gzip-compressed CSV) with a header row and one date column.
+def read_csv(path: str, date_column: str = "date", header: bool = True) -> Table:
+    """Reads a CSV (or gzip-compressed CSV) with a header row and one date column, or, with
+    header=False, a bare table of numbers (no header, no date column: LSTNet's exchange_rate
+    file), whose columns are named '0', '1', ... and whose rows stand in for the dates.
 
     Args:
       path: the file; '.gz' files are decompressed on the fly; files bundled under
         experiments/data/ are checked against experiments/data/SHA256SUMS.
       date_column: the name of the date/time column; every other column must be numeric.
-        An empty string means "the first column".
+        An empty string means "the first column". Unused with header=False.
+      header: whether the first row names the columns.
 
     Raises:
       ConfigError: missing file, missing date column, a non-numeric value, or no data rows.
@@ -75,48 +78,58 @@ def read_csv(path: str, date_column: str = "date") -> Table:
     with _open_text(path) as f:
         rows = list(csv.reader(f))
     rows = [r for r in rows if r and any(cell.strip() for cell in r)]
-    if len(rows) < 2:
+    if len(rows) < (2 if header else 1):
         raise ConfigError(
-            f"config.data.path={path!r}: needs a header row and at least one data row."
+            f"config.data.path={path!r}: needs "
+            + ("a header row and at least one data row." if header else "at least one row.")
         )
-    header = [name.strip() for name in rows[0]]
-    date_name = date_column or header[0]
-    if date_name not in header:
-        raise ConfigError(
-            f"config.data.date_column={date_name!r} is not a column of {path}; "
-            f"columns: {', '.join(header)}."
-        )
-    d = header.index(date_name)
-    keep = [j for j in range(len(header)) if j != d]
-    values = np.empty((len(rows) - 1, len(keep)), np.float64)
-    for n, row in enumerate(rows[1:]):
-        if len(row) != len(header):
+    if header:
+        names = [name.strip() for name in rows[0]]
+        data_rows, first = rows[1:], 2  # file line of the first data row
+        date_name = date_column or names[0]
+        if date_name not in names:
             raise ConfigError(
-                f"{path}: row {n + 2} has {len(row)} fields, the header has {len(header)}."
+                f"config.data.date_column={date_name!r} is not a column of {path}; "
+                f"columns: {', '.join(names)}."
+            )
+        d = names.index(date_name)
+    else:
+        names = [str(j) for j in range(len(rows[0]))]
+        data_rows, first, d, date_name = rows, 1, None, ""
+    keep = [j for j in range(len(names)) if j != d]
+    values = np.empty((len(data_rows), len(keep)), np.float64)
+    for n, row in enumerate(data_rows):
+        if len(row) != len(names):
+            raise ConfigError(
+                f"{path}: row {n + first} has {len(row)} fields, "
+                f"{'the header has' if header else 'the first row has'} {len(names)}."
             )
         for k, j in enumerate(keep):
             try:
                 values[n, k] = float(row[j])
             except ValueError:
                 raise ConfigError(
-                    f"{path}: column {header[j]!r} row {n + 2} has non-numeric value {row[j]!r}; "
-                    "every column except the date column must be numeric."
+                    f"{path}: column {names[j]!r} row {n + first} has non-numeric value "
+                    f"{row[j]!r}; every column except the date column must be numeric."
                 ) from None
     if not np.isfinite(values).all():
         n, k = np.argwhere(~np.isfinite(values))[0]
         raise ConfigError(
-            f"{path}: column {header[keep[k]]!r} row {n + 2} is not finite ({values[n, k]})."
+            f"{path}: column {names[keep[k]]!r} row {n + first} is not finite ({values[n, k]})."
         )
     too_big = np.abs(values) > np.finfo(np.float32).max
     if too_big.any():
         n, k = np.argwhere(too_big)[0]
         raise ConfigError(
-            f"{path}: column {header[keep[k]]!r} row {n + 2} holds {values[n, k]:g}, beyond "
+            f"{path}: column {names[keep[k]]!r} row {n + first} holds {values[n, k]:g}, beyond "
             "float32's range (3.4e38); rescale the column."
         )
-    dates = tuple(row[d] for row in rows[1:])
-    _check_time_order(path, date_name, dates)
-    return Table(path, dates, tuple(header[j] for j in keep), values.astype(np.float32))
+    if d is None:
+        dates = tuple(str(n) for n in range(len(data_rows)))
+    else:
+        dates = tuple(row[d] for row in data_rows)
+        _check_time_order(path, date_name, dates)
+    return Table(path, dates, tuple(names[j] for j in keep), values.astype(np.float32))
 
 
 def _check_time_order(path: str, column: str, dates: tuple[str, ...]) -> None:
@@ -152,6 +165,27 @@ def informer_borders(num_rows: int, input_len: int) -> dict[str, tuple[int, int]
         "train": (0, INFORMER_TRAIN_END),
         "valid": (INFORMER_TRAIN_END - input_len, INFORMER_VALID_END),
         "test": (INFORMER_VALID_END - input_len, INFORMER_TEST_END),
+    }
+
+
+def ltsf_borders(num_rows: int, input_len: int) -> dict[str, tuple[int, int]]:
+    """DLinear's / SegRNN's split of non-ETT sets (their Dataset_Custom): n_train = int(0.7 N),
+    n_test = int(0.2 N), valid the rows between; valid and test start L rows early.
+
+    Differs from `fraction_borders(N, L, 0.7, 0.1)` in which split gets the rounding remainder
+    (here valid; there test): Exchange-Rate's 7,588 rows give valid 760 / test 1,517 here.
+    """
+    n_train, n_test = int(num_rows * 0.7), int(num_rows * 0.2)
+    n_valid = num_rows - n_train - n_test
+    if min(n_train, n_valid, n_test) <= input_len:
+        raise ConfigError(
+            f"config.data.split='ltsf': {num_rows} rows give {n_train}/{n_valid}/{n_test} "
+            f"train/valid/test rows, too few for input_len={input_len}."
+        )
+    return {
+        "train": (0, n_train),
+        "valid": (n_train - input_len, n_train + n_valid),
+        "test": (num_rows - n_test - input_len, num_rows),
     }
 
 

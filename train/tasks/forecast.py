@@ -3,7 +3,9 @@
 Data (config.data): `path` (CSV or CSV.gz), `date_column`, `target` (the target column),
 `features` ('S': the target alone in and out; 'M': every numeric column in and out),
 `input_len` L, `horizon` H, `split` ('informer': ETT-hour rows [0, 8640) / [8640 - L, 11520) /
-[11520 - L, 14400); 'fraction': `train_frac` / `valid_frac` / rest, chronologically). A
+[11520 - L, 14400); 'ltsf': DLinear's int(0.7 N) / rest / int(0.2 N); 'fraction': `train_frac` /
+`valid_frac` / rest, chronologically), `header` (False: a bare table without header or date
+column, columns named '0', '1', ...). A
 StandardScaler is fitted on the train rows only; the loss and every metric are computed on the
 scaled values (Informer's "MSE / MAE on normalised values").
 
@@ -62,19 +64,24 @@ class ForecastData:
                 "positive."
             )
         path = str(data_base.resolve_path(data.path))
-        table = timeseries.read_csv(path, data.get("date_column", "date"))
+        table = timeseries.read_csv(
+            path, data.get("date_column", "date"), bool(data.get("header", True))
+        )
         target = table.column_index(data.target)
         L, H = int(data.input_len), int(data.horizon)
         split = data.get("split", "informer")
         if split == "informer":
             self.borders = timeseries.informer_borders(len(table), L)
+        elif split == "ltsf":
+            self.borders = timeseries.ltsf_borders(len(table), L)
         elif split == "fraction":
             self.borders = timeseries.fraction_borders(
                 len(table), L, float(data.train_frac), float(data.valid_frac)
             )
         else:
             raise ConfigError(
-                f"config.data.split={split!r}; valid: 'informer' (ETT hourly) or 'fraction'."
+                f"config.data.split={split!r}; valid: 'informer' (ETT hourly), 'ltsf' "
+                "(DLinear's 0.7/0.2 rule) or 'fraction'."
             )
         cols = [target] if data.features == "S" else list(range(len(table.columns)))
         self.table = table
@@ -149,6 +156,7 @@ class ForecastTask(base.Task):
         "split",
         "train_frac",
         "valid_frac",
+        "header",
     )
     unused_fields = {"train.seq_len": "the window length is config.data.input_len"}
 
