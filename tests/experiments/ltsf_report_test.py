@@ -14,10 +14,12 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
         "ltsf_nlinear_M_96_s1": _run(0.380),
         "ltsf_dlinear_M_192_s0": _run(0.450),  # 11% above the paper's 0.405
         "ett_M_24_lstm": _run(0.3),  # another protocol: not in these tables
+        "ltsf_exchange_nlinear_M_192_s0": _run(0.180),
     }
     text = ltsf_report.section(results)
     assert "| Repeat (last value) | 1 | 1.294 (1.295) |" in text
     assert "| NLinear | 2 | 0.375 +- 0.007 (0.374) |" in text
     assert "not run (0.341)" in text  # SegRNN's published row stays visible
-    assert "DLinear H=192: +11.1% from the paper (outside 3%)." in text
+    assert "etth1 M DLinear H=192: +11.1% from the paper (outside 3%)." in text
+    assert "| Repeat (last value) | 0 | not run (0.081) |" in text  # Exchange, not run
     assert ltsf_report.section({"ett_M_24_lstm": _run(0.3)}) == ""

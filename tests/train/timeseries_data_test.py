@@ -147,3 +147,24 @@ def test_first_column_is_the_default_date(tmp_path):
     path = write_csv(tmp_path / "a.csv", ["Month", "P"], [["1949-01", 112], ["1949-02", 118]])
     table = timeseries.read_csv(path, "")
     assert table.columns == ("P",) and table.dates == ("1949-01", "1949-02")
+
+
+def test_bare_table_without_header_or_dates(tmp_path):
+    path = tmp_path / "bare.txt"
+    path.write_text("1.0,2.0,3.0\n4.0,5.0,6.0\n")
+    table = timeseries.read_csv(str(path), header=False)
+    assert table.columns == ("0", "1", "2")
+    np.testing.assert_array_equal(table.values, [[1, 2, 3], [4, 5, 6]])
+    path.write_text("1.0,2.0,3.0\n4.0,x,6.0\n")
+    with pytest.raises(ConfigError, match="column '1' row 2 has non-numeric value 'x'"):
+        timeseries.read_csv(str(path), header=False)
+
+
+def test_bundled_exchange_rate_and_dlinears_split():
+    table = timeseries.read_csv("experiments/data/exchange_rate/exchange_rate.txt.gz", header=False)
+    assert table.values.shape == (7588, 8)
+    borders = timeseries.ltsf_borders(7588, 336)
+    # DLinear's Dataset_Custom: 5311 train rows, 1517 test, 760 valid; later splits L early.
+    assert borders == {"train": (0, 5311), "valid": (4975, 6071), "test": (5735, 7588)}
+    with pytest.raises(ConfigError, match="too few for input_len=5000"):
+        timeseries.ltsf_borders(7588, 5000)
