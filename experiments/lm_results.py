@@ -359,10 +359,10 @@ def render_section(runs: list[dict]) -> str:
             "the 2-core CPU each run got (runs overlapped, and some were paused or resumed in a "
             "later session): they are not cell speeds (see the speed section for those). Every "
             "PTB run uses its config unchanged except the cell and, where the lr column says "
-            "so, the initial learning rate (the schedule's decay is unchanged). The Elman RNN "
-            "diverged at lr 1.0 and 0.5 within its first 500 steps; halving from 1.0, 0.25 is "
-            "the first rate at which its first 928 steps train "
-            "(`experiments/results/ptb_small_rnn_lr_probe.json`), so it was rerun at 0.25."
+            "so, the initial learning rate (the schedule's decay is unchanged). Each cell's rate "
+            "comes from the same learning-rate search on validation (the table after the "
+            "curves); the runs of the GRU and the Elman RNN at the LSTM's rate 1.0 stay in the "
+            "table as the record of what that rate does to them (the RNN diverged)."
         )
         out.append("")
         out.append("Validation perplexity after each epoch (the curve behind the table):")

@@ -138,6 +138,17 @@ def dense_init(key, fan_in: int, fan_out: int) -> dict[str, jax.Array]:
     return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
 
 
+def torch_dense_init(key, fan_in: int, fan_out: int) -> dict[str, jax.Array]:
+    """PyTorch's nn.Linear default: w [fan_in, fan_out] and b both U[-1/sqrt(fan_in), +], for
+    models reproduced from PyTorch code (the LTSF linear models, SegRNN)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    k_w, k_b = jax.random.split(key)
+    return {
+        "w": jax.random.uniform(k_w, (fan_in, fan_out), jnp.float32, -bound, bound),
+        "b": jax.random.uniform(k_b, (fan_out,), jnp.float32, -bound, bound),
+    }
+
+
 def dense(p: dict[str, jax.Array], x_BxK, compute_dtype=None):
     """y = x w + b over the last axis; matmul inputs in `compute_dtype` (float32 accumulation)."""
     return cells_base.add_bias(cells_base.matmul(x_BxK, p["w"], compute_dtype), p["b"])

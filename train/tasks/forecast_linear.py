@@ -20,17 +20,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from train import models
+
 KINDS = ("linear", "nlinear", "dlinear", "repeat")
 DLINEAR_KERNEL = 25  # their moving-average kernel
-
-
-def _linear_init(rng, input_len: int, horizon: int) -> dict:
-    bound = 1.0 / input_len**0.5
-    k_w, k_b = jax.random.split(rng)
-    return {
-        "w": jax.random.uniform(k_w, (input_len, horizon), jnp.float32, -bound, bound),
-        "b": jax.random.uniform(k_b, (horizon,), jnp.float32, -bound, bound),
-    }
 
 
 def init(rng, kind: str, input_len: int, horizon: int) -> dict:
@@ -40,10 +33,10 @@ def init(rng, kind: str, input_len: int, horizon: int) -> dict:
     if kind == "dlinear":
         k_s, k_t = jax.random.split(rng)
         return {
-            "seasonal": _linear_init(k_s, input_len, horizon),
-            "trend": _linear_init(k_t, input_len, horizon),
+            "seasonal": models.torch_dense_init(k_s, input_len, horizon),
+            "trend": models.torch_dense_init(k_t, input_len, horizon),
         }
-    return {"linear": _linear_init(rng, input_len, horizon)}
+    return {"linear": models.torch_dense_init(rng, input_len, horizon)}
 
 
 def _along_time(p: dict, x_BxLxC):

@@ -25,18 +25,10 @@ import jax
 import jax.numpy as jnp
 
 import cells
+from train import models
 
 NORMALIZATIONS = ("last", "revin")
 REVIN_EPS = 1e-5
-
-
-def _torch_linear_init(rng, fan_in: int, fan_out: int) -> dict:
-    bound = 1.0 / fan_in**0.5
-    k_w, k_b = jax.random.split(rng)
-    return {
-        "w": jax.random.uniform(k_w, (fan_in, fan_out), jnp.float32, -bound, bound),
-        "b": jax.random.uniform(k_b, (fan_out,), jnp.float32, -bound, bound),
-    }
 
 
 def check(input_len: int, horizon: int, segment_len: int, width: int) -> str | None:
@@ -55,11 +47,11 @@ def init(rng, cell, num_channels: int, horizon: int, segment_len: int) -> dict:
     d = cell.hidden_size
     k_embed, k_cell, k_pos, k_chan, k_pred = jax.random.split(rng, 5)
     return {
-        "embed": _torch_linear_init(k_embed, segment_len, d),
+        "embed": models.torch_dense_init(k_embed, segment_len, d),
         "rnn": cell.init(k_cell, d),
         "pos": jax.random.normal(k_pos, (horizon // segment_len, d // 2), jnp.float32),
         "channel": jax.random.normal(k_chan, (num_channels, d // 2), jnp.float32),
-        "predict": _torch_linear_init(k_pred, d, segment_len),
+        "predict": models.torch_dense_init(k_pred, d, segment_len),
     }
 
 
