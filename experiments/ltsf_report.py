@@ -101,7 +101,7 @@ def section(results: dict) -> str:
     if not any(n.startswith(("ltsf_", "segrnn_")) for n in results):
         return ""
     parts = [
-        "### ETTh1, LTSF protocol (DLinear / SegRNN)\n",
+        "### ETTh1 and Exchange-Rate, LTSF protocol (DLinear / SegRNN)\n",
         "The same split as above with the protocol of Zeng et al. 2023 and Lin et al. 2023: "
         "look-back L = 336 for the linear models (720 for SegRNN), every stride-1 test window; "
         "the linear models trained in this harness exactly as their scripts "
