@@ -243,15 +243,14 @@ _REGULARIZERS = {
     "zoneout_expectation": (0.0, 0.3, False),
 }
 _HAND_WRITTEN = [n for n in ct.CELL_IDS if kernels.supports(ct.CELLS[n])]
-# Default: every rule once, with the in-loop projection (the fused [dh', dx] product the mask
-# must skip) for the LSTM and Elman RNN; the rest of the grid is slow.
+# Default: the LSTM (all options) and both GRU rules, the in-loop projection (the fused
+# [dh', dx] product the mask must skip) included; the rest of the grid (Elman, IndRNN, ...) is
+# slow.
 _REG_DEFAULT = {
     ("lstm", "both", "in_loop"),
     ("lstm_all", "zoneout", "hoisted"),
     ("gru", "both", "in_loop"),
     ("gru_reset_before", "dropout", "hoisted"),
-    ("rnn", "both", "in_loop"),
-    ("indrnn", "both", "hoisted"),
     ("lstm", "zoneout_expectation", "hoisted"),
 }
 

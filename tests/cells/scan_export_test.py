@@ -61,11 +61,11 @@ def test_every_cell_lowers_for_cuda_and_tpu_with_symbolic_batch_and_time(name):
 
 @pytest.mark.parametrize(
     "name,backward,dtype",
-    [
-        ("lstm", "fused", None),
-        ("gru", "autodiff", None),
+    [  # each compiles twice per shape: one case in the default run
+        pytest.param("lstm", "fused", None, marks=pytest.mark.slow),
+        pytest.param("gru", "autodiff", None, marks=pytest.mark.slow),
         ("lstm", "fused", "bfloat16"),
-        ("mingru", "autodiff", None),
+        pytest.param("mingru", "autodiff", None, marks=pytest.mark.slow),
     ],
 )
 def test_the_cpu_export_runs_and_equals_the_direct_call(name, backward, dtype):
