@@ -228,8 +228,15 @@ def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = F
                 records.write(out, record, overwrite=force)
                 print(f"[grid] {name}: diverged ({record['error']})", flush=True)
             return
-    results = collect(name, workdir)
-    records.write(out, results, overwrite=force)
+    task = records.read(os.path.join(workdir, "results.json"))["task"]
+    if task == "lm" and not name.startswith("ptb_lr_"):
+        # A full LM run gets the LM record (epochs, tokens/s, last checkpoint, a sample).
+        from experiments import lm_results
+
+        results = lm_results.collect(workdir, name, out=out_dir, overwrite=force)
+    else:
+        results = collect(name, workdir)
+        records.write(out, results, overwrite=force)
     print(f"[grid] {name}: test {results['test']}", flush=True)
 
 
