@@ -77,10 +77,20 @@ def _alone_loss(cell, reverse):
     return loss
 
 
+# Reversed, every cell runs in the slow suite; the default run reverses the LSTM, the GRU and a
+# linear-scan cell.
+_REVERSED_DEFAULT = {"lstm", "gru", "minlstm"}
+
+
 @pytest.mark.parametrize(
     "name,reverse,backward",
     [
-        (name, reverse, backward)
+        pytest.param(
+            name,
+            reverse,
+            backward,
+            marks=() if not reverse or name in _REVERSED_DEFAULT else pytest.mark.slow,
+        )
         for name in NAMES
         for reverse in (False, True)
         # backward='fused' on a cell without a hand-written backward is autodiff again
@@ -137,7 +147,9 @@ def test_reset_at_step_zero_drops_the_given_carry_forward_only():
     np.testing.assert_allclose(got, plain, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(
+    "bidirectional", [pytest.param(False, marks=pytest.mark.slow), True]
+)  # True covers the Stack too
 def test_stack_and_bidirectional_with_resets(bidirectional):
     lstm = cells.LSTM(5)
     layer = cells.Bidirectional(lstm, cells.GRU(5)) if bidirectional else lstm
