@@ -124,7 +124,8 @@ def collect(
         "temperature": 0.8,
         "seed": 0,
         "text": prompt + text,
-        "command": f"python -m experiments.sample --workdir={workdir} --prompt={prompt!r} "
+        "command": f"python -m experiments.sample --workdir={records.portable_path(workdir)} "
+        f"--prompt={prompt!r} "
         f"--length={length} --temperature=0.8 --seed=0",
     }
     records.write(os.path.join(out, f"{name}.json"), record, overwrite)

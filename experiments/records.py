@@ -26,6 +26,13 @@ RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
 FIGURES_DIR = os.path.join(RESULTS_DIR, "figures")
 
 
+def portable_path(path: str) -> str:
+    """`path` relative to the repository when inside it (commands run from there), so that a
+    command recorded in a result file names no directory of this machine; else unchanged."""
+    relative = os.path.relpath(os.path.abspath(path), ROOT)
+    return path if relative.startswith("..") else relative
+
+
 def read(path: str) -> dict:
     with open(path) as f:
         return json.load(f)

@@ -215,7 +215,8 @@ def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = F
         os.makedirs(workdir, exist_ok=True)
         cmd = [
             sys.executable, "-m", "train.main",
-            f"--config=experiments/configs/{config_arg}", f"--workdir={workdir}",
+            f"--config=experiments/configs/{config_arg}",
+            f"--workdir={records.portable_path(workdir)}",
         ]  # fmt: skip
         print(f"[grid] {name}: {' '.join(cmd[1:])}", flush=True)
         start = time.time()

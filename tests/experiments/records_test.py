@@ -60,3 +60,11 @@ def test_replace_section_only_between_markers():
         records.replace_section("no markers", "x", "forecast")
     with pytest.raises(ValueError, match="markers"):
         records.replace_section(text, "x", "lm")
+
+
+def test_portable_path_is_relative_inside_the_repository():
+    import os
+
+    inside = os.path.join(records.ROOT, "workdirs", "run")
+    assert records.portable_path(inside) == os.path.join("workdirs", "run")
+    assert records.portable_path("/elsewhere/run") == "/elsewhere/run"
