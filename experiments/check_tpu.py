@@ -90,7 +90,7 @@ def train_step_program():
     from experiments.configs import ptb_small
     from train import export
 
-    flat_step, leaves, _, _ = export._traced(ptb_small.get_config())
+    flat_step, leaves, _, _ = export.flat_train_step(ptb_small.get_config())
     return "train_step ptb_small (2 x 200 LSTM, batch 20 x 20, SGD)", flat_step, tuple(leaves)
 
 

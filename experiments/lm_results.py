@@ -234,20 +234,9 @@ def render_search(runs: list[dict]) -> list[str]:
         cells_runs = [search.get(run_grid.ptb_search_name(cell, rate)) for rate in rates]
         if not any(cells_runs):
             continue
-        scores = []
-        for r in cells_runs:
-            if r is None:
-                scores.append(None)
-            elif r.get("status") == "diverged":
-                scores.append(float("inf"))
-            else:
-                scores.append(r["valid"]["perplexity"])
-        finite = [
-            (v, rate)
-            for v, rate in zip(scores, rates, strict=True)
-            if v not in (None, float("inf"))
-        ]
-        chosen = min(finite)[1] if finite and None not in scores else None
+        scores = [None if r is None else run_grid.search_score(r) for r in cells_runs]
+        runnable = None not in scores and min(scores) < float("inf")
+        chosen = rates[scores.index(min(scores))] if runnable else None
         cells_s = []
         for v, rate in zip(scores, rates, strict=True):
             text = "not run" if v is None else "diverged" if v == float("inf") else f"{v:.2f}"

@@ -59,17 +59,22 @@ def ptb_full_name(cell: str, rate: float) -> str:
     return f"ptb_small_{cell}" if rate == 1.0 else f"ptb_small_{cell}_lr{rate:g}"
 
 
+def search_score(record: dict) -> float:
+    """A search run's validation perplexity; inf for a run that diverged (never chosen)."""
+    value = record.get("valid", {}).get("perplexity")
+    return value if isinstance(value, float) and math.isfinite(value) else math.inf
+
+
 def ptb_chosen_rate(cell: str, out_dir: str) -> float:
-    """The searched rate with the lowest validation perplexity (NaN or a missing value: a run
-    that diverged, never chosen); UsageError if the search has not run."""
+    """The searched rate with the lowest validation perplexity (`search_score`; ties go to the
+    smaller rate); UsageError if the search has not run."""
     scores = {}
     for rate in PTB_RATES:
         path = os.path.join(out_dir, f"{ptb_search_name(cell, rate)}.json")
         if not os.path.exists(path):
             raise app.UsageError(f"{path} missing: run `run_grid ptb_lr` (same --out) first")
-        value = records.read(path).get("valid", {}).get("perplexity")
-        scores[rate] = value if isinstance(value, float) and math.isfinite(value) else math.inf
-    return min(PTB_RATES, key=lambda r: scores[r])
+        scores[rate] = search_score(records.read(path))
+    return min(PTB_RATES, key=scores.get)
 
 
 # The LTSF protocol's linear baselines (experiments/configs/ltsf.py): seeds per trained model;

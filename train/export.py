@@ -58,7 +58,7 @@ class ExportedStep:
         return self.exported.serialize()
 
 
-def _traced(config: ml_collections.ConfigDict):
+def flat_train_step(config: ml_collections.ConfigDict):
     """(flat step function, abstract flat inputs, in_tree, out_tree) of config's train step."""
     validate.validate(config)
     task = registry.get_task(config)
@@ -91,12 +91,12 @@ def train_step(
     config's: parameters, optimizer state and carry from `train.state.abstract`, the batch from
     the task's training iterator (its first batch is read, not trained on).
     """
-    flat_step, leaves, in_tree, out_tree = _traced(config)
+    flat_step, leaves, in_tree, out_tree = flat_train_step(config)
     exported = jax_export.export(jax.jit(flat_step), platforms=platforms)(*leaves)
     return ExportedStep(exported, in_tree, out_tree)
 
 
 def load(blob: bytes | bytearray, config: ml_collections.ConfigDict) -> ExportedStep:
     """An `ExportedStep` from `ExportedStep.serialize()` bytes and the config it was made from."""
-    _, _, in_tree, out_tree = _traced(config)
+    _, _, in_tree, out_tree = flat_train_step(config)
     return ExportedStep(jax_export.deserialize(blob), in_tree, out_tree)

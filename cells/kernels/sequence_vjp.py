@@ -74,7 +74,8 @@ def _forward(
             return new_carry, (new_carry, grads.saved(gates), own)
         return new_carry, new_carry.h
 
-    inputs = (xin_TxB, jnp.arange(steps), valid_TxB, resets_TxB)
+    step_index = None if zoneout is None else jnp.arange(steps)  # zoneout's mask keys only
+    inputs = (xin_TxB, step_index, valid_TxB, resets_TxB)
     carry, stacked = lax.scan(body, carry, inputs, unroll=unroll)
     hs_TxBxH = stacked[0].h if save else stacked
     if valid_TxB is not None:
@@ -186,7 +187,7 @@ def _recurrence_bwd(cell, unroll, project, zoneout, residuals, cotangents):
             new_TxB,
             own_TxB,
             dhs_TxBxH,
-            jnp.arange(steps),
+            None if zoneout is None else jnp.arange(steps),
             valid_TxB,
             resets_TxB,
         ),
