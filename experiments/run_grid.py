@@ -103,6 +103,28 @@ def ltsf_runs(
     return runs
 
 
+def segrnn_runs() -> list[tuple[str, str]]:
+    """SegRNN (experiments/configs/segrnn.py): the paper's GRU on ETTh1 multivariate with every
+    seed, the LSTM and minGRU in its place (one seed: the cell choice), univariate ETTh1 and
+    Exchange-Rate with the GRU."""
+    settings = [("gru", "M", "etth1", LTSF_SEEDS), ("lstm", "M", "etth1", (0,))]
+    settings += [("mingru", "M", "etth1", (0,)), ("gru", "S", "etth1", LTSF_SEEDS)]
+    settings += [("gru", "M", "exchange", LTSF_SEEDS)]
+    runs = []
+    for cell, features, dataset, seeds in settings:
+        data = "" if dataset == "etth1" else f"{dataset}_"
+        for h in LTSF_HORIZONS:
+            for seed in seeds:
+                runs.append(
+                    (
+                        f"segrnn_{data}{cell}_{features}_{h}_s{seed}",
+                        f"segrnn.py:dataset={dataset},cell={cell},features={features},"
+                        f"horizon={h},seed={seed}",
+                    )
+                )
+    return runs
+
+
 def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]]:
     """[(run name, config argument)] of one group; 'group@x' keeps runs whose name has _x."""
     if "@" in group:
@@ -114,6 +136,19 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         )
     if group == "ltsf_exchange":  # Exchange-Rate, multivariate (8 currencies)
         return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M", "exchange")
+    if group == "ltsf_segrnn":
+        return segrnn_runs()
+    if group == "ltsf":  # the whole LTSF table: the cheap baselines first
+        return grid("ltsf_linear") + grid("ltsf_exchange") + grid("ltsf_segrnn")
+    if group == "ett_linear":  # NLinear in the Informer-protocol table (L = 96, one seed)
+        return [
+            (
+                f"ett_{features}_{h}_nlinear",
+                f"ltsf.py:model=nlinear,features={features},horizon={h},input_len=96",
+            )
+            for features in ("S", "M")
+            for h in HORIZONS
+        ]
     if group == "ptb_lr":
         return [
             (
@@ -156,8 +191,8 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
     if group == "examples":
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
-        f"unknown group {group!r}; valid: ett_S, ett_M, adding, copy, examples, seq2seq, "
-        "ptb_lr, ptb_cells, ltsf_linear, ltsf_exchange, all"
+        f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
+        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, all"
     )
 
 
@@ -257,8 +292,8 @@ def main(argv) -> None:
     groups = argv[1:]
     if not groups:
         raise app.UsageError(
-            "name the groups to run: ett_S ett_M adding copy examples seq2seq ptb_lr ptb_cells "
-            "ltsf_linear ltsf_exchange "
+            "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
+            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) "
             "| all "
             "(GROUP@x keeps the runs whose name has _x)"
         )

@@ -15,6 +15,9 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
         "ltsf_dlinear_M_192_s0": _run(0.450),  # 11% above the paper's 0.405
         "ett_M_24_lstm": _run(0.3),  # another protocol: not in these tables
         "ltsf_exchange_nlinear_M_192_s0": _run(0.180),
+        "segrnn_gru_S_96_s0": _run(0.055),
+        "segrnn_exchange_gru_M_336_s0": _run(0.4),
+        "segrnn_mingru_M_720_s0": _run(0.45),
     }
     text = ltsf_report.section(results)
     assert "| Repeat (last value) | 1 | 1.294 (1.295) |" in text
@@ -22,4 +25,8 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
     assert "not run (0.341)" in text  # SegRNN's published row stays visible
     assert "etth1 M DLinear H=192: +11.1% from the paper (outside 3%)." in text
     assert "| Repeat (last value) | 0 | not run (0.081) |" in text  # Exchange, not run
+    assert "| SegRNN (GRU) | 1 | 0.055 | not run |" in text  # univariate: no paper number
+    assert "| SegRNN (GRU) | 1 | not run | not run | 0.400 | not run |" in text  # Exchange
+    assert "| SegRNN (minGRU) | 1 | not run | not run | not run | 0.450 |" in text
+    assert "SegRNN (LSTM)" not in text  # neither run nor published: no row
     assert ltsf_report.section({"ett_M_24_lstm": _run(0.3)}) == ""

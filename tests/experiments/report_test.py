@@ -34,6 +34,7 @@ def results(monkeypatch):
         "ett_S_24_lstm": ett_result("S", 24, "lstm", 0.05),  # beats LSTMa's 0.114
         "ett_S_24_gru": ett_result("S", 24, "gru", 0.2),  # does not
         "ett_S_48_lstm": ett_result("S", 48, "lstm", 0.1),
+        "ett_S_24_nlinear": ett_result("S", 24, "nlinear", 0.06, 0.45),
         "adding_100_lstm": long_result("adding", 100, "lstm", 0.001, 900),
         "adding_100_rnn": long_result("adding", 100, "rnn", 0.167, None),
         "copy_50_gru": long_result("copy", 50, "gru", 0.01, 1200, acc=0.995),
@@ -44,9 +45,11 @@ def test_ett_table(results):
     table = report.ett_table(results, "S")
     lines = table.splitlines()
     assert len(lines) == 2 + 5
-    assert lines[2].startswith("| 24 | 0.050 / 0.500 | 0.200 / 0.500 | 9.000 / 9.500 | 0.114")
+    assert lines[2].startswith(
+        "| 24 | 0.050 / 0.500 | 0.200 / 0.500 | 0.060 / 0.450 | 9.000 / 9.500 | 0.114"
+    )
     assert lines[2].endswith("| partly |")
-    assert "| 48 | 0.100 / 0.500 | not run |" in lines[3] and lines[3].endswith("| yes |")
+    assert "| 48 | 0.100 / 0.500 | not run | not run |" in lines[3] and lines[3].endswith("| yes |")
     assert lines[4].endswith("| – |")  # nothing ran at 168
 
 
@@ -68,6 +71,8 @@ def test_section_is_generated_from_results(results, tmp_path):
     text = report.section(results, rel_to=str(tmp_path))
     assert "0.050 / 0.500" in text and "Informer (published)" in text
     assert "not in 3000" in text and "1 of 20" not in text and "3 of 20 ETTh1 runs" in text
+    # NLinear's MSE over the better recurrent model's, where both ran (0.06 / 0.05 at H=24).
+    assert "= 1.20 at 24:" in text and "0.060 / 0.450" in text
 
 
 def test_load_results_and_docstrings(results, tmp_path, monkeypatch):

@@ -4,11 +4,15 @@ from experiments import run_grid
 
 
 def test_groups_name_every_run_once():
-    for group, count in (("ptb_lr", 9), ("ltsf_linear", 68), ("ltsf_exchange", 40)):
+    groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
+    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10}
+    for group, count in groups.items():
         runs = run_grid.grid(group)
         assert len(runs) == count and len({name for name, _ in runs}) == count
     assert ("ltsf_repeat_M_96", "ltsf.py:dataset=etth1,model=repeat,features=M,horizon=96,"
             "seed=0,epochs=1") in run_grid.grid("ltsf_linear")  # fmt: skip
+    assert ("segrnn_exchange_gru_M_720_s2", "segrnn.py:dataset=exchange,cell=gru,features=M,"
+            "horizon=720,seed=2") in run_grid.grid("ltsf_segrnn")  # fmt: skip
     assert run_grid.ptb_full_name("gru", 1.0) == "ptb_small_gru"
     assert run_grid.ptb_full_name("rnn", 0.25) == "ptb_small_rnn_lr0.25"
 
@@ -22,3 +26,27 @@ def test_a_diverged_run_is_a_result_and_other_failures_are_not(tmp_path):
     assert record["command"] == "python -m x" and "git_commit" in record
     log.write_text("Traceback ... MemoryError\n")
     assert run_grid.diverged("x", str(tmp_path), ["python"], 1.0) is None
+
+
+def test_every_forecasting_grid_config_builds():
+    """Each run's config argument builds; one run per setting (seeds and horizons aside) is
+    validated in full (data sizes, fields) without training."""
+    import importlib
+    import re
+
+    from train import validate
+
+    validated = set()
+    for group in ("ltsf", "ett_linear"):
+        for name, arg in run_grid.grid(group):
+            module, _, fields = arg.partition(":")
+            config = importlib.import_module(f"experiments.configs.{module[:-3]}").get_config(
+                fields
+            )
+            if group == "ltsf":
+                assert name.startswith(config.name), (name, config.name)
+            setting = re.sub(r"(horizon|seed)=\d+", "", arg)
+            if setting not in validated:
+                validated.add(setting)
+                validate.validate(config)
+    assert len(validated) == 7 + 4 + 5 + 2  # ETTh1 linear, Exchange, SegRNN, ett_linear

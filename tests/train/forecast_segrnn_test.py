@@ -30,7 +30,8 @@ def _loop(params, cell, x_LxC, normalization):
         )
         _, final = cells.reference_scan(cell, params["rnn"], jnp.asarray(e)[None])
         for j in range(H // W):
-            inp = np.concatenate([params["pos"][j], params["channel"][c]])[None]
+            chan = [params["channel"][c]] if "channel" in params else []
+            inp = np.concatenate([params["pos"][j], *chan])[None]
             _, h = cell.reference_step(params["rnn"], final, jnp.asarray(inp))
             y = np.asarray(h)[0] @ np.asarray(params["predict"]["w"]) + params["predict"]["b"]
             out[j * W : (j + 1) * W, c] = y
@@ -40,17 +41,22 @@ def _loop(params, cell, x_LxC, normalization):
 
 
 @pytest.mark.parametrize(
-    "cell_name,normalization",
+    "cell_name,normalization,channel_embedding",
     [
-        ("gru", "last"),
-        ("lstm", "revin"),
-        pytest.param("gru", "revin", marks=pytest.mark.slow),
-        pytest.param("lstm", "last", marks=pytest.mark.slow),
+        ("gru", "last", True),
+        ("lstm", "revin", False),
+        pytest.param("gru", "revin", True, marks=pytest.mark.slow),
+        pytest.param("lstm", "last", True, marks=pytest.mark.slow),
+        pytest.param("gru", "last", False, marks=pytest.mark.slow),
     ],
 )
-def test_parallel_decoding_equals_the_loop_of_its_equations(x64, cell_name, normalization):
+def test_parallel_decoding_equals_the_loop_of_its_equations(
+    x64, cell_name, normalization, channel_embedding
+):
     cell = cells.get(cell_name)(D)
-    params = forecast_segrnn.init(jax.random.key(0), cell, C, H, W)
+    params = forecast_segrnn.init(jax.random.key(0), cell, C, H, W, channel_embedding)
+    assert ("channel" in params) == channel_embedding
+    assert params["pos"].shape == (H // W, D // 2 if channel_embedding else D)
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
     x = np.random.default_rng(1).standard_normal((B, L, C)) * 2.0 + 5.0
     got = forecast_segrnn.predict(params, cell, jnp.asarray(x), H, W, normalization, 0.5)

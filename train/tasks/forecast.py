@@ -25,9 +25,9 @@ al. 2023), which removes the level shift between the training years and the test
 by Zeng et al.'s linear forecasters or the last value (`train/tasks/forecast_linear.py`), trained
 in this same harness (data, loss, metrics, loop) as the baselines of the recurrent ones;
 'segrnn' is SegRNN (`train/tasks/forecast_segrnn.py`; `model.segment_len`, `normalization`
-'last' | 'revin', `head_dropout`), its recurrence any registered cell. `model.loss` = 'mse'
-(default) or 'mae' is the training objective (SegRNN's code trains on MAE); both metrics are
-always reported.
+'last' | 'revin', `head_dropout`, `channel_embedding`), its recurrence any registered cell.
+`model.loss` = 'mse' (default) or 'mae' is the training objective (SegRNN's code trains on
+MAE); both metrics are always reported.
 
 Metrics: mse (= loss) and mae over every predicted value of every window of a split.
 """
@@ -145,6 +145,7 @@ class ForecastTask(base.Task):
         "segment_len": 48,
         "normalization": "last",
         "head_dropout": 0.0,
+        "channel_embedding": True,
     }
     model_fields = ("head", "subtract_last", *model_defaults)
     data_fields = (
@@ -208,6 +209,7 @@ class ForecastTask(base.Task):
         self.segment_len = int(m.get("segment_len", 48))
         self.normalization = m.get("normalization", "last")
         self.head_dropout = float(m.get("head_dropout", 0.0))
+        self.channel_embedding = bool(m.get("channel_embedding", True))
         self.cell = models.make_cell(config)
         self.encoder = models.make_stack(config, self.cell)
 
@@ -215,7 +217,12 @@ class ForecastTask(base.Task):
     def init_params(self, rng):
         if self.architecture == "segrnn":
             return forecast_segrnn.init(
-                rng, self.cell, self.num_channels, self.horizon, self.segment_len
+                rng,
+                self.cell,
+                self.num_channels,
+                self.horizon,
+                self.segment_len,
+                self.channel_embedding,
             )
         if self.architecture != "rnn":
             return forecast_linear.init(rng, self.architecture, self.input_len, self.horizon)

@@ -11,6 +11,7 @@ H, segment length w (n = L / w input segments, m = H / w output segments) and wi
   encode:     h_n = the final carry of the cell over e_1..e_n       (any registered cell)
   decode:     for every output segment j = 1..m, in parallel, one step of the same cell from
               h_n with input p_j = [pos_j ; chan_c]                 pos [m, d/2], chan [C, d/2]
+              (without the channel embedding, their `--channel_id 0`: p_j = pos_j, pos [m, d])
               y_j = W_p dropout(h'_j) + b_p                         W_p [d, w]
   denormalise the m w = H values.
 
@@ -43,16 +44,26 @@ def check(input_len: int, horizon: int, segment_len: int, width: int) -> str | N
     return None
 
 
-def init(rng, cell, num_channels: int, horizon: int, segment_len: int) -> dict:
+def init(
+    rng,
+    cell,
+    num_channels: int,
+    horizon: int,
+    segment_len: int,
+    channel_embedding: bool = True,
+) -> dict:
     d = cell.hidden_size
     k_embed, k_cell, k_pos, k_chan, k_pred = jax.random.split(rng, 5)
-    return {
+    pos_width = d // 2 if channel_embedding else d
+    params = {
         "embed": models.torch_dense_init(k_embed, segment_len, d),
         "rnn": cell.init(k_cell, d),
-        "pos": jax.random.normal(k_pos, (horizon // segment_len, d // 2), jnp.float32),
-        "channel": jax.random.normal(k_chan, (num_channels, d // 2), jnp.float32),
+        "pos": jax.random.normal(k_pos, (horizon // segment_len, pos_width), jnp.float32),
         "predict": models.torch_dense_init(k_pred, d, segment_len),
     }
+    if channel_embedding:
+        params["channel"] = jax.random.normal(k_chan, (num_channels, d // 2), jnp.float32)
+    return params
 
 
 def predict(
@@ -82,13 +93,16 @@ def predict(
     _, final = cells.scan(cell, params["rnn"], embedded, **(scan_kwargs or {}))
     # Parallel decoding: every (sequence, output segment) pair is one step from the final carry.
     d = cell.hidden_size
-    pos_CxMxD = jnp.concatenate(
-        [
-            jnp.broadcast_to(params["pos"][None], (channels, m, d // 2)),
-            jnp.broadcast_to(params["channel"][:, None], (channels, m, d // 2)),
-        ],
-        axis=-1,
-    )
+    if "channel" in params:  # [pos_j ; chan_c]
+        pos_CxMxD = jnp.concatenate(
+            [
+                jnp.broadcast_to(params["pos"][None], (channels, m, d // 2)),
+                jnp.broadcast_to(params["channel"][:, None], (channels, m, d // 2)),
+            ],
+            axis=-1,
+        )
+    else:  # pos_j alone, shared by the channels
+        pos_CxMxD = jnp.broadcast_to(params["pos"][None], (channels, m, d))
     inputs = jnp.broadcast_to(pos_CxMxD[None], (batch, channels, m, d)).reshape(-1, d)
     carry = jax.tree.map(lambda c: jnp.repeat(c, m, axis=0), final)
     _, h_BCMxD = cell.step(params["rnn"], carry, inputs.astype(final[0].dtype))
