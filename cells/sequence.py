@@ -35,6 +35,7 @@ from cells import base, kernels, linear_scan, regularization
 _BACKWARDS = ("autodiff", "fused")
 _MODES = ("auto", "sequential", "hoisted", "parallel")
 _PROJECTIONS = ("auto", "hoisted", "in_loop")
+_BACKENDS = ("xla", "pallas")
 # The fused path projects inputs inside the loop from this batch size up (PERF_NOTES section 10).
 IN_LOOP_MIN_BATCH = 8
 
@@ -240,6 +241,7 @@ def scan(
     recurrent_dropout: float = 0.0,
     zoneout: float | tuple[float, float] = 0.0,
     rng=None,
+    backend: str = "xla",
 ) -> tuple[Any, ...]:
     """Runs `cell` over a batch of sequences: the fused path.
 
@@ -299,6 +301,11 @@ def scan(
         (the hoisted and parallel modes cannot apply them); backward='fused' covers both (the
         mask enters dh_{t-1} and dW_hh; zoneout splits each step's carry cotangent between
         the cell and the kept carry, its masks redrawn from the same keys).
+      backend: 'xla' (default: the `lax.scan` paths above) or 'pallas': the whole-sequence
+        Pallas kernels of `cells.kernels.pallas_rnn` (recurrent weights resident on chip,
+        forward and a hand-written backward) for the plain LSTM and reset-after GRU, with
+        `carry` and `lengths`; a Mosaic TPU kernel, interpreted on CPU (tests), refused on
+        GPU. Not yet measured on a TPU, so not a default anywhere.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -315,6 +322,21 @@ def scan(
     xs = _zero_padding(xs, lengths)
     resets_BxT = None if resets is None else _resets_in_scan_order(resets, lengths, steps, reverse)
 
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
+    if backend == "pallas":
+        unsupported = {
+            "reverse": reverse, "resets": resets is not None, "return_trace": return_trace,
+            "remat": remat, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
+        }  # fmt: skip
+        asked = [name for name, value in unsupported.items() if value]
+        if asked:
+            raise ValueError(
+                f"backend='pallas' does not implement {', '.join(asked)}; use backend='xla'."
+            )
+        from cells.kernels import pallas_rnn  # imports Pallas (about 1 s) only when asked
+
+        return pallas_rnn.scan(cell, params, xs, carry, lengths)
     if backward not in _BACKWARDS:
         raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
     if projection not in _PROJECTIONS:

@@ -11,7 +11,8 @@ or values; those need the device.
 
 For each topology it compiles `cells.scan`'s gradient (LSTM and GRU, autodiff and the
 hand-written fused backward; the LSTM at H = 256 and 1024; minGRU's parallel mode) and the
-ptb_small training step (`train.export`'s step: loss, gradient, clipping, SGD), and records
+ptb_small training step (`train.export`'s step: loss, gradient, clipping, SGD) and the
+Pallas LSTM/GRU kernels (`backend='pallas'`, H = 256 and 1024, VMEM per shape), and records
 the compile time and XLA's memory analysis (arguments, outputs, temporaries, generated code)
 in OUT/tpu_compile.json. Exit status 1 if any compilation fails (the error in the JSON and
 on stderr).
@@ -83,6 +84,41 @@ def scan_programs():
         xs = jax.ShapeDtypeStruct((BATCH, STEPS, hidden), jnp.float32)
         label = f"scan {name} H={hidden} B={BATCH} T={STEPS} backward={backward} mode={mode}"
         programs.append((label, grad, (params, xs)))
+    return programs + pallas_programs()
+
+
+def pallas_programs():
+    """The Pallas kernels (`cells.kernels.pallas_rnn`, Mosaic TPU): forward and backward kernel
+    in one gradient, at H = 256 and 1024, with the VMEM their blocks take."""
+    import jax
+    import jax.numpy as jnp
+
+    import cells
+    from cells.kernels import pallas_rnn
+
+    programs = []
+    for name in ("lstm", "gru"):
+        for hidden in (256, 1024):
+            cell = cells.get(name)(hidden)
+
+            def grad(params, xs, cell=cell):
+                def loss(p):
+                    carry = cell.initial_carry(BATCH)
+                    ys, _ = pallas_rnn.scan(cell, p, xs, carry, interpret=False)
+                    return jnp.sum(ys * ys)
+
+                return jax.grad(loss)(params)
+
+            params = jax.eval_shape(lambda cell=cell, h=hidden: cell.init(jax.random.key(0), h))
+            xs = jax.ShapeDtypeStruct((BATCH, STEPS, hidden), jnp.float32)
+            blocks = pallas_rnn.vmem_bytes(name, BATCH, hidden, pallas_rnn.BLOCK_STEPS)
+            limit = pallas_rnn.vmem_limit(name, BATCH, hidden, pallas_rnn.BLOCK_STEPS)
+            label = (
+                f"scan {name} H={hidden} B={BATCH} T={STEPS} backend=pallas (block_steps "
+                f"{pallas_rnn.BLOCK_STEPS}; VMEM blocks {blocks / 2**20:.1f} MiB, scoped limit "
+                f"{limit / 2**20:.1f} MiB)"
+            )
+            programs.append((label, grad, (params, xs)))
     return programs
 
 

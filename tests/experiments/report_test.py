@@ -72,7 +72,8 @@ def test_section_is_generated_from_results(results, tmp_path):
     assert "0.050 / 0.500" in text and "Informer (published)" in text
     assert "not in 3000" in text and "1 of 20" not in text and "3 of 20 ETTh1 runs" in text
     # NLinear's MSE over the better recurrent model's, where both ran (0.06 / 0.05 at H=24).
-    assert "= 1.20 at 24:" in text and "0.060 / 0.450" in text
+    assert "ratio: 1.20 at 24;" in text and "0.060 / 0.450" in text
+    assert "at 0 of 1 horizons: the recurrence adds accuracy" in text
 
 
 def test_load_results_and_docstrings(results, tmp_path, monkeypatch):
