@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all lint format bench check-tpu clean
+.PHONY: install demo test test-all lint format bench check-tpu device-check clean
 
 $(STAMP): setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ $(TPU_STAMP): setup.cfg constraints.txt
 check-tpu: $(TPU_STAMP)
 	JAX_PLATFORMS=cpu TPU_SKIP_MDS_QUERY=1 TPU_WORKER_HOSTNAMES=localhost \
 		$(TPU_VENV)/bin/python -m experiments.check_tpu --out=$(CHECK_TPU_OUT)
+
+# On a machine with an NVIDIA GPU and its own jax[cuda]/flax/torch (experiments/device_check.py).
+device-check:
+	bash experiments/device_check.sh
 
 clean:
 	rm -rf $(VENV) $(TPU_VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -35,7 +35,7 @@ from cells import base, kernels, linear_scan, regularization
 _BACKWARDS = ("autodiff", "fused")
 _MODES = ("auto", "sequential", "hoisted", "parallel")
 _PROJECTIONS = ("auto", "hoisted", "in_loop")
-_BACKENDS = ("xla", "pallas")
+_BACKENDS = ("xla", "pallas", "cudnn")
 # The fused path projects inputs inside the loop from this batch size up (PERF_NOTES section 10).
 IN_LOOP_MIN_BATCH = 8
 
@@ -305,7 +305,9 @@ def scan(
         Pallas kernels of `cells.kernels.pallas_rnn` (recurrent weights resident on chip,
         forward and a hand-written backward) for the plain LSTM and reset-after GRU, with
         `carry` and `lengths`; a Mosaic TPU kernel, interpreted on CPU (tests), refused on
-        GPU. Not yet measured on a TPU, so not a default anywhere.
+        GPU. Not yet measured on a TPU, so not a default anywhere. 'cudnn': the plain LSTM
+        through cuDNN (`jax.experimental.rnn`, `cells.kernels.cudnn_lstm`), float32, on GPU
+        only (a one-line ValueError elsewhere), with `carry` and `lengths`.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -324,7 +326,7 @@ def scan(
 
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
-    if backend == "pallas":
+    if backend in ("pallas", "cudnn"):
         unsupported = {
             "reverse": reverse, "resets": resets is not None, "return_trace": return_trace,
             "remat": remat, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
@@ -332,8 +334,12 @@ def scan(
         asked = [name for name, value in unsupported.items() if value]
         if asked:
             raise ValueError(
-                f"backend='pallas' does not implement {', '.join(asked)}; use backend='xla'."
+                f"backend={backend!r} does not implement {', '.join(asked)}; use backend='xla'."
             )
+        if backend == "cudnn":
+            from cells.kernels import cudnn_lstm
+
+            return cudnn_lstm.scan(cell, params, xs, carry, lengths)
         from cells.kernels import pallas_rnn  # imports Pallas (about 1 s) only when asked
 
         return pallas_rnn.scan(cell, params, xs, carry, lengths)

@@ -198,7 +198,14 @@ def test_tiny_end_to_end_run(corpus_path, tmp_path):
     assert results["valid"]["loss"] < 0.5 * math.log(v)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize(  # the wiring; every cell's backward: tests/cells/kernels_test.py
+    "cell",
+    [
+        "lstm",
+        pytest.param("gru", marks=pytest.mark.slow),
+        pytest.param("rnn", marks=pytest.mark.slow),
+    ],
+)
 def test_fused_scan_backward_gives_the_same_gradients(corpus_path, cell):
     """config.train.scan_backward='fused' swaps only how cells.scan differentiates."""
     config = tiny_config(corpus_path, cell=cell, dropout=0.3)
