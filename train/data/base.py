@@ -135,6 +135,37 @@ class DataIterator(abc.ABC, Iterator[Batch]):
         """Moves to a position returned by `get_state`."""
 
 
+class EpochIterator(DataIterator):
+    """Endless shuffled batches of `num_examples` examples: one permutation per epoch (from
+    default_rng([seed, epoch])), the last partial batch dropped; fewer examples than one batch
+    are sampled with replacement. `take(idx)` returns the batch dict of the examples at idx;
+    every batch also carries 'weight' [B] = 1. The position is (epoch, index)."""
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int, take):
+        self.num_examples, self.batch_size, self.seed, self.take = (
+            num_examples, batch_size, seed, take
+        )  # fmt: skip
+        self.steps_per_epoch = max(1, num_examples // batch_size)
+        self.epoch, self.index = 0, 0
+
+    def __next__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_examples)
+        lo = self.index * self.batch_size
+        idx = order[lo : lo + self.batch_size]
+        if len(idx) < self.batch_size:
+            idx = np.resize(order, self.batch_size)
+        self.index += 1
+        if self.index >= self.steps_per_epoch:
+            self.epoch, self.index = self.epoch + 1, 0
+        return {**self.take(idx), "weight": np.ones((len(idx),), np.float32)}
+
+    def get_state(self):
+        return {"epoch": self.epoch, "index": self.index}
+
+    def set_state(self, state):
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+
 def padded_batches(num_examples: int, batch_size: int, take) -> Iterator[Batch]:
     """Every example once, in order, in batches of exactly `batch_size` (one compiled shape).
 

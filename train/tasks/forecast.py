@@ -37,7 +37,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from train import models
 from train.data import base as data_base
@@ -97,31 +96,16 @@ class ForecastData:
         }
 
 
-class WindowIterator(data_base.DataIterator):
+class WindowIterator(data_base.EpochIterator):
     """Endless shuffled training windows: one permutation per epoch, last partial batch dropped."""
 
     def __init__(self, windows: timeseries.Windows, batch_size: int, seed: int):
-        self.windows, self.batch_size, self.seed = windows, batch_size, seed
-        self.steps_per_epoch = max(1, len(windows) // batch_size)
-        self.epoch, self.index = 0, 0
+        def take(idx):
+            x, y = windows.batch(idx)
+            return {"x": x, "y": y}
 
-    def __next__(self):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.windows))
-        lo = self.index * self.batch_size
-        idx = order[lo : lo + self.batch_size]
-        if len(idx) < self.batch_size:  # fewer windows than one batch: sample with replacement
-            idx = np.resize(order, self.batch_size)
-        self.index += 1
-        if self.index >= self.steps_per_epoch:
-            self.epoch, self.index = self.epoch + 1, 0
-        x, y = self.windows.batch(idx)
-        return {"x": x, "y": y, "weight": np.ones((len(idx),), np.float32)}
-
-    def get_state(self):
-        return {"epoch": self.epoch, "index": self.index}
-
-    def set_state(self, state):
-        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+        super().__init__(len(windows), batch_size, seed, take)
+        self.windows = windows
 
 
 def eval_batches(windows: timeseries.Windows, batch_size: int):

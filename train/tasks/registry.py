@@ -21,6 +21,7 @@ TASKS: dict[str, str] = {
     "forecast": "train.tasks.forecast:ForecastTask",
     "adding": "train.tasks.long_range:AddingTask",
     "copy": "train.tasks.long_range:CopyTask",
+    "spoken_digits": "train.tasks.speech:SpokenDigitsTask",
 }
 
 

@@ -1,0 +1,77 @@
+"""Isolated spoken digits (FSDD, 6 speakers x 10 digits x 50 takes, 8 kHz): which digit is it?
+
+Features and splits: train/data/speech.py (40 log-mel frames per 10 ms, train-set
+normalisation). `split=speaker_dependent` is the source's test set (takes 0-4 of every speaker)
+with takes 5-9 held out for validation and 10-49 for training; `split=speaker_independent` holds
+out `test_speaker` (default jackson) for test and `valid_speaker` (default nicolas) for
+validation, the other four speakers train.
+
+Model: a bidirectional LSTM (`cell`, `hidden_size` units per direction, `num_layers`), the mean
+of its outputs over each recording's frames (`lengths`: padding never reaches the model), a
+dense layer to 10 logits; or the baselines `model=cnn` (two 1-D convolutions, kernel 5, and the
+same pooling) and `model=logistic` (logistic regression on the utterance-mean log-mel vector).
+Adam 1e-3, batch 32, clip 1, at most `epochs` epochs with validation after each and early
+stopping after 5 without a lower validation loss; the best checkpoint is tested.
+
+  python -m train.main --config=experiments/configs/spoken_digits.py --workdir=/tmp/digits
+  python -m train.main \\
+      --config=experiments/configs/spoken_digits.py:split=speaker_independent,model=cnn \\
+      --workdir=/tmp/digits_cnn
+"""
+
+import ml_collections
+
+from experiments.configs import arguments
+from train import config_base
+
+ARGUMENTS = {
+    "seed": 0,
+    "split": "speaker_dependent",
+    "test_speaker": "jackson",
+    "valid_speaker": "nicolas",
+    "model": "rnn",
+    "cell": "lstm",
+    "bidirectional": True,
+    "hidden_size": 64,
+    "num_layers": 1,
+    "learning_rate": 1e-3,
+    "epochs": 30,
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    fields = arguments.parse(arg, ARGUMENTS)
+    config = config_base.base_config()
+    config.task = "spoken_digits"
+    config.seed = fields["seed"]
+    config.name = f"spoken_digits_{fields['split']}_{fields['model']}"
+
+    config.data.split = fields["split"]  # 'speaker_dependent' | 'speaker_independent'
+    config.data.test_speaker = fields["test_speaker"]  # speaker_independent only
+    config.data.valid_speaker = fields["valid_speaker"]  # speaker_independent only
+    config.data.cache_dir = ""  # features cache; '' = ~/.cache/rnn_cells/fsdd
+
+    config.model.architecture = fields["model"]  # 'rnn' | 'cnn' | 'logistic'
+    config.model.cell = fields["cell"]  # any registered cell or 'module:Class'
+    config.model.bidirectional = fields["bidirectional"]
+    config.model.hidden_size = fields["hidden_size"]  # units per direction (cnn: channels)
+    config.model.num_layers = fields["num_layers"]
+    config.model.dropout = 0.0
+
+    config.optim.optimizer = "adam"
+    config.optim.learning_rate = fields["learning_rate"]
+    config.optim.grad_clip_norm = 1.0
+
+    steps_per_epoch = 2400 // 32 if fields["split"] == "speaker_dependent" else 2000 // 32
+    config.train.num_epochs = fields["epochs"]
+    config.train.num_steps = 0
+    config.train.batch_size = 32
+    config.train.log_every = steps_per_epoch
+    config.train.eval_every = steps_per_epoch  # validation after every epoch
+    config.train.checkpoint_every = steps_per_epoch
+    config.train.keep_checkpoints = 1
+    config.train.early_stopping_patience = 5
+    config.train.best_metric = "loss"
+
+    config.eval.batch_size = 100
+    return config
