@@ -129,7 +129,7 @@ def _config(tmp_path, **fields):
     return config
 
 
-@pytest.mark.parametrize("model", ["rnn", "cnn"])
+@pytest.mark.parametrize("model", ["rnn", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_padding_never_reaches_the_model(utterances, cache, model):
     config = _config(cache, model=model, hidden_size=8)
     task = speech_task.SpokenDigitsTask(config)

@@ -163,13 +163,14 @@ class Utterances:
     digit: np.ndarray  # int32 [3000]
     speaker: np.ndarray  # int32 [3000], index into SPEAKERS
     take: np.ndarray  # int32 [3000]
+    audio: list[np.ndarray]  # float32 [N_n] each (for joining recordings into strings)
 
 
 def _cache_path(cache_dir: str, spec: FeatureSpec) -> pathlib.Path:
     sums = base._bundled_checksums()
     ids = "".join(sums.get(f"fsdd/{p.name}", p.name) for p in archives())
     digest = hashlib.sha256(ids.encode()).hexdigest()[:16]
-    return pathlib.Path(cache_dir) / f"fsdd_{spec.key()}_{digest}.npz"
+    return pathlib.Path(cache_dir) / f"fsdd_v2_{spec.key()}_{digest}.npz"
 
 
 def default_cache_dir() -> str:
@@ -184,10 +185,11 @@ def load_utterances(spec: FeatureSpec = FeatureSpec(), cache_dir: str | None = N
         raw = cache.read_bytes()
         if hashlib.sha256(raw).hexdigest() == digest_file.read_text().strip():
             with np.load(io.BytesIO(raw)) as z:
-                offsets = z["offsets"]
-                frames = z["frames"]
-                feats = [frames[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-                return Utterances(feats, z["digit"], z["speaker"], z["take"])
+                feats = _unpack(z["frames"], z["offsets"])
+                audio = [
+                    a.astype(np.float32) / 32768.0 for a in _unpack(z["pcm"], z["pcm_offsets"])
+                ]
+                return Utterances(feats, z["digit"], z["speaker"], z["take"], audio)
     recordings = read_recordings()
     feats = [log_mel(r.audio, spec) for r in recordings]
     out = Utterances(
@@ -195,13 +197,15 @@ def load_utterances(spec: FeatureSpec = FeatureSpec(), cache_dir: str | None = N
         np.array([r.digit for r in recordings], np.int32),
         np.array([SPEAKERS.index(r.speaker) for r in recordings], np.int32),
         np.array([r.take for r in recordings], np.int32),
+        [r.audio for r in recordings],
     )
     try:  # the cache is an optimisation: a read-only home directory only costs time
         cache.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        offsets = np.cumsum([0] + [len(f) for f in feats])
-        np.savez(buffer, frames=np.concatenate(feats), offsets=offsets, digit=out.digit,
-                 speaker=out.speaker, take=out.take)  # fmt: skip
+        pcm = [np.round(a * 32768.0).astype(np.int16) for a in out.audio]  # exact: 16-bit
+        np.savez(buffer, frames=np.concatenate(feats), offsets=_offsets(feats), digit=out.digit,
+                 speaker=out.speaker, take=out.take, pcm=np.concatenate(pcm),
+                 pcm_offsets=_offsets(pcm))  # fmt: skip
         raw = buffer.getvalue()
         with tempfile.NamedTemporaryFile(dir=cache.parent, delete=False) as tmp:
             tmp.write(raw)
@@ -210,6 +214,14 @@ def load_utterances(spec: FeatureSpec = FeatureSpec(), cache_dir: str | None = N
     except OSError:
         pass
     return out
+
+
+def _offsets(arrays) -> np.ndarray:
+    return np.cumsum([0] + [len(a) for a in arrays])
+
+
+def _unpack(flat, offsets) -> list[np.ndarray]:
+    return [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
 def check_split(split: str, test_speaker: str = "", valid_speaker: str = "") -> None:
@@ -239,3 +251,34 @@ def split_masks(
     test = utterances.speaker == SPEAKERS.index(test_speaker)
     valid = utterances.speaker == SPEAKERS.index(valid_speaker)
     return {"train": ~(test | valid), "valid": valid, "test": test}
+
+
+# -- connected digits -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class StringSpec:
+    max_digits: int = 7  # a string has 1..max_digits digits, uniformly
+    min_gap: float = 0.05  # seconds of silence before, between and after the recordings,
+    max_gap: float = 0.30  # uniform in [min_gap, max_gap]
+    max_seconds: float = 6.0  # longer draws are redrawn (keeps the padded length bounded)
+    dither: float = 1e-4  # std of the noise in the silences (about -80 dB)
+
+
+def digit_string(utterances: Utterances, pool: np.ndarray, rng, spec: StringSpec = StringSpec()):
+    """One string: (audio float32 [N], digits int32 [n], the recordings' indices [n]). All its
+    recordings are of one speaker
+    (drawn uniformly among the speakers in `pool`, indices of allowed recordings), with random
+    silences; deterministic given `rng`."""
+    speakers = np.unique(utterances.speaker[pool])
+    while True:
+        speaker = rng.choice(speakers)
+        mine = pool[utterances.speaker[pool] == speaker]
+        picks = rng.choice(mine, size=int(rng.integers(1, spec.max_digits + 1)))
+        gaps = rng.uniform(spec.min_gap, spec.max_gap, size=len(picks) + 1)
+        pieces = []
+        for gap, i in zip(gaps, [*picks, None], strict=True):
+            pieces.append(spec.dither * rng.standard_normal(int(gap * SAMPLE_RATE)))
+            if i is not None:
+                pieces.append(utterances.audio[i])
+        audio = np.concatenate(pieces).astype(np.float32)
+        if len(audio) <= spec.max_seconds * SAMPLE_RATE:
+            return audio, utterances.digit[picks].astype(np.int32), picks

@@ -22,6 +22,7 @@ TASKS: dict[str, str] = {
     "adding": "train.tasks.long_range:AddingTask",
     "copy": "train.tasks.long_range:CopyTask",
     "spoken_digits": "train.tasks.speech:SpokenDigitsTask",
+    "connected_digits": "train.tasks.speech:ConnectedDigitsTask",
 }
 
 

@@ -1,4 +1,5 @@
-"""Isolated spoken-digit recognition on FSDD (`train/data/speech.py`): one digit per recording.
+"""Speech on FSDD (`train/data/speech.py`): isolated spoken digits (`spoken_digits`, one digit
+per recording) and connected digit strings recognised with CTC (`connected_digits`, below).
 
 Data (config.data): `split` ('speaker_dependent': the source's takes 0-4 test, 5-9 valid,
 10-49 train; 'speaker_independent': `test_speaker` and `valid_speaker` held out whole),
@@ -25,33 +26,43 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import cells
 from train import models
 from train.data import base as data_base
 from train.data import speech
 from train.errors import ConfigError
-from train.tasks import base
+from train.tasks import base, ctc
+from train.tasks.long_range import SeededIterator
 
 ARCHITECTURES = ("rnn", "cnn", "logistic")
 CNN_KERNEL = 5
+EVAL_SEED = 20260101  # the connected-digit valid/test strings: the same for every run seed
+
+
+def load_split(data):
+    """(utterances, split masks, mean, std): the per-feature statistics of the training
+    recordings' frames, for normalisation."""
+    utterances = speech.load_utterances(cache_dir=data.get("cache_dir", "") or None)
+    masks = speech.split_masks(
+        utterances, data.split, data.get("test_speaker", ""), data.get("valid_speaker", "")
+    )
+    train_frames = np.concatenate(
+        [f for f, keep in zip(utterances.features, masks["train"], strict=True) if keep]
+    )
+    mean = train_frames.mean(0).astype(np.float32)
+    std = np.maximum(train_frames.std(0), 1e-5).astype(np.float32)
+    return utterances, masks, mean, std
 
 
 class SpokenDigitsData:
     """Normalised features, digit labels and the split of every recording."""
 
     def __init__(self, data):
-        utterances = speech.load_utterances(cache_dir=data.get("cache_dir", "") or None)
-        masks = speech.split_masks(
-            utterances, data.split, data.get("test_speaker", ""), data.get("valid_speaker", "")
-        )
-        train_frames = np.concatenate(
-            [f for f, keep in zip(utterances.features, masks["train"], strict=True) if keep]
-        )
-        self.mean = train_frames.mean(0).astype(np.float32)
-        self.std = np.maximum(train_frames.std(0), 1e-5).astype(np.float32)
+        utterances, masks, self.mean, self.std = load_split(data)
         self.max_frames = max(len(f) for f in utterances.features)
-        self.num_features = train_frames.shape[1]
+        self.num_features = len(self.mean)
         self.splits = {}
         for name, mask in masks.items():
             idx = np.flatnonzero(mask)
@@ -196,3 +207,167 @@ def _conv_same(h_BxTxC, params):
     steps = h_BxTxC.shape[1]
     windows = jnp.concatenate([padded[:, k : k + steps] for k in range(CNN_KERNEL)], axis=-1)
     return windows @ params["w"] + params["b"][None, None]
+
+
+# -- connected digits (CTC) -----------------------------------------------------------------
+class ConnectedDigitsData:
+    """Digit strings (`speech.digit_string`): endless training strings from the training
+    recordings, fixed valid/test strings (the same for every run seed) from theirs; features
+    normalised with the training recordings' statistics and stacked `frame_stack` at a time."""
+
+    def __init__(self, data):
+        self.utterances, masks, self.mean, self.std = load_split(data)
+        self.spec = speech.StringSpec(max_digits=int(data.max_digits))
+        self.frame_stack = int(data.frame_stack)
+        self.pools = {name: np.flatnonzero(mask) for name, mask in masks.items()}
+        fft = speech.FeatureSpec()
+        longest = int(self.spec.max_seconds * speech.SAMPLE_RATE)
+        self.max_frames = (1 + (longest - fft.n_fft) // fft.hop) // self.frame_stack
+        self.num_features = len(self.mean) * self.frame_stack
+        self.fixed = {
+            split: self.strings(
+                np.random.default_rng([EVAL_SEED, i]), int(data[f"num_{split}"]), split
+            )
+            for i, split in enumerate(("valid", "test"), 1)
+        }
+
+    def features(self, audio) -> np.ndarray:
+        """Normalised, stacked frames [F // frame_stack, num_features] of one waveform."""
+        frames = (speech.log_mel(audio) - self.mean) / self.std
+        keep = len(frames) // self.frame_stack * self.frame_stack
+        return frames[:keep].reshape(-1, self.num_features)
+
+    def strings(self, rng, count: int, split: str) -> dict[str, np.ndarray]:
+        """`count` strings from `split`'s recordings as a padded batch: x [n, T, F], lengths,
+        labels [n, max_digits] (digit + 1; 0 pads), label_lengths."""
+        width = self.spec.max_digits
+        x = np.zeros((count, self.max_frames, self.num_features), np.float32)
+        lengths = np.zeros((count,), np.int32)
+        labels = np.zeros((count, width), np.int32)
+        label_lengths = np.zeros((count,), np.int32)
+        for row in range(count):
+            audio, digits, _ = speech.digit_string(
+                self.utterances, self.pools[split], rng, self.spec
+            )
+            f = self.features(audio)
+            x[row, : len(f)], lengths[row] = f, len(f)
+            labels[row, : len(digits)], label_lengths[row] = digits + 1, len(digits)
+        return {"x": x, "lengths": lengths, "labels": labels, "label_lengths": label_lengths}
+
+
+class ConnectedDigitsTask(base.Task):
+    """Digit strings recognised with CTC (Graves et al. 2006): a (bidirectional) recurrent
+    stack, a dense layer to 11 classes per frame (blank + 10 digits), optax.ctc_loss; greedy
+    decoding in the evaluation (digit error rate = edits / reference digits, string accuracy),
+    prefix beam search in `decode` (experiments.transcribe)."""
+
+    name = "connected_digits"
+    model_defaults = {"bidirectional": True}
+    model_fields = tuple(model_defaults)
+    data_fields = (
+        "split", "test_speaker", "valid_speaker", "cache_dir", "max_digits", "frame_stack",
+        "num_valid", "num_test",
+    )  # fmt: skip
+    unused_fields = SpokenDigitsTask.unused_fields
+
+    @classmethod
+    def validate(cls, config):
+        d = config.data
+        speech.check_split(d.split, d.get("test_speaker", ""), d.get("valid_speaker", ""))
+        for field, low in (
+            ("max_digits", 1),
+            ("frame_stack", 1),
+            ("num_valid", 1),
+            ("num_test", 1),
+        ):
+            if int(d[field]) < low:
+                raise ConfigError(f"config.data.{field}={d[field]} must be >= {low}.")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.data = ConnectedDigitsData(config.data)
+        m = config.model
+        self.cell = models.make_cell(config)
+        if m.get("bidirectional", True):
+            layer = cells.Bidirectional(self.cell, self.cell)
+            self.stack = cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
+        else:
+            self.stack = models.make_stack(config, self.cell)
+
+    def init_params(self, rng):
+        k_rnn, k_head = jax.random.split(rng)
+        return {
+            "rnn": self.stack.init(k_rnn, self.data.num_features),
+            "head": models.dense_init(k_head, self.stack.output_size, speech.DIGITS + 1),
+        }
+
+    def logits(self, params, x_BxTxF, lengths_B, rng=None):
+        """Per-frame class logits [B, T, 11] (class 0: the blank)."""
+        ys, _ = self.stack(params["rnn"], x_BxTxF, lengths=lengths_B, rng=rng, **self.scan_kwargs)
+        return models.dense(params["head"], ys, self.cell.compute_dtype).astype(jnp.float32)
+
+    def loss(self, params, carry, batch, rng, train):
+        logits = self.logits(params, batch["x"], batch["lengths"], rng if train else None)
+        steps, width = logits.shape[1], batch["labels"].shape[1]
+        frame_pad = (jnp.arange(steps)[None, :] >= batch["lengths"][:, None]).astype(jnp.float32)
+        label_pad = (jnp.arange(width)[None, :] >= batch["label_lengths"][:, None]).astype(
+            jnp.float32
+        )
+        nll_B = optax.ctc_loss(logits, frame_pad, batch["labels"], label_pad, blank_id=ctc.BLANK)
+        tokens, keep = ctc.greedy_decode(logits, batch["lengths"])
+        edits_B = ctc.edit_distances(tokens, keep, batch["labels"], batch["label_lengths"])
+        w = batch["weight"]
+        count = jnp.sum(w)
+        sums = {
+            "nll": jnp.sum(w * nll_B),
+            "count": count,
+            "edits": jnp.sum(w * edits_B),
+            "digits": jnp.sum(w * batch["label_lengths"]),
+            "correct": jnp.sum(w * (edits_B == 0)),
+        }
+        return sums["nll"] / jnp.maximum(count, 1.0), (carry, sums)
+
+    def summarize(self, sums):
+        count = max(float(sums["count"]), 1.0)
+        return {
+            "loss": float(sums["nll"]) / count,
+            "digit_error_rate": float(sums["edits"]) / max(float(sums["digits"]), 1.0),
+            "string_accuracy": float(sums["correct"]) / count,
+        }
+
+    def decode(self, params, x_BxTxF, lengths_B, beam: int = 0) -> list[list[int]]:
+        """The recognised digits of each row: greedy (beam=0) or prefix beam search."""
+        logits = jax.jit(self.logits)(params, jnp.asarray(x_BxTxF), jnp.asarray(lengths_B))
+        if beam <= 0:
+            return ctc.decode_labels(*ctc.greedy_decode(logits, jnp.asarray(lengths_B)))
+        log_probs = np.asarray(jax.nn.log_softmax(logits, axis=-1))
+        return [
+            [k - 1 for k in ctc.prefix_beam_search(lp[:n], beam)]
+            for lp, n in zip(log_probs, np.asarray(lengths_B), strict=True)
+        ]
+
+    def train_iterator(self):
+        batch_size = int(self.config.train.batch_size)
+        return SeededIterator(
+            lambda rng: (
+                self.data.strings(rng, batch_size, "train")
+                | {"weight": np.ones((batch_size,), np.float32)}
+            ),
+            int(self.config.seed),
+        )
+
+    def eval_batches(self, split):
+        data = self.data.fixed[split]
+        return data_base.padded_batches(
+            len(data["lengths"]),
+            int(self.config.eval.batch_size),
+            lambda idx: {k: v[idx] for k, v in data.items()},
+        )
+
+    def data_summary(self):
+        sizes = "/".join(f"{len(self.data.fixed[s]['lengths']):,}" for s in ("valid", "test"))
+        return (
+            f"FSDD {self.config.data.split} digit strings of 1-{self.data.spec.max_digits}: "
+            f"generated per training step, {sizes} fixed (valid/test); up to "
+            f"{self.data.max_frames} frames of {self.data.num_features} features"
+        )
