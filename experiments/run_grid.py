@@ -140,6 +140,28 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return segrnn_runs()
     if group == "ltsf":  # the whole LTSF table: the cheap baselines first
         return grid("ltsf_linear") + grid("ltsf_exchange") + grid("ltsf_segrnn")
+    if group == "speech":  # FSDD: isolated digits (models x splits) and CTC strings, 3 seeds
+        splits = ("speaker_dependent", "speaker_independent")
+        isolated = [("bilstm", "model=rnn"), ("lstm", "model=rnn,bidirectional=False"),
+                    ("cnn", "model=cnn"), ("logistic", "model=logistic")]  # fmt: skip
+        runs = [
+            (
+                f"spoken_digits_{split}_{label}_s{seed}",
+                f"spoken_digits.py:split={split},{arg},seed={seed}",
+            )
+            for split in splits
+            for label, arg in isolated
+            for seed in LTSF_SEEDS
+        ]
+        return runs + [
+            (
+                f"connected_digits_{split}_{label}_s{seed}",
+                f"connected_digits.py:split={split},bidirectional={label == 'bilstm'},seed={seed}",
+            )
+            for split in splits
+            for label in ("bilstm", "lstm")
+            for seed in LTSF_SEEDS
+        ]
     if group == "ett_linear":  # NLinear in the Informer-protocol table (L = 96, one seed)
         return [
             (
@@ -192,7 +214,7 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
-        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, all"
+        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, speech, all"
     )
 
 
@@ -293,7 +315,7 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
-            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) "
+            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) speech "
             "| all "
             "(GROUP@x keeps the runs whose name has _x)"
         )

@@ -41,7 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = config_base.base_config()
     config.task = "connected_digits"
     config.seed = fields["seed"]
-    config.name = f"connected_digits_{fields['split']}_{fields['cell']}"
+    label = ("bi" if fields["bidirectional"] else "") + fields["cell"]
+    config.name = f"connected_digits_{fields['split']}_{label}"
 
     config.data.split = fields["split"]  # 'speaker_dependent' | 'speaker_independent'
     config.data.test_speaker = fields["test_speaker"]  # speaker_independent only

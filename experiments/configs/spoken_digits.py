@@ -44,7 +44,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = config_base.base_config()
     config.task = "spoken_digits"
     config.seed = fields["seed"]
-    config.name = f"spoken_digits_{fields['split']}_{fields['model']}"
+    label = fields["model"]
+    if label == "rnn":  # 'bilstm', 'lstm', 'bigru', ...
+        label = ("bi" if fields["bidirectional"] else "") + fields["cell"]
+    config.name = f"spoken_digits_{fields['split']}_{label}"
 
     config.data.split = fields["split"]  # 'speaker_dependent' | 'speaker_independent'
     config.data.test_speaker = fields["test_speaker"]  # speaker_independent only

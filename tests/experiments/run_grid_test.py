@@ -5,7 +5,7 @@ from experiments import run_grid
 
 def test_groups_name_every_run_once():
     groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
-    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10}
+    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 24 + 12}
     for group, count in groups.items():
         runs = run_grid.grid(group)
         assert len(runs) == count and len({name for name, _ in runs}) == count
@@ -37,16 +37,18 @@ def test_every_forecasting_grid_config_builds():
     from train import validate
 
     validated = set()
-    for group in ("ltsf", "ett_linear"):
+    for group in ("ltsf", "ett_linear", "speech"):
         for name, arg in run_grid.grid(group):
             module, _, fields = arg.partition(":")
             config = importlib.import_module(f"experiments.configs.{module[:-3]}").get_config(
                 fields
             )
-            if group == "ltsf":
+            if group != "ett_linear":
                 assert name.startswith(config.name), (name, config.name)
             setting = re.sub(r"(horizon|seed)=\d+", "", arg)
             if setting not in validated:
                 validated.add(setting)
                 validate.validate(config)
-    assert len(validated) == 7 + 4 + 5 + 2  # ETTh1 linear, Exchange, SegRNN, ett_linear
+    assert (
+        len(validated) == 7 + 4 + 5 + 2 + 12
+    )  # ETTh1 linear, Exchange, SegRNN, ett_linear, speech

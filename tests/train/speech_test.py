@@ -158,3 +158,12 @@ def test_config_errors_and_a_tiny_run(utterances, cache, tmp_path):
     config.train.eval_every = config.train.checkpoint_every = 12
     results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
     assert set(results["test"]) >= {"loss", "accuracy"} and 0.0 <= results["test"]["accuracy"] <= 1
+
+    from experiments import transcribe
+
+    wav = tmp_path / "seven.wav"
+    wav.write_bytes(_wav(np.round(utterances.audio[7 * 50] * 32768).astype(np.int16)))
+    out = transcribe.transcribe(str(tmp_path / "run"), str(wav))
+    assert out["digits"][0] in range(10) and 0.0 < out["probability"] <= 1.0
+    with pytest.raises(errors.ConfigError, match="--wav .*No such file"):
+        transcribe.transcribe(str(tmp_path / "run"), str(tmp_path / "missing.wav"))
