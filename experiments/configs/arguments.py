@@ -22,6 +22,11 @@ def parse(arg: str | None, defaults: dict[str, Any]) -> dict[str, Any]:
                 f"{', '.join(sorted(defaults))}."
             )
         kind = type(defaults[key])
+        if kind is bool:  # bool('False') would be True
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"config argument {key}={raw!r} must be True or False.")
+            values[key] = raw.lower() in ("true", "1")
+            continue
         try:
             values[key] = kind(raw)
         except ValueError:

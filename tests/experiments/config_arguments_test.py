@@ -9,6 +9,11 @@ def test_values_take_the_type_of_their_default():
     got = arguments.parse("a=3, b=0.5 ,c=x", {"a": 1, "b": 1.0, "c": "y", "d": 7})
     assert got == {"a": 3, "b": 0.5, "c": "x", "d": 7}
     assert arguments.parse(None, {"a": 1}) == {"a": 1}
+    flags = {"on": True, "off": False}
+    assert arguments.parse("on=False,off=true", flags) == {"on": False, "off": True}
+    assert arguments.parse("on=0,off=1", flags) == {"on": False, "off": True}
+    with pytest.raises(ValueError, match="on='no' must be True or False"):
+        arguments.parse("on=no", flags)
 
 
 @pytest.mark.parametrize(
