@@ -162,6 +162,14 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
             for label in ("bilstm", "lstm")
             for seed in LTSF_SEEDS
         ]
+    if group == "mnist1d":  # the published GRU, then every registered cell in its place
+        import cells
+
+        return [
+            (f"mnist1d_{cell}_s{seed}", f"mnist1d.py:cell={cell},seed={seed}")
+            for cell in ("gru", *(c for c in cells.names() if c != "gru"))
+            for seed in LTSF_SEEDS
+        ]
     if group == "ett_linear":  # NLinear in the Informer-protocol table (L = 96, one seed)
         return [
             (
@@ -214,7 +222,8 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
-        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, speech, all"
+        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, speech, "
+        "mnist1d, all"
     )
 
 
@@ -315,7 +324,7 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
-            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) speech "
+            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) speech mnist1d "
             "| all "
             "(GROUP@x keeps the runs whose name has _x)"
         )

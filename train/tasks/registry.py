@@ -23,6 +23,7 @@ TASKS: dict[str, str] = {
     "copy": "train.tasks.long_range:CopyTask",
     "spoken_digits": "train.tasks.speech:SpokenDigitsTask",
     "connected_digits": "train.tasks.speech:ConnectedDigitsTask",
+    "mnist1d": "train.tasks.mnist1d:MNIST1DTask",
 }
 
 

@@ -1,0 +1,145 @@
+"""MNIST-1D sequence classification (Greydanus & Kobak 2024): 40-step 1-D signals, 10 classes.
+
+Data: experiments/data/mnist1d/mnist1d.npz (the dataset's default arguments, generated with
+the authors' package; provenance in experiments/data/SOURCES.md): 4,000 training and 1,000 test
+sequences of length 40, standardised by the generator. The last `num_valid` (default 400)
+training sequences are held out for validation; the test set is the published one.
+
+Model: a recurrent layer over the 40 steps (any `cell`, `hidden_size` units, `bidirectional`),
+then a dense layer to 10 logits from `head`:
+  'flatten'  the outputs of every step, concatenated (the published GRU baseline: 6 units per
+             direction, a linear layer on the 480 flattened outputs)
+  'mean'     the mean of the outputs over the steps
+  'last'     the final carry's h (both directions' with `bidirectional`)
+Cross-entropy; loss and accuracy reported.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import cells
+from train import models
+from train.data import base as data_base
+from train.errors import ConfigError
+from train.tasks import base
+
+PATH = "experiments/data/mnist1d/mnist1d.npz"
+HEADS = ("flatten", "mean", "last")
+CLASSES = 10
+
+
+def load(path: str = PATH, num_valid: int = 400) -> dict[str, dict[str, np.ndarray]]:
+    """{'train', 'valid', 'test'}: {'x': [N, 40, 1] float32, 'y': [N] int32} (checksummed)."""
+    import io
+
+    resolved = data_base.resolve_path(path)
+    try:
+        raw = resolved.read_bytes()
+    except OSError:
+        raise ConfigError(f"config.data.path: no such file {str(path)!r}.") from None
+    data_base.verify_checksum(resolved, raw)
+    with np.load(io.BytesIO(raw)) as z:
+        x, y, x_test, y_test = z["x"], z["y"], z["x_test"], z["y_test"]
+    if not 0 < num_valid < len(y):
+        raise ConfigError(f"config.data.num_valid={num_valid}; valid: 1 .. {len(y) - 1}.")
+    cut = len(y) - num_valid
+    return {
+        "train": {"x": x[:cut, :, None], "y": y[:cut]},
+        "valid": {"x": x[cut:, :, None], "y": y[cut:]},
+        "test": {"x": x_test[:, :, None], "y": y_test},
+    }
+
+
+class MNIST1DTask(base.Task):
+    """See the module docstring."""
+
+    name = "mnist1d"
+    model_defaults = {"bidirectional": True, "head": "flatten"}
+    model_fields = tuple(model_defaults)
+    data_fields = ("num_valid",)
+    unused_fields = {"train.seq_len": "a sequence is 40 steps"}
+
+    @classmethod
+    def validate(cls, config):
+        head = config.model.get("head", "flatten")
+        if head not in HEADS:
+            raise ConfigError(f"config.model.head={head!r}; valid: {', '.join(HEADS)}.")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.splits = load(config.data.path or PATH, int(config.data.get("num_valid", 400)))
+        m = config.model
+        self.head = m.get("head", "flatten")
+        self.cell = models.make_cell(config)
+        if m.get("bidirectional", True):
+            layer = cells.Bidirectional(self.cell, self.cell)
+            self.stack = cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
+        else:
+            self.stack = models.make_stack(config, self.cell)
+        self.steps = self.splits["train"]["x"].shape[1]
+
+    def _features(self) -> int:
+        width = self.stack.output_size
+        return width * self.steps if self.head == "flatten" else width
+
+    def init_params(self, rng):
+        k_rnn, k_head = jax.random.split(rng)
+        return {
+            "rnn": self.stack.init(k_rnn, 1),
+            "head": models.torch_dense_init(k_head, self._features(), CLASSES),
+        }
+
+    def logits(self, params, x_BxTx1, rng=None):
+        ys, carries = self.stack(params["rnn"], x_BxTx1, rng=rng, **self.scan_kwargs)
+        if self.head == "flatten":
+            features = ys.reshape(ys.shape[0], -1)
+        elif self.head == "mean":
+            features = jnp.mean(ys, axis=1)
+        else:  # the final h of the top layer (each direction's own end with bidirectional)
+            top = carries[-1]
+            tops = top if isinstance(top, tuple) and not hasattr(top, "h") else (top,)
+            features = jnp.concatenate([c.h for c in tops], axis=-1)
+        return models.dense(params["head"], features, self.cell.compute_dtype)
+
+    def loss(self, params, carry, batch, rng, train):
+        logits = self.logits(params, batch["x"], rng if train else None).astype(jnp.float32)
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        nll_B = -jnp.take_along_axis(logp, batch["y"][:, None], axis=-1)[:, 0]
+        w = batch["weight"]
+        sums = {
+            "nll": jnp.sum(w * nll_B),
+            "correct": jnp.sum(w * (jnp.argmax(logits, axis=-1) == batch["y"])),
+            "count": jnp.sum(w),
+        }
+        return sums["nll"] / jnp.maximum(sums["count"], 1.0), (carry, sums)
+
+    def summarize(self, sums):
+        count = max(float(sums["count"]), 1.0)
+        return {"loss": float(sums["nll"]) / count, "accuracy": float(sums["correct"]) / count}
+
+    def train_iterator(self):
+        train = self.splits["train"]
+        return data_base.EpochIterator(
+            len(train["y"]),
+            int(self.config.train.batch_size),
+            int(self.config.seed),
+            lambda idx: {k: v[idx] for k, v in train.items()},
+        )
+
+    def eval_batches(self, split):
+        data = self.splits[split]
+        return data_base.padded_batches(
+            len(data["y"]),
+            int(self.config.eval.batch_size),
+            lambda idx: {k: v[idx] for k, v in data.items()},
+        )
+
+    def steps_per_epoch(self):
+        return max(1, len(self.splits["train"]["y"]) // int(self.config.train.batch_size))
+
+    def data_summary(self):
+        sizes = "/".join(f"{len(self.splits[s]['y']):,}" for s in ("train", "valid", "test"))
+        return f"MNIST-1D: {sizes} sequences (train/valid/test) of {self.steps} steps"
