@@ -85,8 +85,13 @@ def make_cell(config: ml_collections.ConfigDict) -> cells.Cell:
         raise ConfigError(f"config.model.cell_options: {str(e).splitlines()[0]}") from None
 
 
-def make_stack(config: ml_collections.ConfigDict, cell: cells.Cell | None = None):
+def make_stack(
+    config: ml_collections.ConfigDict, cell: cells.Cell | None = None, bidirectional: bool = False
+):
     """config.model.num_layers copies of `cell` (default `make_cell(config)`).
+
+    bidirectional=True: each layer is a `cells.Bidirectional` of two copies of the cell (the
+    backward one over each sequence's valid part), outputs concatenated; plain stacks only.
 
     model.block='stack': a `cells.Stack`, model.dropout between layers; 'residual': a
     `cells.ResidualStack` (pre-norm residual blocks, model.block_norm, a gated FFN of width
@@ -94,6 +99,13 @@ def make_stack(config: ml_collections.ConfigDict, cell: cells.Cell | None = None
     """
     cell = make_cell(config) if cell is None else cell
     m = config.model
+    if bidirectional:
+        if m.get("block", "stack") == "residual":
+            raise ConfigError(
+                "config.model.block='residual' has no bidirectional form; use 'stack'."
+            )
+        layer = cells.Bidirectional(cell, cell)
+        return cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
     if m.get("block", "stack") == "residual":
         try:
             return cells.ResidualStack.uniform(

@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import cells
 from train import models
 from train.data import base as data_base
 from train.errors import ConfigError
@@ -74,11 +73,7 @@ class MNIST1DTask(base.Task):
         m = config.model
         self.head = m.get("head", "flatten")
         self.cell = models.make_cell(config)
-        if m.get("bidirectional", True):
-            layer = cells.Bidirectional(self.cell, self.cell)
-            self.stack = cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
-        else:
-            self.stack = models.make_stack(config, self.cell)
+        self.stack = models.make_stack(config, self.cell, bool(m.get("bidirectional", True)))
         self.steps = self.splits["train"]["x"].shape[1]
 
     def _features(self) -> int:

@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import cells
 from train import models
 from train.data import base as data_base
 from train.data import speech
@@ -114,11 +113,7 @@ class SpokenDigitsTask(base.Task):
         self.architecture = m.get("architecture", "rnn")
         self.cell = models.make_cell(config)
         if self.architecture == "rnn":
-            if m.get("bidirectional", True):
-                layer = cells.Bidirectional(self.cell, self.cell)
-                self.stack = cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
-            else:
-                self.stack = models.make_stack(config, self.cell)
+            self.stack = models.make_stack(config, self.cell, bool(m.get("bidirectional", True)))
 
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
@@ -288,11 +283,7 @@ class ConnectedDigitsTask(base.Task):
         self.data = ConnectedDigitsData(config.data)
         m = config.model
         self.cell = models.make_cell(config)
-        if m.get("bidirectional", True):
-            layer = cells.Bidirectional(self.cell, self.cell)
-            self.stack = cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
-        else:
-            self.stack = models.make_stack(config, self.cell)
+        self.stack = models.make_stack(config, self.cell, bool(m.get("bidirectional", True)))
 
     def init_params(self, rng):
         k_rnn, k_head = jax.random.split(rng)

@@ -1,0 +1,46 @@
+"""train/tasks/mnist1d.py: the bundled arrays, the split, the heads, a tiny run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import mnist1d as mnist1d_config
+from train import errors, validate
+from train.tasks import mnist1d
+
+
+def test_bundled_arrays_and_split():
+    splits = mnist1d.load(num_valid=400)
+    assert [len(splits[s]["y"]) for s in ("train", "valid", "test")] == [3600, 400, 1000]
+    assert splits["train"]["x"].shape == (3600, 40, 1) and splits["test"]["x"].dtype == np.float32
+    assert set(np.unique(splits["test"]["y"])) == set(range(10))
+    everything = np.concatenate([splits[s]["x"] for s in ("train", "valid", "test")])
+    assert abs(float(everything.mean())) < 1e-3 and abs(float(everything.std()) - 1) < 1e-3
+    with pytest.raises(errors.ConfigError, match="num_valid=0"):
+        mnist1d.load(num_valid=0)
+
+
+@pytest.mark.parametrize("head", ["flatten", "mean", "last"])
+def test_heads(head):
+    config = mnist1d_config.get_config(f"head={head},bidirectional=False,hidden_size=4")
+    task = mnist1d.MNIST1DTask(config)
+    params = task.init_params(jax.random.key(0))
+    x = jnp.asarray(task.splits["test"]["x"][:3])
+    logits = task.logits(params, x)
+    assert logits.shape == (3, 10)
+    ys, _ = task.stack(params["rnn"], x)
+    features = {"flatten": ys.reshape(3, -1), "mean": ys.mean(1), "last": ys[:, -1]}[head]
+    np.testing.assert_allclose(logits, features @ params["head"]["w"] + params["head"]["b"][None],
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+def test_bad_head_and_a_tiny_run(tmp_path):
+    from train import trainer
+
+    with pytest.raises(errors.ConfigError, match="config.model.head='max'"):
+        validate.validate(mnist1d_config.get_config("head=max"))
+    config = mnist1d_config.get_config("num_steps=30,learning_rate=0.02")
+    config.train.eval_every = config.train.checkpoint_every = 30
+    results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    assert results["test"]["accuracy"] > 0.15  # above chance after 30 steps
