@@ -162,10 +162,13 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
             for label in ("bilstm", "lstm")
             for seed in LTSF_SEEDS
         ]
-    if group == "mnist1d":  # the published GRU, then every registered cell in its place
+    if group == "mnist1d":  # the published GRU (also with PyTorch's init), then every cell
         import cells
 
         return [
+            (f"mnist1d_gru_torchinit_s{seed}", f"mnist1d.py:cell=gru,torch_init=True,seed={seed}")
+            for seed in LTSF_SEEDS
+        ] + [
             (f"mnist1d_{cell}_s{seed}", f"mnist1d.py:cell={cell},seed={seed}")
             for cell in ("gru", *(c for c in cells.names() if c != "gru"))
             for seed in LTSF_SEEDS

@@ -169,3 +169,17 @@ def dense(p: dict[str, jax.Array], x_BxK, compute_dtype=None):
 def count_params(params) -> int:
     """Number of scalars in a parameter tree."""
     return int(sum(np.prod(np.shape(x), dtype=np.int64) for x in jax.tree.leaves(params)))
+
+
+def uniform_init(key, params, scale: float, keep=None):
+    """Every leaf of `params` redrawn uniform in [-scale, scale] (Zaremba's init; PyTorch's RNN
+    init with scale 1/sqrt(hidden)), except those whose key path `keep(path)` is True."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    keys = jax.random.split(key, len(leaves))
+    leaves = [
+        x
+        if keep is not None and keep(path)
+        else jax.random.uniform(k, x.shape, x.dtype, -scale, scale)
+        for k, (path, x) in zip(keys, leaves, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, leaves)

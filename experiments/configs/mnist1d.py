@@ -11,6 +11,7 @@ shuffled per epoch (theirs walk the training set in order).
 
   python -m train.main --config=experiments/configs/mnist1d.py:seed=0 --workdir=/tmp/mnist1d
   python -m train.main --config=experiments/configs/mnist1d.py:cell=lstm,head=mean ...
+  python -m train.main --config=experiments/configs/mnist1d.py:torch_init=True ...  # PyTorch's init
 """
 
 import ml_collections
@@ -25,6 +26,7 @@ ARGUMENTS = {
     "hidden_size": 6,
     "bidirectional": True,
     "head": "flatten",
+    "torch_init": False,
     "learning_rate": 1e-2,
     "num_steps": 8000,
 }
@@ -36,7 +38,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.task = "mnist1d"
     config.seed = fields["seed"]
     direction = "bi" if fields["bidirectional"] else ""
-    config.name = f"mnist1d_{direction}{fields['cell']}{fields['hidden_size']}_{fields['head']}"
+    init = "_torchinit" if fields["torch_init"] else ""
+    config.name = (
+        f"mnist1d_{direction}{fields['cell']}{fields['hidden_size']}_{fields['head']}{init}"
+    )
 
     config.data.path = "experiments/data/mnist1d/mnist1d.npz"
     config.data.num_valid = 400  # the last 400 training sequences
@@ -50,6 +55,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.head = fields["head"]  # 'flatten' (published) | 'mean' | 'last'
     config.model.num_layers = 1
     config.model.dropout = 0.0
+    # torch_init: every recurrent weight and bias uniform in +-1/sqrt(hidden), as PyTorch's GRU.
+    config.model.init_scale = fields["hidden_size"] ** -0.5 if fields["torch_init"] else 0.0
 
     config.optim.optimizer = "adam"
     config.optim.learning_rate = fields["learning_rate"]

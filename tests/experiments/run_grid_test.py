@@ -5,7 +5,7 @@ from experiments import run_grid
 
 def test_groups_name_every_run_once():
     groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
-    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 24 + 12}
+    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 24 + 12, "mnist1d": 3 + 13 * 3}
     for group, count in groups.items():
         runs = run_grid.grid(group)
         assert len(runs) == count and len({name for name, _ in runs}) == count

@@ -35,6 +35,24 @@ def test_heads(head):
                                rtol=1e-5, atol=1e-5)  # fmt: skip
 
 
+def test_torch_init_draws_every_recurrent_parameter_uniform():
+    config = mnist1d_config.get_config("cell=gru_ln,torch_init=True")
+    task = mnist1d.MNIST1DTask(config)
+    params = task.init_params(jax.random.key(0))
+    bound = 6**-0.5
+    for path, x in jax.tree_util.tree_leaves_with_path(params["rnn"]):
+        name = jax.tree_util.keystr(path)
+        if "ln_" in name:  # layer-norm scales and biases keep 1 and 0
+            assert np.all(np.asarray(x) == (1.0 if "scale" in name else 0.0)), name
+        else:
+            assert (
+                np.abs(np.asarray(x)).max() <= bound and np.abs(np.asarray(x)).max() > 0.3 * bound
+            )
+    with pytest.raises(errors.ConfigError, match="init_scale must be >= 0"):
+        config.model.init_scale = -1.0
+        validate.validate(config)
+
+
 def test_bad_head_and_a_tiny_run(tmp_path):
     from train import trainer
 

@@ -80,10 +80,6 @@ def _is_norm(path) -> bool:
     return any(getattr(k, "key", None) in ("norm", "ffn_norm", "final_norm") for k in path)
 
 
-def _uniform_like(key, x, scale):
-    return jax.random.uniform(key, x.shape, x.dtype, -scale, scale)
-
-
 class LMTask(base.Task):
     """Next-token prediction over a text corpus with an embedding -> RNN stack -> softmax model."""
 
@@ -168,13 +164,7 @@ class LMTask(base.Task):
             params["softmax"]["proj"] = models.dense_init(k_out, h, d)["w"]
         scale = float(self.config.model.get("init_scale", 0.0))
         if scale > 0:
-            leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-            keys = jax.random.split(k_uniform, len(leaves))
-            leaves = [
-                x if _is_norm(path) else _uniform_like(k, x, scale)
-                for k, (path, x) in zip(keys, leaves, strict=True)
-            ]
-            params = jax.tree.unflatten(treedef, leaves)
+            params = models.uniform_init(k_uniform, params, scale, keep=_is_norm)
         return params
 
     def init_carry(self, batch_size: int):

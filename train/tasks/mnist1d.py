@@ -11,6 +11,8 @@ then a dense layer to 10 logits from `head`:
              direction, a linear layer on the 480 flattened outputs)
   'mean'     the mean of the outputs over the steps
   'last'     the final carry's h (both directions' with `bidirectional`)
+`init_scale` s > 0 redraws every recurrent parameter uniform in [-s, s] (s = 1/sqrt(hidden) is
+PyTorch's nn.GRU / nn.LSTM initialisation, the published baseline's); 0 keeps the cells' own.
 Cross-entropy; loss and accuracy reported.
 """
 
@@ -52,17 +54,25 @@ def load(path: str = PATH, num_valid: int = 400) -> dict[str, dict[str, np.ndarr
     }
 
 
+def _is_layer_norm(path) -> bool:
+    return any(str(getattr(k, "key", "")).startswith("ln_") for k in path)
+
+
 class MNIST1DTask(base.Task):
     """See the module docstring."""
 
     name = "mnist1d"
-    model_defaults = {"bidirectional": True, "head": "flatten"}
+    model_defaults = {"bidirectional": True, "head": "flatten", "init_scale": 0.0}
     model_fields = tuple(model_defaults)
     data_fields = ("num_valid",)
     unused_fields = {"train.seq_len": "a sequence is 40 steps"}
 
     @classmethod
     def validate(cls, config):
+        if not float(config.model.get("init_scale", 0.0)) >= 0:  # also refuses NaN
+            raise ConfigError(
+                f"config.model.init_scale must be >= 0, got {config.model.init_scale}."
+            )
         head = config.model.get("head", "flatten")
         if head not in HEADS:
             raise ConfigError(f"config.model.head={head!r}; valid: {', '.join(HEADS)}.")
@@ -81,11 +91,12 @@ class MNIST1DTask(base.Task):
         return width * self.steps if self.head == "flatten" else width
 
     def init_params(self, rng):
-        k_rnn, k_head = jax.random.split(rng)
-        return {
-            "rnn": self.stack.init(k_rnn, 1),
-            "head": models.torch_dense_init(k_head, self._features(), CLASSES),
-        }
+        k_rnn, k_head, k_uniform = jax.random.split(rng, 3)
+        rnn = self.stack.init(k_rnn, 1)
+        scale = float(self.config.model.get("init_scale", 0.0))
+        if scale > 0:  # layer-norm scales and biases keep 1 and 0
+            rnn = models.uniform_init(k_uniform, rnn, scale, keep=_is_layer_norm)
+        return {"rnn": rnn, "head": models.torch_dense_init(k_head, self._features(), CLASSES)}
 
     def logits(self, params, x_BxTx1, rng=None):
         ys, carries = self.stack(params["rnn"], x_BxTx1, rng=rng, **self.scan_kwargs)
