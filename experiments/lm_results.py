@@ -269,22 +269,34 @@ def render_kim(runs: list[dict]) -> list[str]:
         f"{KIM_PAPER_TEST * 1.02:.1f}). Seconds per epoch: train time / epochs, evaluation "
         "passes included, on the 2-core CPU shared by 2 to 5 runs at a time (compare loosely).",
         "",
-        "| variant | seeds | valid ppl (best ckpt) | test ppl (best ckpt) | test ppl (last ckpt) | "
-        "s / epoch | status |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| variant | seeds | valid ppl (best ckpt) | test ppl (best ckpt) | test vs baseline | "
+        "test ppl (last ckpt) | s / epoch | status |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    variants: dict[str, list[dict]] = {}
+    from experiments.configs import ptb_kim_small
+
+    variants: dict[str, list[dict]] = {name: [] for name in ptb_kim_small.VARIANTS}
     for r in kim:
         variant = r["name"][len(KIM_PREFIX) :].rsplit("_s", 1)[0]
         variants.setdefault(variant, []).append(r)
+    base = [r["test"]["perplexity"] for r in variants.get("baseline", [])]
+    base_mean = sum(base) / len(base) if base else None
     for variant, rs in variants.items():
+        if not rs:
+            out.append(f"| {variant} | – | not run | not run | – | – | – | – |")
+            continue
         seeds = ", ".join(str(r["config"]["seed"]) for r in rs)
         valid = _mean_std([r["valid"]["perplexity"] for r in rs])
         test = _mean_std([r["test"]["perplexity"] for r in rs])
         last = _mean_std([(r.get("last") or r)["test"]["perplexity"] for r in rs])
         per_epoch = _mean_std([r["train_time_s"] / r["epochs"] for r in rs])
         status = ", ".join(sorted({r["status"] for r in rs}))
-        out.append(f"| {variant} | {seeds} | {valid} | {test} | {last} | {per_epoch} | {status} |")
+        mean_test = sum(r["test"]["perplexity"] for r in rs) / len(rs)
+        versus = "–" if base_mean is None else f"{100.0 * (mean_test / base_mean - 1.0):+.1f}%"
+        out.append(
+            f"| {variant} | {seeds} | {valid} | {test} | {versus} | {last} | {per_epoch} | "
+            f"{status} |"
+        )
     out.append("")
     for r in kim:
         if r["name"].startswith(KIM_PREFIX + "baseline"):
