@@ -38,12 +38,18 @@ import time
 
 from absl import app, flags
 
-_OUT = flags.DEFINE_string(
-    "out", os.environ.get("OUT") or "workdirs/device_check", "Output directory (default $OUT)."
-)
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Tiny shapes on any platform (a smoke test).")
-_BUDGET = flags.DEFINE_float("budget_s", 480.0, "Wall-clock budget; later items are skipped.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per implementation (median).")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string(
+        "out", os.environ.get("OUT") or "workdirs/device_check", "Output directory ($OUT)."
+    )
+    flags.DEFINE_bool("dry_run", False, "Tiny shapes on any platform (a smoke test).")
+    flags.DEFINE_float("budget_s", 480.0, "Wall-clock budget; later items are skipped.")
+    flags.DEFINE_integer("repeats", 5, "Timed calls per implementation (median).")
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (cell, batch, seq_len, hidden, dtype), most wanted first.
@@ -296,7 +302,7 @@ def main(argv) -> None:
 
     from train import provenance
 
-    dry_run = _DRY_RUN.value
+    dry_run = FLAGS.dry_run
     platform = jax.default_backend()
     if platform != "gpu" and not dry_run:
         print(
@@ -305,13 +311,13 @@ def main(argv) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    out_dir = os.path.abspath(_OUT.value)
+    out_dir = os.path.abspath(FLAGS.out)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "device_check.json")
     if os.path.exists(path):
         print(f"error: {path} exists; name another --out (or $OUT).", file=sys.stderr)
         sys.exit(2)
-    budget = Budget(_BUDGET.value)
+    budget = Budget(FLAGS.budget_s)
     started = time.time()
     report = {
         "what": "experiments/device_check.py" + (" --dry-run" if dry_run else ""),
@@ -334,7 +340,7 @@ def main(argv) -> None:
         {"status": "not run (dry run)"} if dry_run else run_gpu_tests(budget)
     )  # fmt: skip
     records, skipped = [], []
-    repeats = 2 if dry_run else _REPEATS.value
+    repeats = 2 if dry_run else FLAGS.repeats
     for shape in DRY_SHAPES if dry_run else SHAPES:
         got, missed = bench_shape(shape, repeats, dry_run, budget)
         records += got
@@ -357,4 +363,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -38,13 +38,19 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A forecasting run's workdir (with config.json).")
-_OUT = flags.DEFINE_string("out", None, "Output directory (default: WORKDIR/forecasts).")
-_SPLIT = flags.DEFINE_string("split", "test", "Which split's windows: 'train', 'valid' or 'test'.")
-_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Which checkpoint.")
-_PLOT_WINDOWS = flags.DEFINE_integer("plot_windows", 4, "Windows in the figure (0: no figure).")
-_FUTURE = flags.DEFINE_bool("future", True, "Write future.csv: the H rows after the file.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string("workdir", None, "A forecasting run's workdir (with config.json).")
+    flags.DEFINE_string("out", None, "Output directory (default: WORKDIR/forecasts).")
+    flags.DEFINE_string("split", "test", "Which split's windows: 'train', 'valid' or 'test'.")
+    flags.DEFINE_enum("which", "best", ["best", "latest"], "Which checkpoint.")
+    flags.DEFINE_integer("plot_windows", 4, "Windows in the figure (0: no figure).")
+    flags.DEFINE_bool("future", True, "Write future.csv: the H rows after the file.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+
 
 BATCH = 256  # windows per compiled forecast call (the last batch is padded to it)
 
@@ -247,22 +253,22 @@ def main(argv):
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         sys.exit(2)
     logging.set_verbosity(logging.WARNING)
-    if not _WORKDIR.value:
+    if not FLAGS.workdir:
         print("error: --workdir is required.", file=sys.stderr)
         sys.exit(2)
     from train.errors import ConfigError
 
-    workdir = os.path.expanduser(_WORKDIR.value)
-    out = os.path.expanduser(_OUT.value) if _OUT.value else None
+    workdir = os.path.expanduser(FLAGS.workdir)
+    out = os.path.expanduser(FLAGS.out) if FLAGS.out else None
     try:
         summary = write_forecasts(
             workdir,
             out,
-            _SPLIT.value,
-            _WHICH.value,
-            _PLOT_WINDOWS.value,
-            _FUTURE.value,
-            _OVERWRITE.value,
+            FLAGS.split,
+            FLAGS.which,
+            FLAGS.plot_windows,
+            FLAGS.future,
+            FLAGS.overwrite,
         )
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -279,4 +285,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -19,11 +19,16 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A spoken_digits or connected_digits workdir.")
-_WAV = flags.DEFINE_string("wav", None, "An 8 kHz mono 16-bit WAV file to transcribe.")
-_SPLIT = flags.DEFINE_string("split", None, "Score connected_digits' 'valid' or 'test' strings.")
-_BEAM = flags.DEFINE_integer("beam", 0, "CTC prefix beam width; 0 = greedy best path.")
-_WHICH = flags.DEFINE_enum("which", "best", ["best", "latest"], "Which checkpoint.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string("workdir", None, "A spoken_digits or connected_digits workdir.")
+    flags.DEFINE_string("wav", None, "An 8 kHz mono 16-bit WAV file to transcribe.")
+    flags.DEFINE_string("split", None, "Score connected_digits' 'valid' or 'test' strings.")
+    flags.DEFINE_integer("beam", 0, "CTC prefix beam width; 0 = greedy best path.")
+    flags.DEFINE_enum("which", "best", ["best", "latest"], "Which checkpoint.")
 
 
 def _features(task, audio) -> np.ndarray:
@@ -98,22 +103,23 @@ def main(argv):
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         sys.exit(2)
     logging.set_verbosity(logging.WARNING)
-    if not _WORKDIR.value or (_WAV.value is None) == (_SPLIT.value is None):
+    if not FLAGS.workdir or (FLAGS.wav is None) == (FLAGS.split is None):
         print("error: give --workdir and one of --wav=FILE or --split=valid|test.", file=sys.stderr)
         sys.exit(2)
     from train.errors import ConfigError
 
-    workdir = os.path.expanduser(_WORKDIR.value)
+    workdir = os.path.expanduser(FLAGS.workdir)
     try:
-        if _WAV.value is not None:
-            out = transcribe(workdir, os.path.expanduser(_WAV.value), _BEAM.value, _WHICH.value)
+        if FLAGS.wav is not None:
+            out = transcribe(workdir, os.path.expanduser(FLAGS.wav), FLAGS.beam, FLAGS.which)
             print(" ".join(str(d) for d in out["digits"]) or "(nothing recognised)")
         else:
-            print(json.dumps(score_split(workdir, _SPLIT.value, _BEAM.value, _WHICH.value)))
+            print(json.dumps(score_split(workdir, FLAGS.split, FLAGS.beam, FLAGS.which)))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
