@@ -47,9 +47,9 @@ def _pallas(block_steps):
     "name,steps,lengths,block_steps",
     [
         ("lstm", 5, [5, 2, 0], 16),  # one block of 5 steps, lengths
-        ("gru", 5, [5, 2, 0], 16),
+        pytest.param("gru", 5, [5, 2, 0], 16, marks=pytest.mark.slow),
         pytest.param("lstm", 7, [7, 3, 6], 3, marks=pytest.mark.slow),  # 3 blocks, T padded
-        pytest.param("gru", 7, None, 2, marks=pytest.mark.slow),
+        ("gru", 7, None, 2),  # several blocks, no lengths: the default run's GRU case
     ],
 )
 def test_pallas_kernel_equals_the_reference(name, steps, lengths, block_steps):

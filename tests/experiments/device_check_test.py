@@ -22,6 +22,7 @@ def _run(*args, out=None):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_implementation_agrees_on_a_tiny_shape():
     budget = device_check.Budget(600)
     records, skipped = device_check.bench_shape(("lstm", 2, 5, 8, "float32"), 1, True, budget)

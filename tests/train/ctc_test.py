@@ -79,6 +79,7 @@ def test_strings_are_deterministic_and_use_only_their_split(utterances):
         np.testing.assert_array_equal(digits, utterances.digit[picks])
 
 
+@pytest.mark.slow
 def test_a_tiny_connected_digits_run(utterances, cache, tmp_path):
     from train import trainer
 

@@ -21,7 +21,14 @@ def test_bundled_arrays_and_split():
         mnist1d.load(num_valid=0)
 
 
-@pytest.mark.parametrize("head", ["flatten", "mean", "last"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        "last",
+        pytest.param("flatten", marks=pytest.mark.slow),
+        pytest.param("mean", marks=pytest.mark.slow),
+    ],
+)
 def test_heads(head):
     config = mnist1d_config.get_config(f"head={head},bidirectional=False,hidden_size=4")
     task = mnist1d.MNIST1DTask(config)
