@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -118,13 +119,17 @@ def collect(
     from experiments import sample
 
     prompt, length = ("ROMEO:", 300) if task.corpus.level == "char" else ("the", 40)
+    # The workdir as the run's own command names it (a run made in another checkout is then
+    # named as from the repository root, never by this machine's absolute path).
+    named = re.search(r"--workdir=(\S+)", record.get("command") or "")
+    run_workdir = named.group(1) if named else records.portable_path(workdir)
     text = sample.generate(task, best.params, prompt, length, 0.8, seed=0)
     record["sample"] = {
         "prompt": prompt,
         "temperature": 0.8,
         "seed": 0,
         "text": prompt + text,
-        "command": f"python -m experiments.sample --workdir={records.portable_path(workdir)} "
+        "command": f"python -m experiments.sample --workdir={run_workdir} "
         f"--prompt={prompt!r} "
         f"--length={length} --temperature=0.8 --seed=0",
     }
