@@ -253,7 +253,7 @@ class ConnectedDigitsData:
 class ConnectedDigitsTask(base.Task):
     """Digit strings recognised with CTC (Graves et al. 2006): a (bidirectional) recurrent
     stack, a dense layer to 11 classes per frame (blank + 10 digits), optax.ctc_loss; greedy
-    decoding in the evaluation (digit error rate = edits / reference digits, string accuracy),
+    decoding in the evaluation only (digit error rate = edits / reference digits, string accuracy),
     prefix beam search in `decode` (experiments.transcribe)."""
 
     name = "connected_digits"
@@ -305,26 +305,26 @@ class ConnectedDigitsTask(base.Task):
             jnp.float32
         )
         nll_B = optax.ctc_loss(logits, frame_pad, batch["labels"], label_pad, blank_id=ctc.BLANK)
-        tokens, keep = ctc.greedy_decode(logits, batch["lengths"])
-        edits_B = ctc.edit_distances(tokens, keep, batch["labels"], batch["label_lengths"])
         w = batch["weight"]
         count = jnp.sum(w)
-        sums = {
-            "nll": jnp.sum(w * nll_B),
-            "count": count,
-            "edits": jnp.sum(w * edits_B),
-            "digits": jnp.sum(w * batch["label_lengths"]),
-            "correct": jnp.sum(w * (edits_B == 0)),
-        }
+        sums = {"nll": jnp.sum(w * nll_B), "count": count}
+        if not train:  # decoding and its edit distances: evaluation only, not the train step
+            tokens, keep = ctc.greedy_decode(logits, batch["lengths"])
+            edits_B = ctc.edit_distances(tokens, keep, batch["labels"], batch["label_lengths"])
+            sums |= {
+                "edits": jnp.sum(w * edits_B),
+                "digits": jnp.sum(w * batch["label_lengths"]),
+                "correct": jnp.sum(w * (edits_B == 0)),
+            }
         return sums["nll"] / jnp.maximum(count, 1.0), (carry, sums)
 
     def summarize(self, sums):
         count = max(float(sums["count"]), 1.0)
-        return {
-            "loss": float(sums["nll"]) / count,
-            "digit_error_rate": float(sums["edits"]) / max(float(sums["digits"]), 1.0),
-            "string_accuracy": float(sums["correct"]) / count,
-        }
+        metrics = {"loss": float(sums["nll"]) / count}
+        if "edits" in sums:
+            metrics["digit_error_rate"] = float(sums["edits"]) / max(float(sums["digits"]), 1.0)
+            metrics["string_accuracy"] = float(sums["correct"]) / count
+        return metrics
 
     def decode(self, params, x_BxTxF, lengths_B, beam: int = 0) -> list[list[int]]:
         """The recognised digits of each row: greedy (beam=0) or prefix beam search."""
