@@ -27,7 +27,7 @@ from cells.mgu import MGU
 from cells.minimal import MinGRU, MinLSTM
 from cells.registry import get, name_of, names, register
 from cells.sequence import reference_scan, scan
-from cells.simple import SimpleRNN, identity_init
+from cells.simple import IRNN, SimpleRNN, identity_init
 from cells.slstm import SLSTM
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "CIFGLSTM",
     "Cell",
     "GRU",
+    "IRNN",
     "IndRNN",
     "LSTM",
     "LSTMP",

@@ -2,10 +2,13 @@
 
     h_t = act(x_t W_ih + b + h_{t-1} W_hh),   act = tanh (default) or relu
 
-With relu and an identity-initialised W_hh this is the IRNN of Le et al. 2015
-(`recurrent_init=cells.identity_init()`). Its gradient through T steps is a product of T
-Jacobians diag(act') W_hh, which vanishes or explodes geometrically: the problem the LSTM and
-GRU gates were designed to fix. Parameters: w_ih [I, H], w_hh [H, H], b [H] (PyTorch's
+The gradient through T steps is a product of T Jacobians diag(act') W_hh, which vanishes or
+explodes geometrically: the problem the LSTM and GRU gates were designed to fix. With relu and
+an identity-initialised W_hh this is the IRNN of Le, Jaitly & Hinton 2015, registered as
+`irnn`: W_hh = I, b = 0, W_ih ~ N(0, 0.001^2) (their Section 4), so at init a step with
+positive h and little input passes h on unchanged (Jacobian I: nothing vanishes).
+
+Parameters: w_ih [I, H], w_hh [H, H], b [H] (PyTorch's
 b_ih + b_hh).
 """
 
@@ -69,3 +72,17 @@ class SimpleRNN(base.Cell):
         pre = base.add_bias(x_BxI @ params["w_ih"], params["b"]) + h_prev @ params["w_hh"]
         h = _ACTIVATIONS[self.activation](pre)
         return base.RNNState(h), h
+
+
+@registry.register("irnn")
+@dataclasses.dataclass(frozen=True)
+class IRNN(SimpleRNN):
+    """The IRNN (Le, Jaitly & Hinton 2015): a ReLU Elman RNN started at the identity.
+
+    W_hh = I, b = 0, W_ih ~ N(0, 0.001^2); the recurrence and its hand-written backward are
+    SimpleRNN's with activation 'relu'. A scaled identity is `recurrent_init=identity_init(s)`.
+    """
+
+    activation: str = "relu"
+    kernel_init: base.Initializer = jax.nn.initializers.normal(stddev=1e-3)
+    recurrent_init: base.Initializer = identity_init()

@@ -27,7 +27,6 @@ from absl import app, flags
 
 from experiments import records
 from train import provenance
-from train.tasks import long_range
 
 FLAGS = flags.FLAGS
 ROOT = records.ROOT
@@ -35,8 +34,6 @@ ROOT = records.ROOT
 HORIZONS = (24, 48, 168, 336, 720)
 ADDING_LENGTHS = (50, 100, 200, 400)
 COPY_LENGTHS = (50, 100, 200)
-ADDING_SOLVED_MSE = 0.01
-COPY_SOLVED_ACCURACY = 0.99
 
 
 # Extra config fields per group (shorter budgets where the shared 2-core machine is too slow).
@@ -230,29 +227,51 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
     )
 
 
-def solved(task: str, metrics: dict) -> bool:
-    if task == "adding":
-        return metrics.get("mse", 1.0) < ADDING_SOLVED_MSE
-    if task == "copy":
-        return metrics.get("copy_accuracy", 0.0) >= COPY_SOLVED_ACCURACY
-    return False
+LONG_RANGE_TASKS = ("adding", "copy", "selective_copy")
+
+
+def long_range_fields(results: dict) -> dict:
+    """The trivial baseline of each fixed set, loss relative to it, solved and steps to solve.
+
+    The sets are regenerated from the run's config (they are deterministic in the seed; schema
+    fields added since the run take their defaults); "solved" is `long_range.solved`: loss <=
+    5% of the same set's baseline loss.
+    """
+    import ml_collections
+
+    from train import config_base
+    from train import workdir as workdir_lib
+    from train.tasks import registry
+
+    config = config_base.base_config().to_dict()
+    for group, fields in workdir_lib.upgrade(results["config"]).items():
+        if isinstance(fields, dict) and isinstance(config.get(group), dict):
+            config[group].update(fields)
+        else:
+            config[group] = fields
+    task = registry.get_task(ml_collections.ConfigDict(config))
+    metric = task.loss_metric
+    baseline = {split: task.trivial_baseline(split) for split in ("valid", "test")}
+    curve = results.get("valid_curve", [])
+    return {
+        "baseline": baseline,
+        "relative_loss": {
+            split: results[split][metric] / baseline[split][metric] for split in ("valid", "test")
+        },
+        "steps_to_solve": next(
+            (e["step"] for e in curve if metric in e and task.is_solved(e, "valid")), None
+        ),
+        "solved": task.is_solved(results["test"], "test"),
+    }
 
 
 def collect(name: str, workdir: str) -> dict:
     """results.json + the validation curve (+ baseline and steps to solve for long-range)."""
     results = records.read(os.path.join(workdir, "results.json"))
-    curve = records.valid_curve(workdir)
     results["name"] = name
-    results["valid_curve"] = curve
-    task = results["task"]
-    if task in ("adding", "copy"):
-        length = int(results["config"]["data"]["length"])
-        if task == "adding":
-            results["baseline"] = {"mse": long_range.adding_baseline_mse()}
-        else:
-            results["baseline"] = {"cross_entropy": long_range.copy_baseline_ce(length)}
-        results["steps_to_solve"] = next((e["step"] for e in curve if solved(task, e)), None)
-        results["solved"] = solved(task, results["test"])
+    results["valid_curve"] = records.valid_curve(workdir)
+    if results["task"] in LONG_RANGE_TASKS:
+        results.update(long_range_fields(results))
     return results
 
 

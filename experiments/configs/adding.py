@@ -2,7 +2,8 @@
 
 Two input channels (values ~ U[0, 1], and a marker channel with one 1 in each half); the target
 is the sum of the two marked values, read from the last hidden state. Predicting 1.0 always
-scores MSE 1/6 = 0.167; "solved" = test MSE < 0.01. Train batches are generated on the fly from
+scores MSE 1/6 = 0.167 in expectation (the baseline is measured on each fixed set); "solved" =
+MSE at most 5% of that set's baseline. Train batches are generated on the fly from
 (seed, step); valid / test are fixed sets of `num_valid` / `num_test` sequences.
 
   python -m train.main --config=experiments/configs/adding.py:length=100,cell=lstm \
@@ -12,13 +13,13 @@ Grid (T in 50/100/200/400 x rnn/lstm/gru, resumable): `python -m experiments.run
 
 [results]
 Test mse (steps to solve; wall s); baseline per T in the JSONs:
-  adding_50_gru: 0.0001 (200; 77 s)
+  adding_50_gru: 0.0001 (300; 77 s)
   adding_50_lstm: 0.0001 (600; 82 s)
   adding_50_rnn: 0.1537 (unsolved; 41 s)
   adding_100_gru: 0.0001 (300; 157 s)
   adding_100_lstm: 0.0001 (1000; 167 s)
   adding_100_rnn: 0.1668 (unsolved; 51 s)
-  adding_200_gru: 0.0001 (300; 109 s)
+  adding_200_gru: 0.0001 (400; 109 s)
   adding_200_lstm: 0.0006 (2100; 315 s)
   adding_200_rnn: 0.1584 (unsolved; 263 s)
   adding_400_gru: 0.0001 (400; 302 s)

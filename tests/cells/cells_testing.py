@@ -22,10 +22,9 @@ def _example(cls):
 # Every registered cell with its defaults (and the options it needs, `example_options`), plus
 # the options that change its equations, named for test ids. A newly registered cell joins
 # every parameterised test here by itself (it also needs its float64 equations in
-# reference_numpy.py).
+# reference_numpy.py). The registered irnn covers SimpleRNN's relu equations.
 CELLS = {name: _example(cells.get(name)) for name in cells.names()} | {
     "gru_reset_before": cells.GRU(H, reset_after=False),
-    "rnn_relu": cells.SimpleRNN(H, activation="relu"),
     "indrnn_tanh_bounded": cells.IndRNN(H, activation="tanh", recurrent_max=0.3),
     "lstm_all": cells.LSTM(H, peephole=True, coupled=True, proj_size=4),
     "lstm_peephole_ln_proj": cells.LSTM(H, peephole=True, proj_size=3, layer_norm=True),

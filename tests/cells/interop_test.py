@@ -22,7 +22,7 @@ TORCH_MODULES = {  # name: (constructor name, kwargs)
     "lstm": ("LSTM", {}),
     "gru": ("GRU", {}),
     "rnn_tanh": ("RNN", {"nonlinearity": "tanh"}),
-    "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+    "irnn": ("RNN", {"nonlinearity": "relu"}),
 }
 
 

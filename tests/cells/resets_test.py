@@ -28,7 +28,7 @@ for row, episodes in enumerate(EPISODES):
         RESETS[row, start] = True
 RESETS[1, 8] = True  # a reset in the padding is ignored
 
-NAMES = ["lstm", "gru", "lstmp", "lstm_all", "indrnn", "mgu", "rnn_relu", "slstm_heads", "minlstm"]
+NAMES = ["lstm", "gru", "lstmp", "lstm_all", "indrnn", "mgu", "irnn", "slstm_heads", "minlstm"]
 
 
 def _inputs(cell, seed=0):

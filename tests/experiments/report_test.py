@@ -21,7 +21,8 @@ def long_result(task, t, cell, value, solved_at, acc=None):
     metric = "mse" if task == "adding" else "cross_entropy"
     test = {metric: value} | ({"copy_accuracy": acc} if acc is not None else {})
     return {
-        "task": task, "test": test, "baseline": {metric: 0.1667}, "steps_to_solve": solved_at,
+        "task": task, "test": test, "steps_to_solve": solved_at,
+        "baseline": {"valid": {metric: 0.1}, "test": {metric: 0.1667}},
         "steps": 3000, "wall_time_s": 100.0, "git_commit": "abc", "hardware": HW,
         "config": {"data": {"length": t}},
     }  # fmt: skip

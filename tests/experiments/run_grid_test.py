@@ -1,11 +1,15 @@
-"""experiments/run_grid.py: group contents and the record of a diverged run."""
+"""experiments/run_grid.py: group contents, long-range fields, the record of a diverged run."""
+
+import pytest
 
 from experiments import run_grid
+from experiments.configs import adding
+from train.tasks import long_range
 
 
 def test_groups_name_every_run_once():
     groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
-    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 24 + 12, "mnist1d": 3 + 13 * 3}
+    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 24 + 12, "mnist1d": 3 + 14 * 3}
     for group, count in groups.items():
         runs = run_grid.grid(group)
         assert len(runs) == count and len({name for name, _ in runs}) == count
@@ -52,3 +56,26 @@ def test_every_forecasting_grid_config_builds():
     assert (
         len(validated) == 7 + 4 + 5 + 2 + 12
     )  # ETTh1 linear, Exchange, SegRNN, ett_linear, speech
+
+
+def test_long_range_fields_use_each_fixed_sets_baseline_even_for_an_older_config():
+    config = adding.get_config("length=12").to_dict()
+    del config["train"]["scan_backward"]  # a field added to the schema after the run
+    task = long_range.AddingTask(adding.get_config("length=12"))
+    base = {split: task.trivial_baseline(split)["mse"] for split in ("valid", "test")}
+    results = {
+        "config": config,
+        "valid": {"mse": 0.5 * base["valid"]},
+        "test": {"mse": 0.04 * base["test"]},
+        "valid_curve": [
+            {"step": 100, "mse": 0.9 * base["valid"]},
+            {"step": 200, "mse": 0.06 * base["valid"]},  # not yet: 6% > 5%
+            {"step": 300, "mse": 0.049 * base["valid"]},
+        ],
+    }
+    fields = run_grid.long_range_fields(results)
+    assert fields["baseline"]["test"]["mse"] == pytest.approx(base["test"], rel=1e-12)
+    assert fields["relative_loss"]["test"] == pytest.approx(0.04)
+    assert fields["steps_to_solve"] == 300 and fields["solved"] is True
+    results["test"]["mse"] = 0.051 * base["test"]
+    assert run_grid.long_range_fields(results)["solved"] is False

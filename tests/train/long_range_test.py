@@ -7,6 +7,7 @@ import pytest
 
 from experiments.configs import adding as adding_config
 from experiments.configs import copy as copy_config
+from experiments.configs import selective_copy as selective_config
 from train.tasks import long_range
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -103,12 +104,86 @@ def test_adding_loss_by_hand():
     assert task.summarize(jax.tree.map(float, sums)) == {"loss": 0.25, "mse": 0.25}
 
 
-@pytest.mark.parametrize("name", ["adding", "copy"])
+@pytest.mark.parametrize("length,tokens", [(4, 4), (9, 3), (100, 8)])
+def test_selective_copy_layout(length, tokens):
+    x, y = long_range.selective_copy_batch(np.random.default_rng(0), length, tokens, 64)
+    assert x.shape == y.shape == (64, length + tokens)
+    np.testing.assert_array_equal(x[:, length:], 9)  # K markers ask for the symbols
+    np.testing.assert_array_equal(y[:, :length], 0)  # no target in the noise part
+    for row_x, row_y in zip(x, y, strict=True):
+        symbols = row_x[:length][row_x[:length] != 0]  # in the order they appear
+        assert len(symbols) == tokens and symbols.min() >= 1 and symbols.max() <= 8
+        np.testing.assert_array_equal(row_y[length:], symbols)
+    gaps = [tuple(np.flatnonzero(row[:length])) for row in x]
+    assert length == tokens or len(set(gaps)) > 1  # the positions vary between examples
+    with pytest.raises(ValueError, match="num_tokens"):
+        long_range.selective_copy_batch(np.random.default_rng(0), 3, 4, 2)
+
+
+def test_memoryless_baseline_by_hand():
+    # Step 0 always blank (entropy 0); step 1 half 1s, half 2s (entropy log 2, argmax right 1/2).
+    y = np.array([[0, 1], [0, 2], [0, 1], [0, 2]])
+    baseline = long_range.memoryless_baseline(y, recall_len=1)
+    assert baseline["cross_entropy"] == pytest.approx(np.log(2) / 2)
+    assert baseline["copy_accuracy"] == pytest.approx(0.5)
+    assert long_range.constant_predictor_mse(np.array([1.5, 0.0])) == pytest.approx(0.625)
+
+
+@pytest.mark.parametrize("name", ["copy", "selective_copy"])
+def test_the_memoryless_predictor_scores_the_trivial_baseline_through_the_loss(name):
+    """Logits = log of the test set's per-step target frequencies, fed to the task's own loss,
+    give exactly `trivial_baseline` (cross-entropy; accuracy up to argmax ties)."""
+    if name == "copy":
+        task = long_range.CopyTask(copy_config.get_config("length=12"))
+    else:
+        task = long_range.SelectiveCopyTask(selective_config.get_config("length=12,num_tokens=3"))
+    task.config.data.num_test = 500
+    data = task.examples("test")
+    counts_SxK = np.stack([np.bincount(col, minlength=10) for col in data["y"].T]) + 1e-30
+    logits = np.log(counts_SxK / counts_SxK.sum(1, keepdims=True)).astype(np.float32)
+    task.logits = lambda params, x, rng=None: jnp.broadcast_to(logits, (*x.shape, 10))
+    batch = dict(data, weight=np.ones(len(data["y"]), np.float32))
+    _, (_, sums) = task.loss(None, None, batch, None, False)
+    metrics = task.summarize(jax.tree.map(float, sums))
+    baseline = task.trivial_baseline("test")
+    assert metrics["cross_entropy"] == pytest.approx(baseline["cross_entropy"], rel=1e-4)
+    assert abs(metrics["copy_accuracy"] - baseline["copy_accuracy"]) < 0.05
+    assert not task.is_solved(metrics, "test")
+    assert task.is_solved({"cross_entropy": 0.04 * baseline["cross_entropy"]}, "test")
+    if name == "copy":  # close to the expectation 10 log 8 / (T + 20), not equal to it
+        assert baseline["cross_entropy"] == pytest.approx(long_range.copy_baseline_ce(12), rel=0.02)
+    else:
+        assert baseline["cross_entropy"] == pytest.approx(np.log(8), rel=0.02)
+
+
+def test_adding_trivial_baseline_is_the_constant_predictor_on_that_set():
+    task = long_range.AddingTask(adding_config.get_config("length=20"))
+    for split in ("valid", "test"):
+        y = task.examples(split)["y"].astype(np.float64)
+        expected = np.mean((y - 1.0) ** 2)
+        assert task.trivial_baseline(split)["mse"] == pytest.approx(expected, rel=1e-12)
+        assert task.trivial_baseline(split)["mse"] != pytest.approx(1 / 6, rel=1e-4)
+    assert task.is_solved({"mse": 0.049 * expected}, "test")
+    assert not task.is_solved({"mse": 0.051 * expected}, "test")
+
+
+def test_selective_copy_refuses_more_tokens_than_steps(tmp_path):
+    from train import validate
+    from train.errors import ConfigError
+
+    config = selective_config.get_config("length=5,num_tokens=6")
+    with pytest.raises(ConfigError, match=r"config.data.num_tokens=6 .* config.data.length=5"):
+        validate.validate(config)
+
+
+@pytest.mark.parametrize("name", ["adding", "copy", "selective_copy"])
 def test_tiny_end_to_end_run(tmp_path, name):
     from train import trainer
 
-    module = adding_config if name == "adding" else copy_config
-    config = module.get_config("length=6,num_steps=20,hidden_size=8")
+    module = {"adding": adding_config, "copy": copy_config, "selective_copy": selective_config}
+    config = module[name].get_config("length=6,num_steps=20,hidden_size=8")
+    if name == "selective_copy":
+        config.data.num_tokens = 3
     config.data.num_valid = config.data.num_test = 64
     config.train.eval_every = 10
     config.eval.batch_size = 64

@@ -1,23 +1,38 @@
-"""Long-range dependency tasks: the adding problem and the copy-memory task.
+"""Long-range dependency tasks: the adding problem, copy memory and selective copying.
 
 Adding problem (Hochreiter & Schmidhuber 1997; the setup of Le et al. 2015). An input of T
 steps with two channels: values v_t ~ U[0, 1] and a marker channel with exactly two ones, one
 at a position in [0, T//2) and one in [T//2, T). Target: the sum of the two marked values,
 read from the last hidden state (y_hat = W h_T + b). Loss: MSE. Predicting the mean 1.0
-always scores Var(v_a + v_b) = 2/12 = 0.167; "solved" means a test MSE below 0.01.
+always scores Var(v_a + v_b) = 2/12 = 0.167 in expectation.
 
 Copy memory (Arjovsky et al. 2016). Symbols 0 = blank, 1..8 = data, 9 = delimiter. The input
 (length T + 20) is 10 data symbols, T - 1 blanks, the delimiter, then 10 blanks; the target
 is T + 10 blanks followed by the 10 data symbols. Loss: cross-entropy averaged over all T + 20
 steps (y_hat_t = softmax(W h_t + b)). A memoryless model that outputs blanks, then uniform
-guesses over the 8 symbols, scores 10 log(8) / (T + 20); "solved" means a copy accuracy
-(the last 10 steps) of at least 0.99.
+guesses over the 8 symbols, scores 10 log(8) / (T + 20) in expectation.
+
+Selective copying (Gu & Dao 2023, the Mamba paper's synthetic task; Feng et al. 2024 train
+minGRU/minLSTM on it). K data symbols (1..8) sit at random positions, in order, among T noise
+steps (blank 0); then K markers (9) ask for them. The target at the K marker steps is the K
+symbols in order; the loss is the cross-entropy over those K steps only (the other steps have
+no target), and copy_accuracy is the share of them recalled. Unlike the copy task the gaps vary
+between examples, so a fixed delay line does not solve it: the model must decide what to keep
+from the input (the "selection" the parallel cells' input-dependent gates are meant for).
+
+Trivial baselines are computed on each fixed set, not taken from their expectation
+(`trivial_baseline`): the adding problem's constant predictor 1.0 and the copy tasks' best
+memoryless predictor (per step, the set's own target frequencies: it knows where the symbols
+come, not which). A run counts as *solved* on a set when its loss there is at most
+`SOLVED_FRACTION` = 5% of that set's baseline loss (`solved`): it removes 95% of the error the
+trivial strategy leaves.
 
 Both generators are deterministic functions of (seed, split, index): train batch k is drawn
 from `np.random.default_rng([seed, 0, k])`, so the train iterator's position is just k and any
 T works. Valid and test are fixed sets drawn from [seed, 1] and [seed, 2].
 
-Config (config.data): `length` T, `num_valid`, `num_test`. Model: config.model.cell (with its
+Config (config.data): `length` T, `num_valid`, `num_test` (and `num_tokens` K for selective
+copying). Model: config.model.cell (with its
 cell_options), hidden_size, num_layers, dropout (between layers); `train/models.py` builds it.
 """
 
@@ -38,6 +53,7 @@ BLANK, DELIMITER = 0, 9
 COPY_CLASSES = 10
 
 _SPLIT_STREAM = {"train": 0, "valid": 1, "test": 2}
+SOLVED_FRACTION = 0.05  # solved: loss <= 5% of the same set's trivial-baseline loss
 
 
 # -- generators -----------------------------------------------------------------------------
@@ -68,6 +84,25 @@ def copy_batch(rng: np.random.Generator, length: int, batch_size: int):
     return x, y
 
 
+def selective_copy_batch(rng: np.random.Generator, length: int, num_tokens: int, batch_size: int):
+    """Selective-copying examples: tokens x [B, T + K] and targets y [B, T + K] (int32).
+
+    x: K data symbols at sorted random distinct positions of the first T steps (blank elsewhere),
+    then K markers; y: blank for T steps, then the K symbols in order.
+    """
+    if not 1 <= num_tokens <= length:
+        raise ValueError(f"selective copying needs 1 <= num_tokens <= length, got {num_tokens}, "
+                         f"{length}.")  # fmt: skip
+    data_BxK = rng.integers(1, NUM_DATA_SYMBOLS + 1, (batch_size, num_tokens))
+    positions_BxK = np.sort(rng.random((batch_size, length)).argsort(axis=1)[:, :num_tokens], 1)
+    x = np.full((batch_size, length + num_tokens), BLANK, np.int32)
+    np.put_along_axis(x, positions_BxK, data_BxK, axis=1)
+    x[:, length:] = DELIMITER
+    y = np.full((batch_size, length + num_tokens), BLANK, np.int32)
+    y[:, length:] = data_BxK
+    return x, y
+
+
 def adding_baseline_mse() -> float:
     """MSE of always predicting 1: the variance of a sum of two U[0, 1] values, 1/6."""
     return 1.0 / 6.0
@@ -76,6 +111,33 @@ def adding_baseline_mse() -> float:
 def copy_baseline_ce(length: int) -> float:
     """Cross-entropy of the memoryless strategy: 10 log(8) / (T + 20)."""
     return COPY_LEN * float(np.log(NUM_DATA_SYMBOLS)) / (length + 2 * COPY_LEN)
+
+
+def constant_predictor_mse(y_N: np.ndarray, constant: float = 1.0) -> float:
+    """MSE of always predicting `constant` (the adding problem's E[y] = 1) on the targets y_N."""
+    return float(np.mean((np.asarray(y_N, np.float64) - constant) ** 2))
+
+
+def memoryless_baseline(y_NxS: np.ndarray, recall_len: int) -> dict[str, float]:
+    """The best predictor that ignores the input, scored on one set's targets y [N, S].
+
+    At each step s it predicts the set's own target frequencies p_s (no input-blind predictor
+    has a lower cross-entropy there): cross_entropy = mean_s H(p_s) in nats, and copy_accuracy =
+    the mean over the last `recall_len` steps of max_k p_s(k) (how often its argmax is right).
+    """
+    y_NxS = np.asarray(y_NxS)
+    counts_SxK = np.stack([np.bincount(col, minlength=COPY_CLASSES) for col in y_NxS.T])
+    p_SxK = counts_SxK / y_NxS.shape[0]
+    plogp_SxK = np.where(p_SxK > 0, p_SxK * np.log(np.where(p_SxK > 0, p_SxK, 1.0)), 0.0)
+    return {
+        "cross_entropy": float(np.mean(-plogp_SxK.sum(axis=1))),
+        "copy_accuracy": float(np.mean(p_SxK[-recall_len:].max(axis=1))),
+    }
+
+
+def solved(loss: float, baseline_loss: float) -> bool:
+    """True when `loss` is at most SOLVED_FRACTION of the same set's trivial-baseline loss."""
+    return bool(loss <= SOLVED_FRACTION * baseline_loss)
 
 
 # -- iterators ------------------------------------------------------------------------------
@@ -102,6 +164,7 @@ class _LongRangeTask(base.Task):
 
     num_inputs: int = 0
     num_outputs: int = 0
+    loss_metric: str = ""  # the metric `trivial_baseline` and `is_solved` compare
     model_fields = ()
     data_fields = ("length", "num_valid", "num_test")
     unused_fields = {
@@ -139,6 +202,15 @@ class _LongRangeTask(base.Task):
     def examples(self, split: str) -> dict[str, np.ndarray]:
         """The fixed evaluation set of `split` ('valid' or 'test'): {'x': ..., 'y': ...}."""
         return self._examples[split]
+
+    def trivial_baseline(self, split: str) -> dict[str, float]:
+        """The trivial strategy's metrics on the fixed set of `split` (module docstring)."""
+        raise NotImplementedError
+
+    def is_solved(self, metrics: dict[str, float], split: str) -> bool:
+        """`solved`: metrics[loss_metric] <= 5% of the trivial baseline's on the same set."""
+        baseline = self.trivial_baseline(split)[self.loss_metric]
+        return solved(metrics[self.loss_metric], baseline)
 
     def init_params(self, rng):
         k_rnn, k_head = jax.random.split(rng)
@@ -184,10 +256,14 @@ class AddingTask(_LongRangeTask):
 
     name = "adding"
     num_inputs, num_outputs = 2, 1
+    loss_metric = "mse"
 
     def make_examples(self, rng, n):
         x, y = adding_batch(rng, self.length, n)
         return {"x": x, "y": y}
+
+    def trivial_baseline(self, split):
+        return {"mse": constant_predictor_mse(self.examples(split)["y"])}
 
     def predict(self, params, x, rng=None):
         """Predicted sums [B] from inputs [B, T, 2]."""
@@ -206,38 +282,58 @@ class AddingTask(_LongRangeTask):
 
 
 class CopyTask(_LongRangeTask):
-    """Copy memory: reproduce 10 symbols after T blanks and a delimiter."""
+    """Copy memory: reproduce 10 symbols after T blanks and a delimiter.
+
+    The loss averages the cross-entropy over the steps from `scored_from` on (all T + 20 here);
+    copy_accuracy is measured on the last `recall_len` steps (the 10 recalled symbols).
+    """
 
     name = "copy"
     num_inputs, num_outputs = COPY_CLASSES, COPY_CLASSES
+    loss_metric = "cross_entropy"
+
+    @property
+    def recall_len(self) -> int:
+        return COPY_LEN
+
+    @property
+    def scored_from(self) -> int:
+        return 0
 
     def make_examples(self, rng, n):
         x, y = copy_batch(rng, self.length, n)
         return {"x": x, "y": y}
 
+    def trivial_baseline(self, split):
+        y_NxS = self.examples(split)["y"][:, self.scored_from :]
+        return memoryless_baseline(y_NxS, self.recall_len)
+
     def encode(self, x):
         return jax.nn.one_hot(x, COPY_CLASSES, dtype=jnp.float32)
 
     def logits(self, params, x, rng=None):
-        """Logits [B, T + 20, 10] from tokens [B, T + 20]."""
+        """Logits [B, S, 10] from tokens [B, S]."""
         h_BxTxH = self.hidden_states(params, x, rng)
         return models.dense(params["head"], h_BxTxH, self.cell.compute_dtype)
 
     def loss(self, params, carry, batch, rng, train):
         logits_BxTxK = self.logits(params, batch["x"], rng if train else None)
-        logp_BxTxK = jax.nn.log_softmax(logits_BxTxK, axis=-1)
-        nll_BxT = -jnp.take_along_axis(logp_BxTxK, batch["y"][:, :, None], axis=-1)[:, :, 0]
+        logits_BxSxK = logits_BxTxK[:, self.scored_from :]
+        y_BxS = batch["y"][:, self.scored_from :]
+        logp_BxSxK = jax.nn.log_softmax(logits_BxSxK, axis=-1)
+        nll_BxS = -jnp.take_along_axis(logp_BxSxK, y_BxS[:, :, None], axis=-1)[:, :, 0]
         w_Bx1 = batch["weight"][:, None]
-        steps = nll_BxT.shape[1]
-        nll = jnp.sum(w_Bx1 * nll_BxT)
+        steps = nll_BxS.shape[1]
+        nll = jnp.sum(w_Bx1 * nll_BxS)
         tokens = jnp.sum(batch["weight"]) * steps
-        hit_BxK = jnp.argmax(logits_BxTxK[:, -COPY_LEN:], axis=-1) == batch["y"][:, -COPY_LEN:]
+        recall = self.recall_len
+        hit_BxK = jnp.argmax(logits_BxSxK[:, -recall:], axis=-1) == y_BxS[:, -recall:]
         correct = jnp.sum(w_Bx1 * hit_BxK)
         sums = {
             "nll": nll,
             "tokens": tokens,
             "correct": correct,
-            "copy_tokens": jnp.sum(batch["weight"]) * COPY_LEN,
+            "copy_tokens": jnp.sum(batch["weight"]) * recall,
         }
         return nll / jnp.maximum(tokens, 1.0), (carry, sums)
 
@@ -245,3 +341,35 @@ class CopyTask(_LongRangeTask):
         ce = float(sums["nll"]) / max(float(sums["tokens"]), 1.0)
         acc = float(sums["correct"]) / max(float(sums["copy_tokens"]), 1.0)
         return {"loss": ce, "cross_entropy": ce, "copy_accuracy": acc}
+
+
+class SelectiveCopyTask(CopyTask):
+    """Selective copying: recall K symbols scattered among T noise steps, in order.
+
+    Scored only on the K answer steps (the copy task scores every step).
+    """
+
+    name = "selective_copy"
+    data_fields = ("length", "num_tokens", "num_valid", "num_test")
+
+    @classmethod
+    def validate(cls, config):
+        super().validate(config)
+        tokens, length = int(config.data.num_tokens), int(config.data.length)
+        if not 1 <= tokens <= length:
+            raise ConfigError(
+                f"config.data.num_tokens={tokens} must be between 1 and config.data.length="
+                f"{length} (the symbols sit at distinct steps of the noise part)."
+            )
+
+    @property
+    def recall_len(self) -> int:
+        return int(self.config.data.num_tokens)
+
+    @property
+    def scored_from(self) -> int:
+        return self.length
+
+    def make_examples(self, rng, n):
+        x, y = selective_copy_batch(rng, self.length, self.recall_len, n)
+        return {"x": x, "y": y}

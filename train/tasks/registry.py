@@ -21,6 +21,7 @@ TASKS: dict[str, str] = {
     "forecast": "train.tasks.forecast:ForecastTask",
     "adding": "train.tasks.long_range:AddingTask",
     "copy": "train.tasks.long_range:CopyTask",
+    "selective_copy": "train.tasks.long_range:SelectiveCopyTask",
     "spoken_digits": "train.tasks.speech:SpokenDigitsTask",
     "connected_digits": "train.tasks.speech:ConnectedDigitsTask",
     "mnist1d": "train.tasks.mnist1d:MNIST1DTask",
