@@ -15,10 +15,15 @@ total derivative, through all later steps).
     python -m experiments.gradient_flow --length=100 \
         --out=experiments/results --figures=experiments/results/figures
 
-reads the trained adding-problem models in workdirs/adding_<T>_<cell> (run by
-`python -m experiments.run_grid adding`), builds untrained ones from the same configs, and
-writes gradient_flow_T<T>.json (per cell: mean over test sequences of ||dL/dh_t||_2 for
-distance k = 0..T-1) and a log-scale plot.
+reads the trained adding-problem models in workdirs/adding_<T>_<model> (run by
+`python -m experiments.run_grid adding` or `long_range`), builds untrained ones from the same
+configs, and writes gradient_flow_T<T>.json (per model: mean over test sequences of
+||dL/dh_t||_2 for distance k = 0..T-1) and a log-scale plot. `--models` takes any registered
+cell and the chrono-initialised `lstm_chrono` / `gru_chrono` (Tallec & Ollivier 2018,
+chrono_t_max = T); `--name` names the files:
+
+    python -m experiments.gradient_flow --length=400 --models=all --name=gradient_flow_cells_T400 \
+        --run_prefix=long_adding
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ from train.tasks import registry
 FLAGS = flags.FLAGS
 
 CELLS = ("rnn", "lstm", "gru")
+# Models that are a cell with an option: name -> (cell, the option set to T).
+CHRONO = {"lstm_chrono": "lstm", "gru_chrono": "gru"}
+
+
+def model_config_arg(name: str, length: int) -> str:
+    """The adding config argument of a model name: a cell, or a chrono variant of one."""
+    if name in CHRONO:
+        return f"length={length},cell={CHRONO[name]},chrono_t_max={length}"
+    return f"length={length},cell={name}"
 
 
 def hidden_state_grads(cell, params, xs_BxTxI, loss_fn):
@@ -85,20 +99,27 @@ def adding_norms(task, params, x, y) -> np.ndarray:
     return norms_by_distance(grads)
 
 
-def load(cell_name: str, length: int, workdirs: str, trained: bool):
-    """(task, params, workdir or None): trained from its workdir, else freshly initialised."""
-    workdir = os.path.join(workdirs, f"adding_{length}_{cell_name}")
+def load(cell_name: str, length: int, workdirs: str, trained: bool, prefix: str = "adding"):
+    """(task, params, workdir or None): trained from WORKDIRS/<prefix>_<T>_<model>, else freshly
+    initialised."""
+    workdir = os.path.join(workdirs, f"{prefix}_{length}_{cell_name}")
     if trained:
         from train import checkpoint
 
         trained = checkpoint.load_trained(workdir, "best")
         return trained.task, trained.params, workdir
-    config = adding_config.get_config(f"length={length},cell={cell_name}")
+    config = adding_config.get_config(model_config_arg(cell_name, length))
     task = registry.get_task(config)
     return task, task.init_params(jax.random.key(config.seed)), None
 
 
-def measure(length: int, workdirs: str, num_sequences: int) -> dict:
+def measure(
+    length: int,
+    workdirs: str,
+    num_sequences: int,
+    models: tuple[str, ...] = CELLS,
+    prefix: str = "adding",
+) -> dict:
     out = {
         "length": length,
         "num_sequences": num_sequences,
@@ -106,14 +127,14 @@ def measure(length: int, workdirs: str, num_sequences: int) -> dict:
         "distance": "k = T - 1 - t (0 = the step the loss reads)",
         "cells": {},
     }
-    for cell_name in CELLS:
+    for cell_name in models:
         entry = {}
         for trained in (False, True):
-            workdir = os.path.join(workdirs, f"adding_{length}_{cell_name}")
+            workdir = os.path.join(workdirs, f"{prefix}_{length}_{cell_name}")
             if trained and not os.path.isdir(os.path.join(workdir, "checkpoints")):
                 print(f"skipping trained {cell_name}: no checkpoints in {workdir}")
                 continue
-            task, params, source = load(cell_name, length, workdirs, trained)
+            task, params, source = load(cell_name, length, workdirs, trained, prefix)
             data = task.examples("test")
             x, y = data["x"][:num_sequences], data["y"][:num_sequences]
             norms = adding_norms(task, params, x, y)
@@ -134,17 +155,19 @@ def plot(results: dict, path: str) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     colors = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
+    others = iter(plt.get_cmap("tab20").colors)
+    colors |= {name: next(others) for name in results["cells"] if name not in colors}
     for ax, which in zip(axes, ("untrained", "trained"), strict=True):
         for cell_name, entry in results["cells"].items():
             if which in entry:
                 norms = np.asarray(entry[which]["norms"])
-                ax.semilogy(
-                    np.arange(len(norms)), norms, label=cell_name.upper(), color=colors[cell_name]
-                )
+                style = "--" if cell_name in CHRONO else "-"
+                ax.semilogy(np.arange(len(norms)), norms, style, label=cell_name,
+                            color=colors[cell_name])  # fmt: skip
         ax.set_title(f"{which}, adding problem T={results['length']}")
         ax.set_xlabel("distance to the loss k = T-1-t (steps)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=7, ncol=2)
     axes[0].set_ylabel("mean ||dL/dh_t||")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -160,21 +183,50 @@ def define_flags(num_sequences: int = 256) -> None:
     flags.DEFINE_string("out", records.RESULTS_DIR, "JSON directory.")
     flags.DEFINE_string("figures", records.FIGURES_DIR, "PNG directory.")
     flags.DEFINE_bool("force", False, "Replace an existing result file in --out.")
+    flags.DEFINE_string(
+        "models",
+        ",".join(CELLS),
+        "Comma-separated cells or chrono variants "
+        f"({', '.join(CHRONO)}); 'all' = every registered cell and both.",
+    )
+    flags.DEFINE_string(
+        "run_prefix",
+        "adding",
+        "Trained workdirs are WORKDIRS/<prefix>_<T>_<model> "
+        "(long_adding for `run_grid long_range`).",
+    )
+    flags.DEFINE_string("name", "", "File name stem (default gradient_flow_T<length>).")
+
+
+def model_names(value: str) -> tuple[str, ...]:
+    """--models: 'all' or comma-separated names; UsageError naming the valid ones."""
+    import cells
+
+    valid = (*cells.names(), *CHRONO)
+    if value == "all":
+        return valid
+    names = tuple(v for v in value.split(",") if v)
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        raise app.UsageError(f"--models={value!r}: valid names are all, {', '.join(valid)}.")
+    return names
 
 
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    results = measure(FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences)
-    path = os.path.join(FLAGS.out, f"gradient_flow_T{FLAGS.length}.json")
+    models = model_names(FLAGS.models)
+    results = measure(FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences, models, FLAGS.run_prefix)
+    stem = FLAGS.name or f"gradient_flow_T{FLAGS.length}"
+    path = os.path.join(FLAGS.out, f"{stem}.json")
     records.write(path, results, overwrite=FLAGS.force)
     os.makedirs(FLAGS.figures, exist_ok=True)
-    plot(results, os.path.join(FLAGS.figures, f"gradient_flow_T{FLAGS.length}.png"))
+    plot(results, os.path.join(FLAGS.figures, f"{stem}.png"))
     for cell_name, entry in results["cells"].items():
         for which, e in entry.items():
             print(
-                f"{cell_name:5s} {which:9s} ||dL/dh|| at k=0 {e['norms'][0]:.3e}, "
+                f"{cell_name:13s} {which:9s} ||dL/dh|| at k=0 {e['norms'][0]:.3e}, "
                 f"k=T-1 {e['norms'][-1]:.3e}, ratio {e['ratio_far_to_near']:.3e}"
             )
     print(f"wrote {path}")

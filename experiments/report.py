@@ -275,20 +275,23 @@ def long_range_table(results: dict, task: str) -> str:
 
 
 def gradient_flow_table(results: dict) -> str:
-    rows = []
+    """One row per (T, model, trained or not), ordered by T; a model measured in two files
+    (the same config and seed) is listed once."""
+    rows = {}
     for name, r in sorted(results.items()):
         if not name.startswith("gradient_flow_"):
             continue
         t = r["length"]
         for cell, entry in r["cells"].items():
             for which in ("untrained", "trained"):
-                if which in entry:
+                if which in entry and (t, cell, which) not in rows:
                     norms = entry[which]["norms"]
                     mid = norms[len(norms) // 2]
-                    rows.append(
+                    rows[t, cell, which] = (
                         f"| {t} | {cell.upper()} | {which} | {norms[0]:.2e} | "
                         f"{mid:.2e} | {norms[-1]:.2e} | {norms[-1] / norms[0]:.1e} |"
                     )
+    rows = [row for key, row in sorted(rows.items(), key=lambda kv: kv[0][0])]
     if not rows:
         return "Not measured yet.\n"
     return (
@@ -468,11 +471,14 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "### Inside the cells\n",
         "Gradient flow: mean ||dL/dh_t|| over test sequences of the adding problem, by distance "
         "k to the step the loss reads (`python -m experiments.gradient_flow --length=T`); "
-        "0 means the float32 gradient underflowed.\n",
+        "0 means the float32 gradient underflowed. At T = 400 `--models=all` adds every "
+        "registered cell and the chrono-initialised LSTM / GRU (`LSTM_CHRONO`, `GRU_CHRONO`: "
+        "chrono_t_max = T), untrained until `python -m experiments.run_grid long_range` trains "
+        "them.\n",
         gradient_flow_table(results),
         *[
             _image(os.path.basename(p), rel_to)
-            for p in sorted(glob.glob(os.path.join(FIGURES, "gradient_flow_T*.png")))
+            for p in sorted(glob.glob(os.path.join(FIGURES, "gradient_flow_*.png")))
         ],
         "Gate statistics from `cells.scan(..., return_trace=True)` on adding-problem test "
         "sequences (`python -m experiments.gates --length=T`); saturated = sigmoid gate "

@@ -36,6 +36,29 @@ ADDING_LENGTHS = (50, 100, 200, 400)
 COPY_LENGTHS = (50, 100, 200)
 
 
+# The long-range study (issue 16): larger budgets per T than the adding/copy groups, no early
+# stopping (these tasks sit at the baseline for thousands of steps before they drop), and the
+# IRNN and chrono-initialised LSTM/GRU (chrono_t_max = T) next to the plain cells.
+LONG_RANGE_BUDGETS = {
+    "adding": {100: 5000, 200: 8000, 400: 10000, 750: 10000},
+    "copy": {100: 5000, 200: 8000, 500: 10000},
+}
+LONG_RANGE_MODELS = ("rnn", "irnn", "lstm", "lstm_chrono", "gru", "gru_chrono")
+
+
+def long_range_runs() -> list[tuple[str, str]]:
+    runs = []
+    for task, budgets in LONG_RANGE_BUDGETS.items():
+        for t, steps in budgets.items():
+            for model in LONG_RANGE_MODELS:
+                cell, _, chrono = model.partition("_")
+                arg = f"{task}.py:length={t},cell={cell},num_steps={steps},patience=0"
+                runs.append(
+                    (f"long_{task}_{t}_{model}", arg + (f",chrono_t_max={t}" if chrono else ""))
+                )
+    return runs
+
+
 # Extra config fields per group (shorter budgets where the shared 2-core machine is too slow).
 EXTRA = {"ett_M": ",num_steps=1000", "adding": "", "copy": ""}
 
@@ -205,6 +228,8 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
             for h in HORIZONS
             for cell in ("lstm", "gru")
         ]
+    if group == "long_range":
+        return long_range_runs()
     if group in ("adding", "copy"):
         lengths = ADDING_LENGTHS if group == "adding" else COPY_LENGTHS
         return [
@@ -223,11 +248,35 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
         "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, speech, "
-        "mnist1d, all"
+        "mnist1d, long_range, all"
     )
 
 
 LONG_RANGE_TASKS = ("adding", "copy", "selective_copy")
+
+
+def run_config(results: dict):
+    """A run record's config as a ConfigDict in today's schema (fields added since the run
+    take their defaults)."""
+    import ml_collections
+
+    from train import config_base
+    from train import workdir as workdir_lib
+
+    config = config_base.base_config().to_dict()
+    for group, fields in workdir_lib.upgrade(results["config"]).items():
+        if isinstance(fields, dict) and isinstance(config.get(group), dict):
+            config[group].update(fields)
+        else:
+            config[group] = fields
+    return ml_collections.ConfigDict(config)
+
+
+def registry_task(results: dict):
+    """The task object of a run record (its data and fixed sets rebuilt from the config)."""
+    from train.tasks import registry
+
+    return registry.get_task(run_config(results))
 
 
 def long_range_fields(results: dict) -> dict:
@@ -237,19 +286,7 @@ def long_range_fields(results: dict) -> dict:
     fields added since the run take their defaults); "solved" is `long_range.solved`: loss <=
     5% of the same set's baseline loss.
     """
-    import ml_collections
-
-    from train import config_base
-    from train import workdir as workdir_lib
-    from train.tasks import registry
-
-    config = config_base.base_config().to_dict()
-    for group, fields in workdir_lib.upgrade(results["config"]).items():
-        if isinstance(fields, dict) and isinstance(config.get(group), dict):
-            config[group].update(fields)
-        else:
-            config[group] = fields
-    task = registry.get_task(ml_collections.ConfigDict(config))
+    task = registry_task(results)
     metric = task.loss_metric
     baseline = {split: task.trivial_baseline(split) for split in ("valid", "test")}
     curve = results.get("valid_curve", [])
@@ -294,7 +331,16 @@ def diverged(name: str, workdir: str, cmd: list[str], wall_time_s: float) -> dic
     }
 
 
-def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = False) -> None:
+def run(
+    name: str,
+    config_arg: str,
+    out_dir: str,
+    workdirs: str,
+    force: bool = False,
+    overrides: tuple[str, ...] = (),
+) -> None:
+    """Trains one run (resuming its workdir) and writes OUT/<name>.json; `overrides` are extra
+    `--config.x=y` flags."""
     out = os.path.join(out_dir, f"{name}.json")
     if os.path.exists(out) and not force:
         print(
@@ -310,6 +356,7 @@ def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = F
             sys.executable, "-m", "train.main",
             f"--config=experiments/configs/{config_arg}",
             f"--workdir={records.portable_path(workdir)}",
+            *overrides,
         ]  # fmt: skip
         print(f"[grid] {name}: {' '.join(cmd[1:])}", flush=True)
         start = time.time()
@@ -323,8 +370,9 @@ def run(name: str, config_arg: str, out_dir: str, workdirs: str, force: bool = F
                 print(f"[grid] {name}: diverged ({record['error']})", flush=True)
             return
     task = records.read(os.path.join(workdir, "results.json"))["task"]
-    if task == "lm" and not name.startswith("ptb_lr_"):
-        # A full LM run gets the LM record (epochs, tokens/s, last checkpoint, a sample).
+    if task == "lm" and not name.startswith(("ptb_lr_", "board_")):
+        # A full LM run gets the LM record (epochs, tokens/s, last checkpoint, a sample); the
+        # search runs and the leaderboard's short runs keep the plain one.
         from experiments import lm_results
 
         results = lm_results.collect(workdir, name, out=out_dir, overwrite=force)
@@ -346,7 +394,7 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
-            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) speech mnist1d "
+            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) speech mnist1d long_range "
             "| all "
             "(GROUP@x keeps the runs whose name has _x)"
         )

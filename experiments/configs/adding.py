@@ -42,6 +42,7 @@ ARGUMENTS = {
     "learning_rate": 1e-2,
     "num_steps": 3000,
     "patience": 15,
+    "chrono_t_max": 0.0,  # > 2: chrono initialisation for dependencies up to T (lstm, gru)
 }
 
 
@@ -59,6 +60,10 @@ def get_config(arg: str | None = None, defaults: dict | None = None) -> ml_colle
     config.model.hidden_size = fields["hidden_size"]
     config.model.num_layers = 1
     config.model.dropout = 0.0
+    options = arguments.required_cell_options(fields["cell"], fields["hidden_size"])
+    if fields["chrono_t_max"]:  # Tallec & Ollivier 2018 (cells/lstm.py, cells/gru.py)
+        options["chrono_t_max"] = fields["chrono_t_max"]
+    config.model.cell_options = options
 
     config.optim.optimizer = "adam"
     config.optim.learning_rate = fields["learning_rate"]

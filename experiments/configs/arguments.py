@@ -34,3 +34,15 @@ def parse(arg: str | None, defaults: dict[str, Any]) -> dict[str, Any]:
                 f"config argument {key}={raw!r} must be {'an int' if kind is int else 'a number'}."
             ) from None
     return values
+
+
+def required_cell_options(cell: str, hidden_size: int) -> dict[str, Any]:
+    """The options `cell` cannot be built without at width `hidden_size`
+    (`cells.Cell.example_options`: lstmp's proj_size = H // 2; {} for most cells), so that a
+    config taking `cell=NAME` runs every registered cell, as the sweeps over all cells do."""
+    import cells
+
+    try:
+        return dict(cells.get(cell).example_options(hidden_size))
+    except ValueError:  # an unknown cell: train.main refuses it with the registry's message
+        return {}

@@ -16,7 +16,6 @@ shuffled per epoch (theirs walk the training set in order).
 
 import ml_collections
 
-import cells
 from experiments.configs import arguments
 from train import config_base
 
@@ -47,9 +46,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.num_valid = 400  # the last 400 training sequences
 
     config.model.cell = fields["cell"]  # any registered cell or 'module:Class'
-    if fields["cell"] in cells.names():  # what a cell needs beyond its width (lstmp: proj_size)
-        options = cells.get(fields["cell"]).example_options(fields["hidden_size"])
-        config.model.cell_options = ml_collections.ConfigDict(options)
+    # What a cell needs beyond its width (lstmp: proj_size).
+    config.model.cell_options = arguments.required_cell_options(
+        fields["cell"], fields["hidden_size"]
+    )
     config.model.hidden_size = fields["hidden_size"]  # units per direction
     config.model.bidirectional = fields["bidirectional"]
     config.model.head = fields["head"]  # 'flatten' (published) | 'mean' | 'last'

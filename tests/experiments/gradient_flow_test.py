@@ -70,3 +70,19 @@ def test_vanishing_for_a_contracting_rnn():
     norms = gradient_flow.norms_by_distance(grads)
     assert norms[-1] < 1e-12 * norms[0]
     assert np.all(np.diff(norms) <= 0)
+
+
+def test_models_include_chrono_variants_built_with_t_max_equal_to_t():
+    from absl import app
+
+    assert gradient_flow.model_names("lstm,gru_chrono") == ("lstm", "gru_chrono")
+    assert set(gradient_flow.model_names("all")) == {*cells.names(), "lstm_chrono", "gru_chrono"}
+    with pytest.raises(app.UsageError, match="valid names are all, gru"):
+        gradient_flow.model_names("lstm,nope")
+    task, params, source = gradient_flow.load("lstm_chrono", 40, "unused", trained=False)
+    assert source is None and task.cell.chrono_t_max == 40
+    # chrono: b_f = log(U[1, T - 1]) in [0, log 39], b_i = -b_f.
+    h = task.cell.hidden_size
+    b_i, b_f = params["rnn"][0]["b"][:h], params["rnn"][0]["b"][h : 2 * h]
+    assert float(b_f.min()) >= 0.0 and float(b_f.max()) <= np.log(39) + 1e-6
+    np.testing.assert_allclose(b_i, -b_f)
