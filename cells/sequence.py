@@ -304,8 +304,9 @@ def scan(
       backend: 'xla' (default: the `lax.scan` paths above) or 'pallas': the whole-sequence
         Pallas kernels of `cells.kernels.pallas_rnn` (recurrent weights resident on chip,
         forward and a hand-written backward) for the plain LSTM and reset-after GRU, with
-        `carry` and `lengths`; a Mosaic TPU kernel, interpreted on CPU (tests), refused on
-        GPU. Not yet measured on a TPU, so not a default anywhere. 'cudnn': the plain LSTM
+        `carry` and `lengths`: Mosaic TPU kernels on TPU, Triton kernels on GPU (H a power of
+        two >= 16), interpreted on CPU (tests). Not yet measured on a device, so not a default
+        anywhere. 'cudnn': the plain LSTM
         through cuDNN (`jax.experimental.rnn`, `cells.kernels.cudnn_lstm`), float32, on GPU
         only (a one-line ValueError elsewhere), with `carry` and `lengths`.
 

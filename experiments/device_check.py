@@ -10,17 +10,20 @@ skipped, never half-measured):
   2. the kernel bench: for each shape and dtype, forward and forward+backward (loss sum(ys),
      gradients w.r.t. weights and inputs) of `ours` (cells.scan, backward='fused'),
      `ours-autodiff`, `flax` (nn.RNN over OptimizedLSTMCell / GRUCell), `jax-cudnn` (the LSTM
-     by `backend='cudnn'`, float32) and `torch` (nn.LSTM / nn.GRU on the GPU, cuDNN), the same
+     by `backend='cudnn'`, float32), `pallas` (`backend='pallas'`: the Triton kernels of
+     cells.kernels.pallas_rnn_triton, where H is a power of two) and `torch` (nn.LSTM /
+     nn.GRU on the GPU, cuDNN), the same
      weights in all (outputs checked against ours first), median milliseconds over
      --repeats interleaved calls and peak memory (JAX: XLA's memory analysis of the compiled
      call, arguments + outputs + temporaries; PyTorch: max_memory_allocated);
   3. 200 training steps of ptb_small (`train.main`), for steps/s and tokens/s.
 Shapes: FlashRNN's (B = 16, 64, 256; T = 1024; H = 768, bfloat16 and float32), torchrl's
 (B = 128, T = 128, H = 256) and the issue's goal shape (B = 64, T = 256, H = 1024).
-`backend='pallas'` is a Mosaic TPU kernel and is not run on a GPU (recorded as such).
+FlashRNN's H = 768 is not a power of two, so `pallas` skips those shapes (recorded as such).
 
 --dry-run (CPU, CI-tested): shapes of B = 2, T = 8, H = 16, `jax-cudnn` through
-`jax.experimental.rnn.lstm_ref` (the cuDNN call itself needs the GPU), PyTorch on the CPU,
+`jax.experimental.rnn.lstm_ref` (the cuDNN call itself needs the GPU), `pallas` in Pallas'
+interpreter, PyTorch on the CPU,
 no pytest, 4 steps of the synthetic task instead of ptb_small.
 
 Output: OUT/device_check.json (device, versions, every record, the skipped items) and a table
@@ -63,7 +66,7 @@ SHAPES = [
     ("lstm", 256, 1024, 768, "bfloat16"),
 ]
 DRY_SHAPES = [("lstm", 2, 8, 16, "float32"), ("gru", 2, 8, 16, "bfloat16")]
-IMPLS = ("ours", "ours-autodiff", "flax", "jax-cudnn", "torch")
+IMPLS = ("ours", "ours-autodiff", "flax", "jax-cudnn", "pallas", "torch")
 
 
 class Budget:
@@ -111,6 +114,15 @@ def _jax_impl(impl, cell, params, xs, dry_run):
         def apply(p, x):
             carry = cell.initial_carry(x.shape[0])
             return cudnn_lstm.scan(cell, p, x, carry, reference=dry_run)[0]
+    elif impl == "pallas":
+        from cells.kernels import pallas_rnn
+
+        variables = params
+
+        def apply(p, x):
+            carry = cell.initial_carry(x.shape[0])
+            ys, _ = pallas_rnn.scan(cell, p, x, carry, target="triton", interpret=dry_run)
+            return ys
     else:
         backward = "autodiff" if impl == "ours-autodiff" else "fused"
         variables = params
@@ -229,6 +241,9 @@ def bench_shape(shape, repeats, dry_run, budget: Budget) -> tuple[list[dict], li
             continue
         if impl == "jax-cudnn" and (name != "lstm" or dtype != "float32"):
             continue  # cuDNN through jax.experimental.rnn: the float32 LSTM only
+        if impl == "pallas" and (hidden < 16 or hidden & (hidden - 1)):
+            skipped.append(f"{label}: the Triton kernels need H a power of two >= 16")
+            continue
         try:
             if impl == "torch":
                 result = bench_torch(cell, params, xs.astype(compute or jnp.float32), repeats)
@@ -275,21 +290,26 @@ def train_steps(out_dir: str, dry_run: bool, budget: Budget) -> dict:
 
 
 def ratio_table(records: list[dict]) -> str:
-    """ours' and flax's time over cuDNN's (jax-cudnn, else torch) per shape and mode."""
-    rows = ["| cell | B | T | H | dtype | mode | ours ms | cuDNN ms (impl) | ours / cuDNN |",
-            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    """ours' (and the Pallas kernel's) time over cuDNN's (jax-cudnn, else torch) per shape and
+    mode."""
+    rows = ["| cell | B | T | H | dtype | mode | ours ms | pallas ms | cuDNN ms (impl) | "
+            "ours / cuDNN | pallas / cuDNN |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     keys = dict.fromkeys(
         (r["cell"], r["batch"], r["seq_len"], r["hidden"], r["dtype"], r["mode"]) for r in records
     )
     for key in keys:
         by_impl = {r["impl"]: r for r in records if (r["cell"], r["batch"], r["seq_len"],
                    r["hidden"], r["dtype"], r["mode"]) == key}  # fmt: skip
-        ours = by_impl.get("ours")
+        ours, pallas = by_impl.get("ours"), by_impl.get("pallas")
         base = by_impl.get("jax-cudnn") or by_impl.get("torch")
         if ours and base:
+            pallas_ms = f"{pallas['ms']:.2f}" if pallas else "–"
+            pallas_ratio = f"{pallas['ms'] / base['ms']:.2f}" if pallas else "–"
             rows.append(
-                "| " + " | ".join(map(str, key)) + f" | {ours['ms']:.2f} | {base['ms']:.2f} "
-                f"({base['impl']}) | {ours['ms'] / base['ms']:.2f} |"
+                "| " + " | ".join(map(str, key)) + f" | {ours['ms']:.2f} | {pallas_ms} | "
+                f"{base['ms']:.2f} ({base['impl']}) | {ours['ms'] / base['ms']:.2f} | "
+                f"{pallas_ratio} |"
             )
     return "\n".join(rows)
 
@@ -327,7 +347,6 @@ def main(argv) -> None:
         "git_commit": provenance.git_commit(),
         "hardware": provenance.hardware(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "pallas": "not run: backend='pallas' is a Mosaic TPU kernel (make check-tpu compiles it)",
     }
     try:
         import torch

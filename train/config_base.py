@@ -13,7 +13,7 @@ import ml_collections
 # The valid values of the schema's choice fields (cells: `cells.names()` or an import path).
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "epoch_decay", "plateau")
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("float32", "bfloat16", "auto")
 SCAN_BACKWARDS = ("autodiff", "fused")
 BLOCKS = ("stack", "residual")
 BLOCK_NORMS = ("rms", "layer")
@@ -64,7 +64,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 1000  # steps between validation passes; 0 = only at the end
     config.train.checkpoint_every = 1000  # steps between checkpoints; 0 = only at the end
     config.train.keep_checkpoints = 3  # latest checkpoints kept (plus the best one)
-    config.train.dtype = "float32"  # compute dtype of the matmuls: 'float32' | 'bfloat16'
+    # compute dtype of the matmuls: 'float32' | 'bfloat16' | 'auto' (float32 on CPU, bfloat16 on
+    # GPU / TPU: the accelerators' fast matmul type; unmeasured there so far)
+    config.train.dtype = "float32"
     config.train.scan_backward = "autodiff"  # cells.scan's backward pass: 'autodiff' | 'fused'
     config.train.early_stopping_patience = 0  # evals without a new best before stopping; 0 = off
     config.train.best_metric = (

@@ -41,8 +41,12 @@ _SCALAR_TYPES = (bool, int, float, str)
 
 
 def compute_dtype(config: ml_collections.ConfigDict) -> str | None:
-    """The cells' and heads' matmul dtype: None (inputs' dtype) for float32, else train.dtype."""
-    return None if config.train.dtype == "float32" else config.train.dtype
+    """The cells' and heads' matmul dtype: None (inputs' dtype) for float32, else train.dtype;
+    'auto' is float32 on CPU and bfloat16 on GPU / TPU (`jax.default_backend()`)."""
+    dtype = config.train.dtype
+    if dtype == "auto":
+        dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    return None if dtype == "float32" else dtype
 
 
 def cell_class(config: ml_collections.ConfigDict) -> type[cells.Cell]:

@@ -29,12 +29,15 @@ Its outputs are dpre [T, B, G H] and the initial carry's gradient; the weight gr
 then single GEMMs outside (dW_hh = sum_t h_{t-1}^T dpre_t), and dx, dW_ih, db come from
 differentiating the input projection.
 
-Platforms: the kernel is written for Mosaic TPU (VMEM scratch, a sequential grid). On CPU it
-runs in Pallas' TPU interpret mode (`interpret=True` by default there), which is how it is
-tested against `cells.reference_scan`; `experiments/check_tpu.py` compiles it deviceless for
-v5e and v6e. TPU tiling wants B a multiple of 8 and H a multiple of 128. It is not the default
-path anywhere: `cells.scan(..., backend='pallas')` asks for it, and the XLA scan stays the
-default until a device measures this kernel faster.
+Platforms: these kernels are written for Mosaic TPU (VMEM scratch, a sequential grid). On CPU
+they run in Pallas' TPU interpret mode (`interpret=True` by default there), which is how they
+are tested against `cells.reference_scan`; `experiments/check_tpu.py` compiles them deviceless
+for v5e and v6e. TPU tiling wants B a multiple of 8 and H a multiple of 128. On GPU,
+`scan` takes the Triton variant of `cells.kernels.pallas_rnn_triton` (`target='triton'`): the
+same equations and backward contract, one program per 16 sequences running the whole time
+loop, so both share `recurrence` and its weight gradients. Neither is the default path
+anywhere: `cells.scan(..., backend='pallas')` asks for them, and the XLA scan stays the default
+until a device measures them faster.
 """
 
 from __future__ import annotations
@@ -325,31 +328,57 @@ def backward(
     return dpre, jnp.concatenate([dpre[..., : 2 * hidden], dhn], axis=-1), tuple(outs[2:])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6, 7, 8))
-def recurrence(kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes):
+def _forward_any(kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes,
+                 target):  # fmt: skip
+    if target == "triton":
+        from cells.kernels import pallas_rnn_triton
+
+        return pallas_rnn_triton.forward(kind, gx, w_hh, b_hn, carry0, mask, interpret)
+    return forward(kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6, 7, 8, 9))
+def recurrence(
+    kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes, target="tpu"
+):
     """The carry sequences ((hs,) or (hs, cs), each [T, B, H], f32) of the recurrence from gx
     [T, B, G H] (time-major, T a multiple of block_steps), w_hh [H, G H], b_hn [1, H] (the
     GRU's; unused by the LSTM), carry0 ((h0,) or (h0, c0), [B, H]) and mask [T, B, 1] (1 at
-    valid steps). Differentiable in gx, w_hh, b_hn and carry0 by the backward kernel."""
+    valid steps). Differentiable in gx, w_hh, b_hn and carry0 by the backward kernel.
+    `target`: 'tpu' (Mosaic TPU kernels, time blocks of `block_steps`) or 'triton' (the GPU
+    kernels of `cells.kernels.pallas_rnn_triton`, B a multiple of its BATCH_BLOCK)."""
     return tuple(
-        forward(kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes)
+        _forward_any(
+            kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes, target
+        )
     )
 
 
-def _recurrence_fwd(kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes):
-    outs = recurrence(kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes)
+def _recurrence_fwd(
+    kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes, target
+):
+    outs = recurrence(
+        kind, gx, w_hh, b_hn, carry0, mask, block_steps, interpret, vmem_limit_bytes, target
+    )
     return outs, (gx, w_hh, b_hn, carry0, mask, outs)
 
 
-def _recurrence_bwd(kind, block_steps, interpret, vmem_limit_bytes, residuals, d_outs):
+def _recurrence_bwd(kind, block_steps, interpret, vmem_limit_bytes, target, residuals, d_outs):
     gx, w_hh, b_hn, carry0, mask, outs = residuals
     prev = tuple(
         jnp.concatenate([c0.astype(jnp.float32)[None], seq[:-1]])
         for c0, seq in zip(carry0, outs, strict=True)
     )
-    dpre, dhw, d_carry0 = backward(
-        kind, gx, w_hh, b_hn, prev, mask, d_outs, block_steps, interpret, vmem_limit_bytes
-    )
+    if target == "triton":
+        from cells.kernels import pallas_rnn_triton
+
+        dpre, dhw, d_carry0 = pallas_rnn_triton.backward(
+            kind, gx, w_hh, b_hn, prev, mask, d_outs, interpret
+        )
+    else:
+        dpre, dhw, d_carry0 = backward(
+            kind, gx, w_hh, b_hn, prev, mask, d_outs, block_steps, interpret, vmem_limit_bytes
+        )
     d_w_hh = jnp.einsum("tbh,tbg->hg", prev[0], dhw, preferred_element_type=jnp.float32)
     hidden = w_hh.shape[0]
     d_b_hn = jnp.sum(dhw[..., 2 * hidden :], axis=(0, 1))[None] if kind == "gru" else None
@@ -386,14 +415,15 @@ def kind_of(cell) -> str | None:
 
 
 def scan(cell, params, xs_BxTxI, carry, lengths=None, block_steps=BLOCK_STEPS, interpret=None,
-         vmem_limit_bytes=None):  # fmt: skip
+         vmem_limit_bytes=None, target=None):  # fmt: skip
     """`cells.scan` for the plain LSTM and GRU by the Pallas kernels: (ys [B, T, H], carry).
 
     `carry` is the cell's carry ([B, H] fields); `lengths` [B] right-padded lengths or None.
-    `interpret`: None runs compiled on TPU and in Pallas' TPU interpreter on CPU (for tests;
-    slow); GPU is refused (a Mosaic TPU kernel). Values equal the XLA scan's up to float
-    rounding (f32 gate math and carries; the recurrent matmul in w_hh's dtype, or the cell's
-    compute_dtype when set, with f32 accumulation).
+    `target`: 'tpu' (the Mosaic TPU kernels above) or 'triton' (the GPU kernels of
+    `cells.kernels.pallas_rnn_triton`); None picks 'triton' on GPU, else 'tpu'. `interpret`:
+    None runs compiled on TPU / GPU and in Pallas' interpreter on CPU (for tests; slow).
+    Values equal the XLA scan's up to float rounding (f32 gate math and carries; the recurrent
+    matmul in w_hh's dtype, or the cell's compute_dtype when set, with f32 accumulation).
     """
     kind = kind_of(cell)
     if kind is None:
@@ -401,33 +431,41 @@ def scan(cell, params, xs_BxTxI, carry, lengths=None, block_steps=BLOCK_STEPS, i
             f"backend='pallas' implements the plain LSTM and the plain reset-after GRU; "
             f"{cell!r} is another cell or variant: use backend='xla'."
         )
+    platform = jax.default_backend()
+    if target is None:
+        target = "triton" if platform == "gpu" else "tpu"
+    if target not in ("tpu", "triton"):
+        raise ValueError(f"backend='pallas': target must be 'tpu' or 'triton', got {target!r}.")
     if interpret is None:
-        platform = jax.default_backend()
-        if platform == "gpu":
-            raise ValueError(
-                "backend='pallas' is a Mosaic TPU kernel (compiled on TPU, interpreted on CPU); "
-                "on GPU use backend='xla'."
-            )
-        interpret = platform != "tpu"
+        interpret = platform != {"tpu": "tpu", "triton": "gpu"}[target]
     batch, steps, _ = xs_BxTxI.shape
     hidden = cell.hidden_size
     gx_TxBxG = jnp.swapaxes(cell.input_projection(params, xs_BxTxI), 0, 1).astype(jnp.float32)
     valid = jnp.ones((steps, batch), bool) if lengths is None else (
         jnp.arange(steps)[:, None] < jnp.asarray(lengths)[None, :]
     )  # fmt: skip
-    block_steps = max(1, min(block_steps, steps))
-    padded = -(-steps // block_steps) * block_steps
-    mask = jnp.pad(valid, ((0, padded - steps), (0, 0))).astype(jnp.float32)[..., None]
-    gx_TxBxG = jnp.pad(gx_TxBxG, ((0, padded - steps), (0, 0), (0, 0)))
+    carry0 = tuple(c.astype(jnp.float32) for c in carry)
+    if target == "triton":  # the whole time loop per program; the batch padded to its block
+        from cells.kernels import pallas_rnn_triton
+
+        pallas_rnn_triton.check_hidden(hidden)
+        block_steps, padded = steps, steps
+        rows = -(-batch // pallas_rnn_triton.BATCH_BLOCK) * pallas_rnn_triton.BATCH_BLOCK
+    else:  # time blocks of block_steps, T padded up with masked steps
+        block_steps = max(1, min(block_steps, steps))
+        padded, rows = -(-steps // block_steps) * block_steps, batch
+    mask = jnp.pad(valid, ((0, padded - steps), (0, rows - batch))).astype(jnp.float32)[..., None]
+    gx_TxBxG = jnp.pad(gx_TxBxG, ((0, padded - steps), (0, rows - batch), (0, 0)))
+    carry0 = tuple(jnp.pad(c, ((0, rows - batch), (0, 0))) for c in carry0)
     w_hh = params["w_hh"]
     if cell.compute_dtype is not None:
         w_hh = w_hh.astype(cell.compute_dtype)
     b_hn = params["b_hn"] if kind == "gru" else jnp.zeros((hidden,), jnp.float32)
-    carry0 = tuple(c.astype(jnp.float32) for c in carry)
     outs = recurrence(
-        kind, gx_TxBxG, w_hh, b_hn[None], carry0, mask, block_steps, interpret, vmem_limit_bytes
-    )
-    hs = outs[0][:steps]
-    ys = jnp.swapaxes(jnp.where(mask[:steps] > 0, hs, 0.0), 0, 1)
-    final = type(carry)(*(o[-1].astype(c.dtype) for o, c in zip(outs, carry, strict=True)))
+        kind, gx_TxBxG, w_hh, b_hn[None], carry0, mask, block_steps, interpret,
+        vmem_limit_bytes, target,
+    )  # fmt: skip
+    hs = outs[0][:steps, :batch]
+    ys = jnp.swapaxes(jnp.where(mask[:steps, :batch] > 0, hs, 0.0), 0, 1)
+    final = type(carry)(*(o[-1, :batch].astype(c.dtype) for o, c in zip(outs, carry, strict=True)))
     return ys.astype(carry[0].dtype), final

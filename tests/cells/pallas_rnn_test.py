@@ -1,5 +1,7 @@
-"""cells.kernels.pallas_rnn (`cells.scan(..., backend='pallas')`) in Pallas' TPU interpret mode
-against the specification `cells.reference_scan`: outputs, final carry and every gradient.
+"""cells.kernels.pallas_rnn (`cells.scan(..., backend='pallas')`) in Pallas' interpret mode
+against the specification `cells.reference_scan`: outputs, final carry and every gradient, for
+the Mosaic TPU kernels and the GPU (Triton) kernels of `cells.kernels.pallas_rnn_triton`; the
+Triton kernels also lower for 'cuda' through `jax.export` on this CPU.
 
 Interpreting a kernel costs seconds per call, so the default run has one case per cell; the
 rest (several time blocks, compute dtype bfloat16) are `slow`.
@@ -17,8 +19,8 @@ from cells.kernels import pallas_rnn
 B, I, H = 3, 4, 8  # noqa: E741
 
 
-def _case(name, steps, lengths, seed=0):
-    cell = cells.LSTM(H) if name == "lstm" else cells.GRU(H)
+def _case(name, steps, lengths, seed=0, hidden=H):
+    cell = cells.LSTM(hidden) if name == "lstm" else cells.GRU(hidden)
     params = ct.random_params(cell, I, seed=seed)
     xs = jnp.asarray(np.random.default_rng(seed + 1).standard_normal((B, steps, I)), jnp.float32)
     start = jax.tree.map(
@@ -36,9 +38,11 @@ def _loss(scan, cell, lengths):
     return loss
 
 
-def _pallas(block_steps):
+def _pallas(block_steps, target="tpu"):
     def scan(cell, params, xs, carry, lengths):
-        return pallas_rnn.scan(cell, params, xs, carry, lengths, block_steps, interpret=True)
+        return pallas_rnn.scan(
+            cell, params, xs, carry, lengths, block_steps, interpret=True, target=target
+        )
 
     return scan
 
@@ -53,8 +57,55 @@ def _pallas(block_steps):
     ],
 )
 def test_pallas_kernel_equals_the_reference(name, steps, lengths, block_steps):
-    cell, params, xs, start, lengths = _case(name, steps, lengths)
-    grad = jax.value_and_grad(_loss(_pallas(block_steps), cell, lengths), (0, 1, 2), True)
+    _check_against_reference(_pallas(block_steps), name, steps, lengths)
+
+
+@pytest.mark.parametrize(
+    "name,resident",
+    [
+        ("lstm", False),  # W_hh re-read every step (any H)
+        ("gru", True),  # W_hh loaded once, held across the loop (small H)
+        pytest.param("lstm", True, marks=pytest.mark.slow),
+        pytest.param("gru", False, marks=pytest.mark.slow),
+    ],
+)
+def test_triton_kernel_equals_the_reference(name, resident, monkeypatch):
+    from cells.kernels import pallas_rnn_triton as triton
+
+    monkeypatch.setattr(triton, "RESIDENT_BYTES", 2**40 if resident else 0)
+    # H = 16 (Triton's smallest matmul tile); B = 3 is padded to one block of 16 sequences.
+    _check_against_reference(_pallas(None, "triton"), name, 5, [5, 2, 0], hidden=16)
+
+
+def test_triton_kernels_lower_for_cuda_and_refuse_other_widths():
+    from jax import export
+
+    from cells.kernels import pallas_rnn_triton as triton
+
+    for cell in (cells.LSTM(32), cells.GRU(32)):
+        params = cell.init(jax.random.key(0), I)
+        xs, carry = jnp.ones((20, 9, I)), cell.initial_carry(20)
+
+        def loss(p, x, cell=cell, carry=carry):
+            ys, _ = pallas_rnn.scan(cell, p, x, carry, interpret=False, target="triton")
+            return jnp.sum(ys)
+
+        checks = [export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")]
+        exported = export.export(jax.jit(jax.grad(loss)), platforms=["cuda"],
+                                 disabled_checks=checks)(params, xs)  # fmt: skip
+        # The forward and the backward kernel, two programs of 16 sequences each (B = 20).
+        assert exported.mlir_module().count("__gpu$xla.gpu.triton") == 2
+        assert "grid_x = 2" in exported.mlir_module()
+        assert export.deserialize(exported.serialize()).platforms == ("cuda",)
+    for hidden in (8, 24):
+        with pytest.raises(ValueError, match="power of two >= 16"):
+            triton.check_hidden(hidden)
+    assert triton.resident_default("lstm", 64, 4) and not triton.resident_default("lstm", 128, 4)
+
+
+def _check_against_reference(scan, name, steps, lengths, hidden=H):
+    cell, params, xs, start, lengths = _case(name, steps, lengths, hidden=hidden)
+    grad = jax.value_and_grad(_loss(scan, cell, lengths), (0, 1, 2), True)
     (_, (ys, final)), grads = grad(params, xs, start)
     ref = jax.value_and_grad(_loss(cells.reference_scan, cell, lengths), (0, 1, 2), True)
     (_, (ys_ref, final_ref)), grads_ref = ref(params, xs, start)

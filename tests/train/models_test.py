@@ -52,6 +52,16 @@ def test_compute_dtype_follows_train_dtype_in_every_task():
         assert models.make_cell(config).compute_dtype is None
 
 
+def test_auto_dtype_is_float32_on_cpu_and_bfloat16_on_accelerators(monkeypatch):
+    config = adding.get_config("length=6")
+    config.train.dtype = "auto"
+    validate.validate(config)
+    assert models.compute_dtype(config) is None  # this CPU
+    for platform in ("gpu", "tpu"):
+        monkeypatch.setattr(jax, "default_backend", lambda platform=platform: platform)
+        assert models.compute_dtype(config) == "bfloat16"
+
+
 def test_dense_and_count_params():
     p = models.dense_init(jax.random.key(0), 4, 3)
     assert p["w"].shape == (4, 3) and not np.asarray(p["b"]).any()
