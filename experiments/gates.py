@@ -7,12 +7,17 @@ For the adding-problem models in workdirs/adding_<T>_<cell> (trained) and the sa
 freshly initialised (untrained), `cells.scan(..., return_trace=True)` gives every gate's
 activation [B, T, H] over the test sequences. Per gate it reports the mean activation and the
 saturation fraction: a sigmoid gate (LSTM i, f, o; GRU r, z) counts as saturated below 0.05 or
-above 0.95, a tanh value (LSTM g, GRU n, Elman tanh(a)) when |value| > 0.95. The heatmap shows
+above 0.95, a tanh value (LSTM g, GRU n, Elman tanh(a)) when |value| > 0.95, a ReLU unit
+(IRNN, IndRNN: relu(a)) when it is 0 (`gate_kinds` reads each cell's names). The heatmap shows
 one test sequence: the LSTM forget gate f_t (GRU: update gate z_t, the share of h_{t-1} kept)
 of every unit over time, with the two marker positions: units that carry the first marked value
 to the end need f (or z) near 1 from that marker on.
 
-Writes gates_T<T>.json and gates_T<T>.png.
+Writes gates_T<T>.json and gates_T<T>.png. `--models`, `--run_prefix` and `--name` as in
+`experiments.gradient_flow` (every registered cell, the chrono variants):
+
+    python -m experiments.gates --length=400 --models=all --name=gates_cells_T400 \
+        --run_prefix=long_adding
 """
 
 from __future__ import annotations
@@ -31,20 +36,55 @@ FLAGS = flags.FLAGS
 
 SIGMOID_GATES = {"i", "f", "o", "r", "z"}
 TANH_VALUES = {"g", "n"}
-HELD_GATE = {"lstm": "f", "gru": "z", "rnn": "tanh(a)"}
 
 
-def gate_statistics(trace: dict, low: float = 0.05, high: float = 0.95) -> dict:
-    """{gate: {'mean', 'saturated'}} from a trace of [B, T, H] arrays ('c' is skipped)."""
+def held_gate(cell) -> str | None:
+    """The gate that decides how much of the state is kept: the forget gate f (LSTM family,
+    MGU, sLSTM, minLSTM), else the update gate z (GRU family, minGRU), else the tanh Elman
+    unit's output tanh(a); None for a ReLU unit (IRNN, IndRNN), which has no bounded gate."""
+    names = set(cell.gate_names)
+    if "f" in names or "z" in names:
+        return "f" if "f" in names else "z"
+    return "tanh(a)" if getattr(cell, "activation", "tanh") == "tanh" else None
+
+
+def gate_kinds(cell) -> dict[str, str | None]:
+    """How to read each traced value of `cell`: 'sigmoid' (a gate in [0, 1]), 'tanh', 'relu'
+    (an Elman unit's input a, read as its output act(a)) or None (a state, skipped). The
+    names are shared across cells with different meanings: the sLSTM's z is its tanh
+    candidate and n its normaliser state, the GRU's z and n its update gate and candidate;
+    the sLSTM's stabilised exponential gates i', f' lie in [0, 1] and are read as gates."""
+    from cells import slstm
+
+    kinds = {g: "sigmoid" for g in SIGMOID_GATES} | {g: "tanh" for g in TANH_VALUES}
+    kinds["a"] = "relu" if getattr(cell, "activation", "tanh") == "relu" else "tanh"
+    if isinstance(cell, slstm.SLSTM):
+        kinds |= {"z": "tanh", "n": None}
+    return kinds
+
+
+def gate_statistics(
+    trace: dict, low: float = 0.05, high: float = 0.95, kinds: dict | None = None
+) -> dict:
+    """{gate: {'mean', 'saturated'}} from a trace of [B, T, H] arrays, read by `kinds`
+    (`gate_kinds`; default the LSTM/GRU/Elman-tanh names). A sigmoid gate counts as saturated
+    below `low` or above `high`, a tanh value when |v| > high, a ReLU unit when it is 0
+    (inactive); states ('c', ...) are skipped."""
+    if kinds is None:
+        kinds = {g: "sigmoid" for g in SIGMOID_GATES} | {g: "tanh" for g in TANH_VALUES}
+        kinds["a"] = "tanh"
     stats = {}
     for name, values in trace.items():
+        kind = kinds.get(name)
         v = np.asarray(values, np.float64)
-        if name == "a":  # the Elman pre-activation: look at the unit's output tanh(a)
-            name, v = "tanh(a)", np.tanh(v)
-        if name in SIGMOID_GATES:
+        if name == "a":  # the Elman pre-activation: look at the unit's output act(a)
+            name, v = f"{kind}(a)", (np.tanh(v) if kind == "tanh" else np.maximum(v, 0.0))
+        if kind == "sigmoid":
             saturated = (v < low) | (v > high)
-        elif name in TANH_VALUES or name == "tanh(a)":
+        elif kind == "tanh":
             saturated = np.abs(v) > high
+        elif kind == "relu":
+            saturated = v == 0.0
         else:
             continue
         stats[name] = {"mean": float(v.mean()), "saturated": float(saturated.mean())}
@@ -59,23 +99,30 @@ def trace_of(task, params, x) -> dict:
     return {k: np.asarray(v) for k, v in run(params["rnn"][0], jnp.asarray(x)).items()}
 
 
-def measure(length: int, workdirs: str, num_sequences: int) -> tuple[dict, dict]:
+def measure(
+    length: int,
+    workdirs: str,
+    num_sequences: int,
+    models: tuple[str, ...] = gradient_flow.CELLS,
+    prefix: str = "adding",
+) -> tuple[dict, dict]:
     rule = "sigmoid gate < 0.05 or > 0.95; tanh value |v| > 0.95"
     out = {"length": length, "num_sequences": num_sequences, "saturation": rule, "cells": {}}
     heat = {}
-    for cell_name in gradient_flow.CELLS:
+    for cell_name in models:
         entry = {}
         for trained in (False, True):
-            workdir = os.path.join(workdirs, f"adding_{length}_{cell_name}")
+            workdir = os.path.join(workdirs, f"{prefix}_{length}_{cell_name}")
             if trained and not os.path.isdir(os.path.join(workdir, "checkpoints")):
                 print(f"skipping trained {cell_name}: no checkpoints in {workdir}")
                 continue
-            task, params, _ = gradient_flow.load(cell_name, length, workdirs, trained)
+            task, params, _ = gradient_flow.load(cell_name, length, workdirs, trained, prefix)
             x = task.examples("test")["x"][:num_sequences]
             trace = trace_of(task, params, x)
-            entry["trained" if trained else "untrained"] = gate_statistics(trace)
-            if trained:
-                held = HELD_GATE[cell_name]
+            stats = gate_statistics(trace, kinds=gate_kinds(task.cell))
+            entry["trained" if trained else "untrained"] = stats
+            held = held_gate(task.cell)
+            if trained and held is not None:
                 values = np.tanh(trace["a"]) if held == "tanh(a)" else trace[held]
                 heat[cell_name] = (held, values[0], x[0])
         out["cells"][cell_name] = entry
@@ -120,18 +167,22 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    results, heat = measure(FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences)
-    path = os.path.join(FLAGS.out, f"gates_T{FLAGS.length}.json")
+    models = gradient_flow.model_names(FLAGS.models)
+    results, heat = measure(
+        FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences, models, FLAGS.run_prefix
+    )
+    stem = FLAGS.name or f"gates_T{FLAGS.length}"
+    path = os.path.join(FLAGS.out, f"{stem}.json")
     records.write(path, results, overwrite=FLAGS.force)
     os.makedirs(FLAGS.figures, exist_ok=True)
     if heat:
-        plot_heatmaps(heat, FLAGS.length, os.path.join(FLAGS.figures, f"gates_T{FLAGS.length}.png"))
+        plot_heatmaps(heat, FLAGS.length, os.path.join(FLAGS.figures, f"{stem}.png"))
     for cell_name, entry in results["cells"].items():
         for which, stats in entry.items():
             text = ", ".join(
                 f"{g} mean {s['mean']:.2f} sat {s['saturated']:.2f}" for g, s in stats.items()
             )
-            print(f"{cell_name:5s} {which:9s} {text}")
+            print(f"{cell_name:13s} {which:9s} {text}")
     print(f"wrote {path}")
 
 

@@ -21,6 +21,9 @@ Tasks (the columns):
   mnist1d    MNIST-1D (Greydanus 2020), bidirectional, 6 units per direction: test accuracy.
   shakespeare  Tiny Shakespeare characters, 1 x 128, 300 steps of 32 x 50: validation bits/char.
 ETTh1 with SegRNN waits for SegRNN's own reproduction (issue 15), so it is not a column yet.
+Opt-in columns (`--tasks=spoken_digits,connected_digits`; minutes per run, so not in the default
+board): spoken digits with a speaker held out (accuracy, 10 epochs) and connected digits by CTC
+(digit error rate, 1,000 steps), both bidirectional with 64 units per direction.
 
 Output (OUT = --out, experiments/results/leaderboard/ by default; --quick writes under
 workdirs/ unless --out says otherwise, so it never mixes with the committed board):
@@ -143,7 +146,31 @@ TASKS = {
             "--config.optim.warmup_steps=2",
         ),
     ),  # fmt: skip
+    # Opt-in columns (--tasks=...): the FSDD speech tasks cost minutes per run on this CPU.
+    "spoken_digits": BoardTask(
+        "spoken digits (speaker held out): accuracy",
+        "spoken_digits.py:split=speaker_independent,cell={cell},seed={seed},epochs=10",
+        "accuracy",
+        True,
+        "accuracy",
+        quick=("--config.train.num_epochs=1",),
+    ),
+    "connected_digits": BoardTask(
+        "connected digits, CTC (speaker held out): digit error rate",
+        "connected_digits.py:split=speaker_independent,cell={cell},seed={seed},num_steps=1000",
+        "digit_error_rate",
+        False,
+        "digit_error_rate",
+        quick=(
+            "--config.train.num_steps=10",
+            "--config.train.eval_every=10",
+            "--config.train.checkpoint_every=10",
+            "--config.data.num_valid=16",
+            "--config.data.num_test=16",
+        ),
+    ),  # fmt: skip
 }
+DEFAULT_TASKS = ("adding", "copy", "selective", "mnist1d", "shakespeare")
 
 
 def run_name(task: str, cell: str, seed: int) -> str:
@@ -269,13 +296,18 @@ def best_cell(task: str, column: dict) -> str | None:
     return pick(scored, key=scored.get)
 
 
+def _number(value: float) -> str:
+    """Three decimals, or three significant digits for a value that blew up (e.g. 4.02e+24)."""
+    return f"{value:.3f}" if abs(value) < 1000 else f"{value:.3g}"
+
+
 def _fmt(entry: dict | None, bold: bool) -> str:
     if entry is None:
         return "–"
     if "mean" not in entry:
         return "diverged"
     n = len([v for v in entry["values"] if v is not None])
-    text = f"{entry['mean']:.3f}" + (f" ± {entry['std']:.3f}" if n > 1 else "")
+    text = _number(entry["mean"]) + (f" ± {_number(entry['std'])}" if n > 1 else "")
     if n < len(entry["seeds"]):
         text += f" ({len(entry['seeds']) - n} diverged)"
     return f"**{text}**" if bold else text
@@ -331,6 +363,7 @@ def plot(summary: dict, out: str) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     loaded = records.load_all(out, prefixes=("board_",))
     paths = []
@@ -340,22 +373,29 @@ def plot(summary: dict, out: str) -> list[str]:
         if not cells:
             continue
         fig, (bars, curves) = plt.subplots(1, 2, figsize=(12, 4))
-        bars.bar(
-            range(len(cells)),
-            [column[c]["mean"] for c in cells],
-            yerr=[column[c]["std"] for c in cells],
-            capsize=3,
-            color="tab:blue",
-        )
+        means = [column[c]["mean"] for c in cells]
+        # A cell that blew up (e.g. the IRNN's loss on characters) would flatten every other
+        # bar: values beyond 3x the median are drawn at that cap and labelled with their value.
+        cap = 3.0 * float(np.median(np.abs(means))) or 1.0
+        shown = [min(m, cap) for m in means]
+        errors = [0.0 if m > cap else column[c]["std"] for m, c in zip(means, cells, strict=True)]
+        bars.bar(range(len(cells)), shown, yerr=errors, capsize=3, color="tab:blue")
+        for x, m in enumerate(means):
+            if m > cap:
+                bars.text(x, 0.97 * cap, f"{m:.3g}", ha="center", va="top", fontsize=7,
+                          rotation=90, color="white")  # fmt: skip
         bars.set_xticks(range(len(cells)), cells, rotation=60, ha="right")
         bars.set_title(TASKS[task].label)
         for cell in cells:
+            if column[cell]["mean"] > cap:
+                continue  # off the scale of the others (its value is on the bar)
             by_step: dict[int, list[float]] = {}
             for seed in column[cell]["seeds"]:
                 for step, value in curve_of(task, loaded[run_name(task, cell, seed)]):
                     by_step.setdefault(step, []).append(value)
             steps = sorted(by_step)
-            curves.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], label=cell)
+            mean_curve = [sum(by_step[s]) / len(by_step[s]) for s in steps]
+            curves.plot(steps, mean_curve, ".-", label=cell)
         curves.set_xlabel("step")
         curves.set_title(f"validation {TASKS[task].curve_metric} (mean over seeds)")
         curves.legend(fontsize=6, ncol=2)
@@ -380,9 +420,11 @@ def define_flags() -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free)."""
     flags.DEFINE_string("out", None, "Result directory (default experiments/results/leaderboard,"
                         " or workdirs/leaderboard_quick with --quick).")  # fmt: skip
-    flags.DEFINE_string("workdirs", None, "Workdir root (default OUT/workdirs under workdirs/).")
+    flags.DEFINE_string("workdirs", None, "Workdir root (default OUT/workdirs; for the committed "
+                        "board workdirs/leaderboard/runs).")  # fmt: skip
     flags.DEFINE_string("cells", "", "Comma-separated cells (default: every registered cell).")
-    flags.DEFINE_string("tasks", "", f"Comma-separated tasks of {', '.join(TASKS)} (default all).")
+    flags.DEFINE_string("tasks", "", f"Comma-separated tasks of {', '.join(TASKS)} (default "
+                        f"{', '.join(DEFAULT_TASKS)}).")  # fmt: skip
     flags.DEFINE_string("seeds", ",".join(map(str, SEEDS)), "Comma-separated seeds.")
     flags.DEFINE_bool("quick", False, "One seed and tiny budgets: a smoke test of the board.")
     flags.DEFINE_integer("jobs", 2, "Training processes at once.")
@@ -397,7 +439,7 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     chosen_cells = _names("cells", FLAGS.cells, cells_lib.names())
-    tasks = _names("tasks", FLAGS.tasks, tuple(TASKS))
+    tasks = _names("tasks", FLAGS.tasks, tuple(TASKS)) if FLAGS.tasks else list(DEFAULT_TASKS)
     try:
         seeds = [int(s) for s in FLAGS.seeds.split(",") if s]
     except ValueError:
@@ -407,9 +449,11 @@ def main(argv) -> None:
     if FLAGS.jobs < 1:
         raise app.UsageError(f"--jobs={FLAGS.jobs}: at least 1.")
     out = FLAGS.out or (QUICK_OUT if FLAGS.quick else DEFAULT_OUT)
-    workdirs = FLAGS.workdirs or os.path.join(
-        records.ROOT, "workdirs", "leaderboard_quick" if FLAGS.quick else "leaderboard", "runs"
-    )
+    # A named --out keeps its own workdirs (a finished workdir is collected, not retrained, so
+    # two boards must not share them); the committed board's live under workdirs/.
+    default_workdirs = os.path.join(records.ROOT, "workdirs", "leaderboard", "runs")
+    workdirs = FLAGS.workdirs or (os.path.join(out, "workdirs") if FLAGS.out or FLAGS.quick
+                                  else default_workdirs)  # fmt: skip
     if not FLAGS.render_only:
         runs = plan(chosen_cells, tasks, seeds, FLAGS.quick)
         print(f"[board] {len(runs)} runs, {FLAGS.jobs} at a time -> {out}", flush=True)

@@ -54,6 +54,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.num_test = 500  # fixed test strings
 
     config.model.cell = fields["cell"]  # any registered cell or 'module:Class'
+    config.model.cell_options = arguments.required_cell_options(
+        fields["cell"], fields["hidden_size"]
+    )  # what a cell needs beyond its width (lstmp: proj_size)
     config.model.bidirectional = fields["bidirectional"]
     config.model.hidden_size = fields["hidden_size"]  # units per direction
     config.model.num_layers = fields["num_layers"]

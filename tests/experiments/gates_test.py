@@ -28,3 +28,26 @@ def test_heatmap_png(tmp_path):
     path = tmp_path / "g.png"
     gates.plot_heatmaps(heat, 20, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_held_gate_of_every_family():
+    import cells
+
+    expected = {"lstm": "f", "lstm_cifg": "f", "mgu": "f", "slstm": "f", "minlstm": "f",
+                "gru": "z", "gru_ln": "z", "mingru": "z", "rnn": "tanh(a)", "irnn": None,
+                "indrnn": None}  # fmt: skip
+    for name, gate in expected.items():
+        cls = cells.get(name)
+        assert gates.held_gate(cls(8, **cls.example_options(8))) == gate, name
+
+
+def test_gate_kinds_read_each_cells_names():
+    import cells
+
+    relu = gates.gate_statistics(
+        {"a": np.array([[[-1.0, 2.0], [0.5, -3.0]]])}, kinds=gates.gate_kinds(cells.IRNN(2))
+    )
+    assert relu == {"relu(a)": {"mean": 0.625, "saturated": 0.5}}  # two units inactive
+    kinds = gates.gate_kinds(cells.SLSTM(4))
+    assert kinds["z"] == "tanh" and kinds["n"] is None and kinds["i"] == "sigmoid"
+    assert gates.gate_kinds(cells.GRU(4))["z"] == "sigmoid"

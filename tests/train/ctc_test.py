@@ -91,3 +91,12 @@ def test_a_tiny_connected_digits_run(utterances, cache, tmp_path):
     results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
     assert set(results["test"]) >= {"loss", "digit_error_rate", "string_accuracy"}
     assert np.isfinite(results["test"]["loss"])
+
+    from experiments import speech_results
+
+    example = speech_results.transcribed_example(str(tmp_path / "run"), index=1, beam=4)
+    assert example["features"].ndim == 2 and example["features"].shape[1] == 2 * 40
+    assert 1 <= len(example["reference"]) <= 7 and set(example["reference"]) <= set(range(10))
+    assert set(example["greedy"]) <= set(range(10)) and set(example["beam"]) <= set(range(10))
+    speech_results.plot_spectrogram(example, "tiny", str(tmp_path / "s.png"))
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

@@ -167,3 +167,13 @@ def test_config_errors_and_a_tiny_run(utterances, cache, tmp_path):
     assert out["digits"][0] in range(10) and 0.0 < out["probability"] <= 1.0
     with pytest.raises(errors.ConfigError, match="--wav .*No such file"):
         transcribe.transcribe(str(tmp_path / "run"), str(tmp_path / "missing.wav"))
+
+    # The confusion matrix counts every test recording once and its diagonal is the accuracy
+    # the trainer reported (the same checkpoint: the run saves one, the best).
+    from experiments import speech_results
+
+    matrix = speech_results.confusion(str(tmp_path / "run"))
+    assert matrix.shape == (10, 10) and matrix.sum() == 300
+    assert np.trace(matrix) / 300 == pytest.approx(results["test"]["accuracy"], abs=1e-9)
+    speech_results.plot_confusion(matrix, "tiny", str(tmp_path / "c.png"))
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,210 @@
+r"""The speech results: a table over seeds, a confusion matrix and a transcribed spectrogram.
+
+    python -m experiments.run_grid speech                       # 36 runs (experiments/results/)
+    python -m experiments.speech_results --readme=README.md     # table + figures + README
+
+Reads the run JSONs `spoken_digits_<split>_<model>_s<seed>` and `connected_digits_<split>_
+<model>_s<seed>` (--results) and renders one table: per task, split and model the test
+accuracy (isolated digits) or the digit error rate and string accuracy (connected digits, CTC
+greedy decoding), mean +- sample std over the seeds, and the wall time per run. From the
+trained workdirs (--workdirs) it draws the confusion matrix of the isolated-digit model named by
+--confusion (test split, the best-validation checkpoint) and the log-mel spectrogram of one
+connected test string with its reference, greedy and beam transcriptions (--spectrogram).
+Figures go to --figures (experiments/results/figures/ by default); --readme rewrites the
+README's speech section between its markers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+from absl import app, flags
+
+from experiments import records
+
+FLAGS = flags.FLAGS
+SECTION = "speech"
+_NAME = re.compile(r"^(spoken_digits|connected_digits)_(speaker_\w+?)_(\w+)_s(\d+)$")
+SPLITS = ("speaker_dependent", "speaker_independent")
+
+
+def group_runs(results: dict) -> dict:
+    """{(task, split, model): {seed: record}} of the speech runs among `results`."""
+    groups: dict = {}
+    for name, record in results.items():
+        match = _NAME.match(name)
+        if match and "test" in record:
+            task, split, model, seed = match.groups()
+            groups.setdefault((task, split, model), {})[int(seed)] = record
+    return groups
+
+
+def _mean_std(values: list[float]) -> str:
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return f"{mean:.3f}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def table(results: dict) -> str:
+    """The Markdown table (isolated digits first, then connected; splits as rows)."""
+    groups = group_runs(results)
+    if not groups:
+        return "No speech run has finished yet (`python -m experiments.run_grid speech`).\n"
+    rows = [
+        "| task | split | model | seeds | test accuracy | digit error rate | string accuracy "
+        "| wall per run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, split, model), runs in sorted(groups.items()):
+        seeds = sorted(runs)
+        tests = [runs[s]["test"] for s in seeds]
+        walls = [runs[s].get("wall_time_s", 0.0) for s in seeds]
+        if task == "spoken_digits":
+            cells = [_mean_std([t["accuracy"] for t in tests]), "–", "–"]
+        else:
+            cells = ["–", _mean_std([t["digit_error_rate"] for t in tests]),
+                     _mean_std([t["string_accuracy"] for t in tests])]  # fmt: skip
+        rows.append(
+            f"| {task.replace('_', ' ')} | {split.replace('speaker_', 'speaker-')} | {model} | "
+            f"{', '.join(map(str, seeds))} | "
+            + " | ".join(cells)
+            + f" | {min(walls):.0f}-{max(walls):.0f} s |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def confusion(workdir: str) -> np.ndarray:
+    """The 10 x 10 confusion counts [true, predicted] of a spoken_digits run on its test split."""
+    import jax
+
+    from train import checkpoint
+
+    trained = checkpoint.load_trained(workdir, "best")
+    task = trained.task
+    test = task.data.splits["test"]
+    matrix = np.zeros((10, 10), np.int64)
+    logits_fn = jax.jit(lambda p, x, n: task.logits(p, x, n))
+    for lo in range(0, len(test["y"]), 100):
+        batch = task.data.take("test", np.arange(lo, min(lo + 100, len(test["y"]))))
+        predicted = np.argmax(
+            np.asarray(logits_fn(trained.params, batch["x"], batch["lengths"])), -1
+        )
+        np.add.at(matrix, (batch["y"], predicted), 1)
+    return matrix
+
+
+def plot_confusion(matrix: np.ndarray, title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if count > matrix.max() / 2 else "black")  # fmt: skip
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("spoken digit")
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+    ax.set_title(f"{title}\ntest accuracy {accuracy:.3f} ({matrix.sum()} recordings)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def transcribed_example(workdir: str, index: int = 0, beam: int = 8) -> dict:
+    """One connected test string: its features [T, F], reference, greedy and beam digits."""
+    from train import checkpoint
+
+    trained = checkpoint.load_trained(workdir, "best")
+    task = trained.task
+    data = task.data.fixed["test"]
+    n, k = int(data["lengths"][index]), int(data["label_lengths"][index])
+    x, lengths = data["x"][index : index + 1], data["lengths"][index : index + 1]
+    return {
+        "features": np.asarray(data["x"][index, :n]),
+        "reference": [int(d) - 1 for d in data["labels"][index, :k]],
+        "greedy": task.decode(trained.params, x, lengths, 0)[0],
+        "beam": task.decode(trained.params, x, lengths, beam)[0],
+        "beam_width": beam,
+    }
+
+
+def plot_spectrogram(example: dict, title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    ax.imshow(example["features"].T, aspect="auto", origin="lower", cmap="magma")
+    digits = lambda ds: "".join(map(str, ds)) or "(none)"  # noqa: E731
+    ax.set_title(
+        f"{title}\nreference {digits(example['reference'])} | greedy "
+        f"{digits(example['greedy'])} | beam {example['beam_width']} {digits(example['beam'])}",
+        fontsize=9,
+    )
+    ax.set_xlabel("step (stacked 10 ms frames)")
+    ax.set_ylabel("feature (log-mel, stacked)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a script, so importing is side-free)."""
+    flags.DEFINE_string("results", records.RESULTS_DIR, "Directory of the run JSONs.")
+    flags.DEFINE_string("workdirs", os.path.join(records.ROOT, "workdirs"), "Trained workdirs.")
+    flags.DEFINE_string("figures", records.FIGURES_DIR, "Directory for the PNGs.")
+    flags.DEFINE_string(
+        "confusion",
+        "spoken_digits_speaker_independent_bilstm_s0",
+        "The isolated-digit run whose confusion matrix to draw ('' = none).",
+    )
+    flags.DEFINE_string(
+        "spectrogram",
+        "connected_digits_speaker_independent_bilstm_s0",
+        "The connected-digit run that transcribes one test string ('' = none).",
+    )
+    flags.DEFINE_string("readme", "", "README.md whose speech section to rewrite.")  # fmt: skip
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    results = records.load_all(FLAGS.results, prefixes=("spoken_digits_", "connected_digits_"))
+    body = table(results)
+    os.makedirs(FLAGS.figures, exist_ok=True)
+    images = []
+    for run, draw in ((FLAGS.confusion, "confusion"), (FLAGS.spectrogram, "spectrogram")):
+        workdir = os.path.join(FLAGS.workdirs, run)
+        if not run or not os.path.isdir(os.path.join(workdir, "checkpoints")):
+            print(f"[speech] no trained workdir for {draw}: {workdir}")
+            continue
+        path = os.path.join(FLAGS.figures, f"speech_{draw}.png")
+        if draw == "confusion":
+            plot_confusion(confusion(workdir), run, path)
+        else:
+            plot_spectrogram(transcribed_example(workdir), run, path)
+        images.append(f"![{os.path.basename(path)}]({os.path.relpath(path, records.ROOT)})")
+        print(f"[speech] wrote {path}")
+    body += "".join(f"\n{image}\n" for image in images)
+    print(body)
+    if FLAGS.readme:
+        records.update_readme(FLAGS.readme, SECTION, body)
+        print(f"[speech] updated {FLAGS.readme}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

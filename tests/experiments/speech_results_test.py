@@ -1,0 +1,27 @@
+"""experiments/speech_results.py: the table over seeds from run records (the figures are drawn
+from trained runs in tests/train/speech_test.py and ctc_test.py)."""
+
+from experiments import speech_results
+
+
+def _record(**test):
+    return {"test": test, "wall_time_s": 100.0}
+
+
+def test_table_groups_seeds_and_reports_each_task_its_metrics():
+    results = {
+        "spoken_digits_speaker_independent_bilstm_s0": _record(accuracy=0.90),
+        "spoken_digits_speaker_independent_bilstm_s1": _record(accuracy=0.92),
+        "spoken_digits_speaker_dependent_cnn_s0": _record(accuracy=0.97),
+        "connected_digits_speaker_dependent_lstm_s2": _record(
+            digit_error_rate=0.1, string_accuracy=0.6
+        ),
+        "connected_digits_speaker_dependent_lstm_s3": {"status": "diverged"},  # no test metrics
+        "mnist1d_gru_s0": _record(accuracy=0.5),  # not a speech run
+    }
+    text = speech_results.table(results)
+    assert "| spoken digits | speaker-independent | bilstm | 0, 1 | 0.910 ± 0.014 | – | – |" in text
+    assert "| spoken digits | speaker-dependent | cnn | 0 | 0.970 | – | – | 100-100 s |" in text
+    assert "| connected digits | speaker-dependent | lstm | 2 | – | 0.100 | 0.600 |" in text
+    assert "mnist1d" not in text and len(text.strip().splitlines()) == 2 + 3
+    assert "No speech run" in speech_results.table({"mnist1d_gru_s0": _record(accuracy=0.5)})
