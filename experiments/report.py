@@ -482,7 +482,7 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         ],
         "Gate statistics from `cells.scan(..., return_trace=True)` on adding-problem test "
         "sequences (`python -m experiments.gates --length=T`); saturated = sigmoid gate "
-        "< 0.05 or > 0.95, tanh value |v| > 0.95.\n",
+        "< 0.05 or > 0.95, tanh value |v| > 0.95, ReLU unit (IRNN, IndRNN) at 0.\n",
         gates_table(results),
         *[
             _image(os.path.basename(p), rel_to)
