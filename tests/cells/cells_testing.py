@@ -31,6 +31,20 @@ CELLS = {name: _example(cells.get(name)) for name in cells.names()} | {
     "slstm_heads": cells.SLSTM(H, num_heads=2),  # head-wise LSTM/GRU: headwise_test.py
 }
 CELL_IDS = list(CELLS)
+# One cell per family that the wrapper tests (modules, stacks, padding properties) run by
+# default; every other cell runs them in the slow suite (`make test-all`), while the numerics
+# tests (reference, float64, finite differences) keep every cell in the default run.
+CORE_CELL_IDS = ("lstm", "gru", "irnn", "mingru", "slstm_heads")
+
+
+def every_cell_core_by_default(argname: str = "name"):
+    """pytest.mark.parametrize over CELL_IDS, the cells outside CORE_CELL_IDS marked slow."""
+    import pytest
+
+    return pytest.mark.parametrize(
+        argname,
+        [pytest.param(n, marks=() if n in CORE_CELL_IDS else pytest.mark.slow) for n in CELL_IDS],
+    )
 
 
 def random_params(cell, input_size=I, seed=0, scale=0.5, dtype=np.float32):

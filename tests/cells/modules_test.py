@@ -8,12 +8,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from cells_testing import CELL_IDS, CELLS, LENGTHS, B, H, I, T, random_carry, random_inputs
+from cells_testing import (
+    CELLS,
+    LENGTHS,
+    B,
+    H,
+    I,
+    T,
+    every_cell_core_by_default,
+    random_carry,
+    random_inputs,
+)
 from flax import nnx
 
 import cells
 
-ALL_CELLS = pytest.mark.parametrize("name", CELL_IDS)
+# The modules wrap the functional path: one cell per family by default, every cell when slow.
+CORE_BY_DEFAULT = every_cell_core_by_default()
 
 
 def _equal(a, b):
@@ -33,7 +44,7 @@ def test_import_cells_is_light():
 # -- NNX -------------------------------------------------------------------------------------
 
 
-@ALL_CELLS
+@CORE_BY_DEFAULT
 def test_nnx_rnn_equals_functional(name):
     cell = CELLS[name]
     rnn = cells.nnx.RNN(cell, I, rngs=nnx.Rngs(0))
@@ -98,7 +109,7 @@ def test_nnx_errors():
 # -- Linen -----------------------------------------------------------------------------------
 
 
-@ALL_CELLS
+@CORE_BY_DEFAULT
 def test_linen_rnn_equals_functional(name):
     cell = CELLS[name]
     module = cells.linen.RNN(cell)

@@ -77,9 +77,16 @@ def _alone_loss(cell, reverse):
     return loss
 
 
-# Reversed, every cell runs in the slow suite; the default run reverses the LSTM, the GRU and a
-# linear-scan cell.
+# Every cell runs every case in the slow suite. The default run: the LSTM, the GRU and a
+# linear-scan cell in both directions and both backwards, and the other cells forward with the
+# backward each one's training uses by default (autodiff).
 _REVERSED_DEFAULT = {"lstm", "gru", "minlstm"}
+
+
+def _default_case(name, reverse, backward):
+    if name in _REVERSED_DEFAULT:
+        return True
+    return not reverse and backward == "autodiff"
 
 
 @pytest.mark.parametrize(
@@ -89,7 +96,7 @@ _REVERSED_DEFAULT = {"lstm", "gru", "minlstm"}
             name,
             reverse,
             backward,
-            marks=() if not reverse or name in _REVERSED_DEFAULT else pytest.mark.slow,
+            marks=() if _default_case(name, reverse, backward) else pytest.mark.slow,
         )
         for name in NAMES
         for reverse in (False, True)
