@@ -3,8 +3,9 @@ against the specification `cells.reference_scan`: outputs, final carry and every
 the Mosaic TPU kernels and the GPU (Triton) kernels of `cells.kernels.pallas_rnn_triton`; the
 Triton kernels also lower for 'cuda' through `jax.export` on this CPU.
 
-Interpreting a kernel costs seconds per call, so the default run has one case per cell; the
-rest (several time blocks, compute dtype bfloat16) are `slow`.
+Interpreting a kernel costs seconds per call, so the default run has one case per kernel
+family (the TPU GRU over several time blocks, the Triton LSTM with lengths); the rest (the
+other cell of each, the other weight mode, bfloat16) are `slow`.
 """
 
 import cells_testing as ct
@@ -50,7 +51,7 @@ def _pallas(block_steps, target="tpu"):
 @pytest.mark.parametrize(
     "name,steps,lengths,block_steps",
     [
-        ("lstm", 5, [5, 2, 0], 16),  # one block of 5 steps, lengths
+        pytest.param("lstm", 5, [5, 2, 0], 16, marks=pytest.mark.slow),  # one block, lengths
         pytest.param("gru", 5, [5, 2, 0], 16, marks=pytest.mark.slow),
         pytest.param("lstm", 7, [7, 3, 6], 3, marks=pytest.mark.slow),  # 3 blocks, T padded
         ("gru", 7, None, 2),  # several blocks, no lengths: the default run's GRU case
@@ -64,7 +65,7 @@ def test_pallas_kernel_equals_the_reference(name, steps, lengths, block_steps):
     "name,resident",
     [
         ("lstm", False),  # W_hh re-read every step (any H)
-        ("gru", True),  # W_hh loaded once, held across the loop (small H)
+        pytest.param("gru", True, marks=pytest.mark.slow),  # W_hh held across the loop
         pytest.param("lstm", True, marks=pytest.mark.slow),
         pytest.param("gru", False, marks=pytest.mark.slow),
     ],

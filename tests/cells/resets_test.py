@@ -77,16 +77,17 @@ def _alone_loss(cell, reverse):
     return loss
 
 
-# Every cell runs every case in the slow suite. The default run: the LSTM, the GRU and a
-# linear-scan cell in both directions and both backwards, and the other cells forward with the
-# backward each one's training uses by default (autodiff).
-_REVERSED_DEFAULT = {"lstm", "gru", "minlstm"}
+# Every cell runs every case in the slow suite. The default run covers each direction and each
+# backward once on the LSTM and the GRU, and a linear-scan cell and the IRNN forward.
+_DEFAULT_CASES = {
+    ("lstm", False, "autodiff"), ("lstm", True, "fused"),
+    ("gru", False, "fused"), ("gru", True, "autodiff"),
+    ("minlstm", False, "autodiff"), ("irnn", False, "autodiff"),
+}  # fmt: skip
 
 
 def _default_case(name, reverse, backward):
-    if name in _REVERSED_DEFAULT:
-        return True
-    return not reverse and backward == "autodiff"
+    return (name, reverse, backward) in _DEFAULT_CASES
 
 
 @pytest.mark.parametrize(

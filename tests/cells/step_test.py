@@ -109,6 +109,7 @@ def test_a_fresh_carry_can_be_donated():
     jax.block_until_ready(run(sparams, stack.initial_carry(2), xs))
 
 
+@pytest.mark.slow
 def test_bfloat16_params_init_and_fused_grads_keep_their_dtype():
     cell = cells.LSTM(8, param_dtype="bfloat16", peephole=True, proj_size=4)
     params = cell.init(jax.random.key(0), 3)

@@ -65,7 +65,9 @@ def test_an_eval_batch_too_large_for_a_split_is_refused_before_step_one(tmp_path
 def distinct_best(tmp_path_factory):
     """A finished tiny run whose best checkpoint is not its latest (3 checkpoints kept)."""
     tmp_path = tmp_path_factory.mktemp("distinct_best")
-    for seed in range(6):
+    # Seed 4 gives such a run on this stack (jax 0.10.2, CPU); the others are the fallbacks
+    # where other numerics pick another seed (each try is a training run).
+    for seed in (4, 0, 1, 2, 3, 5):
         workdir = str(tmp_path / f"run{seed}")
         config = tt.tiny_config(
             **{

@@ -53,6 +53,7 @@ def test_refuses_once_jax_has_started():
     assert host_memory.reuse_freed_memory() is False
 
 
+@pytest.mark.slow  # a measurement (page faults over repeated calls); the refusal test stays
 @pytest.mark.skipif(not _GLIBC, reason="mallopt settings are glibc-only")
 def test_repeated_calls_reuse_pages_instead_of_faulting():
     reused, default = _run_child("reuse"), _run_child("default")

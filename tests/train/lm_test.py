@@ -229,7 +229,7 @@ def test_fused_scan_backward_gives_the_same_gradients(corpus_path, cell):
         assert float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale < 1e-5, path
 
 
-@pytest.mark.parametrize("cell", ["mingru", "slstm"])
+@pytest.mark.parametrize("cell", [pytest.param("mingru", marks=pytest.mark.slow), "slstm"])
 def test_residual_block_trains_and_generates_step_by_step(corpus_path, tmp_path, cell):
     from train import trainer
 

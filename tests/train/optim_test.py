@@ -109,6 +109,7 @@ def test_plateau_decays_the_injected_rate_when_improvement_is_below_the_threshol
     np.testing.assert_allclose(np.asarray(updates["w"]), -0.25 * (1.0 + weight_decay), rtol=1e-6)
 
 
+@pytest.mark.slow  # the NT-ASGD test below resumes an optimizer-state schedule by default
 def test_plateau_resumes_exactly_and_logs_the_rate(tmp_path):
     import sys
 
