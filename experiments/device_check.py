@@ -241,9 +241,14 @@ def bench_shape(shape, repeats, dry_run, budget: Budget) -> tuple[list[dict], li
             continue
         if impl == "jax-cudnn" and (name != "lstm" or dtype != "float32"):
             continue  # cuDNN through jax.experimental.rnn: the float32 LSTM only
-        if impl == "pallas" and (hidden < 16 or hidden & (hidden - 1)):
-            skipped.append(f"{label}: the Triton kernels need H a power of two >= 16")
-            continue
+        if impl == "pallas":
+            from cells.kernels import pallas_rnn_triton
+
+            try:
+                pallas_rnn_triton.check_hidden(hidden)
+            except ValueError:
+                skipped.append(f"{label}: the Triton kernels need H a power of two >= 16")
+                continue
         try:
             if impl == "torch":
                 result = bench_torch(cell, params, xs.astype(compute or jnp.float32), repeats)

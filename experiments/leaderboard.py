@@ -233,19 +233,11 @@ def curve_of(task: str, record: dict) -> list[tuple[int, float]]:
 def count_params(record: dict) -> int:
     """Trainable parameters of the run's model (shapes only; nothing is computed)."""
     import jax
-    import numpy as np
+
+    from train import models
 
     task = run_grid.registry_task(record)
-    shapes = jax.eval_shape(task.init_params, jax.random.PRNGKey(0))
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(shapes)))
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof 1; 0 for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, math.sqrt(var)
+    return models.count_params(jax.eval_shape(task.init_params, jax.random.PRNGKey(0)))
 
 
 def summarize(out: str, cells: list[str], tasks: list[str]) -> dict:
@@ -270,7 +262,7 @@ def summarize(out: str, cells: list[str], tasks: list[str]) -> dict:
             total_wall += sum(wall)
             entry = {"seeds": seeds, "values": values, "wall_time_s": wall}
             if ok:
-                entry["mean"], entry["std"] = mean_std(ok)
+                entry["mean"], entry["std"] = records.mean_std(ok)
             first = runs[seeds[0]]
             if "config" in first:
                 entry["params"] = count_params(first)

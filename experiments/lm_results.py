@@ -207,8 +207,7 @@ KIM_PAPER_TEST = 97.6  # Kim et al. 2016, LSTM-Word-Small, test perplexity
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    mean, std = records.mean_std(values)
     return f"{mean:.2f} +- {std:.2f}"
 
 

@@ -26,6 +26,14 @@ RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
 FIGURES_DIR = os.path.join(RESULTS_DIR, "figures")
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value) of runs over seeds:
+    the one statistic every result table reports."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, ((sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0)
+
+
 def portable_path(path: str) -> str:
     """`path` relative to the repository when inside it (commands run from there), so that a
     command recorded in a result file names no directory of this machine; else unchanged."""

@@ -16,7 +16,6 @@ README's speech section between its markers.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 
@@ -43,12 +42,8 @@ def group_runs(results: dict) -> dict:
 
 
 def _mean_std(values: list[float]) -> str:
-    n = len(values)
-    mean = sum(values) / n
-    if n == 1:
-        return f"{mean:.3f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return f"{mean:.3f} ± {std:.3f}"
+    mean, std = records.mean_std(values)
+    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ± {std:.3f}"
 
 
 def table(results: dict) -> str:
