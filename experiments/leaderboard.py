@@ -245,6 +245,7 @@ def summarize(out: str, cells: list[str], tasks: list[str]) -> dict:
     loaded = records.load_all(out, prefixes=("board_",))
     table: dict = {}
     total_wall = 0.0
+    run_commits: set[str] = set()
     for task in tasks:
         table[task] = {}
         for cell in cells:
@@ -260,6 +261,7 @@ def summarize(out: str, cells: list[str], tasks: list[str]) -> dict:
             ok = [v for v in values if v is not None and math.isfinite(v)]
             wall = [float(runs[s].get("wall_time_s", 0.0)) for s in seeds]
             total_wall += sum(wall)
+            run_commits.update(str(runs[s].get("git_commit", "?"))[:7] for s in seeds)
             entry = {"seeds": seeds, "values": values, "wall_time_s": wall}
             if ok:
                 entry["mean"], entry["std"] = records.mean_std(ok)
@@ -274,6 +276,7 @@ def summarize(out: str, cells: list[str], tasks: list[str]) -> dict:
         "cells": cells,
         "results": table,
         "cpu_wall_time_s": total_wall,
+        "run_commits": sorted(run_commits),
         "git_commit": provenance.git_commit(),
         "hardware": provenance.hardware(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -345,7 +348,8 @@ def render(summary: dict) -> str:
         + (", ".join(solved) if solved else "none")
         + f". CPU wall time of all runs: {summary['cpu_wall_time_s'] / 3600:.2f} h on "
         + f"{hw.get('cpu_count')} cores ({hw.get('cpu', hw.get('processor', ''))}), "
-        + f"commit {summary['git_commit'][:7]}.\n"
+        + f"runs at commit {', '.join(summary.get('run_commits', [])) or '?'}, rendered at "
+        + f"{summary['git_commit'][:7]}.\n"
     )
 
 

@@ -162,8 +162,11 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return grid("ltsf_linear") + grid("ltsf_exchange") + grid("ltsf_segrnn")
     if group == "speech":  # FSDD: isolated digits (models x splits) and CTC strings, 3 seeds
         splits = ("speaker_dependent", "speaker_independent")
+        # *_cmvn: each recording normalised with its own statistics (data.normalization)
         isolated = [("bilstm", "model=rnn"), ("lstm", "model=rnn,bidirectional=False"),
-                    ("cnn", "model=cnn"), ("logistic", "model=logistic")]  # fmt: skip
+                    ("cnn", "model=cnn"), ("logistic", "model=logistic"),
+                    ("bilstm_cmvn", "model=rnn,normalization=utterance"),
+                    ("cnn_cmvn", "model=cnn,normalization=utterance")]  # fmt: skip
         runs = [
             (
                 f"spoken_digits_{split}_{label}_s{seed}",
@@ -173,13 +176,16 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
             for label, arg in isolated
             for seed in LTSF_SEEDS
         ]
+        connected = {"bilstm": "bidirectional=True", "lstm": "bidirectional=False",
+                     "bilstm_cmvn": "bidirectional=True,normalization=utterance"}  # fmt: skip
         return runs + [
             (
                 f"connected_digits_{split}_{label}_s{seed}",
-                f"connected_digits.py:split={split},bidirectional={label == 'bilstm'},seed={seed}",
+                f"connected_digits.py:split={split},{arg},seed={seed}",
             )
             for split in splits
-            for label in ("bilstm", "lstm")
+            for label, arg in connected.items()
+            if label != "bilstm_cmvn" or split == "speaker_independent"  # the speaker mismatch
             for seed in LTSF_SEEDS
         ]
     if group == "mnist1d":  # the published GRU (also with PyTorch's init), then every cell

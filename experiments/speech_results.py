@@ -1,7 +1,7 @@
 r"""The speech results: a table over seeds, a confusion matrix and a transcribed spectrogram.
 
-    python -m experiments.run_grid speech                       # 36 runs (experiments/results/)
-    python -m experiments.speech_results --readme=README.md     # table + figures + README
+    python -m experiments.run_grid speech --out=experiments/results/speech   # 36 runs, resumable
+    python -m experiments.speech_results --readme=README.md    # table + figures + README
 
 Reads the run JSONs `spoken_digits_<split>_<model>_s<seed>` and `connected_digits_<split>_
 <model>_s<seed>` (--results) and renders one table: per task, split and model the test
@@ -28,6 +28,7 @@ FLAGS = flags.FLAGS
 SECTION = "speech"
 _NAME = re.compile(r"^(spoken_digits|connected_digits)_(speaker_\w+?)_(\w+)_s(\d+)$")
 SPLITS = ("speaker_dependent", "speaker_independent")
+RESULTS = os.path.join(records.RESULTS_DIR, "speech")
 
 
 def group_runs(results: dict) -> dict:
@@ -50,7 +51,7 @@ def table(results: dict) -> str:
     """The Markdown table (isolated digits first, then connected; splits as rows)."""
     groups = group_runs(results)
     if not groups:
-        return "No speech run has finished yet (`python -m experiments.run_grid speech`).\n"
+        return "No speech run has finished yet (`experiments.run_grid speech`).\n"
     rows = [
         "| task | split | model | seeds | test accuracy | digit error rate | string accuracy "
         "| wall per run |",
@@ -158,7 +159,7 @@ def plot_spectrogram(example: dict, title: str, path: str) -> None:
 
 def define_flags() -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free)."""
-    flags.DEFINE_string("results", records.RESULTS_DIR, "Directory of the run JSONs.")
+    flags.DEFINE_string("results", RESULTS, "Directory of the run JSONs.")
     flags.DEFINE_string("workdirs", os.path.join(records.ROOT, "workdirs"), "Trained workdirs.")
     flags.DEFINE_string("figures", records.FIGURES_DIR, "Directory for the PNGs.")
     flags.DEFINE_string(

@@ -33,12 +33,7 @@ def define_flags() -> None:
 
 def _features(task, audio) -> np.ndarray:
     """[1, T, F] model inputs of one waveform, as the task prepares its data."""
-    from train.data import speech
-
-    if task.name == "connected_digits":
-        return task.data.features(audio)[None]
-    frames = (speech.log_mel(audio) - task.data.mean) / task.data.std
-    return frames[None].astype(np.float32)
+    return task.data.features(audio)[None]
 
 
 def transcribe(workdir: str, wav: str, beam: int = 0, which: str = "best") -> dict:

@@ -27,6 +27,7 @@ ARGUMENTS = {
     "split": "speaker_dependent",
     "test_speaker": "jackson",
     "valid_speaker": "nicolas",
+    "normalization": "train",
     "cell": "lstm",
     "bidirectional": True,
     "hidden_size": 64,
@@ -43,10 +44,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = fields["seed"]
     label = ("bi" if fields["bidirectional"] else "") + fields["cell"]
     config.name = f"connected_digits_{fields['split']}_{label}"
+    if fields["normalization"] == "utterance":
+        config.name += "_cmvn"
 
     config.data.split = fields["split"]  # 'speaker_dependent' | 'speaker_independent'
     config.data.test_speaker = fields["test_speaker"]  # speaker_independent only
     config.data.valid_speaker = fields["valid_speaker"]  # speaker_independent only
+    config.data.normalization = fields["normalization"]  # 'train' | 'utterance' (CMVN)
     config.data.cache_dir = ""  # features cache; '' = ~/.cache/rnn_cells/fsdd
     config.data.max_digits = 7  # digits per string: 1..max_digits
     config.data.frame_stack = 2  # frames stacked into one step (20 ms)

@@ -29,6 +29,7 @@ ARGUMENTS = {
     "split": "speaker_dependent",
     "test_speaker": "jackson",
     "valid_speaker": "nicolas",
+    "normalization": "train",
     "model": "rnn",
     "cell": "lstm",
     "bidirectional": True,
@@ -48,10 +49,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if label == "rnn":  # 'bilstm', 'lstm', 'bigru', ...
         label = ("bi" if fields["bidirectional"] else "") + fields["cell"]
     config.name = f"spoken_digits_{fields['split']}_{label}"
+    if fields["normalization"] == "utterance":
+        config.name += "_cmvn"
 
     config.data.split = fields["split"]  # 'speaker_dependent' | 'speaker_independent'
     config.data.test_speaker = fields["test_speaker"]  # speaker_independent only
     config.data.valid_speaker = fields["valid_speaker"]  # speaker_independent only
+    config.data.normalization = fields["normalization"]  # 'train' | 'utterance' (CMVN)
     config.data.cache_dir = ""  # features cache; '' = ~/.cache/rnn_cells/fsdd
 
     config.model.architecture = fields["model"]  # 'rnn' | 'cnn' | 'logistic'

@@ -50,7 +50,8 @@ def test_summary_and_table_mean_std_best_and_diverged(tmp_path, monkeypatch):
         str(tmp_path / "board_adding_rnn_s0.json"), {"name": "x", "status": "diverged"}
     )
     records.write(str(tmp_path / "board_adding_gru_s0.json"),
-                  _record("adding", "gru", 0, 0.01, solved=True, config={}))  # fmt: skip
+                  _record("adding", "gru", 0, 0.01, solved=True, config={},
+                          git_commit="abcdef0123"))  # fmt: skip
     summary = leaderboard.summarize(str(tmp_path), ["gru", "rnn"], ["adding", "mnist1d"])
     gru = summary["results"]["mnist1d"]["gru"]
     assert gru["mean"] == pytest.approx(0.6) and gru["std"] == pytest.approx(0.1)  # ddof 1
@@ -63,6 +64,8 @@ def test_summary_and_table_mean_std_best_and_diverged(tmp_path, monkeypatch):
     assert "| rnn | diverged | **0.900** |" in table  # MNIST-1D: higher is better
     assert "| gru | 123 | – |" in table
     assert "adding gru 1/1" in table
+    assert summary["run_commits"] == ["?", "abcdef0"]  # the runs' own commits, not the renderer's
+    assert "runs at commit ?, abcdef0" in table
 
 
 def test_bad_names_are_one_line_errors():

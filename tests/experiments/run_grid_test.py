@@ -9,7 +9,7 @@ from train.tasks import long_range
 
 def test_groups_name_every_run_once():
     groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
-    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 24 + 12, "mnist1d": 3 + 14 * 3}
+    groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 36 + 15, "mnist1d": 3 + 14 * 3}
     groups |= {"long_range": (4 + 3) * 6}
     for group, count in groups.items():
         runs = run_grid.grid(group)
@@ -57,7 +57,7 @@ def test_every_forecasting_grid_config_builds():
                 validated.add(setting)
                 validate.validate(config)
     assert (
-        len(validated) == 7 + 4 + 5 + 2 + 12
+        len(validated) == 7 + 4 + 5 + 2 + 17
     )  # ETTh1 linear, Exchange, SegRNN, ett_linear, speech
 
 

@@ -146,6 +146,28 @@ def test_padding_never_reaches_the_model(utterances, cache, model):
     np.testing.assert_allclose(alone, logits[:1], rtol=1e-5, atol=1e-5)
 
 
+def test_utterance_normalization_uses_each_recordings_own_statistics(utterances, cache):
+    by_train = speech_task.SpokenDigitsTask(_config(cache, hidden_size=8)).data
+    by_own = speech_task.SpokenDigitsTask(
+        _config(cache, hidden_size=8, normalization="utterance")
+    ).data
+    batch, train = by_own.take("test", np.arange(3)), by_train.take("test", np.arange(3))
+    for row, n in enumerate(batch["lengths"]):
+        frames = batch["x"][row, :n].astype(np.float64)
+        np.testing.assert_allclose(frames.mean(0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(frames.std(0), 1.0, atol=1e-3)
+        raw = train["x"][row, :n] * by_train.std + by_train.mean  # undo the training statistics
+        expected = (raw - raw.mean(0)) / raw.std(0)
+        np.testing.assert_allclose(batch["x"][row, :n], expected, rtol=1e-3, atol=1e-3)
+        assert not batch["x"][row, n:].any()  # padding stays zero
+    # The training statistics are those of the training frames only, in either mode.
+    np.testing.assert_array_equal(by_own.mean, by_train.mean)
+    audio = utterances.audio[0]
+    np.testing.assert_allclose(
+        by_own.features(audio).mean(0), 0.0, atol=1e-4
+    )  # a WAV to transcribe is normalised the same way
+
+
 def test_config_errors_and_a_tiny_run(utterances, cache, tmp_path):
     from train import trainer
 
@@ -153,6 +175,10 @@ def test_config_errors_and_a_tiny_run(utterances, cache, tmp_path):
         validate.validate(_config(cache, split="mixed"))
     with pytest.raises(errors.ConfigError, match="architecture='mlp'"):
         validate.validate(_config(cache, model="mlp"))
+    with pytest.raises(errors.ConfigError, match="normalization='speaker'; valid: train, utt"):
+        validate.validate(_config(cache, normalization="speaker"))
+    with pytest.raises(errors.ConfigError, match="use 'train' with model.architecture='logis"):
+        validate.validate(_config(cache, normalization="utterance", model="logistic"))
     config = _config(cache, hidden_size=8, epochs=1, bidirectional=False)
     config.train.num_epochs, config.train.num_steps = 0, 12
     config.train.eval_every = config.train.checkpoint_every = 12

@@ -4,9 +4,14 @@ per recording) and connected digit strings recognised with CTC (`connected_digit
 Data (config.data): `split` ('speaker_dependent': the source's takes 0-4 test, 5-9 valid,
 10-49 train; 'speaker_independent': `test_speaker` and `valid_speaker` held out whole),
 `cache_dir` ('' = ~/.cache/rnn_cells/fsdd). Inputs are 40 log-mel frames per 10 ms, normalised
-with the training frames' mean and std; a batch is padded to the longest recording (226
-frames) and `lengths` keeps the padding out of the model: outputs, pooling and gradients are
-those of each recording alone.
+per feature (`normalization`):
+  'train'      x <- (x - mu_train) / sigma_train, the mean and std of every training frame
+               (the default; the test recordings never inform it);
+  'utterance'  x <- (x - mu_u) / sigma_u, each recording's own (for connected digits each
+               string's own) frame mean and std: cepstral mean and variance normalisation,
+               which removes a speaker's or channel's constant offset in the log-mel domain.
+A batch is padded to the longest recording (226 frames) and `lengths` keeps the padding out
+of the model: outputs, pooling and gradients are those of each recording alone.
 
 Models (config.model.architecture):
   'rnn'       a recurrent stack (any `cell`, `hidden_size`, `num_layers`, `dropout` between
@@ -36,6 +41,7 @@ from train.tasks import base, ctc
 from train.tasks.long_range import SeededIterator
 
 ARCHITECTURES = ("rnn", "cnn", "logistic")
+NORMALIZATIONS = ("train", "utterance")
 CNN_KERNEL = 5
 EVAL_SEED = 20260101  # the connected-digit valid/test strings: the same for every run seed
 
@@ -55,11 +61,34 @@ def load_split(data):
     return utterances, masks, mean, std
 
 
+def normalize(frames_FxM, mean_M, std_M, normalization: str) -> np.ndarray:
+    """The frames normalised per feature: with the training statistics ('train') or with the
+    frames' own ('utterance'); see the module docstring."""
+    if normalization == "utterance":
+        mean_M = frames_FxM.mean(0)
+        std_M = np.maximum(frames_FxM.std(0), 1e-5)
+    return ((frames_FxM - mean_M) / std_M).astype(np.float32)
+
+
+def check_normalization(data, architecture: str = "rnn") -> None:
+    normalization = data.get("normalization", "train")
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(
+            f"config.data.normalization={normalization!r}; valid: {', '.join(NORMALIZATIONS)}."
+        )
+    if normalization == "utterance" and architecture == "logistic":
+        raise ConfigError(
+            "config.data.normalization='utterance' makes every recording's mean vector zero, "
+            "the logistic model's only input; use 'train' with model.architecture='logistic'."
+        )
+
+
 class SpokenDigitsData:
     """Normalised features, digit labels and the split of every recording."""
 
     def __init__(self, data):
         utterances, masks, self.mean, self.std = load_split(data)
+        self.normalization = data.get("normalization", "train")
         self.max_frames = max(len(f) for f in utterances.features)
         self.num_features = len(self.mean)
         self.splits = {}
@@ -68,13 +97,17 @@ class SpokenDigitsData:
             x = np.zeros((len(idx), self.max_frames, self.num_features), np.float32)
             lengths = np.zeros((len(idx),), np.int32)
             for row, i in enumerate(idx):
-                f = (utterances.features[i] - self.mean) / self.std
+                f = normalize(utterances.features[i], self.mean, self.std, self.normalization)
                 x[row, : len(f)] = f
                 lengths[row] = len(f)
             self.splits[name] = {"x": x, "lengths": lengths, "y": utterances.digit[idx]}
 
     def take(self, split: str, idx) -> dict[str, np.ndarray]:
         return {k: v[idx] for k, v in self.splits[split].items()}
+
+    def features(self, audio) -> np.ndarray:
+        """Normalised frames [F, 40] of one waveform (as the recordings above)."""
+        return normalize(speech.log_mel(audio), self.mean, self.std, self.normalization)
 
 
 def masked_mean(h_BxTxH, lengths_B):
@@ -90,7 +123,7 @@ class SpokenDigitsTask(base.Task):
     name = "spoken_digits"
     model_defaults = {"architecture": "rnn", "bidirectional": True}
     model_fields = tuple(model_defaults)
-    data_fields = ("split", "test_speaker", "valid_speaker", "cache_dir")
+    data_fields = ("split", "test_speaker", "valid_speaker", "cache_dir", "normalization")
     unused_fields = {
         "train.seq_len": "a recording is one sequence",
         "data.path": "the FSDD archives under experiments/data/fsdd are read",
@@ -105,6 +138,7 @@ class SpokenDigitsTask(base.Task):
             )
         d = config.data
         speech.check_split(d.split, d.get("test_speaker", ""), d.get("valid_speaker", ""))
+        check_normalization(d, architecture)
 
     def __init__(self, config):
         super().__init__(config)
@@ -212,6 +246,7 @@ class ConnectedDigitsData:
 
     def __init__(self, data):
         self.utterances, masks, self.mean, self.std = load_split(data)
+        self.normalization = data.get("normalization", "train")
         self.spec = speech.StringSpec(max_digits=int(data.max_digits))
         self.frame_stack = int(data.frame_stack)
         self.pools = {name: np.flatnonzero(mask) for name, mask in masks.items()}
@@ -228,7 +263,7 @@ class ConnectedDigitsData:
 
     def features(self, audio) -> np.ndarray:
         """Normalised, stacked frames [F // frame_stack, num_features] of one waveform."""
-        frames = (speech.log_mel(audio) - self.mean) / self.std
+        frames = normalize(speech.log_mel(audio), self.mean, self.std, self.normalization)
         keep = len(frames) // self.frame_stack * self.frame_stack
         return frames[:keep].reshape(-1, self.num_features)
 
@@ -260,8 +295,8 @@ class ConnectedDigitsTask(base.Task):
     model_defaults = {"bidirectional": True}
     model_fields = tuple(model_defaults)
     data_fields = (
-        "split", "test_speaker", "valid_speaker", "cache_dir", "max_digits", "frame_stack",
-        "num_valid", "num_test",
+        "split", "test_speaker", "valid_speaker", "cache_dir", "normalization", "max_digits",
+        "frame_stack", "num_valid", "num_test",
     )  # fmt: skip
     unused_fields = SpokenDigitsTask.unused_fields
 
@@ -269,6 +304,7 @@ class ConnectedDigitsTask(base.Task):
     def validate(cls, config):
         d = config.data
         speech.check_split(d.split, d.get("test_speaker", ""), d.get("valid_speaker", ""))
+        check_normalization(d)
         for field, low in (
             ("max_digits", 1),
             ("frame_stack", 1),
