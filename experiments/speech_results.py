@@ -1,14 +1,14 @@
 r"""The speech results: a table over seeds, a confusion matrix and a transcribed spectrogram.
 
-    python -m experiments.run_grid speech --out=experiments/results/speech   # 36 runs, resumable
+    python -m experiments.run_grid speech --out=experiments/results/speech   # 51 runs, resumable
     python -m experiments.speech_results --readme=README.md    # table + figures + README
 
 Reads the run JSONs `spoken_digits_<split>_<model>_s<seed>` and `connected_digits_<split>_
 <model>_s<seed>` (--results) and renders one table: per task, split and model the test
 accuracy (isolated digits) or the digit error rate and string accuracy (connected digits, CTC
 greedy decoding), mean +- sample std over the seeds, and the wall time per run. From the
-trained workdirs (--workdirs) it draws the confusion matrix of the isolated-digit model named by
---confusion (test split, the best-validation checkpoint) and the log-mel spectrogram of one
+trained workdirs (--workdirs) it draws the confusion matrices of the isolated-digit models named
+by --confusion (test split, the best-validation checkpoint) and the log-mel spectrogram of one
 connected test string with its reference, greedy and beam transcriptions (--spectrogram).
 Figures go to --figures (experiments/results/figures/ by default); --readme rewrites the
 README's speech section between its markers.
@@ -162,10 +162,10 @@ def define_flags() -> None:
     flags.DEFINE_string("results", RESULTS, "Directory of the run JSONs.")
     flags.DEFINE_string("workdirs", os.path.join(records.ROOT, "workdirs"), "Trained workdirs.")
     flags.DEFINE_string("figures", records.FIGURES_DIR, "Directory for the PNGs.")
-    flags.DEFINE_string(
+    flags.DEFINE_list(
         "confusion",
-        "spoken_digits_speaker_independent_bilstm_s0",
-        "The isolated-digit run whose confusion matrix to draw ('' = none).",
+        "spoken_digits_speaker_independent_bilstm_s0,spoken_digits_speaker_independent_bilstm_cmvn_s0",
+        "The isolated-digit runs whose confusion matrices to draw ('' = none).",
     )
     flags.DEFINE_string(
         "spectrogram",
@@ -182,12 +182,15 @@ def main(argv) -> None:
     body = table(results)
     os.makedirs(FLAGS.figures, exist_ok=True)
     images = []
-    for run, draw in ((FLAGS.confusion, "confusion"), (FLAGS.spectrogram, "spectrogram")):
+    drawings = [(run, "confusion") for run in FLAGS.confusion if run]
+    drawings += [(FLAGS.spectrogram, "spectrogram")] if FLAGS.spectrogram else []
+    for run, draw in drawings:
         workdir = os.path.join(FLAGS.workdirs, run)
-        if not run or not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        if not os.path.isdir(os.path.join(workdir, "checkpoints")):
             print(f"[speech] no trained workdir for {draw}: {workdir}")
             continue
-        path = os.path.join(FLAGS.figures, f"speech_{draw}.png")
+        name = f"speech_{draw}.png" if draw == "spectrogram" else f"speech_confusion_{run}.png"
+        path = os.path.join(FLAGS.figures, name)
         if draw == "confusion":
             plot_confusion(confusion(workdir), run, path)
         else:
