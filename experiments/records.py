@@ -116,3 +116,21 @@ def update_readme(readme: str, section: str, body: str) -> None:
     new = replace_section(text, body, section)
     with open(readme, "w") as f:
         f.write(new)
+
+
+def update_docstring_results(path: str, body: str) -> bool:
+    """Replaces the `[results] ... [/results]` block of the file `path` (a config's docstring)
+    by `body`; True if the file changed. A file without the block is refused."""
+    import re
+
+    with open(path) as f:
+        text = f.read()
+    if "[results]" not in text:
+        raise ValueError(f"{path}: no [results] ... [/results] block to fill")
+    block = f"[results]\n{body.rstrip()}\n[/results]"
+    new = re.sub(r"\[results\]\n.*?\[/results\]", lambda _: block, text, count=1, flags=re.S)
+    if new == text:
+        return False
+    with open(path, "w") as f:
+        f.write(new)
+    return True

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import glob
 import os
-import re
 import sys
 
 import numpy as np
@@ -546,15 +545,7 @@ def update_docstrings(results: dict) -> list[str]:
         path = os.path.join(ROOT, "experiments", "configs", f"{name}.py")
         if body is None or not os.path.exists(path):
             continue
-        with open(path) as f:
-            text = f.read()
-        block = f"[results]\n{body}[/results]"
-        new = re.sub(
-            r"\[results\]\n.*?\[/results\]", lambda _, b=block: b, text, count=1, flags=re.S
-        )
-        if new != text:
-            with open(path, "w") as f:
-                f.write(new)
+        if records.update_docstring_results(path, body):
             changed.append(path)
     return changed
 

@@ -11,7 +11,7 @@ trained workdirs (--workdirs) it draws the confusion matrices of the isolated-di
 by --confusion (test split, the best-validation checkpoint) and the log-mel spectrogram of one
 connected test string with its reference, greedy and beam transcriptions (--spectrogram).
 Figures go to --figures (experiments/results/figures/ by default); --readme rewrites the
-README's speech section between its markers.
+README's speech section between its markers, --docstrings the configs' [results] blocks.
 """
 
 from __future__ import annotations
@@ -73,6 +73,35 @@ def table(results: dict) -> str:
             + f" | {min(walls):.0f}-{max(walls):.0f} s |"
         )
     return "\n".join(rows) + "\n"
+
+
+def docstring_results(results: dict, task: str) -> str | None:
+    """The `[results]` block of the task's config docstring (lines under 100 chars), or None
+    while the task has no run."""
+    groups = {key: runs for key, runs in group_runs(results).items() if key[0] == task}
+    if not groups:
+        return None
+    if task == "spoken_digits":
+        lines = ["Test accuracy, mean +- sample std over the seeds (wall s per run):"]
+    else:
+        lines = ["Test digit error rate / string accuracy (greedy), mean +- sample std over the "
+                 "seeds (wall s per run):"]  # fmt: skip
+    commits = set()
+    for (_, split, model), runs in sorted(groups.items()):
+        tests = [runs[s]["test"] for s in sorted(runs)]
+        walls = [runs[s].get("wall_time_s", 0.0) for s in sorted(runs)]
+        commits |= {str(runs[s].get("git_commit", "?"))[:7] for s in runs}
+        if task == "spoken_digits":
+            value = _mean_std([t["accuracy"] for t in tests])
+        else:
+            value = (_mean_std([t["digit_error_rate"] for t in tests]) + " / "
+                     + _mean_std([t["string_accuracy"] for t in tests]))  # fmt: skip
+        lines.append(
+            f"  {split} {model}: {value.replace('±', '+-')} "
+            f"({len(tests)} seeds; {min(walls):.0f}-{max(walls):.0f} s)"
+        )
+    lines.append(f"Commits {', '.join(sorted(commits))}; experiments/results/speech/.")
+    return "\n".join(lines) + "\n"
 
 
 def confusion(workdir: str) -> np.ndarray:
@@ -173,6 +202,7 @@ def define_flags() -> None:
         "The connected-digit run that transcribes one test string ('' = none).",
     )
     flags.DEFINE_string("readme", "", "README.md whose speech section to rewrite.")  # fmt: skip
+    flags.DEFINE_bool("docstrings", False, "Fill the speech configs' [results] blocks.")
 
 
 def main(argv) -> None:
@@ -202,6 +232,12 @@ def main(argv) -> None:
     if FLAGS.readme:
         records.update_readme(FLAGS.readme, SECTION, body)
         print(f"[speech] updated {FLAGS.readme}")
+    if FLAGS.docstrings:
+        for task in ("spoken_digits", "connected_digits"):
+            text = docstring_results(results, task)
+            path = os.path.join(records.ROOT, "experiments", "configs", f"{task}.py")
+            if text is not None and records.update_docstring_results(path, text):
+                print(f"[speech] updated {path}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,18 @@ drawn from the training recordings afresh at every step (from the run seed and t
 the valid and test strings (`num_valid`, `num_test`) from theirs, fixed for every run seed. The
 splits are those of spoken_digits.py (speaker-dependent: takes 0-4 test, 5-9 valid, 10-49
 train; speaker-independent: `test_speaker` / `valid_speaker` held out). Features: 40 log-mel
-per 10 ms, train-set normalisation, two frames stacked (80 features per 20 ms).
+per 10 ms, train-set normalisation (default), two frames stacked (80 features per 20 ms).
 
 Model: `num_layers` bidirectional LSTM layers (`hidden_size` units per direction), a dense
 layer to 11 classes per frame (the CTC blank and 10 digits); optax.ctc_loss; Adam 1e-3, batch
 16, clip 1, `num_steps` steps, validation every 250 with early stopping after 6 without a lower
 CTC loss. Reported: CTC loss, digit error rate (Levenshtein edits / reference digits) and
 string accuracy of greedy decoding; `experiments.transcribe` adds prefix beam search.
+`normalization=utterance` normalises each string with its own frames' mean and std (CMVN).
+
+[results]
+Not run yet (`python -m experiments.run_grid speech --out=experiments/results/speech`).
+[/results]
 
   python -m train.main --config=experiments/configs/connected_digits.py --workdir=/tmp/strings
 """

@@ -12,6 +12,12 @@ dense layer to 10 logits; or the baselines `model=cnn` (two 1-D convolutions, ke
 same pooling) and `model=logistic` (logistic regression on the utterance-mean log-mel vector).
 Adam 1e-3, batch 32, clip 1, at most `epochs` epochs with validation after each and early
 stopping after 5 without a lower validation loss; the best checkpoint is tested.
+`normalization=utterance` normalises each recording with its own frames' mean and std (CMVN)
+instead of the training set's (the `*_cmvn` rows).
+
+[results]
+Not run yet (`python -m experiments.run_grid speech --out=experiments/results/speech`).
+[/results]
 
   python -m train.main --config=experiments/configs/spoken_digits.py --workdir=/tmp/digits
   python -m train.main \\

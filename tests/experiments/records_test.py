@@ -68,3 +68,15 @@ def test_portable_path_is_relative_inside_the_repository():
     inside = os.path.join(records.ROOT, "workdirs", "run")
     assert records.portable_path(inside) == os.path.join("workdirs", "run")
     assert records.portable_path("/elsewhere/run") == "/elsewhere/run"
+
+
+def test_update_docstring_results_replaces_only_the_block(tmp_path):
+    path = tmp_path / "config.py"
+    path.write_text('"""Doc.\n\n[results]\nold\n[/results]\n\nTail.\n"""\nX = 1\n')
+    assert records.update_docstring_results(str(path), "new 1\nnew 2\n")
+    expected = '"""Doc.\n\n[results]\nnew 1\nnew 2\n[/results]\n\nTail.\n"""\nX = 1\n'
+    assert path.read_text() == expected
+    assert not records.update_docstring_results(str(path), "new 1\nnew 2")  # unchanged
+    (tmp_path / "bare.py").write_text('"""No block."""\n')
+    with pytest.raises(ValueError, match="no \\[results\\]"):
+        records.update_docstring_results(str(tmp_path / "bare.py"), "x")

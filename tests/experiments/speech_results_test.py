@@ -25,3 +25,11 @@ def test_table_groups_seeds_and_reports_each_task_its_metrics():
     assert "| connected digits | speaker-dependent | lstm | 2 | – | 0.100 | 0.600 |" in text
     assert "mnist1d" not in text and len(text.strip().splitlines()) == 2 + 3
     assert "No speech run" in speech_results.table({"mnist1d_gru_s0": _record(accuracy=0.5)})
+
+    block = speech_results.docstring_results(results, "spoken_digits")
+    assert "  speaker_independent bilstm: 0.910 +- 0.014 (2 seeds; 100-100 s)" in block
+    assert "connected" not in block and "Commits ?;" in block
+    assert all(len(line) < 100 for line in block.splitlines())
+    block = speech_results.docstring_results(results, "connected_digits")
+    assert "  speaker_dependent lstm: 0.100 / 0.600 (1 seeds; 100-100 s)" in block
+    assert speech_results.docstring_results({}, "connected_digits") is None
