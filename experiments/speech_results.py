@@ -57,7 +57,8 @@ def table(results: dict) -> str:
         "| wall per run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for (task, split, model), runs in sorted(groups.items()):
+    isolated_first = sorted(groups.items(), key=lambda kv: (kv[0][0] != "spoken_digits", kv[0]))
+    for (task, split, model), runs in isolated_first:
         seeds = sorted(runs)
         tests = [runs[s]["test"] for s in seeds]
         walls = [runs[s].get("wall_time_s", 0.0) for s in seeds]
@@ -198,7 +199,7 @@ def define_flags() -> None:
     )
     flags.DEFINE_string(
         "spectrogram",
-        "connected_digits_speaker_independent_bilstm_s0",
+        "connected_digits_speaker_independent_bilstm_cmvn_s0",
         "The connected-digit run that transcribes one test string ('' = none).",
     )
     flags.DEFINE_string("readme", "", "README.md whose speech section to rewrite.")  # fmt: skip

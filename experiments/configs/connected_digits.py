@@ -16,7 +16,13 @@ string accuracy of greedy decoding; `experiments.transcribe` adds prefix beam se
 `normalization=utterance` normalises each string with its own frames' mean and std (CMVN).
 
 [results]
-Not run yet (`python -m experiments.run_grid speech --out=experiments/results/speech`).
+Test digit error rate / string accuracy (greedy), mean +- sample std over the seeds (wall s per run):
+  speaker_dependent bilstm: 0.010 +- 0.008 / 0.963 +- 0.032 (3 seeds; 323-430 s)
+  speaker_dependent lstm: 0.009 +- 0.002 / 0.965 +- 0.005 (3 seeds; 255-361 s)
+  speaker_independent bilstm: 0.521 +- 0.077 / 0.131 +- 0.035 (3 seeds; 293-318 s)
+  speaker_independent bilstm_cmvn: 0.100 +- 0.046 / 0.674 +- 0.130 (3 seeds; 397-459 s)
+  speaker_independent lstm: 0.629 +- 0.322 / 0.125 +- 0.109 (3 seeds; 201-274 s)
+Commits a66ac6b, cd9fcb5; experiments/results/speech/.
 [/results]
 
   python -m train.main --config=experiments/configs/connected_digits.py --workdir=/tmp/strings

@@ -16,7 +16,20 @@ stopping after 5 without a lower validation loss; the best checkpoint is tested.
 instead of the training set's (the `*_cmvn` rows).
 
 [results]
-Not run yet (`python -m experiments.run_grid speech --out=experiments/results/speech`).
+Test accuracy, mean +- sample std over the seeds (wall s per run):
+  speaker_dependent bilstm: 0.988 +- 0.002 (3 seeds; 82-102 s)
+  speaker_dependent bilstm_cmvn: 0.951 +- 0.015 (3 seeds; 62-119 s)
+  speaker_dependent cnn: 0.988 +- 0.004 (3 seeds; 33-48 s)
+  speaker_dependent cnn_cmvn: 0.963 +- 0.003 (3 seeds; 30-49 s)
+  speaker_dependent logistic: 0.783 +- 0.015 (3 seeds; 6-8 s)
+  speaker_dependent lstm: 0.969 +- 0.011 (3 seeds; 42-65 s)
+  speaker_independent bilstm: 0.565 +- 0.093 (3 seeds; 27-44 s)
+  speaker_independent bilstm_cmvn: 0.680 +- 0.050 (3 seeds; 37-41 s)
+  speaker_independent cnn: 0.471 +- 0.099 (3 seeds; 14-18 s)
+  speaker_independent cnn_cmvn: 0.675 +- 0.037 (3 seeds; 14-15 s)
+  speaker_independent logistic: 0.491 +- 0.030 (3 seeds; 9-10 s)
+  speaker_independent lstm: 0.445 +- 0.118 (3 seeds; 16-27 s)
+Commits a66ac6b, cd9fcb5; experiments/results/speech/.
 [/results]
 
   python -m train.main --config=experiments/configs/spoken_digits.py --workdir=/tmp/digits
