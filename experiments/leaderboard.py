@@ -339,7 +339,10 @@ def render(summary: dict) -> str:
         for c, e in table[t].items()
         if e.get("solved")
     ]
-    seeds = sorted({s for t in tasks for e in table[t].values() for s in e["seeds"]})
+    seeds_of = {t: sorted({s for e in table[t].values() for s in e["seeds"]}) for t in tasks}
+    seeds = sorted({s for t in tasks for s in seeds_of[t]})
+    fewer = [f"{t}: {', '.join(map(str, seeds_of[t]))}" for t in tasks
+             if seeds_of[t] and seeds_of[t] != seeds]  # fmt: skip
     hw = summary["hardware"]
     return (
         head
@@ -348,7 +351,9 @@ def render(summary: dict) -> str:
         "within a task, so the gated cells have more):\n\n"
         + params_head
         + "\n".join(params_rows)
-        + f"\n\nSeeds {', '.join(map(str, seeds))}; mean ± sample std. "
+        + f"\n\nSeeds {', '.join(map(str, seeds))}"
+        + (f" ({'; '.join(fewer)})" if fewer else "")
+        + "; mean ± sample std. "
         + "Runs counted as solved (loss <= 5% of the test set's trivial baseline): "
         + (", ".join(solved) if solved else "none")
         + f". CPU wall time of all runs: {summary['cpu_wall_time_s'] / 3600:.2f} h on "

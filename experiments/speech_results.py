@@ -85,8 +85,8 @@ def docstring_results(results: dict, task: str) -> str | None:
     if task == "spoken_digits":
         lines = ["Test accuracy, mean +- sample std over the seeds (wall s per run):"]
     else:
-        lines = ["Test digit error rate / string accuracy (greedy), mean +- sample std over the "
-                 "seeds (wall s per run):"]  # fmt: skip
+        lines = ["Test digit error rate / string accuracy (greedy decoding), mean +- sample std "
+                 "(wall s per run):"]  # fmt: skip
     commits = set()
     for (_, split, model), runs in sorted(groups.items()):
         tests = [runs[s]["test"] for s in sorted(runs)]

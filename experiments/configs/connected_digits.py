@@ -16,7 +16,7 @@ string accuracy of greedy decoding; `experiments.transcribe` adds prefix beam se
 `normalization=utterance` normalises each string with its own frames' mean and std (CMVN).
 
 [results]
-Test digit error rate / string accuracy (greedy), mean +- sample std over the seeds (wall s per run):
+Test digit error rate / string accuracy (greedy decoding), mean +- sample std (wall s per run):
   speaker_dependent bilstm: 0.010 +- 0.008 / 0.963 +- 0.032 (3 seeds; 323-430 s)
   speaker_dependent lstm: 0.009 +- 0.002 / 0.965 +- 0.005 (3 seeds; 255-361 s)
   speaker_independent bilstm: 0.521 +- 0.077 / 0.131 +- 0.035 (3 seeds; 293-318 s)

@@ -66,6 +66,7 @@ def test_summary_and_table_mean_std_best_and_diverged(tmp_path, monkeypatch):
     assert "adding gru 1/1" in table
     assert summary["run_commits"] == ["?", "abcdef0"]  # the runs' own commits, not the renderer's
     assert "runs at commit ?, abcdef0" in table
+    assert "Seeds 0, 1, 2 (adding: 0); mean" in table  # a column with fewer seeds says so
 
 
 def test_bad_names_are_one_line_errors():

@@ -32,4 +32,5 @@ def test_table_groups_seeds_and_reports_each_task_its_metrics():
     assert all(len(line) < 100 for line in block.splitlines())
     block = speech_results.docstring_results(results, "connected_digits")
     assert "  speaker_dependent lstm: 0.100 / 0.600 (1 seeds; 100-100 s)" in block
+    assert all(len(line) < 100 for line in block.splitlines())
     assert speech_results.docstring_results({}, "connected_digits") is None
