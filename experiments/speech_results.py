@@ -47,6 +47,22 @@ def _mean_std(values: list[float]) -> str:
     return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ± {std:.3f}"
 
 
+# The test metrics each task reports, in table order.
+METRICS = {
+    "spoken_digits": ("accuracy",),
+    "connected_digits": ("digit_error_rate", "string_accuracy"),
+}
+COLUMNS = ("accuracy", "digit_error_rate", "string_accuracy")
+
+
+def summarize_runs(task: str, runs: dict) -> tuple[list[int], dict[str, str], list[float]]:
+    """(seeds, {metric: 'mean ± std'} of the task's metrics, wall times) of one group."""
+    seeds = sorted(runs)
+    tests = [runs[s]["test"] for s in seeds]
+    values = {m: _mean_std([t[m] for t in tests]) for m in METRICS[task]}
+    return seeds, values, [runs[s].get("wall_time_s", 0.0) for s in seeds]
+
+
 def table(results: dict) -> str:
     """The Markdown table (isolated digits first, then connected; splits as rows)."""
     groups = group_runs(results)
@@ -59,14 +75,8 @@ def table(results: dict) -> str:
     ]
     isolated_first = sorted(groups.items(), key=lambda kv: (kv[0][0] != "spoken_digits", kv[0]))
     for (task, split, model), runs in isolated_first:
-        seeds = sorted(runs)
-        tests = [runs[s]["test"] for s in seeds]
-        walls = [runs[s].get("wall_time_s", 0.0) for s in seeds]
-        if task == "spoken_digits":
-            cells = [_mean_std([t["accuracy"] for t in tests]), "–", "–"]
-        else:
-            cells = ["–", _mean_std([t["digit_error_rate"] for t in tests]),
-                     _mean_std([t["string_accuracy"] for t in tests])]  # fmt: skip
+        seeds, values, walls = summarize_runs(task, runs)
+        cells = [values.get(column, "–") for column in COLUMNS]
         rows.append(
             f"| {task.replace('_', ' ')} | {split.replace('speaker_', 'speaker-')} | {model} | "
             f"{', '.join(map(str, seeds))} | "
@@ -89,17 +99,11 @@ def docstring_results(results: dict, task: str) -> str | None:
                  "(wall s per run):"]  # fmt: skip
     commits = set()
     for (_, split, model), runs in sorted(groups.items()):
-        tests = [runs[s]["test"] for s in sorted(runs)]
-        walls = [runs[s].get("wall_time_s", 0.0) for s in sorted(runs)]
-        commits |= {str(runs[s].get("git_commit", "?"))[:7] for s in runs}
-        if task == "spoken_digits":
-            value = _mean_std([t["accuracy"] for t in tests])
-        else:
-            value = (_mean_std([t["digit_error_rate"] for t in tests]) + " / "
-                     + _mean_std([t["string_accuracy"] for t in tests]))  # fmt: skip
+        seeds, values, walls = summarize_runs(task, runs)
+        commits |= {str(runs[s].get("git_commit", "?"))[:7] for s in seeds}
+        value = " / ".join(values[m] for m in METRICS[task]).replace("±", "+-")
         lines.append(
-            f"  {split} {model}: {value.replace('±', '+-')} "
-            f"({len(tests)} seeds; {min(walls):.0f}-{max(walls):.0f} s)"
+            f"  {split} {model}: {value} ({len(seeds)} seeds; {min(walls):.0f}-{max(walls):.0f} s)"
         )
     lines.append(f"Commits {', '.join(sorted(commits))}; experiments/results/speech/.")
     return "\n".join(lines) + "\n"
