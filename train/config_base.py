@@ -69,6 +69,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.dtype = "float32"
     config.train.scan_backward = "autodiff"  # cells.scan's backward pass: 'autodiff' | 'fused'
     config.train.early_stopping_patience = 0  # evals without a new best before stopping; 0 = off
+    # stop at the first validation pass that solves the task (tasks with a "solved" criterion:
+    # adding, copy, selective_copy; train/tasks/long_range.py)
+    config.train.stop_when_solved = False
     config.train.best_metric = (
         "loss"  # validation metric that picks the best checkpoint (lower wins)
     )

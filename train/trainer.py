@@ -392,20 +392,31 @@ class _Run:
             self._plateau(valid[self.config.optim.plateau_metric])
         if self.config.optim.nt_asgd_patience > 0:
             self._nt_asgd(value)
-        if meta["best_value"] is None or value < meta["best_value"]:
+        improved = meta["best_value"] is None or value < meta["best_value"]
+        if improved:
             meta.update(best_value=value, best_step=self.done, evals_since_best=0)
             meta["best_valid"] = valid  # the final evaluation reuses it (same params, same data)
-            return True, False
-        meta["evals_since_best"] += 1
-        patience = t.early_stopping_patience
-        if patience and meta["evals_since_best"] >= patience and not last:
+        else:
+            meta["evals_since_best"] += 1
+        reason = None if last else self._stop_reason(valid)
+        if reason:
             meta["stopped_early"] = True
-            self.console.line(
-                f"early stopping at step {self.done}: no better valid {t.best_metric} "
-                f"in {patience} evaluations"
+            self.console.line(f"early stopping at step {self.done}: {reason}")
+        return improved, reason is not None
+
+    def _stop_reason(self, valid: dict[str, float]) -> str | None:
+        """Why training ends after this validation pass, or None: the task is solved on the
+        validation set (`train.stop_when_solved`), or `early_stopping_patience` passes went by
+        without a new best."""
+        t = self.config.train
+        if t.stop_when_solved and self.task.is_solved(valid, "valid"):
+            return f"solved on the validation set (valid {self.task.loss_metric} = " + (
+                f"{valid[self.task.loss_metric]:.4g}, at most 5% of the trivial baseline's)"
             )
-            return False, True
-        return False, False
+        patience = t.early_stopping_patience
+        if patience and self.meta["evals_since_best"] >= patience:
+            return f"no better valid {t.best_metric} in {patience} evaluations"
+        return None
 
     def _plateau(self, current: float) -> None:
         """The 'plateau' rule after a validation pass (`optim.plateau_step`); the previous

@@ -42,6 +42,7 @@ ARGUMENTS = {
     "learning_rate": 1e-2,
     "num_steps": 3000,
     "patience": 15,
+    "stop_when_solved": False,  # end at the first validation pass that solves the task
     "chrono_t_max": 0.0,  # > 2: chrono initialisation for dependencies up to T (lstm, gru)
 }
 
@@ -76,6 +77,7 @@ def get_config(arg: str | None = None, defaults: dict | None = None) -> ml_colle
     config.train.checkpoint_every = 100
     config.train.keep_checkpoints = 1
     config.train.early_stopping_patience = fields["patience"]  # 1500 steps
+    config.train.stop_when_solved = fields["stop_when_solved"]
     config.train.best_metric = "mse"
 
     config.eval.batch_size = 1000
