@@ -273,6 +273,50 @@ def long_range_table(results: dict, task: str) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+LONG_RANGE_MODELS = ("rnn", "irnn", "lstm", "lstm_chrono", "gru", "gru_chrono")
+
+
+def long_range_cell(r: dict) -> str:
+    """One run of the long-range study: test loss / the test set's trivial baseline, the copy
+    accuracy (copy), and the step the validation set was first solved at (or the budget)."""
+    if r.get("status") == "diverged":
+        step = r["error"].split(" at step ")[-1].split(" ")[0] if " at step " in r["error"] else "?"
+        return f"diverged (step {step})"
+    text = f"{r['relative_loss']['test']:.3f}"
+    if "copy_accuracy" in r["test"]:
+        text += f", acc {100 * r['test']['copy_accuracy']:.1f}%"
+    solved_at = r.get("steps_to_solve")
+    return text + (f", **solved at {solved_at:,}**" if solved_at else f", not in {r['steps']:,}")
+
+
+def long_range_study_table(results: dict, task: str) -> str:
+    """The long_range grid (`run_grid long_range`): one row per T, one column per model."""
+    runs = {n: r for n, r in results.items() if n.startswith(f"long_{task}_")}
+    lengths = sorted({int(n.split("_")[2]) for n in runs})
+    if not lengths:
+        return f"No long-range {task} run has finished yet.\n"
+    budgets = {t: max((r.get("num_steps", 0) for n, r in runs.items()
+                       if n.startswith(f"long_{task}_{t}_")), default=0)
+               for t in lengths}  # fmt: skip
+    head = "| T | budget (steps) | " + " | ".join(m.upper() for m in LONG_RANGE_MODELS) + " |\n"
+    head += "|---|---|" + "---|" * len(LONG_RANGE_MODELS) + "\n"
+    rows = []
+    for t in lengths:
+        cells = []
+        for model in LONG_RANGE_MODELS:
+            r = runs.get(f"long_{task}_{t}_{model}")
+            cells.append("not run" if r is None else long_range_cell(r))
+        rows.append(f"| {t} | {budgets[t]:,} | " + " | ".join(cells) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def long_range_wall_hours(results: dict) -> float:
+    """Summed wall time of the long-range study's runs, in hours."""
+    return (
+        sum(r.get("wall_time_s", 0.0) for n, r in results.items() if n.startswith("long_")) / 3600
+    )
+
+
 def gradient_flow_table(results: dict) -> str:
     """One row per (T, model, trained or not), ordered by T; a model measured in two files
     (the same config and seed) is listed once."""
@@ -467,6 +511,24 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "it. Run: "
         "`python -m experiments.run_grid copy`.\n",
         long_range_table(results, "copy"),
+        "### Long-range study: longer budgets, the IRNN and chrono initialisation\n",
+        "`python -m experiments.run_grid long_range` (results in `experiments/results/"
+        "long_range/`, seed 0): the adding problem at T = 100 / 200 / 400 / 750 and copy memory "
+        "at T = 100 / 200 / 500 with the budgets in the tables, the tanh RNN, the IRNN (Le et "
+        "al. 2015: ReLU, W_hh = I), the LSTM and GRU, and the LSTM and GRU with chrono "
+        "initialisation (Tallec & Ollivier 2018, chrono_t_max = T). Same models and optimiser "
+        "as above (Adam 1e-2, clip 1; the IRNN at 1e-3, which it needs not to diverge), no "
+        "patience-based early stopping; a run ends at its budget or at the first validation "
+        "pass (every 100 steps) that solves the task (`train.stop_when_solved`: loss <= 5% of "
+        "the valid set's trivial baseline), and the best-validation checkpoint is tested. Each "
+        "entry: test loss / the test set's trivial baseline (1 = no better than the constant "
+        "or memoryless predictor), for copy the recall accuracy (chance 12.5%), and the step "
+        f"solved at or the steps run. Summed wall time {long_range_wall_hours(results):.2f} h "
+        "on the 2-core CPU, up to four runs sharing it.\n",
+        "**Adding problem** (relative test MSE):\n",
+        long_range_study_table(results, "adding"),
+        "**Copy memory** (relative test cross-entropy, recall accuracy):\n",
+        long_range_study_table(results, "copy"),
         "### Inside the cells\n",
         "Gradient flow: mean ||dL/dh_t|| over test sequences of the adding problem, by distance "
         "k to the step the loss reads (`python -m experiments.gradient_flow --length=T`); "
@@ -568,6 +630,7 @@ def main(argv) -> None:
         print("error: --out is required: the directory for report.md.", file=sys.stderr)
         sys.exit(2)
     results = records.load_all(FLAGS.results)
+    results |= records.load_all(os.path.join(FLAGS.results, "long_range"))
     os.makedirs(FLAGS.out, exist_ok=True)
     if FLAGS.plots:
         os.makedirs(FIGURES, exist_ok=True)

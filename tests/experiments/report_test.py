@@ -68,6 +68,34 @@ def test_long_range_tables(results):
     assert "0.995 | 1200 | – / – / 100 |" in copy
 
 
+def test_long_range_study_table():
+    def run(task, t, model, rel, solved_at, acc=None):
+        r = long_result(task, t, model, rel * 0.1667, solved_at, acc)
+        return r | {"relative_loss": {"test": rel}, "num_steps": 5000, "steps": solved_at or 5000}
+
+    results = {
+        "long_adding_100_rnn": run("adding", 100, "rnn", 1.004, None),
+        "long_adding_100_lstm_chrono": run("adding", 100, "lstm_chrono", 0.012, 1300),
+        "long_adding_100_irnn": {"name": "long_adding_100_irnn", "status": "diverged",
+                                 "error": "error: non-finite loss at step 2 (objective=inf)"},
+        "long_copy_500_gru": run("copy", 500, "gru", 0.999, None, acc=0.126),
+        "adding_100_lstm": long_result("adding", 100, "lstm", 0.001, 900),  # another grid
+    }  # fmt: skip
+    adding = report.long_range_study_table(results, "adding").splitlines()
+    assert adding[0] == (
+        "| T | budget (steps) | RNN | IRNN | LSTM | LSTM_CHRONO | GRU | GRU_CHRONO |"
+    )
+    assert adding[2] == (
+        "| 100 | 5,000 | 1.004, not in 5,000 | diverged (step 2) | not run | "
+        "0.012, **solved at 1,300** | not run | not run |"
+    )
+    assert len(adding) == 3
+    copy = report.long_range_study_table(results, "copy")
+    assert "| 500 | 5,000 | not run | not run | not run | not run | " in copy
+    assert "0.999, acc 12.6%, not in 5,000 | not run |" in copy
+    assert report.long_range_study_table({}, "copy").startswith("No long-range copy run")
+
+
 def test_section_is_generated_from_results(results, tmp_path):
     text = report.section(results, rel_to=str(tmp_path))
     assert "0.050 / 0.500" in text and "Informer (published)" in text

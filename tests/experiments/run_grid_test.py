@@ -10,7 +10,7 @@ from train.tasks import long_range
 def test_groups_name_every_run_once():
     groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
     groups |= {"ltsf": 68 + 40 + 44, "ett_linear": 10, "speech": 36 + 15, "mnist1d": 3 + 14 * 3}
-    groups |= {"long_range": (4 + 3) * 6}
+    groups |= {"long_range": (4 + 3) * 6, "long_range_cells": 14 - 4}
     for group, count in groups.items():
         runs = run_grid.grid(group)
         assert len(runs) == count and len({name for name, _ in runs}) == count
@@ -18,8 +18,10 @@ def test_groups_name_every_run_once():
             "seed=0,epochs=1") in run_grid.grid("ltsf_linear")  # fmt: skip
     assert ("segrnn_exchange_gru_M_720_s2", "segrnn.py:dataset=exchange,cell=gru,features=M,"
             "horizon=720,seed=2") in run_grid.grid("ltsf_segrnn")  # fmt: skip
-    assert ("long_copy_500_lstm_chrono", "copy.py:length=500,cell=lstm,num_steps=10000,"
-            "patience=0,chrono_t_max=500") in run_grid.grid("long_range")  # fmt: skip
+    assert ("long_copy_500_lstm_chrono", "copy.py:length=500,cell=lstm,num_steps=10000,patience=0,"
+            "stop_when_solved=True,chrono_t_max=500") in run_grid.grid("long_range")  # fmt: skip
+    assert ("long_adding_750_irnn", "adding.py:length=750,cell=irnn,num_steps=10000,patience=0,"
+            "stop_when_solved=True,learning_rate=0.001") in run_grid.grid("long_range")  # fmt: skip
     assert run_grid.ptb_full_name("gru", 1.0) == "ptb_small_gru"
     assert run_grid.ptb_full_name("rnn", 0.25) == "ptb_small_rnn_lr0.25"
 
