@@ -310,6 +310,20 @@ def long_range_study_table(results: dict, task: str) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def long_range_cells_table(results: dict, length: int = 400) -> str:
+    """`run_grid long_range_cells`: every other cell on the adding problem at T = `length`."""
+    prefix = f"long_adding_{length}_"
+    runs = {n[len(prefix) :]: r for n, r in sorted(results.items()) if n.startswith(prefix)}
+    runs = {cell: r for cell, r in runs.items() if cell not in LONG_RANGE_MODELS}
+    if not runs:
+        return ""
+    return (
+        "| cell | " + " | ".join(c.upper() for c in runs) + " |\n"
+        "|---|" + "---|" * len(runs) + "\n"
+        f"| T = {length} | " + " | ".join(long_range_cell(r) for r in runs.values()) + " |\n"
+    )
+
+
 def long_range_wall_hours(results: dict) -> float:
     """Summed wall time of the long-range study's runs, in hours."""
     return (
@@ -524,9 +538,13 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "entry: test loss / the test set's trivial baseline (1 = no better than the constant "
         "or memoryless predictor), for copy the recall accuracy (chance 12.5%), and the step "
         f"solved at or the steps run. Summed wall time {long_range_wall_hours(results):.2f} h "
-        "on the 2-core CPU, up to four runs sharing it.\n",
+        "on the 2-core CPU, up to three runs sharing it.\n",
         "**Adding problem** (relative test MSE):\n",
         long_range_study_table(results, "adding"),
+        "Every other registered cell at T = 400, the same budget and stopping rule (`python -m "
+        "experiments.run_grid long_range_cells`; IndRNN, a ReLU recurrence, at Adam 1e-3 like "
+        "the IRNN):\n",
+        long_range_cells_table(results),
         "**Copy memory** (relative test cross-entropy, recall accuracy):\n",
         long_range_study_table(results, "copy"),
         "### Inside the cells\n",
@@ -534,8 +552,9 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "k to the step the loss reads (`python -m experiments.gradient_flow --length=T`); "
         "0 means the float32 gradient underflowed. At T = 400 `--models=all` adds every "
         "registered cell and the chrono-initialised LSTM / GRU (`LSTM_CHRONO`, `GRU_CHRONO`: "
-        "chrono_t_max = T), untrained until `python -m experiments.run_grid long_range` trains "
-        "them.\n",
+        "chrono_t_max = T), untrained and trained: the trained models are the long-range "
+        "study's adding T = 400 runs (`python -m experiments.run_grid long_range "
+        "long_range_cells`, the second for every other cell; `--run_prefix=long_adding`).\n",
         gradient_flow_table(results),
         *[
             _image(os.path.basename(p), rel_to)

@@ -94,6 +94,12 @@ def test_long_range_study_table():
     assert "| 500 | 5,000 | not run | not run | not run | not run | " in copy
     assert "0.999, acc 12.6%, not in 5,000 | not run |" in copy
     assert report.long_range_study_table({}, "copy").startswith("No long-range copy run")
+    results["long_adding_400_mingru"] = run("adding", 400, "mingru", 0.02, 700)
+    results["long_adding_400_gru"] = run("adding", 400, "gru", 0.03, 500)  # in the main table
+    assert report.long_range_cells_table(results).splitlines() == [
+        "| cell | MINGRU |", "|---|---|", "| T = 400 | 0.020, **solved at 700** |"
+    ]  # fmt: skip
+    assert report.long_range_cells_table({}) == ""
 
 
 def test_section_is_generated_from_results(results, tmp_path):
