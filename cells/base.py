@@ -356,7 +356,12 @@ class LayerNormOption:
     """Mixin for cells with a `layer_norm` field (LSTM, GRU): with it, the input projection is
     LN_x(x W_ih) + b and the recurrent product LN_h(h W_hh), each normalised over all gate
     blocks together (`layer_norm` above), and the hand-written backward does not apply
-    (`backward='fused'` runs autodiff)."""
+    (`backward='fused'` runs autodiff).
+
+    With a one-feature input (I = 1) the input normalisation keeps only the input's sign:
+    LN_x(x w) = sign(x) (w - mean w) / std(w) for any |x| >> epsilon, so a scalar signal's
+    magnitude never reaches the cell (the LN cells stay at 20% on MNIST-1D, a 1-feature series);
+    embed such inputs first (a Dense to a few features) or use the plain cell."""
 
     def recurrent(self, params: Params, h: Array) -> Array:
         hw = super().recurrent(params, h)

@@ -158,3 +158,18 @@ def test_conversion_refuses_what_the_other_library_lacks(cell, target, message):
     convert = interop.to_torch if target == "torch" else interop.to_flax
     with pytest.raises(ValueError, match=message):
         convert(cell, params)
+
+
+@pytest.mark.parametrize("name", ["lstm_ln", "gru_ln"])
+def test_layer_norm_of_a_one_feature_input_keeps_only_its_sign(name):
+    """LN_x(x W_ih) with I = 1 is sign(x) (w - mean w) / std(w): inputs of one sign and any
+    magnitude give the same projection (why the LN cells cannot learn MNIST-1D, a 1-feature
+    signal), while two features keep their ratio."""
+    cell = cells.get(name)(hidden_size=6)
+    one = cell.init(jax.random.key(0), 1)
+    a = cell.input_projection(one, jnp.array([[[0.3], [5.0], [-0.3]]]))
+    np.testing.assert_allclose(a[0, 0], a[0, 1], atol=2e-3)  # epsilon 1e-5 aside
+    assert not np.allclose(a[0, 0], a[0, 2], atol=1e-2)
+    two = cell.init(jax.random.key(0), 2)
+    b = cell.input_projection(two, jnp.array([[[0.3, 1.0], [5.0, 1.0]]]))
+    assert not np.allclose(b[0, 0], b[0, 1], atol=1e-2)
