@@ -298,12 +298,17 @@ def long_range_study_table(results: dict, task: str) -> str:
     budgets = {t: max((r.get("num_steps", 0) for n, r in runs.items()
                        if n.startswith(f"long_{task}_{t}_")), default=0)
                for t in lengths}  # fmt: skip
-    head = "| T | budget (steps) | " + " | ".join(m.upper() for m in LONG_RANGE_MODELS) + " |\n"
-    head += "|---|---|" + "---|" * len(LONG_RANGE_MODELS) + "\n"
+    # The IRNN's rate check (`run_grid long_range_irnn`), a column where it ran.
+    models = LONG_RANGE_MODELS + tuple(
+        sorted({n.split("_", 3)[3] for n in runs if "_irnn_lr" in n})
+    )
+    names = [m.upper() if "_lr" not in m else f"IRNN, Adam {m.split('_lr')[1]}" for m in models]
+    head = "| T | budget (steps) | " + " | ".join(names) + " |\n"
+    head += "|---|---|" + "---|" * len(models) + "\n"
     rows = []
     for t in lengths:
         cells = []
-        for model in LONG_RANGE_MODELS:
+        for model in models:
             r = runs.get(f"long_{task}_{t}_{model}")
             cells.append("not run" if r is None else long_range_cell(r))
         rows.append(f"| {t} | {budgets[t]:,} | " + " | ".join(cells) + " |")
@@ -314,7 +319,7 @@ def long_range_cells_table(results: dict, length: int = 400) -> str:
     """`run_grid long_range_cells`: every other cell on the adding problem at T = `length`."""
     prefix = f"long_adding_{length}_"
     runs = {n[len(prefix) :]: r for n, r in sorted(results.items()) if n.startswith(prefix)}
-    runs = {cell: r for cell, r in runs.items() if cell not in LONG_RANGE_MODELS}
+    runs = {c: r for c, r in runs.items() if c not in LONG_RANGE_MODELS and "_lr" not in c}
     if not runs:
         return ""
     return (

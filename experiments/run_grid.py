@@ -52,15 +52,32 @@ LONG_RANGE_LEARNING_RATES = {"irnn": 1e-3, "indrnn": 1e-3}  # ReLU recurrences d
 LONG_RANGE_CELLS_LENGTH = 400  # `long_range_cells`: every other cell, adding problem at this T
 
 
-def long_range_arg(task: str, length: int, steps: int, model: str) -> str:
-    """The config argument of one long-range run; `model` is a cell or '<cell>_chrono'."""
+def long_range_arg(
+    task: str, length: int, steps: int, model: str, learning_rate: float | None = None
+) -> str:
+    """The config argument of one long-range run; `model` is a cell or '<cell>_chrono'; the
+    rate is the config's default unless `learning_rate` or LONG_RANGE_LEARNING_RATES set it."""
     cell, _, chrono = model.partition("_") if model.endswith("_chrono") else (model, "", "")
     arg = (
         f"{task}.py:length={length},cell={cell},num_steps={steps},patience=0,stop_when_solved=True"
     )
-    if model in LONG_RANGE_LEARNING_RATES:
-        arg += f",learning_rate={LONG_RANGE_LEARNING_RATES[model]}"
+    rate = learning_rate or LONG_RANGE_LEARNING_RATES.get(model)
+    if rate:
+        arg += f",learning_rate={rate:g}"
     return arg + (f",chrono_t_max={length}" if chrono else "")
+
+
+def long_range_irnn_runs(rate: float = 1e-4) -> list[tuple[str, str]]:
+    """The IRNN's rate check: the adding problem at every T with Adam `rate` (the study's 1e-3
+    diverges at T = 400), named long_adding_<T>_irnn_lr<rate>."""
+    budgets = LONG_RANGE_BUDGETS["adding"]
+    return [
+        (
+            f"long_adding_{t}_irnn_lr{rate:g}",
+            long_range_arg("adding", t, steps, "irnn", learning_rate=rate),
+        )
+        for t, steps in budgets.items()
+    ]
 
 
 def long_range_runs() -> list[tuple[str, str]]:
@@ -265,6 +282,8 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return long_range_runs()
     if group == "long_range_cells":
         return long_range_cell_runs()
+    if group == "long_range_irnn":
+        return long_range_irnn_runs()
     if group in ("adding", "copy"):
         lengths = ADDING_LENGTHS if group == "adding" else COPY_LENGTHS
         return [
@@ -283,7 +302,7 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
         "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, speech, "
-        "mnist1d, long_range, long_range_cells, all"
+        "mnist1d, long_range, long_range_cells, long_range_irnn, all"
     )
 
 
@@ -430,7 +449,7 @@ def main(argv) -> None:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
             "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) speech mnist1d long_range "
-            "long_range_cells | all "
+            "long_range_cells long_range_irnn | all "
             "(GROUP@x keeps the runs whose name has _x)"
         )
     if groups == ["all"]:

@@ -100,6 +100,11 @@ def test_long_range_study_table():
         "| cell | MINGRU |", "|---|---|", "| T = 400 | 0.020, **solved at 700** |"
     ]  # fmt: skip
     assert report.long_range_cells_table({}) == ""
+    results["long_adding_400_irnn_lr0.0001"] = run("adding", 400, "irnn", 0.5, None)
+    adding = report.long_range_study_table(results, "adding").splitlines()
+    assert adding[0].endswith("| GRU_CHRONO | IRNN, Adam 0.0001 |")
+    assert adding[-1].endswith("| 0.500, not in 5,000 |")  # T = 400
+    assert "IRNN" not in report.long_range_cells_table(results)
 
 
 def test_section_is_generated_from_results(results, tmp_path):
