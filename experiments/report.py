@@ -536,14 +536,15 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "at T = 100 / 200 / 500 with the budgets in the tables, the tanh RNN, the IRNN (Le et "
         "al. 2015: ReLU, W_hh = I), the LSTM and GRU, and the LSTM and GRU with chrono "
         "initialisation (Tallec & Ollivier 2018, chrono_t_max = T). Same models and optimiser "
-        "as above (Adam 1e-2, clip 1; the IRNN at 1e-3, which it needs not to diverge), no "
+        "as above (Adam 1e-2, clip 1; the IRNN at 1e-3, since at 1e-2 it diverges within a few "
+        "steps, and at 1e-4 in a column of its own from `run_grid long_range_irnn`), no "
         "patience-based early stopping; a run ends at its budget or at the first validation "
         "pass (every 100 steps) that solves the task (`train.stop_when_solved`: loss <= 5% of "
         "the valid set's trivial baseline), and the best-validation checkpoint is tested. Each "
         "entry: test loss / the test set's trivial baseline (1 = no better than the constant "
         "or memoryless predictor), for copy the recall accuracy (chance 12.5%), and the step "
         f"solved at or the steps run. Summed wall time {long_range_wall_hours(results):.2f} h "
-        "on the 2-core CPU, up to three runs sharing it.\n",
+        "on the 2-core CPU, up to four runs sharing it.\n",
         "**Adding problem** (relative test MSE):\n",
         long_range_study_table(results, "adding"),
         "Every other registered cell at T = 400, the same budget and stopping rule (`python -m "
