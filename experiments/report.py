@@ -23,6 +23,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import ltsf_report, records
+from experiments.run_grid import LONG_RANGE_MODELS
 
 FLAGS = flags.FLAGS
 ROOT = records.ROOT
@@ -271,9 +272,6 @@ def long_range_table(results: dict, task: str) -> str:
         line.append(" / ".join(walls))
         rows.append("| " + " | ".join(line) + " |")
     return head + "\n".join(rows) + "\n"
-
-
-LONG_RANGE_MODELS = ("rnn", "irnn", "lstm", "lstm_chrono", "gru", "gru_chrono")
 
 
 def long_range_cell(r: dict) -> str:

@@ -410,9 +410,8 @@ class _Run:
         without a new best."""
         t = self.config.train
         if t.stop_when_solved and self.task.is_solved(valid, "valid"):
-            return f"solved on the validation set (valid {self.task.loss_metric} = " + (
-                f"{valid[self.task.loss_metric]:.4g}, at most 5% of the trivial baseline's)"
-            )
+            metric = self.task.loss_metric
+            return f"solved on the validation set (valid {metric} = {valid[metric]:.4g})"
         patience = t.early_stopping_patience
         if patience and self.meta["evals_since_best"] >= patience:
             return f"no better valid {t.best_metric} in {patience} evaluations"
