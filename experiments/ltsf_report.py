@@ -99,6 +99,36 @@ def table(results: dict, dataset: str, features: str, metric: str) -> tuple[str,
     return head + "\n" + "\n".join(rows) + "\n", notes
 
 
+def segrnn_vs_linear(results: dict, dataset: str, features: str) -> str:
+    """One sentence: SegRNN (GRU)'s mean test MSE over the better of our NLinear and DLinear
+    means at every horizon where both have run ('' where SegRNN has not)."""
+    ratios = []
+    for h in HORIZONS:
+        segrnn = _runs(results, dataset, "segrnn_gru", features, h)
+        linear = [
+            statistics.mean(r["test"]["mse"] for r in runs)
+            for runs in (_runs(results, dataset, m, features, h) for m in ("nlinear", "dlinear"))
+            if runs
+        ]
+        if segrnn and linear:
+            ratio = statistics.mean(r["test"]["mse"] for r in segrnn) / min(linear)
+            ratios.append((h, ratio, len(segrnn)))
+    if not ratios:
+        return ""
+    listed = ", ".join(f"{r:.2f} at {h} ({n} seed{'s' * (n > 1)})" for h, r, n in ratios)
+    ahead = sum(r < 1.0 for _, r, _ in ratios)
+    return (
+        f"SegRNN (GRU) over the better of our NLinear and DLinear, {dataset} {features}, test "
+        f"MSE ratio: {listed}; ahead at {ahead} of {len(ratios)} run horizons.\n"
+    )
+
+
+def segrnn_wall_hours(results: dict) -> tuple[int, float]:
+    """(SegRNN runs, their summed wall time in hours)."""
+    runs = [r for n, r in results.items() if n.startswith("segrnn_")]
+    return len(runs), sum(r.get("wall_time_s", 0.0) for r in runs) / 3600.0
+
+
 def section(results: dict) -> str:
     """The LTSF part of the forecasting section ('' when nothing has run)."""
     if not any(n.startswith(("ltsf_", "segrnn_")) for n in results):
@@ -128,6 +158,16 @@ def section(results: dict) -> str:
         "`python -m experiments.run_grid ltsf_exchange`), test MSE:\n",
         mse_x,
     ]
+    parts += [
+        segrnn_vs_linear(results, dataset, features)
+        for dataset, features in (("etth1", "M"), ("etth1", "S"), ("exchange", "M"))
+    ]
+    count, hours = segrnn_wall_hours(results)
+    if count:
+        parts.append(
+            f"SegRNN runs so far: {count}, {hours:.2f} h of summed run wall time (each result "
+            "file gives its command, commit, hardware and wall time).\n"
+        )
     notes = notes_m + notes_s + notes_x
     parts.append(drop_last_note(results))
     parts.append(
@@ -135,7 +175,7 @@ def section(results: dict) -> str:
         if not notes
         else "Outside the 3% target: " + " ".join(notes) + "\n"
     )
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)
 
 
 def drop_last_effect() -> dict:

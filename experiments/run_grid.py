@@ -235,14 +235,21 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
     if group == "mnist1d":  # the published GRU (also with PyTorch's init), then every cell
         import cells
 
-        return [
+        torch_init = [
             (f"mnist1d_gru_torchinit_s{seed}", f"mnist1d.py:cell=gru,torch_init=True,seed={seed}")
             for seed in LTSF_SEEDS
-        ] + [
+        ]
+        baselines = [  # the published non-recurrent models, in the same harness
+            (f"mnist1d_{model}_s{seed}", f"mnist1d.py:model={model},seed={seed}")
+            for model in ("cnn", "mlp", "logistic")
+            for seed in LTSF_SEEDS
+        ]
+        every_cell = [
             (f"mnist1d_{cell}_s{seed}", f"mnist1d.py:cell={cell},seed={seed}")
             for cell in ("gru", *(c for c in cells.names() if c != "gru"))
             for seed in LTSF_SEEDS
         ]
+        return torch_init + baselines + every_cell
     if group == "ett_linear":  # NLinear in the Informer-protocol table (L = 96, one seed)
         return [
             (

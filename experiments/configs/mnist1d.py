@@ -12,6 +12,10 @@ shuffled per epoch (theirs walk the training set in order).
   python -m train.main --config=experiments/configs/mnist1d.py:seed=0 --workdir=/tmp/mnist1d
   python -m train.main --config=experiments/configs/mnist1d.py:cell=lstm,head=mean ...
   python -m train.main --config=experiments/configs/mnist1d.py:torch_init=True ...  # PyTorch's init
+  python -m train.main --config=experiments/configs/mnist1d.py:model=cnn ...  # or mlp, logistic
+
+The published non-recurrent baselines (`model=cnn|mlp|logistic`, train/tasks/mnist1d.py: the
+authors' ConvBase with 25 channels, MLPBase with 100 units, LinearBase) train exactly as the GRU.
 """
 
 import ml_collections
@@ -21,8 +25,9 @@ from train import config_base
 
 ARGUMENTS = {
     "seed": 0,
+    "model": "rnn",  # 'rnn' | 'cnn' | 'mlp' | 'logistic'
     "cell": "gru",
-    "hidden_size": 6,
+    "hidden_size": 0,  # 0: the model's published width (rnn 6, cnn 25 channels, mlp 100)
     "bidirectional": True,
     "head": "flatten",
     "torch_init": False,
@@ -31,8 +36,13 @@ ARGUMENTS = {
 }
 
 
+PUBLISHED_WIDTHS = {"rnn": 6, "cnn": 25, "mlp": 100}  # logistic: none
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     fields = arguments.parse(arg, ARGUMENTS)
+    model = fields["model"]
+    fields["hidden_size"] = fields["hidden_size"] or PUBLISHED_WIDTHS.get(model, 6)
     config = config_base.base_config()
     config.task = "mnist1d"
     config.seed = fields["seed"]
@@ -40,12 +50,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     init = "_torchinit" if fields["torch_init"] else ""
     config.name = (
         f"mnist1d_{direction}{fields['cell']}{fields['hidden_size']}_{fields['head']}{init}"
+        if model == "rnn"
+        else f"mnist1d_{model}" + ("" if model == "logistic" else str(fields["hidden_size"]))
     )
 
     config.data.path = "experiments/data/mnist1d/mnist1d.npz"
     config.data.num_valid = 400  # the last 400 training sequences
 
-    config.model.cell = fields["cell"]  # any registered cell or 'module:Class'
+    config.model.architecture = model  # train/tasks/mnist1d.py
+    config.model.cell = fields["cell"]  # any registered cell or 'module:Class' ('rnn')
     # What a cell needs beyond its width (lstmp: proj_size).
     config.model.cell_options = arguments.required_cell_options(
         fields["cell"], fields["hidden_size"]

@@ -30,3 +30,23 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
     assert "| SegRNN (minGRU) | 1 | not run | not run | not run | 0.450 |" in text
     assert "SegRNN (LSTM)" not in text  # neither run nor published: no row
     assert ltsf_report.section({"ett_M_24_lstm": _run(0.3)}) == ""
+
+
+def test_segrnn_is_compared_with_the_better_linear_model_where_both_ran():
+    results = {
+        "ltsf_nlinear_M_96_s0": _run(0.380),
+        "ltsf_dlinear_M_96_s0": _run(0.400),
+        "ltsf_dlinear_M_192_s0": _run(0.400),
+        "segrnn_gru_M_96_s0": {"test": {"mse": 0.340, "mae": 0.37}, "wall_time_s": 1800.0},
+        "segrnn_gru_M_96_s1": {"test": {"mse": 0.360, "mae": 0.38}, "wall_time_s": 1800.0},
+        "segrnn_gru_M_192_s0": {"test": {"mse": 0.420, "mae": 0.40}, "wall_time_s": 3600.0},
+        "segrnn_gru_M_336_s0": _run(0.4),  # no linear run at 336: not compared
+    }
+    line = ltsf_report.segrnn_vs_linear(results, "etth1", "M")
+    # 0.350 / min(0.380, 0.400) and 0.420 / 0.400
+    assert "ratio: 0.92 at 96 (2 seeds), 1.05 at 192 (1 seed); ahead at 1 of 2" in line
+    assert ltsf_report.segrnn_vs_linear(results, "exchange", "M") == ""
+    assert ltsf_report.segrnn_wall_hours(results) == (4, 2.0)
+    text = ltsf_report.section(results)
+    assert line in text and "SegRNN runs so far: 4, 2.00 h" in text
+    assert "\n\n\n" not in text  # nothing empty joined in

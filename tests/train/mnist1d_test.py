@@ -69,3 +69,50 @@ def test_bad_head_and_a_tiny_run(tmp_path):
     config.train.eval_every = config.train.checkpoint_every = 30
     results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
     assert results["test"]["accuracy"] > 0.15  # above chance after 30 steps
+
+
+def _numpy_conv1d(x_BxTxC, w_KxCxO, b, stride, pad):
+    """Cross-correlation as PyTorch's Conv1d, float64, written out over output positions."""
+    x = np.pad(x_BxTxC.astype(np.float64), ((0, 0), (pad, pad), (0, 0)))
+    kernel = w_KxCxO.shape[0]
+    steps = (x.shape[1] - kernel) // stride + 1
+    out = [np.einsum("bkc,kco->bo", x[:, t * stride : t * stride + kernel], w_KxCxO)
+           for t in range(steps)]  # fmt: skip
+    return np.stack(out, axis=1) + b
+
+
+def test_published_baselines_match_their_parameter_counts_and_a_numpy_forward():
+    x = mnist1d.load()["test"]["x"][:4]
+    counts = {}
+    for model in ("cnn", "mlp", "logistic"):
+        task = mnist1d.MNIST1DTask(mnist1d_config.get_config(f"model={model}"))
+        params = jax.tree.map(np.asarray, task.init_params(jax.random.key(1)))
+        counts[model] = sum(p.size for p in jax.tree.leaves(params))
+        logits = np.asarray(task.logits(params, jnp.asarray(x)))
+        if model == "cnn":
+            h = x
+            for i, (_, stride, pad) in enumerate(mnist1d.CONV_LAYERS):
+                p = params[f"conv{i + 1}"]
+                h = np.maximum(_numpy_conv1d(h, p["w"], p["b"], stride, pad), 0.0)
+            assert h.shape == (4, 5, 25)  # 40 -> 19 -> 10 -> 5 steps
+            features = h.transpose(0, 2, 1).reshape(4, -1)  # channel-major, as torch's view
+        elif model == "mlp":
+            h = np.maximum(x[..., 0] @ params["dense1"]["w"] + params["dense1"]["b"], 0.0)
+            features = h + np.maximum(h @ params["dense2"]["w"] + params["dense2"]["b"], 0.0)
+        else:
+            features = x[..., 0].astype(np.float64)
+        expected = features @ params["head"]["w"] + params["head"]["b"]
+        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    # The authors' notebook prints ConvBase 5,210, MLPBase 15,210 and LinearBase 410 parameters.
+    assert counts == {"cnn": 5210, "mlp": 15210, "logistic": 410}
+    with pytest.raises(errors.ConfigError, match="config.model.architecture='transformer'"):
+        validate.validate(mnist1d_config.get_config("model=transformer"))
+
+
+def test_cnn_baseline_learns_in_a_tiny_run(tmp_path):
+    from train import trainer
+
+    config = mnist1d_config.get_config("model=cnn,num_steps=60")
+    config.train.eval_every = config.train.checkpoint_every = 60
+    results = trainer.train_and_evaluate(config, str(tmp_path / "cnn"))
+    assert results["test"]["accuracy"] > 0.3  # chance is 0.1

@@ -5,15 +5,27 @@ the authors' package; provenance in experiments/data/SOURCES.md): 4,000 training
 sequences of length 40, standardised by the generator. The last `num_valid` (default 400)
 training sequences are held out for validation; the test set is the published one.
 
-Model: a recurrent layer over the 40 steps (any `cell`, `hidden_size` units, `bidirectional`),
-then a dense layer to 10 logits from `head`:
-  'flatten'  the outputs of every step, concatenated (the published GRU baseline: 6 units per
-             direction, a linear layer on the 480 flattened outputs)
-  'mean'     the mean of the outputs over the steps
-  'last'     the final carry's h (both directions' with `bidirectional`)
-`init_scale` s > 0 redraws every recurrent parameter uniform in [-s, s] (s = 1/sqrt(hidden) is
-PyTorch's nn.GRU / nn.LSTM initialisation, the published baseline's); 0 keeps the cells' own.
-Cross-entropy; loss and accuracy reported.
+Models (config.model.architecture):
+  'rnn'       a recurrent layer over the 40 steps (any `cell`, `hidden_size` units,
+              `bidirectional`), then a dense layer to 10 logits from `head`:
+                'flatten'  the outputs of every step, concatenated (the published GRU baseline:
+                           6 units per direction, a linear layer on the 480 flattened outputs)
+                'mean'     the mean of the outputs over the steps
+                'last'     the final carry's h (both directions' with `bidirectional`)
+              `init_scale` s > 0 redraws every recurrent parameter uniform in [-s, s]
+              (s = 1/sqrt(hidden) is PyTorch's nn.GRU / nn.LSTM initialisation, the published
+              baseline's); 0 keeps the cells' own.
+The published non-recurrent baselines, as the authors' notebooks/models.py (ConvBase, MLPBase,
+LinearBase), every layer with PyTorch's default init (U[+-1/sqrt(fan_in)]):
+  'cnn'       h1 = ReLU(conv(x; kernel 5, stride 2, pad 1))     40 -> 19 steps, `hidden_size`
+              h2 = ReLU(conv(h1; kernel 3, stride 2, pad 1))    19 -> 10        channels (25)
+              h3 = ReLU(conv(h2; kernel 3, stride 2, pad 1))    10 -> 5
+              logits = W flatten(h3) + b                        (5 x 25 = 125 features)
+  'mlp'       h1 = ReLU(W1 x + b1); h2 = h1 + ReLU(W2 h1 + b2); logits = W3 h2 + b3
+              (x the 40 values, `hidden_size` units: 100)
+  'logistic'  logits = W x + b (multinomial logistic regression on the 40 values)
+`cell`, `bidirectional`, `head` and `init_scale` shape the 'rnn' model only. Cross-entropy; loss
+and accuracy reported.
 """
 
 from __future__ import annotations
@@ -29,7 +41,10 @@ from train.tasks import base
 
 PATH = "experiments/data/mnist1d/mnist1d.npz"
 HEADS = ("flatten", "mean", "last")
+ARCHITECTURES = ("rnn", "cnn", "mlp", "logistic")
 CLASSES = 10
+# ConvBase's layers: (kernel, stride, padding); channels = config.model.hidden_size.
+CONV_LAYERS = ((5, 2, 1), (3, 2, 1), (3, 2, 1))
 
 
 def load(path: str = PATH, num_valid: int = 400) -> dict[str, dict[str, np.ndarray]]:
@@ -62,7 +77,12 @@ class MNIST1DTask(base.Task):
     """See the module docstring."""
 
     name = "mnist1d"
-    model_defaults = {"bidirectional": True, "head": "flatten", "init_scale": 0.0}
+    model_defaults = {
+        "architecture": "rnn",
+        "bidirectional": True,
+        "head": "flatten",
+        "init_scale": 0.0,
+    }
     model_fields = tuple(model_defaults)
     data_fields = ("num_valid",)
     unused_fields = {"train.seq_len": "a sequence is 40 steps"}
@@ -76,11 +96,17 @@ class MNIST1DTask(base.Task):
         head = config.model.get("head", "flatten")
         if head not in HEADS:
             raise ConfigError(f"config.model.head={head!r}; valid: {', '.join(HEADS)}.")
+        architecture = config.model.get("architecture", "rnn")
+        if architecture not in ARCHITECTURES:
+            raise ConfigError(
+                f"config.model.architecture={architecture!r}; valid: {', '.join(ARCHITECTURES)}."
+            )
 
     def __init__(self, config):
         super().__init__(config)
         self.splits = load(config.data.path or PATH, int(config.data.get("num_valid", 400)))
         m = config.model
+        self.architecture = m.get("architecture", "rnn")
         self.head = m.get("head", "flatten")
         self.cell = models.make_cell(config)
         self.stack = models.make_stack(config, self.cell, bool(m.get("bidirectional", True)))
@@ -91,6 +117,8 @@ class MNIST1DTask(base.Task):
         return width * self.steps if self.head == "flatten" else width
 
     def init_params(self, rng):
+        if self.architecture != "rnn":
+            return _baseline_init(rng, self.architecture, self.steps, self.config.model.hidden_size)
         k_rnn, k_head, k_uniform = jax.random.split(rng, 3)
         rnn = self.stack.init(k_rnn, 1)
         scale = float(self.config.model.get("init_scale", 0.0))
@@ -99,6 +127,8 @@ class MNIST1DTask(base.Task):
         return {"rnn": rnn, "head": models.torch_dense_init(k_head, self._features(), CLASSES)}
 
     def logits(self, params, x_BxTx1, rng=None):
+        if self.architecture != "rnn":
+            return _baseline_logits(params, self.architecture, x_BxTx1)
         ys, carries = self.stack(params["rnn"], x_BxTx1, rng=rng, **self.scan_kwargs)
         if self.head == "flatten":
             features = ys.reshape(ys.shape[0], -1)
@@ -149,3 +179,52 @@ class MNIST1DTask(base.Task):
     def data_summary(self):
         sizes = "/".join(f"{len(self.splits[s]['y']):,}" for s in ("train", "valid", "test"))
         return f"MNIST-1D: {sizes} sequences (train/valid/test) of {self.steps} steps"
+
+
+# -- the published non-recurrent baselines (module docstring) --------------------------------
+def _conv_lengths(steps: int) -> list[int]:
+    """The sequence length after each of CONV_LAYERS: floor((T + 2 p - k) / s) + 1."""
+    lengths = []
+    for kernel, stride, pad in CONV_LAYERS:
+        steps = (steps + 2 * pad - kernel) // stride + 1
+        lengths.append(steps)
+    return lengths
+
+
+def _baseline_init(rng, architecture: str, steps: int, width: int) -> dict:
+    keys = jax.random.split(rng, 4)
+    if architecture == "logistic":
+        return {"head": models.torch_dense_init(keys[0], steps, CLASSES)}
+    if architecture == "mlp":
+        return {
+            "dense1": models.torch_dense_init(keys[0], steps, width),
+            "dense2": models.torch_dense_init(keys[1], width, width),
+            "head": models.torch_dense_init(keys[2], width, CLASSES),
+        }
+    params, channels = {}, 1
+    for i, (kernel, _, _) in enumerate(CONV_LAYERS):  # PyTorch's Conv1d: fan_in = k C_in
+        dense = models.torch_dense_init(keys[i], kernel * channels, width)
+        params[f"conv{i + 1}"] = {"w": dense["w"].reshape(kernel, channels, width), "b": dense["b"]}
+        channels = width
+    flat = _conv_lengths(steps)[-1] * width
+    params["head"] = models.torch_dense_init(keys[3], flat, CLASSES)
+    return params
+
+
+def _baseline_logits(params, architecture: str, x_BxTx1):
+    x_BxT = x_BxTx1[..., 0]
+    if architecture == "logistic":
+        return models.dense(params["head"], x_BxT)
+    if architecture == "mlp":
+        h = jax.nn.relu(models.dense(params["dense1"], x_BxT))
+        h = h + jax.nn.relu(models.dense(params["dense2"], h))
+        return models.dense(params["head"], h)
+    h = x_BxTx1
+    for i, (_, stride, pad) in enumerate(CONV_LAYERS):
+        p = params[f"conv{i + 1}"]
+        h = jax.lax.conv_general_dilated(
+            h, p["w"], (stride,), [(pad, pad)], dimension_numbers=("NWC", "WIO", "NWC")
+        )
+        h = jax.nn.relu(h + p["b"][None, None])
+    # PyTorch flattens [B, C, T] channel-major; the order only permutes the head's rows.
+    return models.dense(params["head"], jnp.swapaxes(h, 1, 2).reshape(h.shape[0], -1))
