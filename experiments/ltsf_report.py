@@ -49,11 +49,14 @@ LABELS = {
 TOLERANCE = 0.03  # "within 3% of the paper"
 
 
-def _runs(results: dict, dataset: str, model: str, features: str, horizon: int) -> list[dict]:
-    """The runs of one table cell: `experiments.run_grid`'s names, any seed."""
+def _runs(
+    results: dict, dataset: str, model: str, features: str, horizon: int, suffix: str = ""
+) -> list[dict]:
+    """The runs of one table cell: `experiments.run_grid`'s names, any seed (`suffix`: '_L720'
+    for a run at another look-back than the model's own)."""
     data = "" if dataset == "etth1" else f"{dataset}_"
     family = "segrnn_" if model.startswith("segrnn_") else "ltsf_"
-    name = f"{family}{data}{model.removeprefix('segrnn_')}_{features}_{horizon}"
+    name = f"{family}{data}{model.removeprefix('segrnn_')}_{features}_{horizon}{suffix}"
     return [r for n, r in results.items() if n == name or n.startswith(name + "_s")]
 
 
@@ -123,6 +126,37 @@ def segrnn_vs_linear(results: dict, dataset: str, features: str) -> str:
     )
 
 
+# The look-back ablation (run_grid ltsf_lookback): (label, model, features, look-back, suffix).
+LOOKBACK_ROWS = (
+    ("NLinear", "nlinear", "M", 336, ""),
+    ("NLinear", "nlinear", "M", 720, "_L720"),
+    ("DLinear", "dlinear", "M", 336, ""),
+    ("DLinear", "dlinear", "M", 720, "_L720"),
+    ("SegRNN (GRU)", "segrnn_gru", "M", 720, ""),
+    ("NLinear", "nlinear", "S", 336, ""),
+    ("NLinear", "nlinear", "S", 720, "_L720"),
+    ("SegRNN (GRU)", "segrnn_gru", "S", 336, "_L336"),
+    ("SegRNN (GRU)", "segrnn_gru", "S", 720, ""),
+)
+
+
+def lookback_table(results: dict) -> str:
+    """ETTh1 test MSE of each model at both look-backs ('' before any ablation run)."""
+    if not any(suffix and _runs(results, "etth1", m, f, h, suffix)
+               for _, m, f, _, suffix in LOOKBACK_ROWS for h in HORIZONS):  # fmt: skip
+        return ""
+    lines = [
+        f"| features | model | L | seeds | {' | '.join(f'H={h}' for h in HORIZONS)} |",
+        f"|---|---|---:|---:|{'---:|' * len(HORIZONS)}",
+    ]
+    for label, model, features, look_back, suffix in LOOKBACK_ROWS:
+        runs = [_runs(results, "etth1", model, features, h, suffix) for h in HORIZONS]
+        cells_ = [_stat([r["test"]["mse"] for r in rs]) if rs else "not run" for rs in runs]
+        seeds = max(len(rs) for rs in runs)
+        lines.append(f"| {features} | {label} | {look_back} | {seeds} | {' | '.join(cells_)} |")
+    return "\n".join(lines) + "\n"
+
+
 def segrnn_wall_hours(results: dict) -> tuple[int, float]:
     """(SegRNN runs, their summed wall time in hours)."""
     runs = [r for n, r in results.items() if n.startswith("segrnn_")]
@@ -162,6 +196,14 @@ def section(results: dict) -> str:
         segrnn_vs_linear(results, dataset, features)
         for dataset, features in (("etth1", "M"), ("etth1", "S"), ("exchange", "M"))
     ]
+    lookback = lookback_table(results)
+    if lookback:
+        parts += [
+            "**Look-back** (ETTh1, test MSE; `python -m experiments.run_grid ltsf_lookback`): "
+            "each model at its own look-back and at the other's; the test targets are the same "
+            "rows at either (the test split starts L rows early).\n",
+            lookback,
+        ]
     count, hours = segrnn_wall_hours(results)
     if count:
         parts.append(

@@ -189,6 +189,29 @@ def segrnn_runs() -> list[tuple[str, str]]:
     return runs
 
 
+def lookback_runs() -> list[tuple[str, str]]:
+    """Where SegRNN's gain comes from: NLinear and DLinear at SegRNN's look-back (720) and
+    univariate SegRNN at the linear models' (336), ETTh1, 3 seeds; the test targets are the
+    same rows at either look-back (the test split starts L rows early)."""
+    runs = [
+        (
+            f"ltsf_{model}_{features}_{h}_L720_s{seed}",
+            f"ltsf.py:model={model},features={features},horizon={h},input_len=720,seed={seed}",
+        )
+        for model, features in (("nlinear", "M"), ("dlinear", "M"), ("nlinear", "S"))
+        for h in LTSF_HORIZONS
+        for seed in LTSF_SEEDS
+    ]
+    return runs + [
+        (
+            f"segrnn_gru_S_{h}_L336_s{seed}",
+            f"segrnn.py:features=S,horizon={h},input_len=336,seed={seed}",
+        )
+        for h in LTSF_HORIZONS
+        for seed in LTSF_SEEDS
+    ]
+
+
 def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]]:
     """[(run name, config argument)] of one group; 'group@x' keeps runs whose name has _x."""
     if "@" in group:
@@ -202,8 +225,11 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M", "exchange")
     if group == "ltsf_segrnn":
         return segrnn_runs()
+    if group == "ltsf_lookback":
+        return lookback_runs()
     if group == "ltsf":  # the whole LTSF table: the cheap baselines first
-        return grid("ltsf_linear") + grid("ltsf_exchange") + grid("ltsf_segrnn")
+        cheap = grid("ltsf_linear") + grid("ltsf_exchange")
+        return cheap + grid("ltsf_segrnn") + grid("ltsf_lookback")
     if group == "speech":  # FSDD: isolated digits (models x splits) and CTC strings, 3 seeds
         splits = ("speaker_dependent", "speaker_independent")
         # *_cmvn: each recording normalised with its own statistics (data.normalization)
@@ -308,8 +334,8 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
-        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, speech, "
-        "mnist1d, long_range, long_range_cells, long_range_irnn, all"
+        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, "
+        "ltsf_lookback, speech, mnist1d, long_range, long_range_cells, long_range_irnn, all"
     )
 
 
@@ -455,8 +481,8 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
-            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn) speech mnist1d long_range "
-            "long_range_cells long_range_irnn | all "
+            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn ltsf_lookback) speech mnist1d "
+            "long_range long_range_cells long_range_irnn | all "
             "(GROUP@x keeps the runs whose name has _x)"
         )
     if groups == ["all"]:

@@ -50,3 +50,22 @@ def test_segrnn_is_compared_with_the_better_linear_model_where_both_ran():
     text = ltsf_report.section(results)
     assert line in text and "SegRNN runs so far: 4, 2.00 h" in text
     assert "\n\n\n" not in text  # nothing empty joined in
+
+
+def test_the_lookback_table_keeps_each_look_back_apart():
+    results = {
+        "ltsf_nlinear_M_96_s0": _run(0.380),
+        "ltsf_nlinear_M_96_L720_s0": _run(0.370),
+        "ltsf_nlinear_M_96_L720_s1": _run(0.372),
+        "segrnn_gru_S_192_L336_s0": _run(0.070),
+        "segrnn_gru_S_192_s0": _run(0.068),
+    }
+    table = ltsf_report.lookback_table(results)
+    assert "| M | NLinear | 336 | 1 | 0.380 | not run |" in table
+    assert "| M | NLinear | 720 | 2 | 0.371 +- 0.001 | not run |" in table
+    assert "| S | SegRNN (GRU) | 336 | 1 | not run | 0.070 | not run |" in table
+    assert "| S | SegRNN (GRU) | 720 | 1 | not run | 0.068 | not run |" in table
+    # The ablation's runs stay out of the main tables (their names carry the look-back).
+    main, _ = ltsf_report.table(results, "etth1", "M", "mse")
+    assert "| NLinear | 1 | 0.380 (0.374) |" in main
+    assert ltsf_report.lookback_table({"ltsf_nlinear_M_96_s0": _run(0.38)}) == ""
