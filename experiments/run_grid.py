@@ -227,9 +227,15 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return segrnn_runs()
     if group == "ltsf_lookback":
         return lookback_runs()
+    if group == "ltsf_segrnn_init":  # SegRNN's GRU with PyTorch's init, as the authors'
+        return [
+            (f"segrnn_gru_torchinit_M_{h}_s0", f"segrnn.py:horizon={h},torch_init=True,seed=0")
+            for h in LTSF_HORIZONS
+        ]
     if group == "ltsf":  # the whole LTSF table: the cheap baselines first
         cheap = grid("ltsf_linear") + grid("ltsf_exchange")
-        return cheap + grid("ltsf_segrnn") + grid("ltsf_lookback")
+        ablations = grid("ltsf_lookback") + grid("ltsf_segrnn_init")
+        return cheap + grid("ltsf_segrnn") + ablations
     if group == "speech":  # FSDD: isolated digits (models x splits) and CTC strings, 3 seeds
         splits = ("speaker_dependent", "speaker_independent")
         # *_cmvn: each recording normalised with its own statistics (data.normalization)
@@ -335,7 +341,8 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
         "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, "
-        "ltsf_lookback, speech, mnist1d, long_range, long_range_cells, long_range_irnn, all"
+        "ltsf_lookback, ltsf_segrnn_init, speech, mnist1d, long_range, long_range_cells, "
+        "long_range_irnn, all"
     )
 
 
@@ -481,8 +488,8 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
-            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn ltsf_lookback) speech mnist1d "
-            "long_range long_range_cells long_range_irnn | all "
+            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn ltsf_lookback "
+            "ltsf_segrnn_init) speech mnist1d long_range long_range_cells long_range_irnn | all "
             "(GROUP@x keeps the runs whose name has _x)"
         )
     if groups == ["all"]:

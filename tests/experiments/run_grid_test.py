@@ -9,7 +9,8 @@ from train.tasks import long_range
 
 def test_groups_name_every_run_once():
     groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
-    groups |= {"ltsf_lookback": 48, "ltsf": 68 + 40 + 44 + 48, "ett_linear": 10}
+    groups |= {"ltsf_lookback": 48, "ltsf_segrnn_init": 4, "ltsf": 68 + 40 + 44 + 48 + 4}
+    groups |= {"ett_linear": 10}
     groups |= {"speech": 36 + 15, "mnist1d": 3 + 9 + 14 * 3}
     groups |= {"long_range": (4 + 3) * 6, "long_range_cells": 14 - 4, "long_range_irnn": 4}
     for group, count in groups.items():
@@ -60,8 +61,8 @@ def test_every_forecasting_grid_config_builds():
                 validated.add(setting)
                 validate.validate(config)
     assert (
-        len(validated) == 7 + 4 + 5 + 4 + 2 + 17
-    )  # ETTh1 linear, Exchange, SegRNN, the look-back ablation, ett_linear, speech
+        len(validated) == 7 + 4 + 5 + 4 + 1 + 2 + 17
+    )  # ETTh1 linear, Exchange, SegRNN, the look-back and init ablations, ett_linear, speech
 
 
 def test_long_range_fields_use_each_fixed_sets_baseline_even_for_an_older_config():

@@ -25,7 +25,8 @@ al. 2023), which removes the level shift between the training years and the test
 by Zeng et al.'s linear forecasters or the last value (`train/tasks/forecast_linear.py`), trained
 in this same harness (data, loss, metrics, loop) as the baselines of the recurrent ones;
 'segrnn' is SegRNN (`train/tasks/forecast_segrnn.py`; `model.segment_len`, `normalization`
-'last' | 'revin', `head_dropout`, `channel_embedding`), its recurrence any registered cell.
+'last' | 'revin', `head_dropout`, `channel_embedding`, `init_scale`), its recurrence any
+registered cell.
 `model.loss` = 'mse' (default) or 'mae' is the training objective (SegRNN's code trains on
 MAE); both metrics are always reported.
 
@@ -130,6 +131,7 @@ class ForecastTask(base.Task):
         "normalization": "last",
         "head_dropout": 0.0,
         "channel_embedding": True,
+        "init_scale": 0.0,
     }
     model_fields = ("head", "subtract_last", *model_defaults)
     data_fields = (
@@ -177,6 +179,8 @@ class ForecastTask(base.Task):
             )
             if problem:
                 raise ConfigError(problem + ".")
+            if not float(m.get("init_scale", 0.0)) >= 0:  # also refuses NaN
+                raise ConfigError(f"config.model.init_scale must be >= 0, got {m.init_scale}.")
         ForecastData(config.data)
 
     def __init__(self, config):
@@ -194,6 +198,7 @@ class ForecastTask(base.Task):
         self.normalization = m.get("normalization", "last")
         self.head_dropout = float(m.get("head_dropout", 0.0))
         self.channel_embedding = bool(m.get("channel_embedding", True))
+        self.init_scale = float(m.get("init_scale", 0.0))
         self.cell = models.make_cell(config)
         self.encoder = models.make_stack(config, self.cell)
 
@@ -207,6 +212,7 @@ class ForecastTask(base.Task):
                 self.horizon,
                 self.segment_len,
                 self.channel_embedding,
+                self.init_scale,
             )
         if self.architecture != "rnn":
             return forecast_linear.init(rng, self.architecture, self.input_len, self.horizon)

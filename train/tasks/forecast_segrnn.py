@@ -16,7 +16,10 @@ H, segment length w (n = L / w input segments, m = H / w output segments) and wi
   denormalise the m w = H values.
 
 Parameters: `embed` and `predict` are dense layers (PyTorch's nn.Linear init, as the authors'),
-`pos` and `channel` start standard normal (torch.randn), the cell its own init. Read for this:
+`pos` and `channel` start standard normal (torch.randn), the cell its own init, or with
+`init_scale` s > 0 every cell parameter uniform in [-s, s] (s = 1/sqrt(d) is PyTorch's nn.GRU /
+nn.LSTM init, the authors'; their r and z biases are b_ih + b_hh, two such draws, where the
+fused cell has one). Read for this:
 lss-1138/SegRNN, models/SegRNN.py and layers/RevIN.py at the paper's commit (f5970fa).
 """
 
@@ -51,13 +54,17 @@ def init(
     horizon: int,
     segment_len: int,
     channel_embedding: bool = True,
+    init_scale: float = 0.0,
 ) -> dict:
     d = cell.hidden_size
     k_embed, k_cell, k_pos, k_chan, k_pred = jax.random.split(rng, 5)
     pos_width = d // 2 if channel_embedding else d
+    rnn = cell.init(k_cell, d)
+    if init_scale > 0:
+        rnn = models.uniform_init(jax.random.fold_in(k_cell, 1), rnn, init_scale)
     params = {
         "embed": models.torch_dense_init(k_embed, segment_len, d),
-        "rnn": cell.init(k_cell, d),
+        "rnn": rnn,
         "pos": jax.random.normal(k_pos, (horizon // segment_len, pos_width), jnp.float32),
         "predict": models.torch_dense_init(k_pred, d, segment_len),
     }
