@@ -213,10 +213,11 @@ def lookback_runs() -> list[tuple[str, str]]:
 
 
 def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]]:
-    """[(run name, config argument)] of one group; 'group@x' keeps runs whose name has _x."""
+    """[(run name, config argument)] of one group; 'group@x' keeps the runs whose name has
+    x between underscores or at either end (a whole run name selects that run alone)."""
     if "@" in group:
         group, only = group.split("@", 1)
-        return [(n, a) for n, a in grid(group, out_dir) if f"_{only}_" in f"{n}_"]
+        return [(n, a) for n, a in grid(group, out_dir) if f"_{only}_" in f"_{n}_"]
     if group == "ltsf_linear":  # ETTh1 multivariate and univariate (OT)
         return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M") + ltsf_runs(
             ("repeat", "nlinear", "dlinear"), "S"
@@ -490,7 +491,8 @@ def main(argv) -> None:
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
             "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn ltsf_lookback "
             "ltsf_segrnn_init) speech mnist1d long_range long_range_cells long_range_irnn | all "
-            "(GROUP@x keeps the runs whose name has _x)"
+            "(GROUP@x keeps the runs whose name has x between underscores; GROUP@<run name> "
+            "that run alone)"
         )
     if groups == ["all"]:
         groups = ["ett_S", "adding", "ett_M", "copy", "examples"]

@@ -86,3 +86,12 @@ def test_long_range_fields_use_each_fixed_sets_baseline_even_for_an_older_config
     assert fields["steps_to_solve"] == 300 and fields["solved"] is True
     results["test"]["mse"] = 0.051 * base["test"]
     assert run_grid.long_range_fields(results)["solved"] is False
+
+
+def test_a_filter_keeps_whole_name_parts_and_a_whole_name_selects_one_run():
+    both = run_grid.grid("ltsf_segrnn@gru_M_192_s0")  # ETTh1's and Exchange's
+    assert [n for n, _ in both] == ["segrnn_gru_M_192_s0", "segrnn_exchange_gru_M_192_s0"]
+    assert [n for n, _ in run_grid.grid("ltsf_segrnn@segrnn_gru_M_192_s0")] == [
+        "segrnn_gru_M_192_s0"
+    ]
+    assert run_grid.grid("ltsf_segrnn@gru_M_19") == []  # parts, not substrings
