@@ -99,17 +99,17 @@ def test_config_builds_and_sizes_are_checked():
 
 
 def test_torch_init_draws_every_cell_parameter_uniform_and_nothing_else():
-    cell = cells.get("gru")(512)
+    cell = cells.get("gru")(64)
+    bound = 64**-0.5
     own = forecast_segrnn.init(jax.random.key(0), cell, C, 96, 48)
-    torch_like = forecast_segrnn.init(jax.random.key(0), cell, C, 96, 48, init_scale=512**-0.5)
-    bound = 512**-0.5
+    torch_like = forecast_segrnn.init(jax.random.key(0), cell, C, 96, 48, init_scale=bound)
     for name, x in jax.tree_util.tree_leaves_with_path(torch_like["rnn"]):
         x = np.abs(np.asarray(x))
-        assert x.max() <= bound and x.max() > 0.99 * bound, name  # the biases too (own: 0)
+        assert x.max() <= bound and x.max() > 0.9 * bound, name  # the biases too (own: 0)
     for part in ("embed", "pos", "channel", "predict"):  # the rest as before
         jax.tree.map(np.testing.assert_array_equal, own[part], torch_like[part])
     config = segrnn.get_config("torch_init=True")
-    assert config.model.init_scale == bound and config.name == "segrnn_gru_torchinit_M_96"
+    assert config.model.init_scale == 512**-0.5 and config.name == "segrnn_gru_torchinit_M_96"
     config.model.init_scale = -1.0
     with pytest.raises(ConfigError, match="init_scale must be >= 0"):
         validate.validate(config)
