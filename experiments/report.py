@@ -487,6 +487,14 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         _image("ett_M_forecasts.png", rel_to),
         ltsf_report.section(results),
     ]
+    segrnn_figure = _image("segrnn_M_96_forecasts.png", rel_to)
+    if segrnn_figure:
+        parts += [
+            "SegRNN (GRU), ETTh1 multivariate, H = 96, seed 0: four test windows of OT, with the "
+            "last value for scale (`python -m experiments.forecast "
+            "--workdir=workdirs/segrnn_gru_M_96_s0`, its `test.png`):\n",
+            segrnn_figure,
+        ]
     examples = example_table(results)
     if examples:
         parts += [
