@@ -18,6 +18,7 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
         "segrnn_gru_S_96_s0": _run(0.055),
         "segrnn_exchange_gru_M_336_s0": _run(0.4),
         "segrnn_mingru_M_720_s0": _run(0.45),
+        "segrnn_gru_torchinit_M_96_s0": _run(0.350),  # its own row, beside the paper's
     }
     text = ltsf_report.section(results)
     assert "| Repeat (last value) | 1 | 1.294 (1.295) |" in text
@@ -29,6 +30,8 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
     assert "| SegRNN (GRU) | 1 | not run | not run | 0.400 | not run |" in text  # Exchange
     assert "| SegRNN (minGRU) | 1 | not run | not run | not run | 0.450 |" in text
     assert "SegRNN (LSTM)" not in text  # neither run nor published: no row
+    assert "| SegRNN (GRU, PyTorch's init) | 1 | 0.350 (0.341) | not run (0.385) |" in text
+    assert "| SegRNN (GRU) | 0 | not run (0.341) |" in text  # not mixed with the init row
     assert ltsf_report.section({"ett_M_24_lstm": _run(0.3)}) == ""
 
 
