@@ -230,8 +230,12 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return lookback_runs()
     if group == "ltsf_segrnn_init":  # SegRNN's GRU with PyTorch's init, as the authors'
         return [
-            (f"segrnn_gru_torchinit_M_{h}_s0", f"segrnn.py:horizon={h},torch_init=True,seed=0")
+            (
+                f"segrnn_gru_torchinit_M_{h}_s{seed}",
+                f"segrnn.py:horizon={h},torch_init=True,seed={seed}",
+            )
             for h in LTSF_HORIZONS
+            for seed in LTSF_SEEDS
         ]
     if group == "ltsf":  # the whole LTSF table: the cheap baselines first
         cheap = grid("ltsf_linear") + grid("ltsf_exchange")
