@@ -70,7 +70,7 @@ def table(results: dict, dataset: str, features: str, metric: str) -> tuple[str,
     k = 0 if metric == "mse" else 1
     rows, notes = [], []
     models = [m for (d, f, m) in PAPER if (d, f) == (dataset, features)]
-    if (dataset, features) == ("etth1", "M"):
+    if dataset == "etth1":
         models += ["segrnn_lstm", "segrnn_mingru"]  # the cell choice, where run
     for model in models:
         cells_, any_run = [], False

@@ -8,8 +8,8 @@ from train.tasks import long_range
 
 
 def test_groups_name_every_run_once():
-    groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 44}
-    groups |= {"ltsf_lookback": 48, "ltsf_segrnn_init": 12, "ltsf": 68 + 40 + 44 + 48 + 12}
+    groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 68}
+    groups |= {"ltsf_lookback": 48, "ltsf_segrnn_init": 12, "ltsf": 68 + 40 + 68 + 48 + 12}
     groups |= {"ett_linear": 10}
     groups |= {"speech": 36 + 15, "mnist1d": 3 + 9 + 14 * 3}
     groups |= {"long_range": (4 + 3) * 6, "long_range_cells": 14 - 4, "long_range_irnn": 4}
@@ -61,7 +61,7 @@ def test_every_forecasting_grid_config_builds():
                 validated.add(setting)
                 validate.validate(config)
     assert (
-        len(validated) == 7 + 4 + 5 + 4 + 1 + 2 + 17
+        len(validated) == 7 + 4 + 7 + 4 + 1 + 2 + 17
     )  # ETTh1 linear, Exchange, SegRNN, the look-back and init ablations, ett_linear, speech
 
 
