@@ -119,6 +119,30 @@ def test_bad_input_errors(run, tmp_path):
     assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_drop_last_on_a_trained_run(run, tmp_path):
+    """experiments.ltsf_report --trained: every test window scores what the trainer scored;
+    drop_last leaves out the last partial batch of the run's batch size (8)."""
+    from experiments import ltsf_report
+
+    _, workdir, results = run
+    (row,) = ltsf_report.trained_drop_last([workdir])["rows"]
+    windows = ROWS - int(ROWS * 0.7) - int(ROWS * 0.1) - H + 1  # the test split starts L early
+    assert row["windows"] == windows and row["batch_size"] == 8
+    assert row["dropped"] == windows % 8 > 0
+    assert row["mse_all"] == pytest.approx(results["test"]["mse"], rel=1e-5)
+    forecasts = forecast.write_forecasts(workdir, str(tmp_path / "f"), plot_windows=0)
+    assert row["mse_all"] == pytest.approx(forecasts["standardised"]["forecast"]["mse"], 1e-6)
+    assert row["mse_drop_last"] != pytest.approx(row["mse_all"], rel=1e-6)
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.ltsf_report", f"--trained={tmp_path / 'none'}",
+         f"--out={tmp_path / 'o'}"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: --trained") and "config.json" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     "dates, expected",
     [

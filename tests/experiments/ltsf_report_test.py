@@ -72,3 +72,31 @@ def test_the_lookback_table_keeps_each_look_back_apart():
     main, _ = ltsf_report.table(results, "etth1", "M", "mse")
     assert "| NLinear | 1 | 0.380 (0.374) |" in main
     assert ltsf_report.lookback_table({"ltsf_nlinear_M_96_s0": _run(0.38)}) == ""
+
+
+def test_drop_last_on_trained_runs_is_set_against_the_paper():
+    row = {"windows": 2545, "batch_size": 256, "dropped": 241}
+    results = {
+        "ltsf_drop_last_trained": {
+            "rows": [
+                {**row, "run": "segrnn_gru_torchinit_M_336_s1", "mse_all": 0.42,
+                 "mse_drop_last": 0.40},
+                {**row, "run": "segrnn_gru_torchinit_M_336_s2", "mse_all": 0.43,
+                 "mse_drop_last": 0.41},
+                {**row, "run": "segrnn_gru_S_336_L336_s0", "mse_all": 0.1,
+                 "mse_drop_last": 0.1},  # another look-back: not a table cell
+                {**row, "run": "segrnn_lstm_S_96_s0", "mse_all": 0.05,
+                 "mse_drop_last": 0.048},
+            ]
+        }
+    }  # fmt: skip
+    note = ltsf_report.trained_drop_last_note(results)
+    assert (
+        "etth1 M SegRNN (GRU, PyTorch's init) H=336 (2 runs, 241 of 2545 windows dropped at "
+        "batch 256): 0.425 -> 0.405 (+6.0% -> +1.0% from the paper's 0.401)"
+    ) in note
+    # no published univariate SegRNN row: no gap; another look-back is not a table cell
+    assert note.endswith("etth1 S SegRNN (LSTM) H=96 (1 run, 241 of 2545 windows dropped at "
+                         "batch 256): 0.050 -> 0.048.\n")  # fmt: skip
+    assert "0.100" not in note
+    assert ltsf_report.trained_drop_last_note({}) == ""
