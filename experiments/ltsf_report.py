@@ -359,7 +359,9 @@ def trained_drop_last_note(results: dict) -> str:
 
 def main(argv) -> None:
     del argv
-    from absl import flags
+    from absl import flags, logging
+
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint it opens
 
     from experiments import records
     from train import provenance
