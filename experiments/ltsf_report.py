@@ -228,6 +228,19 @@ def section(results: dict) -> str:
     return "\n".join(part for part in parts if part)
 
 
+def _drop_last_row(se_N: np.ndarray, batch: int) -> dict:
+    """MSE over every window (per-window squared errors `se_N`, in test order) and without the
+    last partial batch of `batch` windows."""
+    kept = len(se_N) - len(se_N) % batch
+    return {
+        "windows": len(se_N),
+        "batch_size": batch,
+        "dropped": len(se_N) - kept,
+        "mse_all": float(se_N.mean()),
+        "mse_drop_last": float(se_N[:kept].mean()),
+    }
+
+
 def drop_last_effect() -> dict:
     """Test MSE of the last-value forecast over every window and without the last partial batch
     of the scripts' batch size, per data set and horizon."""
@@ -241,19 +254,8 @@ def drop_last_effect() -> dict:
             windows = registry.get_task(config).data.windows["test"]
             x, y = windows.batch(np.arange(len(windows)))
             se = np.mean((np.repeat(x[:, -1:, :], h, axis=1) - y) ** 2, axis=(1, 2))
-            batch = int(config.train.batch_size)
-            kept = len(windows) - len(windows) % batch
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "horizon": h,
-                    "windows": len(windows),
-                    "batch_size": batch,
-                    "dropped": len(windows) - kept,
-                    "mse_all": float(se.mean()),
-                    "mse_drop_last": float(se[:kept].mean()),
-                }
-            )
+            row = {"dataset": dataset, "horizon": h}
+            rows.append(row | _drop_last_row(se, int(config.train.batch_size)))
     return {"what": "Repeat (last value) test MSE, every window vs drop_last", "rows": rows}
 
 
@@ -281,19 +283,8 @@ def trained_drop_last(workdirs: list[str]) -> dict:
         _, y = windows.batch(np.arange(len(windows)))
         pred = forecast.forecast_windows(jax.jit(task.predict), trained.params, windows)
         se = np.mean((pred.astype(np.float64) - y) ** 2, axis=(1, 2))
-        batch = int(config.train.batch_size)
-        kept = len(windows) - len(windows) % batch
-        rows.append(
-            {
-                "run": os.path.basename(os.path.normpath(workdir)),
-                "checkpoint_step": trained.step,
-                "windows": len(windows),
-                "batch_size": batch,
-                "dropped": len(windows) - kept,
-                "mse_all": float(se.mean()),
-                "mse_drop_last": float(se[:kept].mean()),
-            }
-        )
+        row = {"run": os.path.basename(os.path.normpath(workdir)), "checkpoint_step": trained.step}
+        rows.append(row | _drop_last_row(se, int(config.train.batch_size)))
     return {"what": "trained runs' test MSE, every window vs drop_last", "rows": rows}
 
 
