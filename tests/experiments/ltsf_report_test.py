@@ -49,6 +49,11 @@ def test_segrnn_is_compared_with_the_better_linear_model_where_both_ran():
     # 0.350 / min(0.380, 0.400) and 0.420 / 0.400
     assert "ratio: 0.92 at 96 (2 seeds), 1.05 at 192 (1 seed); ahead at 1 of 2" in line
     assert ltsf_report.segrnn_vs_linear(results, "exchange", "M") == ""
+    results["segrnn_gru_torchinit_M_192_s0"] = _run(0.380)  # the authors' init: its own line
+    init = ltsf_report.segrnn_vs_linear(results, "etth1", "M", "segrnn_gru_torchinit")
+    assert init.startswith("SegRNN (GRU, PyTorch's init) over the better of our NLinear")
+    assert "ratio: 0.95 at 192 (1 seed); ahead at 1 of 1" in init
+    del results["segrnn_gru_torchinit_M_192_s0"]
     assert ltsf_report.segrnn_wall_hours(results) == (4, 2.0)
     text = ltsf_report.section(results)
     assert line in text and "SegRNN runs so far: 4, 2.00 h" in text
