@@ -99,7 +99,9 @@ def table(results: dict, dataset: str, features: str, metric: str) -> tuple[str,
                         "the paper (outside 3%)."
                     )
         if any_run or PAPER.get((dataset, features, model)):
-            seeds = max(len(_runs(results, dataset, model, features, h)) for h in HORIZONS)
+            counts = {len(_runs(results, dataset, model, features, h)) for h in HORIZONS}
+            counts.discard(0)
+            seeds = "-".join(str(c) for c in sorted({min(counts), max(counts)})) if counts else 0
             rows.append(f"| {LABELS[model]} | {seeds} | " + " | ".join(cells_) + " |")
     head = (
         f"| model | seeds | {' | '.join(f'H={h}' for h in HORIZONS)} |\n"
