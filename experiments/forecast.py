@@ -156,6 +156,24 @@ def plot(path, data, windows, pred, actual, last, split: str, count: int) -> Non
     plt.close(fig)
 
 
+def forecasting_task(workdir: str):
+    """The ForecastTask a workdir was trained on (its data loaded); ConfigError when the
+    workdir has no config.json or holds another kind of run."""
+    from train import workdir as workdir_lib
+    from train.errors import ConfigError
+    from train.tasks import forecast, registry
+
+    config = workdir_lib.load_config(workdir)
+    if config.task != "forecast":
+        raise ConfigError(
+            f"--workdir {workdir!r} holds a {config.task!r} run; experiments.forecast needs a "
+            "forecasting run (config.task='forecast')."
+        )
+    task = registry.get_task(config)
+    assert isinstance(task, forecast.ForecastTask)
+    return task
+
+
 def write_forecasts(
     workdir: str,
     out: str | None = None,
@@ -169,18 +187,9 @@ def write_forecasts(
     import jax
 
     from train import checkpoint
-    from train import workdir as workdir_lib
     from train.errors import ConfigError
-    from train.tasks import forecast, registry
 
-    config = workdir_lib.load_config(workdir)
-    if config.task != "forecast":
-        raise ConfigError(
-            f"--workdir {workdir!r} holds a {config.task!r} run; experiments.forecast needs a "
-            "forecasting run (config.task='forecast')."
-        )
-    task = registry.get_task(config)
-    assert isinstance(task, forecast.ForecastTask)
+    task = forecasting_task(workdir)
     data = task.data
     if split not in data.windows:
         raise ConfigError(f"--split must be one of {', '.join(data.windows)}, got {split!r}.")

@@ -277,23 +277,17 @@ def trained_drop_last(workdirs: list[str]) -> dict:
 
     from experiments import forecast
     from train import checkpoint
-    from train import workdir as workdir_lib
-    from train.errors import ConfigError
-    from train.tasks import registry
 
     rows = []
     for workdir in workdirs:
-        config = workdir_lib.load_config(workdir)
-        if config.task != "forecast":
-            raise ConfigError(f"{workdir!r} holds a {config.task!r} run, not a forecasting run.")
-        task = registry.get_task(config)
+        task = forecast.forecasting_task(workdir)
         trained = checkpoint.load_trained(workdir, "best", task)
         windows = task.data.windows["test"]
         _, y = windows.batch(np.arange(len(windows)))
         pred = forecast.forecast_windows(jax.jit(task.predict), trained.params, windows)
         se = np.mean((pred.astype(np.float64) - y) ** 2, axis=(1, 2))
         row = {"run": os.path.basename(os.path.normpath(workdir)), "checkpoint_step": trained.step}
-        rows.append(row | _drop_last_row(se, int(config.train.batch_size)))
+        rows.append(row | _drop_last_row(se, int(task.config.train.batch_size)))
     return {"what": "trained runs' test MSE, every window vs drop_last", "rows": rows}
 
 
