@@ -3,9 +3,21 @@
 Rank promotion raises, so library code must broadcast explicitly (`cells.base.add_bias`);
 float64 is off by default, as for users, and switched on only inside tests that ask for the
 `x64` fixture (or use `jax.enable_x64(True)` themselves).
+
+XLA compiles with LLVM's optimisation level 0 in tests: the suite compiles hundreds of small
+programs and runs most of them once, so the backend passes cost more than they save (a third of
+the suite's time on a 2-core CPU). They change code generation, not the HLO program the tests
+check; set `xla_backend_optimization_level` in XLA_FLAGS to test with another level.
 """
 
-import jax
+import os
+
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = " ".join(
+        filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"])
+    )
+
+import jax  # noqa: E402  (after XLA_FLAGS: the backend reads them once)
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -109,7 +109,7 @@ def _default_case(name, reverse, backward):
 def test_packed_episodes_equal_each_episode_alone(name, reverse, backward):
     cell = ct.CELLS[name]
     args = _inputs(cell)
-    grad = lambda fn: jax.value_and_grad(fn, argnums=(0, 1, 2), has_aux=True)(*args)
+    grad = lambda fn: jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2), has_aux=True))(*args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fused on a cell without its own backward: autodiff
         (v_packed, ys_packed), g_packed = grad(_packed_loss(cell, reverse, backward))
