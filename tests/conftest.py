@@ -4,22 +4,28 @@ Rank promotion raises, so library code must broadcast explicitly (`cells.base.ad
 float64 is off by default, as for users, and switched on only inside tests that ask for the
 `x64` fixture (or use `jax.enable_x64(True)` themselves).
 
-XLA compiles with LLVM's optimisation level 0 in tests: the suite compiles hundreds of small
-programs and runs most of them once, so the backend passes cost more than they save (18-37% of
-the time of the files measured back to back, 12% of the whole suite on a 2-core CPU). They change
-code generation, not the HLO program the tests check; set `xla_backend_optimization_level` in
-XLA_FLAGS to test with another level.
+XLA compiles with LLVM's optimisation level 0 and with the classic loop emitters instead of the
+MLIR fusion emitters in tests: the suite compiles thousands of small programs (77 in one test of
+resets_test) and runs most of them once, so compiling is most of its time. Measured on a 2-core
+CPU, back to back on the same files: level 0 saved 18-37% per file (12% of the whole suite); the
+classic emitters then save another 40% (gradients_test + resets_test 193 -> 117 s). Both change
+code generation, not the HLO programs the tests check; float32 results move by round-off. A flag
+already in XLA_FLAGS keeps its value (`XLA_FLAGS=--xla_cpu_use_fusion_emitters=true` tests the
+emitters users run); the second is an XLA flag of the pinned jaxlib (constraints.txt).
 """
 
 import os
 
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = " ".join(
-        filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"])
-    )
+import pytest
+
+_TEST_XLA_FLAGS = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": "false"}
+_flags = os.environ.get("XLA_FLAGS", "")
+os.environ["XLA_FLAGS"] = " ".join(
+    [_flags] * bool(_flags)
+    + [f"--{name}={value}" for name, value in _TEST_XLA_FLAGS.items() if name not in _flags]
+)
 
 import jax  # noqa: E402  (after XLA_FLAGS: the backend reads them once)
-import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -84,7 +84,9 @@ def test_input_projection_padding_and_nan_safety():
     assert_close(ys, _np_residual(stack, params, xs, LENGTHS), 1e-5, "projected")
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
     alone, _ = stack(params, xs[1:2, : LENGTHS[1]])  # the padded row, run on its own
-    assert_close(ys[1:2, : LENGTHS[1]], alone, 1e-6, "padding-independent")
+    # Round-off only (batch 2 and batch 1 compile to different loops); a leak of the padding
+    # would be of the order of the outputs.
+    assert_close(ys[1:2, : LENGTHS[1]], alone, 3e-6, "padding-independent")
 
 
 def test_step_by_step_equals_the_sequence_and_dropout_needs_an_rng():
