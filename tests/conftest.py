@@ -20,11 +20,9 @@ import os
 import pytest
 
 _TEST_XLA_FLAGS = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": "false"}
-_flags = os.environ.get("XLA_FLAGS", "")
-os.environ["XLA_FLAGS"] = " ".join(
-    [_flags] * bool(_flags)
-    + [f"--{name}={value}" for name, value in _TEST_XLA_FLAGS.items() if name not in _flags]
-)
+_flags = os.environ.get("XLA_FLAGS", "").split()
+_flags += [f"--{n}={v}" for n, v in _TEST_XLA_FLAGS.items() if not any(n in f for f in _flags)]
+os.environ["XLA_FLAGS"] = " ".join(_flags)
 
 import jax  # noqa: E402  (after XLA_FLAGS: the backend reads them once)
 
