@@ -207,6 +207,8 @@ def section(results: dict) -> str:
         for dataset, features, model in (
             ("etth1", "M", "segrnn_gru"),
             ("etth1", "M", "segrnn_gru_torchinit"),
+            ("etth1", "M", "segrnn_lstm"),
+            ("etth1", "M", "segrnn_mingru"),
             ("etth1", "S", "segrnn_gru"),
             ("etth1", "S", "segrnn_lstm"),
             ("etth1", "S", "segrnn_mingru"),
