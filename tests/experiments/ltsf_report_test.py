@@ -62,6 +62,11 @@ def test_segrnn_is_compared_with_the_better_linear_model_where_both_ran():
     text = ltsf_report.section(results)
     assert line in text and "SegRNN runs so far: 4, 2.00 h" in text
     assert "\n\n\n" not in text  # nothing empty joined in
+    assert "SegRNN (LSTM) over" not in text  # no LSTM run: no line
+    results["segrnn_lstm_M_96_s0"] = _run(0.361)  # another cell multivariate: its own line
+    text = ltsf_report.section(results)
+    lstm = "SegRNN (LSTM) over the better of our NLinear and DLinear, etth1 M, test MSE ratio: "
+    assert lstm + "0.95 at 96 (1 seed); ahead at 1 of 1" in text  # 0.361 / 0.380
 
 
 def test_the_lookback_table_keeps_each_look_back_apart():
