@@ -202,18 +202,11 @@ def section(results: dict) -> str:
         "`python -m experiments.run_grid ltsf_exchange`), test MSE:\n",
         mse_x,
     ]
-    parts += [
+    parts += [  # every SegRNN variant where it has run ('' elsewhere)
         segrnn_vs_linear(results, dataset, features, model)
-        for dataset, features, model in (
-            ("etth1", "M", "segrnn_gru"),
-            ("etth1", "M", "segrnn_gru_torchinit"),
-            ("etth1", "M", "segrnn_lstm"),
-            ("etth1", "M", "segrnn_mingru"),
-            ("etth1", "S", "segrnn_gru"),
-            ("etth1", "S", "segrnn_lstm"),
-            ("etth1", "S", "segrnn_mingru"),
-            ("exchange", "M", "segrnn_gru"),
-        )
+        for dataset, features in (("etth1", "M"), ("etth1", "S"), ("exchange", "M"))
+        for model in LABELS
+        if model.startswith("segrnn_")
     ]
     lookback = lookback_table(results)
     if lookback:
