@@ -8,8 +8,8 @@ from train.tasks import long_range
 
 
 def test_groups_name_every_run_once():
-    groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 68}
-    groups |= {"ltsf_lookback": 48, "ltsf_segrnn_init": 12, "ltsf": 68 + 40 + 68 + 48 + 12}
+    groups = {"ptb_lr": 9, "ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 55}
+    groups |= {"ltsf_lookback": 48, "ltsf_segrnn_init": 12, "ltsf": 68 + 40 + 12 + 55 + 48}
     groups |= {"ett_linear": 10}
     groups |= {"speech": 36 + 15, "mnist1d": 3 + 9 + 14 * 3}
     groups |= {"long_range": (4 + 3) * 6, "long_range_cells": 14 - 4, "long_range_irnn": 4}
@@ -20,6 +20,9 @@ def test_groups_name_every_run_once():
             "seed=0,epochs=1") in run_grid.grid("ltsf_linear")  # fmt: skip
     assert ("segrnn_exchange_gru_M_720_s2", "segrnn.py:dataset=exchange,cell=gru,features=M,"
             "horizon=720,seed=2") in run_grid.grid("ltsf_segrnn")  # fmt: skip
+    segrnn = {name for name, _ in run_grid.grid("ltsf_segrnn")}  # multivariate ablations
+    assert {"segrnn_gru_M_96_s2", "segrnn_lstm_M_720_s0", "segrnn_mingru_M_96_s0"} <= segrnn
+    assert not {"segrnn_gru_M_192_s0", "segrnn_mingru_M_336_s0"} & segrnn
     assert ("long_copy_500_lstm_chrono", "copy.py:length=500,cell=lstm,num_steps=10000,patience=0,"
             "stop_when_solved=True,chrono_t_max=500") in run_grid.grid("long_range")  # fmt: skip
     assert ("long_adding_750_irnn", "adding.py:length=750,cell=irnn,num_steps=10000,patience=0,"
@@ -89,9 +92,7 @@ def test_long_range_fields_use_each_fixed_sets_baseline_even_for_an_older_config
 
 
 def test_a_filter_keeps_whole_name_parts_and_a_whole_name_selects_one_run():
-    both = run_grid.grid("ltsf_segrnn@gru_M_192_s0")  # ETTh1's and Exchange's
-    assert [n for n, _ in both] == ["segrnn_gru_M_192_s0", "segrnn_exchange_gru_M_192_s0"]
-    assert [n for n, _ in run_grid.grid("ltsf_segrnn@segrnn_gru_M_192_s0")] == [
-        "segrnn_gru_M_192_s0"
-    ]
+    both = run_grid.grid("ltsf_segrnn@gru_M_96_s0")  # ETTh1's and Exchange's
+    assert [n for n, _ in both] == ["segrnn_gru_M_96_s0", "segrnn_exchange_gru_M_96_s0"]
+    assert [n for n, _ in run_grid.grid("ltsf_segrnn@segrnn_gru_M_96_s0")] == ["segrnn_gru_M_96_s0"]
     assert run_grid.grid("ltsf_segrnn@gru_M_19") == []  # parts, not substrings
