@@ -28,11 +28,15 @@ HORIZONS = (96, 192, 336, 720)
 # Published MSE / MAE (../shared/REFERENCE.md: DLinear Table 2 and SegRNN Table 2), keyed by
 # (dataset, features, model); None: a row we run without a published number to compare.
 SEGRNN_ETTH1_M = ((0.341, 0.376), (0.385, 0.402), (0.401, 0.417), (0.434, 0.447))
+DLINEAR_ETTH1_M = ((0.375, 0.399), (0.405, 0.416), (0.439, 0.443), (0.472, 0.490))
+DLINEAR_EXCHANGE_M = ((0.081, 0.203), (0.157, 0.293), (0.305, 0.414), (0.643, 0.601))
 PAPER = {
     ("etth1", "M", "repeat"): ((1.295, 0.713), (1.325, 0.733), (1.323, 0.744), (1.339, 0.756)),
     ("etth1", "M", "linear"): None,
     ("etth1", "M", "nlinear"): ((0.374, 0.394), (0.408, 0.415), (0.429, 0.427), (0.440, 0.453)),
-    ("etth1", "M", "dlinear"): ((0.375, 0.399), (0.405, 0.416), (0.439, 0.443), (0.472, 0.490)),
+    ("etth1", "M", "dlinear"): DLINEAR_ETTH1_M,
+    # DLinear's first release (every weight at 1/L), the code of its paper's tables
+    ("etth1", "M", "dlinear_meaninit"): DLINEAR_ETTH1_M,
     ("etth1", "M", "segrnn_gru"): SEGRNN_ETTH1_M,
     # the same model with the authors' GRU init (PyTorch's): the same published row
     ("etth1", "M", "segrnn_gru_torchinit"): SEGRNN_ETTH1_M,
@@ -42,7 +46,8 @@ PAPER = {
     ("exchange", "M", "repeat"): ((0.081, 0.196), (0.167, 0.289), (0.305, 0.396), (0.823, 0.681)),
     ("exchange", "M", "linear"): None,
     ("exchange", "M", "nlinear"): ((0.089, 0.208), (0.180, 0.300), (0.331, 0.415), (1.033, 0.780)),
-    ("exchange", "M", "dlinear"): ((0.081, 0.203), (0.157, 0.293), (0.305, 0.414), (0.643, 0.601)),
+    ("exchange", "M", "dlinear"): DLINEAR_EXCHANGE_M,
+    ("exchange", "M", "dlinear_meaninit"): DLINEAR_EXCHANGE_M,
     ("exchange", "M", "segrnn_gru"): None,  # not in SegRNN's paper
 }
 LABELS = {
@@ -50,6 +55,7 @@ LABELS = {
     "linear": "Linear",
     "nlinear": "NLinear",
     "dlinear": "DLinear",
+    "dlinear_meaninit": "DLinear (first release: W = 1/L)",
     "segrnn_gru": "SegRNN (GRU)",
     "segrnn_gru_torchinit": "SegRNN (GRU, PyTorch's init)",
     "segrnn_lstm": "SegRNN (LSTM)",

@@ -234,6 +234,12 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         )
     if group == "ltsf_exchange":  # Exchange-Rate, multivariate (8 currencies)
         return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M", "exchange")
+    if group == "ltsf_dlinear_init":  # DLinear's first release: every weight starts at 1/L
+        return [
+            (n.replace("_dlinear_", "_dlinear_meaninit_"), f"{a},init=mean")
+            for dataset in ("etth1", "exchange")
+            for n, a in ltsf_runs(("dlinear",), "M", dataset)
+        ]
     if group == "ltsf_segrnn":
         return segrnn_runs()
     if group == "ltsf_lookback":
@@ -248,7 +254,7 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
             for seed in LTSF_SEEDS
         ]
     if group == "ltsf":  # the whole LTSF table: the cheap baselines first
-        cheap = grid("ltsf_linear") + grid("ltsf_exchange")
+        cheap = grid("ltsf_linear") + grid("ltsf_exchange") + grid("ltsf_dlinear_init")
         return cheap + grid("ltsf_segrnn_init") + grid("ltsf_segrnn") + grid("ltsf_lookback")
     if group == "speech":  # FSDD: isolated digits (models x splits) and CTC strings, 3 seeds
         splits = ("speaker_dependent", "speaker_independent")
@@ -354,9 +360,9 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         return [("airline_lstm", "airline.py"), ("sunspots_lstm", "sunspots.py")]
     raise app.UsageError(
         f"unknown group {group!r}; valid: ett_S, ett_M, ett_linear, adding, copy, examples, "
-        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_segrnn, "
-        "ltsf_lookback, ltsf_segrnn_init, speech, mnist1d, long_range, long_range_cells, "
-        "long_range_irnn, all"
+        "seq2seq, ptb_lr, ptb_cells, ltsf, ltsf_linear, ltsf_exchange, ltsf_dlinear_init, "
+        "ltsf_segrnn, ltsf_lookback, ltsf_segrnn_init, speech, mnist1d, long_range, "
+        "long_range_cells, long_range_irnn, all"
     )
 
 
@@ -502,8 +508,9 @@ def main(argv) -> None:
     if not groups:
         raise app.UsageError(
             "name the groups to run: ett_S ett_M ett_linear adding copy examples seq2seq ptb_lr "
-            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_segrnn_init ltsf_segrnn "
-            "ltsf_lookback) speech mnist1d long_range long_range_cells long_range_irnn | all "
+            "ptb_cells ltsf (= ltsf_linear ltsf_exchange ltsf_dlinear_init ltsf_segrnn_init "
+            "ltsf_segrnn ltsf_lookback) speech mnist1d long_range long_range_cells "
+            "long_range_irnn | all "
             "(GROUP@x keeps the runs whose name has x between underscores; GROUP@<run name> "
             "that run alone)"
         )

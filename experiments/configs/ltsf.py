@@ -14,7 +14,9 @@ scripts/EXP-LongForecasting/Linear/etth1.sh and univariate/etth1.sh, read for th
     out) or 'S' (the target alone: ETTh1's OT).
   - models (config string `model=`): linear, nlinear, dlinear (moving average 25, edges
     replicated), one layer along time shared by the channels (`individual=False`, their
-    default), PyTorch's default init; repeat (the last value, nothing to train).
+    default), PyTorch's default init (`init=torch`) or, with `init=mean`, every weight at 1/L
+    as DLinear's first release, the code its authors name for their Exchange-Rate table
+    (run names end `_meaninit`); repeat (the last value, nothing to train).
   - training as their scripts: MSE loss, Adam, ETTh1 lr 0.005 and batch 32, Exchange lr 5e-4
     and batch 8 (H 96, 192) or 32 (H 336, 720); at most 10 epochs with the rate halved after
     every epoch (their `lradj='type1'`), validation after each epoch, early
@@ -35,6 +37,7 @@ import ml_collections
 
 from experiments.configs import arguments
 from train import config_base
+from train.tasks import forecast_linear
 
 HORIZONS = (96, 192, 336, 720)
 ETT_TRAIN_ROWS = 8640  # 12 months of hours
@@ -52,6 +55,7 @@ ARGUMENTS = {
     "learning_rate": 0.0,  # 0: the scripts' rate for the dataset
     "batch_size": 0,  # 0: the scripts' batch size for the dataset and horizon
     "epochs": 10,
+    "init": "torch",  # the weights' init: PyTorch's default, or 'mean' (1/L, DLinear's first)
 }
 
 
@@ -59,6 +63,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     fields = arguments.parse(arg, ARGUMENTS)
     if fields["model"] not in MODELS:
         raise ValueError(f"config argument model={fields['model']!r}; valid: {', '.join(MODELS)}.")
+    if fields["init"] not in forecast_linear.WEIGHT_INITS:
+        valid = ", ".join(forecast_linear.WEIGHT_INITS)
+        raise ValueError(f"config argument init={fields['init']!r}; valid: {valid}.")
     dataset = fields["dataset"]
     if dataset not in DATASETS:
         raise ValueError(f"config argument dataset={dataset!r}; valid: {', '.join(DATASETS)}.")
@@ -71,7 +78,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.task = "forecast"
     config.seed = fields["seed"]
     prefix = "ltsf_exchange" if exchange else "ltsf"
-    config.name = f"{prefix}_{fields['model']}_{fields['features']}_{fields['horizon']}"
+    init = "_meaninit" if fields["init"] == "mean" else ""
+    config.name = f"{prefix}_{fields['model']}{init}_{fields['features']}_{fields['horizon']}"
 
     if exchange:
         config.data.path = "experiments/data/exchange_rate/exchange_rate.txt.gz"  # LSTNet's
@@ -94,6 +102,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.valid_frac = 0.1  # unused with split='informer'
 
     config.model.architecture = fields["model"]  # train/tasks/forecast_linear.py
+    config.model.linear_init = fields["init"]
     config.model.cell = "lstm"  # unused by the linear models
     config.model.hidden_size = 8  # unused by the linear models
     config.model.num_layers = 1

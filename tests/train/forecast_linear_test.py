@@ -64,6 +64,23 @@ def test_init_is_pytorchs_linear_default():
         assert np.abs(np.asarray(a)).max() > 0.9 * bound  # uniform over the whole range
 
 
+def test_mean_init_is_dlinears_first_release(batch):
+    """weights='mean': every weight 1/L, biases still PyTorch's, so with the biases at zero a
+    fresh DLinear forecasts a constant series as itself (season 0, trend the constant)."""
+    L, H = batch.shape[1], 4
+    params = forecast_linear.init(jax.random.key(3), "dlinear", L, H, weights="mean")
+    torch_init = forecast_linear.init(jax.random.key(3), "dlinear", L, H)
+    for part in ("seasonal", "trend"):
+        np.testing.assert_array_equal(params[part]["w"], np.full((L, H), 1 / L, np.float32))
+        np.testing.assert_array_equal(params[part]["b"], torch_init[part]["b"])
+    for part in ("seasonal", "trend"):
+        params[part]["b"] = jnp.zeros_like(params[part]["b"])
+    x = jnp.full((2, L, 3), 1.7, jnp.float32)
+    np.testing.assert_allclose(forecast_linear.predict(params, "dlinear", x, H), 1.7, rtol=1e-5)
+    with pytest.raises(ValueError, match="weights='zero'; valid: torch, mean"):
+        forecast_linear.init(jax.random.key(3), "dlinear", L, H, weights="zero")
+
+
 def test_nlinear_and_repeat_follow_a_level_shift(batch):
     """Adding a constant to every input row adds it to the forecast (the level-shift fix)."""
     x = jnp.asarray(batch, jnp.float32)
@@ -87,4 +104,17 @@ def test_ltsf_config_builds_each_model_and_refuses_unknown_ones():
     config = ltsf.get_config()
     config.model.architecture = "transformer"
     with pytest.raises(Exception, match="config.model.architecture='transformer'"):
+        validate.validate(config)
+
+
+def test_ltsf_config_mean_init_names_its_runs_and_refuses_unknown_inits():
+    config = ltsf.get_config("dataset=exchange,model=dlinear,horizon=720,init=mean")
+    validate.validate(config)
+    assert config.name == "ltsf_exchange_dlinear_meaninit_M_720"
+    assert registry.get_task(config).linear_init == "mean"
+    assert ltsf.get_config("model=dlinear").name == "ltsf_dlinear_M_96"
+    with pytest.raises(ValueError, match="init='zero'; valid: torch, mean"):
+        ltsf.get_config("init=zero")
+    config.model.linear_init = "xavier"
+    with pytest.raises(Exception, match="config.model.linear_init='xavier'; valid: torch, mean"):
         validate.validate(config)

@@ -22,8 +22,9 @@ are x_t - x_L and the prediction is x_L[out] + y_hat (the "NLinear" normalisatio
 al. 2023), which removes the level shift between the training years and the test months.
 
 `model.architecture` = 'linear' | 'nlinear' | 'dlinear' | 'repeat' replaces the recurrent model
-by Zeng et al.'s linear forecasters or the last value (`train/tasks/forecast_linear.py`), trained
-in this same harness (data, loss, metrics, loop) as the baselines of the recurrent ones;
+by Zeng et al.'s linear forecasters or the last value (`train/tasks/forecast_linear.py`;
+`model.linear_init` 'torch' | 'mean', the weights' init), trained in this same harness (data,
+loss, metrics, loop) as the baselines of the recurrent ones;
 'segrnn' is SegRNN (`train/tasks/forecast_segrnn.py`; `model.segment_len`, `normalization`
 'last' | 'revin', `head_dropout`, `channel_embedding`, `init_scale`), its recurrence any
 registered cell.
@@ -132,6 +133,7 @@ class ForecastTask(base.Task):
         "head_dropout": 0.0,
         "channel_embedding": True,
         "init_scale": 0.0,
+        "linear_init": "torch",
     }
     model_fields = ("head", "subtract_last", *model_defaults)
     data_fields = (
@@ -156,6 +158,12 @@ class ForecastTask(base.Task):
         if architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"config.model.architecture={architecture!r}; valid: {', '.join(ARCHITECTURES)}."
+            )
+        linear_init = config.model.get("linear_init", "torch")
+        if linear_init not in forecast_linear.WEIGHT_INITS:
+            raise ConfigError(
+                f"config.model.linear_init={linear_init!r}; valid: "
+                f"{', '.join(forecast_linear.WEIGHT_INITS)}."
             )
         loss = config.model.get("loss", "mse")
         if loss not in LOSSES:
@@ -199,6 +207,7 @@ class ForecastTask(base.Task):
         self.head_dropout = float(m.get("head_dropout", 0.0))
         self.channel_embedding = bool(m.get("channel_embedding", True))
         self.init_scale = float(m.get("init_scale", 0.0))
+        self.linear_init = m.get("linear_init", "torch")
         self.cell = models.make_cell(config)
         self.encoder = models.make_stack(config, self.cell)
 
@@ -215,7 +224,9 @@ class ForecastTask(base.Task):
                 self.init_scale,
             )
         if self.architecture != "rnn":
-            return forecast_linear.init(rng, self.architecture, self.input_len, self.horizon)
+            return forecast_linear.init(
+                rng, self.architecture, self.input_len, self.horizon, self.linear_init
+            )
         k_enc, k_dec, k_head = jax.random.split(rng, 3)
         h, c = self.cell.output_size, self.num_channels
         params = {"encoder": self.encoder.init(k_enc, c)}

@@ -12,7 +12,11 @@ time, the same weights for every channel (their default `individual=False`):
   repeat:   y[:, c] = x_L[c]                                    (no parameters)
 
 Weights and biases start uniform in [-1/sqrt(L), 1/sqrt(L)] (PyTorch's nn.Linear default, as
-their code). Read for this: cure-lab/LTSF-Linear, models/{Linear,NLinear,DLinear}.py.
+their code), or with `weights='mean'` every W at 1/L (each forecast row starts as the mean of
+the inputs; biases as PyTorch's): DLinear's first release (cure-lab/LTSF-Linear 04ffd8d, until
+7f7a25b of 2022-08-15 left those lines commented out), which the authors name as the code that
+reproduces their Exchange-Rate table (their issue #39). Read for this: cure-lab/LTSF-Linear,
+models/{Linear,NLinear,DLinear}.py.
 """
 
 from __future__ import annotations
@@ -24,19 +28,29 @@ from train import models
 
 KINDS = ("linear", "nlinear", "dlinear", "repeat")
 DLINEAR_KERNEL = 25  # their moving-average kernel
+WEIGHT_INITS = ("torch", "mean")
 
 
-def init(rng, kind: str, input_len: int, horizon: int) -> dict:
-    """The parameters of `kind` ({} for repeat)."""
+def _dense_init(rng, input_len: int, horizon: int, weights: str) -> dict:
+    p = models.torch_dense_init(rng, input_len, horizon)
+    if weights == "mean":
+        p["w"] = jnp.full_like(p["w"], 1.0 / input_len)
+    return p
+
+
+def init(rng, kind: str, input_len: int, horizon: int, weights: str = "torch") -> dict:
+    """The parameters of `kind` ({} for repeat); `weights` in WEIGHT_INITS."""
+    if weights not in WEIGHT_INITS:
+        raise ValueError(f"weights={weights!r}; valid: {', '.join(WEIGHT_INITS)}.")
     if kind == "repeat":
         return {}
     if kind == "dlinear":
         k_s, k_t = jax.random.split(rng)
         return {
-            "seasonal": models.torch_dense_init(k_s, input_len, horizon),
-            "trend": models.torch_dense_init(k_t, input_len, horizon),
+            "seasonal": _dense_init(k_s, input_len, horizon, weights),
+            "trend": _dense_init(k_t, input_len, horizon, weights),
         }
-    return {"linear": models.torch_dense_init(rng, input_len, horizon)}
+    return {"linear": _dense_init(rng, input_len, horizon, weights)}
 
 
 def _along_time(p: dict, x_BxLxC):
