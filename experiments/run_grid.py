@@ -234,12 +234,20 @@ def grid(group: str, out_dir: str = records.RESULTS_DIR) -> list[tuple[str, str]
         )
     if group == "ltsf_exchange":  # Exchange-Rate, multivariate (8 currencies)
         return ltsf_runs(("repeat", "nlinear", "dlinear", "linear"), "M", "exchange")
-    if group == "ltsf_dlinear_init":  # DLinear's first release: every weight starts at 1/L
+    if group == "ltsf_dlinear_init":  # DLinear's first release (cure-lab/LTSF-Linear 04ffd8d)
+        # every weight starting at 1/L, and its Exchange script's H = 720 rate (5e-3, today 5e-4)
+        first_lr = [
+            (f"ltsf_exchange_dlinear{init}_M_720_lr0.005_s{seed}",
+             f"ltsf.py:dataset=exchange,model=dlinear,features=M,horizon=720,seed={seed},"
+             f"init={'mean' if init else 'torch'},learning_rate=0.005")
+            for init in ("_meaninit", "")
+            for seed in LTSF_SEEDS
+        ]  # fmt: skip
         return [
             (n.replace("_dlinear_", "_dlinear_meaninit_"), f"{a},init=mean")
             for dataset in ("etth1", "exchange")
             for n, a in ltsf_runs(("dlinear",), "M", dataset)
-        ]
+        ] + first_lr
     if group == "ltsf_segrnn":
         return segrnn_runs()
     if group == "ltsf_lookback":
