@@ -203,7 +203,8 @@ def section(results: dict) -> str:
         "look-back L = 336 for the linear models (720 for SegRNN), every stride-1 test window; "
         "the linear models trained in this harness exactly as their scripts "
         "(`experiments/configs/ltsf.py`: Adam 0.005, batch 32, lr halved per epoch, 10 epochs, "
-        "patience 3), the last value with no training. Test MSE, mean +- std over seeds, the "
+        "patience 3; DLinear also as its first release, every weight starting at 1/L: "
+        "`init=mean`), the last value with no training. Test MSE, mean +- std over seeds, the "
         "published number in brackets (DLinear's / SegRNN's Table 2). SegRNN as the authors' "
         "paper-era scripts (`experiments/configs/segrnn.py`: w = 48, d = 512, dropout 0.5, L1 "
         "loss, Adam 1e-3, batch 256, at most 30 epochs, patience 10) with the authors' GRU init "
@@ -212,8 +213,8 @@ def section(results: dict) -> str:
         "here): the GRU with this library's initialisers at H = 96, the LSTM and minGRU in its "
         "place at H = 96 and 720; a cell outside the grid reads '–'. Run: `python -m "
         "experiments.run_grid ltsf` (the groups `ltsf_linear`, `ltsf_exchange`, "
-        "`ltsf_segrnn_init`, `ltsf_segrnn`, `ltsf_lookback` in turn; a cell reads 'not run' "
-        "until its runs exist).\n",
+        "`ltsf_dlinear_init`, `ltsf_segrnn_init`, `ltsf_segrnn`, `ltsf_lookback` in turn; a "
+        "cell reads 'not run' until its runs exist).\n",
         "**Multivariate** (7 channels), test MSE:\n",
     ]
     mse_m, notes_m = table(results, "etth1", "M", "mse")
