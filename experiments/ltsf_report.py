@@ -35,7 +35,7 @@ PAPER = {
     ("etth1", "M", "linear"): None,
     ("etth1", "M", "nlinear"): ((0.374, 0.394), (0.408, 0.415), (0.429, 0.427), (0.440, 0.453)),
     ("etth1", "M", "dlinear"): DLINEAR_ETTH1_M,
-    # DLinear's first release (every weight at 1/L), the code of its paper's tables
+    # DLinear's first release (every weight at 1/L), the code its authors name for its tables
     ("etth1", "M", "dlinear_meaninit"): DLINEAR_ETTH1_M,
     ("etth1", "M", "segrnn_gru"): SEGRNN_ETTH1_M,
     # the same model with the authors' GRU init (PyTorch's): the same published row

@@ -22,6 +22,8 @@ scripts/EXP-LongForecasting/Linear/etth1.sh and univariate/etth1.sh, read for th
     every epoch (their `lradj='type1'`), validation after each epoch, early
     stopping after 3 epochs without a lower validation MSE; test on the best checkpoint. No
     gradient clipping (they have none).
+  - DLinear's first release (cure-lab/LTSF-Linear 04ffd8d) trained Exchange at H = 720 with lr
+    5e-3 (`learning_rate=0.005`); `run_grid ltsf_dlinear_init` runs it with either init.
 
   python -m train.main --config=experiments/configs/ltsf.py:model=dlinear,horizon=96,seed=0 \\
       --workdir=/tmp/ltsf_dlinear_M_96_s0
