@@ -35,6 +35,16 @@ def make_config(path, features="S", head="direct", cell="lstm", **data):
     return config
 
 
+def last_value_errors(task, input_len=12, horizon=4):
+    """By hand: every test window's error when the forecast is the last input row, on the
+    train-scaled series: [windows, horizon, channels]."""
+    series = task.data.series_NxC
+    lo, hi = task.data.borders["test"]
+    starts = range(lo, hi - input_len - horizon + 1)
+    end = input_len + horizon
+    return np.stack([series[i + input_len : i + end] - series[i + input_len - 1] for i in starts])
+
+
 def zero_head(task, params):
     """Makes the model's residual forecast exactly 0, so the forecast is the last input value."""
     params["head"] = jax.tree.map(jnp.zeros_like, params["head"])
@@ -58,13 +68,8 @@ def test_persistence_metrics_by_hand(tmp_path, features, head):
     task = forecast.ForecastTask(config)
     params = zero_head(task, task.init_params(jax.random.key(0)))
     metrics, totals = evaluate(task, params, "test")
-    # By hand: every test window, forecast = last input row, on the train-scaled series.
+    errors = last_value_errors(task)
     series = task.data.series_NxC
-    lo, hi = task.data.borders["test"]
-    errors = []
-    for i in range(lo, hi - 12 - 4 + 1):
-        errors.append(series[i + 12 : i + 16] - series[i + 11])
-    errors = np.stack(errors)
     assert totals["count"] == errors.size  # padding contributes nothing
     np.testing.assert_allclose(metrics["mse"], np.mean(errors**2), rtol=1e-5)
     np.testing.assert_allclose(metrics["mae"], np.mean(np.abs(errors)), rtol=1e-5)
@@ -174,9 +179,7 @@ def test_tiny_end_to_end_run_per_ltsf_model(tmp_path, architecture):
     results = trainer.train_and_evaluate(config, workdir)
     assert np.isfinite(results["test"]["mse"]) and results["test"]["mae"] > 0
     if architecture == "repeat":
-        task = forecast.ForecastTask(config)
-        series, (lo, hi) = task.data.series_NxC, task.data.borders["test"]
-        err = np.stack([series[i + 12 : i + 16] - series[i + 11] for i in range(lo, hi - 15)])
+        err = last_value_errors(forecast.ForecastTask(config))
         np.testing.assert_allclose(results["test"]["mse"], np.mean(err**2), rtol=1e-5)
         return
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
