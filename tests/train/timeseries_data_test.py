@@ -168,3 +168,37 @@ def test_bundled_exchange_rate_and_dlinears_split():
     assert borders == {"train": (0, 5311), "valid": (4975, 6071), "test": (5735, 7588)}
     with pytest.raises(ConfigError, match="too few for input_len=5000"):
         timeseries.ltsf_borders(7588, 5000)
+
+
+def _window_counts(values, borders, input_len, horizon):
+    return {
+        split: len(timeseries.Windows(values, lo, hi, input_len, horizon))
+        for split, (lo, hi) in borders.items()
+    }
+
+
+@pytest.mark.parametrize("input_len", [336, 720])
+def test_ltsf_window_counts_per_horizon(ett, input_len):
+    """DLinear's and SegRNN's loaders (len = rows - L - H + 1 per split): the valid and test
+    counts do not depend on L (their splits start L rows early), train's does."""
+    exchange = timeseries.read_csv(
+        "experiments/data/exchange_rate/exchange_rate.txt.gz", header=False
+    ).values
+    for horizon, ett_test, ex_valid, ex_test in [
+        (96, 2785, 665, 1422),
+        (192, 2689, 569, 1326),
+        (336, 2545, 425, 1182),
+        (720, 2161, 41, 798),
+    ]:
+        borders = timeseries.informer_borders(len(ett), input_len)
+        assert _window_counts(ett.values, borders, input_len, horizon) == {
+            "train": 8640 - input_len - horizon + 1,
+            "valid": ett_test,  # 2880 rows, as the test split
+            "test": ett_test,
+        }
+        borders = timeseries.ltsf_borders(len(exchange), input_len)
+        assert _window_counts(exchange, borders, input_len, horizon) == {
+            "train": 5311 - input_len - horizon + 1,
+            "valid": ex_valid,
+            "test": ex_test,
+        }
