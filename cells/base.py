@@ -26,6 +26,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 Params = dict[str, Array]
@@ -77,6 +78,21 @@ def _dtype_name(dtype: Any) -> str | None:
 # The params key under which `cells.scan(..., recurrent_dropout=p)` passes the per-sequence
 # mask [B, H_in] (already scaled by 1 / (1 - p)) to the cell's recurrent product.
 RECURRENT_MASK = "recurrent_dropout_mask"
+
+
+def carry_dtype(params, *others) -> Any:
+    """The dtype a carry runs in: float32, or wider where the params (w_ih) or any of `others`
+    (inputs, given carries: arrays, dtypes or pytrees of arrays) are wider (float64 under x64).
+
+    Carries never run narrower than float32 (bfloat16 params and inputs keep a float32 carry).
+    """
+    dtypes = [jnp.float32]
+    if isinstance(params, dict) and "w_ih" in params:
+        dtypes.append(jnp.result_type(params["w_ih"]))
+    for other in others:
+        leaves = [other] if isinstance(other, type | jnp.dtype) else jax.tree.leaves(other)
+        dtypes.extend(jnp.result_type(leaf) for leaf in leaves)
+    return jnp.result_type(*dtypes)
 
 
 def recurrent_input(params, h: Array) -> Array:
@@ -259,18 +275,24 @@ class Cell:
         return {k: tuple(v.shape) for k, v in shapes.items()}
 
     # -- carry ------------------------------------------------------------------------------
-    def initial_carry(self, batch_size: int, dtype: Any = jnp.float32):
+    def initial_carry(self, batch_size: int, dtype: Any = None):
         """The all-zeros carry for `batch_size` sequences (one buffer per field, so a fresh
-        carry can be donated). `batch_size` may be a symbolic dimension (`jax.export`)."""
+        carry can be donated). `batch_size` may be 0 (an empty batch, as `cells.scan` takes)
+        or a symbolic dimension (`jax.export`). dtype: default float32, or float64 for a cell
+        with float64 params (`carry_dtype`)."""
         symbolic = jax.export.is_symbolic_dim(batch_size)
         if not symbolic and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int | np.integer)
+            or batch_size < 0
         ):
             raise ValueError(
-                f"{type(self).__name__}.initial_carry: batch_size must be a positive int, "
+                f"{type(self).__name__}.initial_carry: batch_size must be an int >= 0, "
                 f"got {batch_size!r}."
             )
-        return self.carry_type(*(jnp.zeros((batch_size, n), dtype) for n in self.carry_sizes))
+        dtype = carry_dtype(None, self.param_dtype) if dtype is None else dtype
+        sizes = self.carry_sizes
+        return self.carry_type(*(jnp.zeros((batch_size, n), dtype) for n in sizes))
 
     def check_carry(self, carry, batch_size, what: str = "carry") -> None:
         """Raises ValueError unless `carry` is this cell's carry type with [B, width] arrays."""

@@ -147,8 +147,9 @@ def carry_param_names(cell: base.Cell) -> tuple[str, ...]:
     return tuple(f"{field}0" for field in cell.carry_type._fields)
 
 
-def initial_carry_params(cell: base.Cell, dtype=jnp.float32) -> dict:
-    """Zero learned initial carries {'h0': [H_out], ('c0': [H])} for `cell`."""
+def initial_carry_params(cell: base.Cell, dtype=None) -> dict:
+    """Zero learned initial carries {'h0': [H_out], ('c0': [H])} for `cell`, in the dtype its
+    carry runs in (float32; float64 for a cell with float64 params)."""
     zeros = cell.initial_carry(1, dtype)
     return {n: z[0] for n, z in zip(carry_param_names(cell), zeros, strict=True)}
 
@@ -255,8 +256,42 @@ class Stack:
             input_size = layer.output_size
         return tuple(params)
 
-    def initial_carry(self, batch_size: int) -> tuple:
-        return tuple(layer.initial_carry(batch_size) for layer in self.layers)
+    def initial_carry(self, batch_size: int, params=None) -> tuple:
+        """The per-layer carries a sequence starts from (what `__call__` starts from when no
+        carry is passed, and the carry `step` takes first).
+
+        With learn_initial_carry=True that is the learned h0 (and c0) of every layer, broadcast
+        to [batch_size, H] in the params' dtype, so `params` is required; otherwise zeros
+        (float32, or the dtype of `params` when they are wider, e.g. float64).
+        """
+        if self.learn_initial_carry and params is None:
+            raise ValueError(
+                "Stack(learn_initial_carry=True).initial_carry: pass the stack's params "
+                "(stack.initial_carry(batch_size, params)): the initial carry is learned."
+            )
+        if params is not None:
+            self._check_carries(params, None)
+        carries = []
+        for k, layer in enumerate(self.layers):
+            layer_params = None if params is None else params[k]
+            carries.append(self._layer_initial_carry(layer, layer_params, batch_size))
+        return tuple(carries)
+
+    def _layer_initial_carry(self, layer: Layer, params, batch_size: int):
+        if isinstance(layer, Bidirectional):
+            directions = (layer.forward, layer.backward), ("forward", "backward")
+            return tuple(
+                self._layer_initial_carry(
+                    cell, None if params is None else params[name], batch_size
+                )
+                for cell, name in zip(*directions, strict=True)
+            )
+        if params is None:
+            return layer.initial_carry(batch_size)
+        _, learned = self._split_layer(layer, params)
+        if learned is None:
+            return layer.initial_carry(batch_size, base.carry_dtype(params))
+        return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
 
     def _check_carries(self, params, carry) -> None:
         if len(params) != len(self.layers):
@@ -276,13 +311,16 @@ class Stack:
         """One time step of every layer: x [B, I] -> (tuple of carries, top output [B, H_top]).
 
         For autoregressive generation: feed each step's output (or a sample from it) back in.
-        `carry` is a tuple of per-layer carries (`initial_carry(B)`, or the carries a call of
-        the stack returned); dropout between layers with `rng` as in `__call__`. Bidirectional
-        layers cannot step (their backward direction needs the future).
+        `carry` is a tuple of per-layer carries: `initial_carry(B, params)` (the learned ones
+        with learn_initial_carry) or the carries a call of the stack returned. Dropout between
+        layers with `rng` as in `__call__`. Bidirectional layers cannot step (their backward
+        direction needs the future).
         """
         self._check_carries(params, carry)
         if carry is None:
-            raise ValueError("Stack.step: carry is required (stack.initial_carry(batch_size)).")
+            raise ValueError(
+                "Stack.step: carry is required (stack.initial_carry(batch_size, params))."
+            )
         new_carries = []
         for k, (layer, p, c) in enumerate(zip(self.layers, params, carry, strict=True)):
             if isinstance(layer, Bidirectional):

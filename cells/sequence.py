@@ -98,22 +98,33 @@ def _check_flags(**flags) -> None:
             raise ValueError(f"{name} must be True or False, got {value!r}.")
 
 
-def _default_carry(cell: base.Cell, params, xs):
-    """The zeros carry, float32 or wider: float64 params/inputs (under x64) keep float64."""
-    dtype = jnp.promote_types(jnp.float32, jnp.result_type(xs.dtype, params["w_ih"].dtype))
-    return cell.initial_carry(xs.shape[0], dtype)
-
-
-def _start_carry(cell: base.Cell, params, xs, carry):
-    """The carry to start from: zeros by default; [H] or [1, H] fields broadcast to [B, H].
+def _start_carries(cell: base.Cell, params, xs, initial_carry, carry):
+    """(the initial carry, the carry to start from): zeros by default (`carry` defaults to the
+    initial carry), [H] or [1, H] fields broadcast to [B, H], every field cast to one dtype,
+    `base.carry_dtype` of the params, the inputs and both carries (float32, or float64 when any
+    of them is), so a carry never narrows the computation nor changes dtype inside the loop.
 
     Raises ValueError when a given carry does not fit (checked after broadcasting).
     """
+    init = _broadcast_carry(cell, xs, initial_carry, "initial_carry")
+    start = init if carry is None else _broadcast_carry(cell, xs, carry, "carry")
+    dtype = base.carry_dtype(params, xs, init, start)
+
+    def cast(c):
+        if c is None:
+            return cell.initial_carry(xs.shape[0], dtype)
+        return cell.carry_type(*(a.astype(dtype) for a in c))
+
+    return cast(init), cast(start)
+
+
+def _broadcast_carry(cell: base.Cell, xs, carry, what: str):
+    """A given carry with its [H] or [1, H] fields broadcast to [B, H] (None stays None)."""
     if carry is None:
-        return _default_carry(cell, params, xs)
+        return None
     batch = xs.shape[0]
     if not isinstance(carry, cell.carry_type):
-        cell.check_carry(carry, batch)  # raises, naming the expected type
+        cell.check_carry(carry, batch, what)  # raises, naming the expected type
 
     def broadcast(a, width):
         a = jnp.asarray(a)
@@ -122,7 +133,7 @@ def _start_carry(cell: base.Cell, params, xs, carry):
         return a
 
     carry = cell.carry_type(*map(broadcast, carry, cell.carry_sizes))
-    cell.check_carry(carry, batch)
+    cell.check_carry(carry, batch, what)
     return carry
 
 
@@ -319,8 +330,7 @@ def scan(
     _check_unroll(unroll)
     if isinstance(lengths, jax.core.Tracer):  # not checkable under jit: keep them in [0, T]
         lengths = jnp.clip(lengths, 0, xs.shape[1])
-    init = _start_carry(cell, params, xs, initial_carry)
-    carry = init if carry is None else _start_carry(cell, params, xs, carry)
+    init, carry = _start_carries(cell, params, xs, initial_carry, carry)
     batch, steps, _ = xs.shape
     xs = _zero_padding(xs, lengths)
     resets_BxT = None if resets is None else _resets_in_scan_order(resets, lengths, steps, reverse)
@@ -492,8 +502,7 @@ def reference_scan(
     lengths = None if lengths is None else jnp.asarray(lengths)
     _check_inputs(cell, params, xs, lengths, resets)
     _check_flags(reverse=reverse)
-    carry0 = _start_carry(cell, params, xs, initial_carry)
-    carry = carry0 if carry is None else _start_carry(cell, params, xs, carry)
+    carry0, carry = _start_carries(cell, params, xs, initial_carry, carry)
     batch, steps, _ = xs.shape
     xs = _zero_padding(xs, lengths)
     lengths_B = jnp.full((batch,), steps) if lengths is None else jnp.asarray(lengths)
