@@ -57,11 +57,46 @@ class SLSTMState(NamedTuple):
     m: Array
 
 
-# The methods a hand-written backward is derived from (see Cell.backward_rule).
-_FORWARD_METHODS = ("fused_step", "recurrent", "input_projection")
+# What a subclass may define without changing the function `cells.scan` computes, so it keeps
+# its parent's hand-written backward (see Cell.backward_rule): its dataclass fields (which
+# the backward reads from the cell itself), validation, examples, the parameters' initial
+# values, the reference specification and what Python and dataclasses generate.
+_FORWARD_NEUTRAL = frozenset(
+    {
+        "__post_init__", "example_options", "reference_step",
+        "init", "_init", "_init_recurrent", "_init_bias", "_extra_params",
+        "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
+        "__annotate__", "__firstlineno__", "__static_attributes__", "__orig_bases__",
+        "__parameters__", "__slots__", "__classcell__", "__abstractmethods__", "_abc_impl",
+        "__dataclass_fields__", "__dataclass_params__", "__match_args__", "__init__",
+        "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__getstate__",
+        "__setstate__", "__replace__",
+    }
+)  # fmt: skip
 
 
-def _defining_class(cls: type, attribute: str) -> type:
+def forward_overrides(cls: type, ancestor: type) -> list[str]:
+    """What the classes of cls's MRO before `ancestor` define that may change the forward:
+    every attribute but their dataclass fields and `_FORWARD_NEUTRAL` (methods, properties,
+    class variables such as num_gates), as 'Class.name'."""
+    overrides = []
+    for klass in cls.__mro__:
+        if klass is ancestor:
+            break
+        fields = (
+            {f.name for f in dataclasses.fields(klass)}
+            if dataclasses.is_dataclass(klass)
+            else set()
+        )
+        overrides += [
+            f"{klass.__name__}.{name}"
+            for name in vars(klass)
+            if name not in fields and name not in _FORWARD_NEUTRAL
+        ]
+    return overrides
+
+
+def defining_class(cls: type, attribute: str) -> type:
     """The class in cls's MRO whose own body defines `attribute`."""
     return next(c for c in cls.__mro__ if attribute in vars(c))
 
@@ -317,16 +352,21 @@ class Cell:
     def backward_rule(self):
         """The step-gradient object `cells.scan(..., backward='fused')` uses, or None.
 
-        A class's `fused_backward` is only valid for the forward it was derived from: a subclass
-        that overrides `fused_step`, `recurrent` or `input_projection` without declaring its own
-        `fused_backward` does not inherit its parent's (it gets None, i.e. autodiff).
+        A class's `fused_backward` is only valid for the exact forward it was derived from, so
+        it is safe by construction: a subclass inherits it only while it defines nothing that
+        could change the forward, i.e. nothing but dataclass fields (new defaults: the backward
+        reads the options from the cell), validation (`__post_init__`), `example_options`,
+        initial values (`init` and its helpers) and `reference_step`. Overriding any other
+        method, property or class variable (`fused_step`, `recurrent`, `_gate_math`,
+        `effective_u`, `num_gates`, ...) gives None, i.e. autodiff, unless the subclass
+        declares its own `fused_backward` (then it vouches for it). `forward_overrides` lists
+        what a subclass overrides.
         """
         cls = type(self)
-        declared_in = _defining_class(cls, "fused_backward")
-        for method in _FORWARD_METHODS:
-            if not issubclass(declared_in, _defining_class(cls, method)):
-                return None
-        return None if cls.fused_backward is None else cls.fused_backward(self)
+        declared_in = defining_class(cls, "fused_backward")
+        if cls.fused_backward is None or forward_overrides(cls, declared_in):
+            return None
+        return cls.fused_backward(self)
 
     # -- the sequence path ------------------------------------------------------------------
     def input_projection(self, params: Params, xs: Array) -> Array:

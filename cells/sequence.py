@@ -162,18 +162,23 @@ def _has_fused_backward(cell: base.Cell) -> bool:
     """Whether `cell` has a hand-written backward; warns once per class when it has none."""
     if kernels.supports(cell):
         return True
-    # The options of a cell class that its hand-written backward does not cover.
-    options = []
+    # Why not: options its class's backward does not cover, or a subclass's overrides.
+    reasons = []
     if getattr(cell, "layer_norm", False):
-        options.append("layer_norm=True")
+        reasons.append("layer_norm=True")
     if getattr(cell, "num_heads", 1) > 1:
-        options.append(f"num_heads={cell.num_heads}")
-    key = (type(cell), tuple(options))
+        reasons.append(f"num_heads={cell.num_heads}")
+    cls = type(cell)
+    if cls.fused_backward is not None:
+        overrides = base.forward_overrides(cls, base.defining_class(cls, "fused_backward"))
+        if overrides:
+            reasons.append(f"overrides of {', '.join(overrides)}")
+    key = (cls, tuple(reasons))
     if key not in _WARNED_NO_FUSED_BACKWARD:
         _WARNED_NO_FUSED_BACKWARD.add(key)
-        options = f" with {', '.join(options)}" if options else ""
+        why = f" with {', '.join(reasons)}" if reasons else ""
         warnings.warn(
-            f"{type(cell).__name__}{options} has no hand-written backward "
+            f"{cls.__name__}{why} has no hand-written backward "
             "(cells.Cell.fused_backward); backward='fused' uses autodiff for it (same gradients).",
             stacklevel=3,
         )
