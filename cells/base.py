@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cells import regularization
+
 Array = jax.Array
 Params = dict[str, Array]
 Initializer = Callable[..., Array]
@@ -211,6 +213,9 @@ class Cell:
     # cells/kernels/step_grads.py, built with the cell), or None: `cells.scan(...,
     # backward='fused')` then falls back to autodiff with a warning. See `backward_rule`.
     fused_backward: ClassVar[type | None] = None
+    # Zoneout's masks (`cells.scan(..., zoneout=)`): groups[k] is the mask carry field k draws;
+    # fields of one group keep or update together. None: every field its own.
+    zoneout_groups: ClassVar[tuple[int, ...] | None] = None
 
     def __post_init__(self):
         h = self.hidden_size
@@ -288,7 +293,13 @@ class Cell:
                 f"{type(self).__name__}: params must be a dict with 'w_ih' (from cell.init), "
                 f"got {keys}."
             )
-        return params["w_ih"].shape[0]
+        shape = jnp.shape(params["w_ih"])
+        if len(shape) != 2 or shape[0] == 0:
+            raise ValueError(
+                f"{type(self).__name__}: params['w_ih'] must be a 2-D array [input_size, "
+                f"{self.num_gates} * hidden_size] (from cell.init), got shape {shape}."
+            )
+        return shape[0]
 
     def check_params(self, params: Params) -> None:
         """Raises ValueError when `params` does not fit this cell."""
@@ -377,11 +388,29 @@ class Cell:
         """One step from the projected input xp [B, G*H]: returns (carry, h, gates)."""
         raise NotImplementedError
 
-    def step(self, params: Params, carry, x: Array):
+    def step(
+        self,
+        params: Params,
+        carry,
+        x: Array,
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+        rng: Array | None = None,
+        t: int | Array = 0,
+    ):
         """One step from the raw input x [B, I]: returns (carry, h [B, output_size]).
 
-        The fused path's step (what `cells.scan` runs per step), for autoregressive generation
-        and custom loops; params, x and carry are validated like `cells.scan`'s.
+        The step `cells.scan` runs, for autoregressive generation and custom loops; params, x
+        and carry are validated like `cells.scan`'s, and the carry runs in `carry_dtype`.
+        recurrent_dropout, zoneout and rng act as in `cells.scan` at its step t: without rng
+        (evaluation) zoneout is its expectation and recurrent dropout is off, so a model
+        evaluated with zoneout generates with the same function; with rng, stepping t = 0, 1,
+        ... with the same key equals `cells.scan(..., rng=key)`.
+
+            carry = cell.initial_carry(B)
+            for t in range(T):
+                carry, h = cell.step(params, carry, xs[:, t], zoneout=0.1)
         """
         self.check_params(params)
         if getattr(x, "ndim", None) != 2 or x.shape[-1] != self.input_size(params):
@@ -390,8 +419,27 @@ class Cell:
                 f"shape {getattr(x, 'shape', x)}."
             )
         self.check_carry(carry, x.shape[0], f"{type(self).__name__}.step: carry")
-        carry, h, _ = self.fused_step(params, carry, self.input_projection(params, x))
-        return carry, h
+        dtype = carry_dtype(params, x, carry)
+        carry = self.carry_type(*(jnp.asarray(a).astype(dtype) for a in carry))
+        drop, rates = regularization.recurrent_rates(self, recurrent_dropout, zoneout)
+        params = regularization.with_recurrent_mask(
+            params, drop, rng, x.shape[0], self.recurrent_input_size, dtype
+        )
+        new, h, _ = self.fused_step(params, carry, self.input_projection(params, x))
+        if max(rates) > 0:
+            new = self.zone_carry(new, carry, self.zoneout_weights(rates, rng, t, carry))
+            h = new[0]  # every cell's output is its carry's h
+        return new, h
+
+    def zoneout_weights(self, rates: tuple[float, float], rng, t, carry) -> tuple:
+        """`regularization.zoneout_weights` with this cell's `zoneout_groups`."""
+        return regularization.zoneout_weights(rates, rng, t, carry, self.zoneout_groups)
+
+    def zone_carry(self, new, old, weights: tuple):
+        """The carry after zoneout (Krueger et al. 2017): field by field where(mask, old, new),
+        or p * old + (1 - p) * new without masks (`regularization.zoneout`). A cell whose
+        carry fields are not independent states overrides it (the sLSTM's stabilised state)."""
+        return regularization.zoneout(new, old, weights)
 
     def reference_step(self, params: Params, carry, x: Array):
         """One step written gate by gate from the equations: returns (carry, h)."""

@@ -30,7 +30,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from cells import base
+from cells import base, regularization
 from cells import layers as layers_lib
 from cells import sequence as sequence_lib
 
@@ -62,12 +62,16 @@ class ResidualStack:
       ffn_factor: f > 0 adds the gated feed-forward branch of inner width round(f * D) to every
         block; 0 = none.
       dropout: rate of the dropout on each branch's output before it is added, in [0, 1).
+      locked_dropout: draw each branch's dropout mask once per sequence and feature, the same
+        at every step (variational dropout, Gal & Ghahramani 2016;
+        `cells.regularization.locked_dropout`) instead of per element and step.
     """
 
     layers: tuple
     norm: str = "rms"
     ffn_factor: float = 0.0
     dropout: float = 0.0
+    locked_dropout: bool = False
 
     def __post_init__(self):
         if not isinstance(self.layers, tuple) or not self.layers:
@@ -89,6 +93,10 @@ class ResidualStack:
             raise ValueError(f"ResidualStack: ffn_factor must be a number >= 0, got {f!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ResidualStack: dropout must lie in [0, 1), got {self.dropout!r}.")
+        if not isinstance(self.locked_dropout, bool):
+            raise ValueError(
+                f"ResidualStack: locked_dropout must be True or False, got {self.locked_dropout!r}."
+            )
 
     @classmethod
     def uniform(cls, cell: base.Cell, num_layers: int, **kwargs) -> ResidualStack:
@@ -165,7 +173,7 @@ class ResidualStack:
             return x.astype(jnp.promote_types(jnp.float32, x.dtype))
         return base.add_bias(self._matmul(x, params["w_in"]), params["b_in"])
 
-    def _check(self, params, carry) -> None:
+    def _check(self, params, carry, what: str = "carry") -> None:
         if not isinstance(params, dict) or len(params.get("blocks", ())) != len(self.layers):
             raise ValueError(
                 f"ResidualStack: params must be ResidualStack.init's dict with {len(self.layers)} "
@@ -175,27 +183,39 @@ class ResidualStack:
             not isinstance(carry, tuple | list) or len(carry) != len(self.layers)
         ):
             raise ValueError(
-                f"ResidualStack: carry must be a tuple of {len(self.layers)} per-layer carries "
-                "(stack.initial_carry(batch_size))."
+                f"ResidualStack: {what} must be a tuple of {len(self.layers)} per-layer "
+                "carries (stack.initial_carry(batch_size))."
             )
 
     def __call__(
-        self, params, xs, *, carry=None, lengths=None, resets=None, rng=None, **scan_kwargs
+        self,
+        params,
+        xs,
+        *,
+        carry=None,
+        initial_carry=None,
+        lengths=None,
+        resets=None,
+        rng=None,
+        **scan_kwargs,
     ):
         """Runs every block. Returns (ys [B, T, D] after the final norm, tuple of carries).
 
-        Arguments as `cells.Stack.__call__` (recurrent_dropout / zoneout in scan_kwargs get a
-        key per block from rng); rng=None means no dropout (evaluation).
+        Arguments as `cells.Stack.__call__` (carry and initial_carry: tuples of per-block
+        carries; recurrent_dropout / zoneout in scan_kwargs get a key per block from rng);
+        rng=None means no dropout (evaluation).
         """
         self._check(params, carry)
+        self._check(params, initial_carry, "initial_carry")
         if lengths is not None:
             lengths = jnp.asarray(lengths)
             xs = sequence_lib._zero_padding(xs, lengths)
         x = self._project_inputs(params, xs)
         carries = (None,) * len(self.layers) if carry is None else carry
+        inits = (None,) * len(self.layers) if initial_carry is None else initial_carry
         new_carries = []
-        for k, (cell, block, c) in enumerate(
-            zip(self.layers, params["blocks"], carries, strict=True)
+        for k, (cell, block, c, init) in enumerate(
+            zip(self.layers, params["blocks"], carries, inits, strict=True)
         ):
             kwargs = layers_lib.layer_scan_kwargs(scan_kwargs, rng, k)
             ys, c = sequence_lib.scan(
@@ -203,6 +223,7 @@ class ResidualStack:
                 block["cell"],
                 self._normalise(block["norm"], x),
                 carry=c,
+                initial_carry=init,
                 lengths=lengths,
                 resets=resets,
                 **kwargs,
@@ -217,19 +238,25 @@ class ResidualStack:
             ys = jnp.where(valid, ys, 0.0)
         return ys, tuple(new_carries)
 
-    def step(self, params, carry, x, *, rng=None):
-        """One time step of every block: x [B, I] -> (tuple of carries, output [B, D])."""
+    def step(self, params, carry, x, *, rng=None, recurrent_dropout=0.0, zoneout=0.0, t=0):
+        """One time step of every block: x [B, I] -> (tuple of carries, output [B, D]).
+
+        Arguments as `cells.Stack.step`: recurrent_dropout and zoneout as `cells.scan` applies
+        them at its step t (without rng, zoneout's expectation: what evaluation computes).
+        """
         self._check(params, carry)
         if carry is None:
             raise ValueError(
                 "ResidualStack.step: carry is required (stack.initial_carry(batch_size))."
             )
         x = self._project_inputs(params, x)
+        recurrent = {"recurrent_dropout": recurrent_dropout, "zoneout": zoneout}
         new_carries = []
         for k, (cell, block, c) in enumerate(
             zip(self.layers, params["blocks"], carry, strict=True)
         ):
-            c, h = cell.step(block["cell"], c, self._normalise(block["norm"], x))
+            kwargs = layers_lib.layer_scan_kwargs(recurrent, rng, k)
+            c, h = cell.step(block["cell"], c, self._normalise(block["norm"], x), t=t, **kwargs)
             x = x + self._dropout(rng, 2 * k, h.astype(x.dtype))
             if self.ffn_size:
                 x = x + self._dropout(rng, 2 * k + 1, self._ffn(block, x))
@@ -237,5 +264,12 @@ class ResidualStack:
         return tuple(new_carries), self._normalise(params["final_norm"], x)
 
     def _dropout(self, rng, index: int, x):
+        """Branch `index`'s dropout on x [B, T, D] (or one step's [B, D]): locked, one mask
+        per sequence and feature that every step of the sequence shares (the same key gives a
+        step the mask its sequence has); else fresh per element."""
         key = None if rng is None else jax.random.fold_in(rng, index)
+        if self.locked_dropout and x.ndim == 3:
+            return regularization.locked_dropout(key, self.dropout, x)
+        if self.locked_dropout:
+            return regularization.locked_dropout(key, self.dropout, x[:, None])[:, 0]
         return layers_lib.dropout(key, self.dropout, x)

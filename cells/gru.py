@@ -123,13 +123,14 @@ class GRU(base.LayerNormOption, base.HeadwiseOption, base.Cell):
 
     def reference_step(self, params, carry, x_BxI):
         (h_prev,) = carry
+        h_in = base.recurrent_input(params, h_prev)  # recurrent_dropout: the products only
         w_r, w_z, w_n = self.split_gates(params, "w_ih")
         u_r, u_z, u_n = self.split_gates(params, "w_hh")
         b_r, b_z, b_n = self.split_gates(params, "b")
         if self.layer_norm:  # normalised over all gate blocks together, then split
             xw = base.layer_norm(x_BxI @ params["w_ih"], params["ln_x_scale"], params["ln_x_bias"])
             hw = base.layer_norm(
-                h_prev @ self.recurrent_matrix(params), params["ln_h_scale"], params["ln_h_bias"]
+                h_in @ self.recurrent_matrix(params), params["ln_h_scale"], params["ln_h_bias"]
             )
             (x_r, x_z, x_n), (h_r, h_z, h_n) = jnp.split(xw, 3, -1), jnp.split(hw, 3, -1)
             r = jax.nn.sigmoid(base.add_bias(x_r, b_r) + h_r)
@@ -137,14 +138,14 @@ class GRU(base.LayerNormOption, base.HeadwiseOption, base.Cell):
             n = jnp.tanh(base.add_bias(x_n, b_n) + r * base.add_bias(h_n, params["b_hn"]))
             h = (1.0 - z) * n + z * h_prev
             return base.RNNState(h), h
-        r = jax.nn.sigmoid(base.add_bias(x_BxI @ w_r, b_r) + h_prev @ u_r)
-        z = jax.nn.sigmoid(base.add_bias(x_BxI @ w_z, b_z) + h_prev @ u_z)
+        r = jax.nn.sigmoid(base.add_bias(x_BxI @ w_r, b_r) + h_in @ u_r)
+        z = jax.nn.sigmoid(base.add_bias(x_BxI @ w_z, b_z) + h_in @ u_z)
         if self.reset_after:
             n = jnp.tanh(
-                base.add_bias(x_BxI @ w_n, b_n) + r * base.add_bias(h_prev @ u_n, params["b_hn"])
+                base.add_bias(x_BxI @ w_n, b_n) + r * base.add_bias(h_in @ u_n, params["b_hn"])
             )
         else:
-            n = jnp.tanh(base.add_bias(x_BxI @ w_n, b_n) + (r * h_prev) @ u_n)
+            n = jnp.tanh(base.add_bias(x_BxI @ w_n, b_n) + (r * h_in) @ u_n)
         h = (1.0 - z) * n + z * h_prev
         return base.RNNState(h), h
 

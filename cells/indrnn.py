@@ -88,6 +88,7 @@ class IndRNN(base.Cell):
     def reference_step(self, params, carry, x_BxI):
         (h_prev,) = carry
         u_1xH = self.effective_u(params)[None, :]
-        pre = base.add_bias(x_BxI @ params["w_ih"], params["b"]) + u_1xH * h_prev
+        h_in = base.recurrent_input(params, h_prev)  # recurrent_dropout acts here
+        pre = base.add_bias(x_BxI @ params["w_ih"], params["b"]) + u_1xH * h_in
         h = _ACTIVATIONS[self.activation](pre)
         return base.RNNState(h), h

@@ -293,7 +293,7 @@ class Stack:
             return layer.initial_carry(batch_size, base.carry_dtype(params))
         return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
 
-    def _check_carries(self, params, carry) -> None:
+    def _check_carries(self, params, carry, what: str = "carry") -> None:
         if len(params) != len(self.layers):
             raise ValueError(
                 f"Stack: params has {len(params)} layers, the stack {len(self.layers)}."
@@ -302,25 +302,29 @@ class Stack:
             not isinstance(carry, tuple | list) or len(carry) != len(self.layers)
         ):
             raise ValueError(
-                f"Stack: carry must be a tuple of {len(self.layers)} per-layer carries "
+                f"Stack: {what} must be a tuple of {len(self.layers)} per-layer carries "
                 f"(stack.initial_carry(batch_size)), got {type(carry).__name__} of "
                 f"{len(carry) if isinstance(carry, tuple | list) else 'one'}."
             )
 
-    def step(self, params, carry, x, *, rng=None):
+    def step(self, params, carry, x, *, rng=None, recurrent_dropout=0.0, zoneout=0.0, t=0):
         """One time step of every layer: x [B, I] -> (tuple of carries, top output [B, H_top]).
 
         For autoregressive generation: feed each step's output (or a sample from it) back in.
         `carry` is a tuple of per-layer carries: `initial_carry(B, params)` (the learned ones
         with learn_initial_carry) or the carries a call of the stack returned. Dropout between
-        layers with `rng` as in `__call__`. Bidirectional layers cannot step (their backward
-        direction needs the future).
+        layers with `rng` as in `__call__`; recurrent_dropout and zoneout as `cells.scan`
+        applies them at its step t (`cells.Cell.step`), each layer with the key `__call__`
+        gives it: without rng (evaluation) zoneout's expectation, so a model evaluated with
+        zoneout generates with the same function. Bidirectional layers cannot step (their
+        backward direction needs the future).
         """
         self._check_carries(params, carry)
         if carry is None:
             raise ValueError(
                 "Stack.step: carry is required (stack.initial_carry(batch_size, params))."
             )
+        recurrent = {"recurrent_dropout": recurrent_dropout, "zoneout": zoneout}
         new_carries = []
         for k, (layer, p, c) in enumerate(zip(self.layers, params, carry, strict=True)):
             if isinstance(layer, Bidirectional):
@@ -328,22 +332,34 @@ class Stack:
             if k > 0:
                 x = dropout(None if rng is None else jax.random.fold_in(rng, k), self.dropout, x)
             p, _ = self._split_layer(layer, p)
-            c, x = layer.step(p, c, x)
+            c, x = layer.step(p, c, x, t=t, **layer_scan_kwargs(recurrent, rng, k))
             new_carries.append(c)
         return tuple(new_carries), x
 
     def __call__(
-        self, params, xs, *, carry=None, lengths=None, resets=None, rng=None, **scan_kwargs
+        self,
+        params,
+        xs,
+        *,
+        carry=None,
+        initial_carry=None,
+        lengths=None,
+        resets=None,
+        rng=None,
+        **scan_kwargs,
     ):
         """Runs all layers. Returns (ys of the top layer [B, T, H_top], tuple of final carries).
 
         Args:
           params: `self.init(...)`'s tuple.
           xs: inputs [B, T, I].
-          carry: a tuple of per-layer carries; default all zeros.
+          carry: a tuple of per-layer carries; default the initial carry.
+          initial_carry: a tuple of per-layer carries every episode starts from (`resets`) and
+            `carry` defaults to: zeros by default, the learned ones with learn_initial_carry
+            (which then refuses another).
           lengths: optional [B] valid lengths (see `cells.scan`).
           resets: optional bool [B, T]: restart every layer's carry before step t (see
-            `cells.scan`); with learn_initial_carry, from the learned initial carry.
+            `cells.scan`) from its initial carry.
           rng: PRNG key for the dropout between layers, and for `cells.scan`'s
             recurrent_dropout / zoneout when given in scan_kwargs (a key per layer); None means
             no dropout (evaluation).
@@ -351,10 +367,19 @@ class Stack:
             `cells.scan`.
         """
         self._check_carries(params, carry)
+        self._check_carries(params, initial_carry, "initial_carry")
+        if initial_carry is not None and self.learn_initial_carry:
+            raise ValueError(
+                "Stack: initial_carry= with learn_initial_carry=True: the initial carry is "
+                "learned (params 'h0', 'c0'); pass carry= to start elsewhere."
+            )
         # None per layer lets `cells.scan` pick the carry dtype (float64 under x64).
         carries = (None,) * len(self.layers) if carry is None else carry
+        inits = (None,) * len(self.layers) if initial_carry is None else initial_carry
         new_carries = []
-        for k, (layer, p, c) in enumerate(zip(self.layers, params, carries, strict=True)):
+        for k, (layer, p, c, given) in enumerate(
+            zip(self.layers, params, carries, inits, strict=True)
+        ):
             if k > 0:
                 key = None if rng is None else jax.random.fold_in(rng, k)
                 if self.locked_dropout:
@@ -362,6 +387,7 @@ class Stack:
                 else:
                     xs = dropout(key, self.dropout, xs)
             p, init = self._split_layer(layer, p)
+            init = given if init is None else init
             kwargs = layer_scan_kwargs(scan_kwargs, rng, k)
             xs, c = _run_layer(layer, p, xs, c, init, lengths, resets, kwargs)
             new_carries.append(c)

@@ -188,19 +188,20 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
     def reference_step(self, params, carry, x_BxI):
         """The equations, one gate at a time, with separate input and recurrent products."""
         h_prev, c_prev = carry
+        h_in = base.recurrent_input(params, h_prev)  # recurrent_dropout acts here only
         w = dict(zip(self.gate_names, self.split_gates(params, "w_ih"), strict=True))
         u = dict(zip(self.gate_names, self.split_gates(params, "w_hh"), strict=True))
         b = dict(zip(self.gate_names, self.split_gates(params, "b"), strict=True))
         if self.layer_norm:  # normalised over all gate blocks together, then split
             xw = base.layer_norm(x_BxI @ params["w_ih"], params["ln_x_scale"], params["ln_x_bias"])
             hw = base.layer_norm(
-                h_prev @ self.recurrent_matrix(params), params["ln_h_scale"], params["ln_h_bias"]
+                h_in @ self.recurrent_matrix(params), params["ln_h_scale"], params["ln_h_bias"]
             )
             xw = dict(zip(self.gate_names, jnp.split(xw, self.num_gates, -1), strict=True))
             hw = dict(zip(self.gate_names, jnp.split(hw, self.num_gates, -1), strict=True))
         else:
             xw = {k: x_BxI @ w[k] for k in self.gate_names}
-            hw = {k: h_prev @ u[k] for k in self.gate_names}
+            hw = {k: h_in @ u[k] for k in self.gate_names}
         pre = {k: base.add_bias(xw[k], b[k]) + hw[k] for k in self.gate_names}
         peep = params.get("w_peep")  # rows i, f, o, each [1, H] below
         f = jax.nn.sigmoid(pre["f"] + (peep[1:2] * c_prev if self.peephole else 0.0))

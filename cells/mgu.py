@@ -61,12 +61,13 @@ class MGU(base.Cell):
 
     def reference_step(self, params, carry, x_BxI):
         (h_prev,) = carry
+        h_in = base.recurrent_input(params, h_prev)  # recurrent_dropout: the products only
         w_f, w_n = self.split_gates(params, "w_ih")
         u_f, u_n = self.split_gates(params, "w_hh")
         b_f, b_n = self.split_gates(params, "b")
-        f = jax.nn.sigmoid(base.add_bias(x_BxI @ w_f, b_f) + h_prev @ u_f)
+        f = jax.nn.sigmoid(base.add_bias(x_BxI @ w_f, b_f) + h_in @ u_f)
         n = jnp.tanh(
-            base.add_bias(x_BxI @ w_n, b_n) + f * base.add_bias(h_prev @ u_n, params["b_hn"])
+            base.add_bias(x_BxI @ w_n, b_n) + f * base.add_bias(h_in @ u_n, params["b_hn"])
         )
         h = (1.0 - f) * n + f * h_prev
         return base.RNNState(h), h

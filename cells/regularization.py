@@ -22,11 +22,11 @@ import itertools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _check_rate(name: str, rate) -> None:
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate < 1.0:
-        raise ValueError(f"{name}: rate must be a number in [0, 1), got {rate!r}.")
+    _rate(f"{name}: rate", rate, inclusive=False)
 
 
 def _keep_mask(rng, rate: float, shape, dtype):
@@ -127,24 +127,73 @@ def temporal_activation_regularization(ys_BxTxH, beta: float, mask_BxT=None):
     return beta * jnp.sum(diffs * m) / jnp.maximum(jnp.sum(m) * ys_BxTxH.shape[-1], 1.0)
 
 
-def zoneout_weights(rates: tuple[float, float], rng, t, carry) -> tuple:
+def _rate(name: str, value, *, inclusive: bool) -> float:
+    """A rate as a float: any real scalar (Python, NumPy, a concrete 0-d JAX array) in [0, 1)
+    (or [0, 1] when inclusive); ValueError naming `name` otherwise."""
+    interval = "[0, 1]" if inclusive else "[0, 1)"
+    if isinstance(value, jax.core.Tracer):
+        raise ValueError(
+            f"{name} must be a concrete number in {interval} (it selects the code path), got a "
+            "traced value; pass it as a static argument."
+        )
+    array = np.asarray(value) if not isinstance(value, bool | np.bool_) else None
+    if array is None or array.shape != () or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}.")
+    rate = float(array)
+    if not (0.0 <= rate <= 1.0 if inclusive else 0.0 <= rate < 1.0):
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}.")
+    return rate
+
+
+def recurrent_rates(cell, recurrent_dropout, zoneout) -> tuple[float, tuple[float, float]]:
+    """Validates `cells.scan`'s / `Cell.step`'s recurrent_dropout (p in [0, 1)) and zoneout
+    (p or (p_h, p_c), in [0, 1]) for `cell`; returns (p, (p_h, p_c)) as floats."""
+    p = _rate("recurrent_dropout", recurrent_dropout, inclusive=False)
+    pair = zoneout if isinstance(zoneout, tuple | list) else (zoneout, zoneout)
+    if len(pair) != 2:
+        raise ValueError(f"zoneout must be p or (p_h, p_c) with values in [0, 1], got {zoneout!r}.")
+    rates = tuple(_rate("zoneout", r, inclusive=True) for r in pair)
+    if p > 0 and getattr(cell, "linear_in_h", False):
+        raise ValueError(
+            f"recurrent_dropout: {type(cell).__name__} has no recurrent product to drop (its "
+            "gates see x only); use dropout on its inputs or outputs."
+        )
+    return p, rates
+
+
+def with_recurrent_mask(params: dict, rate: float, rng, batch: int, width: int, dtype) -> dict:
+    """params with the variational recurrent-dropout mask [batch, width] (kept units scaled by
+    1 / (1 - rate)) under `cells.base.RECURRENT_MASK`, drawn from rng folded with 0 (one mask
+    per sequence, the same at every step); params unchanged with rng None or rate 0."""
+    from cells import base  # base imports this module
+
+    if rng is None or rate == 0.0:
+        return params
+    keep = jax.random.bernoulli(jax.random.fold_in(rng, 0), 1.0 - rate, (batch, width))
+    return {**params, base.RECURRENT_MASK: keep.astype(dtype) / (1.0 - rate)}
+
+
+def zoneout_weights(rates: tuple[float, float], rng, t, carry, groups=None) -> tuple:
     """Zoneout (Krueger et al. 2017) at step t: per carry field, what it keeps of its old value.
 
     Field 0 (h) uses rates[0], the others (the LSTM's c, the sLSTM's c, n, m) rates[1]. Each
     entry is None (rate 0: the new value), the rate p itself (no rng: the expectation
     p * old + (1 - p) * new) or a bool mask of the field's shape, True where the unit keeps its
-    old value, drawn from rng folded with 1, t and the field index (a fresh mask per step,
-    sequence and unit; the same draw wherever it is recomputed).
+    old value, drawn from rng folded with 1, t and the field's group (a fresh mask per step,
+    sequence and unit; the same draw wherever it is recomputed). `groups[k]` (default k) is the
+    mask field k draws: fields of one group keep or update together (`Cell.zoneout_groups`:
+    the sLSTM's c, n and m, one stabilised state).
     """
+    groups = range(len(carry)) if groups is None else groups
     weights = []
-    for k, field in enumerate(carry):
+    for k, (field, group) in enumerate(zip(carry, groups, strict=True)):
         p = rates[0] if k == 0 else rates[1]
         if p == 0.0:
             weights.append(None)
         elif rng is None:
             weights.append(p)
         else:
-            key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(rng, 1), t), k)
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(rng, 1), t), group)
             weights.append(jax.random.bernoulli(key, p, field.shape))
     return tuple(weights)
 

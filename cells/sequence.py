@@ -194,32 +194,15 @@ def _auto_projection(batch) -> str:
     return "hoisted" if small else "in_loop"
 
 
-def _check_regularizers(cell, recurrent_dropout, zoneout, mode) -> tuple[float, float]:
-    """Validates recurrent_dropout and zoneout; returns the zoneout rates (p_h, p_c)."""
-    if (
-        isinstance(recurrent_dropout, bool)
-        or not isinstance(recurrent_dropout, int | float)
-        or not 0.0 <= recurrent_dropout < 1.0
-    ):
-        raise ValueError(
-            f"recurrent_dropout must be a number in [0, 1), got {recurrent_dropout!r}."
-        )
-    rates = zoneout if isinstance(zoneout, tuple | list) else (zoneout, zoneout)
-    if len(rates) != 2 or not all(
-        isinstance(r, int | float) and not isinstance(r, bool) and 0.0 <= r <= 1.0 for r in rates
-    ):
-        raise ValueError(f"zoneout must be p or (p_h, p_c) with values in [0, 1], got {zoneout!r}.")
-    if recurrent_dropout > 0 and getattr(cell, "linear_in_h", False):
-        raise ValueError(
-            f"recurrent_dropout: {type(cell).__name__} has no recurrent product to drop (its "
-            "gates see x only); use dropout on its inputs or outputs."
-        )
-    if (recurrent_dropout > 0 or max(rates) > 0) and mode in ("hoisted", "parallel"):
+def _check_regularizers(cell, recurrent_dropout, zoneout, mode) -> tuple[float, tuple]:
+    """Validates recurrent_dropout and zoneout; returns (p, (p_h, p_c)) as floats."""
+    rate, zone_rates = regularization.recurrent_rates(cell, recurrent_dropout, zoneout)
+    if (rate > 0 or max(zone_rates) > 0) and mode in ("hoisted", "parallel"):
         raise ValueError(
             f"recurrent_dropout and zoneout run step by step; mode={mode!r} cannot apply them "
             "(use mode='auto' or 'sequential')."
         )
-    return float(rates[0]), float(rates[1])
+    return rate, zone_rates
 
 
 def reverse_index(lengths, steps: int):
@@ -279,7 +262,8 @@ def scan(
         n; RNN a, the pre-activation), each [B, T, H], zero at padded steps.
       unroll: passed to `lax.scan` (steps per loop iteration; True unrolls fully).
       remat: recompute each step's internals in the backward pass instead of storing them
-        (memory O(T*B*H) for the carries only), for very long sequences.
+        (memory O(T*B*H) for the carries only), for very long sequences. A step-by-step
+        option: mode='auto' then runs 'sequential'; 'hoisted' and 'parallel' refuse it.
       backward: 'autodiff' (JAX differentiates the `lax.scan`) or 'fused' (the hand-written
         whole-sequence backward of `cells.kernels`: one GEMM per step in the reverse chain,
         weight gradients as single GEMMs after it; same values up to float rounding).
@@ -342,16 +326,25 @@ def scan(
 
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
+    recurrent_dropout, (zone_h, zone_c) = _check_regularizers(
+        cell, recurrent_dropout, zoneout, mode
+    )
+    zoned = zone_h > 0 or zone_c > 0
     if backend in ("pallas", "cudnn"):
         unsupported = {
             "reverse": reverse, "resets": resets is not None, "return_trace": return_trace,
-            "remat": remat, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
+            "remat": remat, "recurrent_dropout": recurrent_dropout > 0, "zoneout": zoned,
         }  # fmt: skip
         asked = [name for name, value in unsupported.items() if value]
         if asked:
             raise ValueError(
                 f"backend={backend!r} does not implement {', '.join(asked)}; use backend='xla'."
             )
+        if 0 in (batch, steps):  # nothing to run (the kernels would read out of bounds)
+            ys = jnp.zeros((batch, steps, cell.output_size), carry[0].dtype)
+            return ys, carry
         if backend == "cudnn":
             from cells.kernels import cudnn_lstm
 
@@ -363,19 +356,11 @@ def scan(
         raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
     if projection not in _PROJECTIONS:
         raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
-    zone_h, zone_c = _check_regularizers(cell, recurrent_dropout, zoneout, mode)
-    zoned = zone_h > 0 or zone_c > 0
     if recurrent_dropout > 0 or zoned:
         mode = "sequential"  # both act inside the step (checked: not asked of hoisted/parallel)
-    rec_mask = None
-    if recurrent_dropout > 0 and rng is not None:
-        keep = jax.random.bernoulli(
-            jax.random.fold_in(rng, 0), 1.0 - recurrent_dropout, (batch, cell.recurrent_input_size)
-        )
-        rec_mask = keep.astype(carry[0].dtype) / (1.0 - recurrent_dropout)
-        params = {**params, base.RECURRENT_MASK: rec_mask}
+    params = regularization.with_recurrent_mask(
+        params, recurrent_dropout, rng, batch, cell.recurrent_input_size, carry[0].dtype
+    )
     linear = getattr(cell, "linear_in_h", False)
     if mode in ("hoisted", "parallel") and not linear:
         raise ValueError(
@@ -389,6 +374,12 @@ def scan(
         # which needs a static number of steps.
         on_cpu = jax.default_backend() == "cpu"
         mode = "hoisted" if on_cpu or not static_steps else "parallel"
+    if remat and mode in ("hoisted", "parallel"):
+        raise ValueError(
+            f"remat=True recomputes each step of mode='sequential'; mode={mode!r} has no steps "
+            "to recompute (its residuals are the [B, T, H] coefficients, the size of the carries "
+            "remat keeps): drop remat, or use mode='sequential' or 'auto'."
+        )
     if mode == "parallel" and not static_steps:
         raise ValueError(
             "mode='parallel' needs a static number of steps (jax.lax.associative_scan); the "
@@ -420,8 +411,8 @@ def scan(
             carry = jax.tree.map(lambda c0, c: jnp.where(reset_B[:, None], c0, c), init, carry)
         new_carry, h, gates = cell.fused_step(params, carry, xp_BxG)
         if zoned:
-            weights = regularization.zoneout_weights((zone_h, zone_c), rng, t, carry)
-            new_carry = regularization.zoneout(new_carry, carry, weights)
+            weights = cell.zoneout_weights((zone_h, zone_c), rng, t, carry)
+            new_carry = cell.zone_carry(new_carry, carry, weights)
             h = new_carry[0]  # every cell's output is its carry's h
         if lengths is not None:
             valid_Bx1 = (t < lengths)[:, None]
@@ -499,16 +490,33 @@ def reference_scan(
     lengths=None,
     resets=None,
     reverse=False,
+    recurrent_dropout=0.0,
+    zoneout=0.0,
+    rng=None,
 ):
     """The specification: a Python loop over `cell.reference_step`, one sequence step at a time.
 
-    Same arguments and results as `scan` (without trace, unroll and remat). Slow; for tests.
+    Same arguments and results as `scan` (without trace, unroll, remat and the choices of
+    path). The regularisers act where `scan` applies them, with the same draws: the recurrent
+    dropout mask multiplies h in the reference step's recurrent products only, and zoneout
+    follows each step of a sequence, that step's mask being the one `scan` draws at the step
+    of its loop that reads the position (reversed: position p of sequence b is read at step
+    lengths[b] - 1 - p). Slow; for tests.
     """
     lengths = None if lengths is None else jnp.asarray(lengths)
     _check_inputs(cell, params, xs, lengths, resets)
     _check_flags(reverse=reverse)
     carry0, carry = _start_carries(cell, params, xs, initial_carry, carry)
     batch, steps, _ = xs.shape
+    drop, zone_rates = regularization.recurrent_rates(cell, recurrent_dropout, zoneout)
+    params = regularization.with_recurrent_mask(
+        params, drop, rng, batch, cell.recurrent_input_size, carry[0].dtype
+    )
+    zoned = max(zone_rates) > 0
+    # The scan step that reads position t of sequence b (reverse_index is an involution).
+    loop_step_BxT = jnp.broadcast_to(
+        reverse_index(lengths, steps) if reverse else jnp.arange(steps)[None, :], (batch, steps)
+    )
     xs = _zero_padding(xs, lengths)
     lengths_B = jnp.full((batch,), steps) if lengths is None else jnp.asarray(lengths)
     outputs = [None] * steps
@@ -528,9 +536,34 @@ def reference_scan(
                 restart_Bx1 = jnp.zeros((batch, 1), bool)
             carry = jax.tree.map(lambda c0, c, r=restart_Bx1: jnp.where(r, c0, c), carry0, carry)
         new_carry, h = cell.reference_step(params, carry, xs[:, t])
+        if zoned:
+            weights = _zoneout_weights_at(cell, zone_rates, rng, loop_step_BxT[:, t], carry)
+            new_carry = cell.zone_carry(new_carry, carry, weights)
+            h = new_carry[0]
         carry = jax.tree.map(lambda n, o, v=valid_Bx1: jnp.where(v, n, o), new_carry, carry)
         outputs[t] = jnp.where(valid_Bx1, h, 0.0)
+    if steps == 0:
+        return jnp.zeros((batch, 0, cell.output_size), carry[0].dtype), carry
     return jnp.stack(outputs, axis=1), carry
+
+
+def _zoneout_weights_at(cell, rates, rng, loop_step_B, carry) -> tuple:
+    """Zoneout weights for a batch whose sequences are at different steps of `scan`'s loop:
+    row b of each mask as `scan` draws it at loop step loop_step_B[b]."""
+    if rng is None:  # the expectation: no masks, the same at every step
+        return cell.zoneout_weights(rates, rng, 0, carry)
+    rows = jnp.arange(loop_step_B.shape[0])
+    per_step = [
+        cell.zoneout_weights(rates, rng, s, carry) for s in range(int(loop_step_B.max()) + 1)
+    ]
+    weights = []
+    for k in range(len(carry)):
+        if per_step[0][k] is None:
+            weights.append(None)
+        else:
+            masks_SxBxH = jnp.stack([w[k] for w in per_step])
+            weights.append(masks_SxBxH[loop_step_B, rows])
+    return tuple(weights)
 
 
 def _scan_linear(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, trace, method):

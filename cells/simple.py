@@ -69,7 +69,8 @@ class SimpleRNN(base.Cell):
 
     def reference_step(self, params, carry, x_BxI):
         (h_prev,) = carry
-        pre = base.add_bias(x_BxI @ params["w_ih"], params["b"]) + h_prev @ params["w_hh"]
+        h_in = base.recurrent_input(params, h_prev)  # recurrent_dropout acts here
+        pre = base.add_bias(x_BxI @ params["w_ih"], params["b"]) + h_in @ params["w_hh"]
         h = _ACTIVATIONS[self.activation](pre)
         return base.RNNState(h), h
 

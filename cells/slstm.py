@@ -38,7 +38,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from cells import base, registry
+from cells import base, registry, regularization
 
 
 def powerlaw_forget_bias(head_dim: int, num_heads: int, dtype) -> jax.Array:
@@ -66,6 +66,9 @@ class SLSTM(base.HeadwiseOption, base.Cell):
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "z", "o")
     carry_type: ClassVar[type] = base.SLSTMState
     always_headwise: ClassVar[bool] = True
+    # Zoneout keeps or updates (c, n, m) of a unit together: one stabilised state (see
+    # `zone_carry`); h draws its own mask.
+    zoneout_groups: ClassVar[tuple[int, ...]] = (0, 1, 1, 1)
 
     def __post_init__(self):
         super().__post_init__()
@@ -100,10 +103,39 @@ class SLSTM(base.HeadwiseOption, base.Cell):
         h = o * c / n
         return base.SLSTMState(h, c, n, m), h, {"i": i, "f": f, "z": z, "o": o, "c": c, "n": n}
 
+    def zone_carry(self, new, old, weights):
+        """Zoneout of the stabilised state. (c, n, m) stand for the true state C = c e^m,
+        N = n e^m, so mixing c, n and m with independent masks or weights (the generic
+        field-by-field rule) mixes scales and can blow up |h|. With masks, one mask per unit
+        keeps or updates (c, n, m) together (`zoneout_groups`). The expectation (no rng) mixes
+        the true states, p C_old + (1 - p) C_new and the same for N, stabilised by
+        m = max(m_old, m_new) (m_new alone where the old state is empty, n_old = 0):
+
+            c = p c_old e^(m_old - m) + (1 - p) c_new e^(m_new - m),   n likewise,
+
+        so |c| <= n holds as in a plain step, and with it |h| = |o c / n| <= 1.
+        """
+        w_h, w_state = weights[0], weights[1]
+        h = regularization.zoneout(new, old, (w_h, None, None, None)).h
+        if w_state is None or not isinstance(w_state, float):  # none, or one mask per unit
+            kept = regularization.zoneout(new, old, (w_h, w_state, w_state, w_state))
+            return kept._replace(h=h)
+        p = w_state
+        empty = old.n == 0.0
+        m = jnp.where(empty, new.m, jnp.maximum(old.m, new.m))
+        # exp only where the old state counts (where(empty, 0, exp(.)) alone would send NaN
+        # through the unselected branch's gradient).
+        scale_old = jnp.where(empty, 0.0, jnp.exp(jnp.where(empty, 0.0, old.m - m)))
+        scale_new = jnp.exp(new.m - m)
+        c = p * scale_old * old.c + (1.0 - p) * scale_new * new.c
+        n = p * scale_old * old.n + (1.0 - p) * scale_new * new.n
+        return base.SLSTMState(h, c, n, m)
+
     def reference_step(self, params, carry, x_BxI):
         w = self.split_gates(params, "w_ih")
         u = self.split_gates(params, "w_hh")  # the dense block-diagonal R, gate by gate
         b = self.split_gates(params, "b")
-        pre = [x_BxI @ w[k] + carry.h @ u[k] + b[k][None] for k in range(4)]
+        h_in = base.recurrent_input(params, carry.h)  # recurrent_dropout acts here
+        pre = [x_BxI @ w[k] + h_in @ u[k] + b[k][None] for k in range(4)]
         new, h, _ = self._gate_math(carry, *pre)
         return new, h

@@ -99,7 +99,8 @@ def make_stack(
 
     model.block='stack': a `cells.Stack`, model.dropout between layers; 'residual': a
     `cells.ResidualStack` (pre-norm residual blocks, model.block_norm, a gated FFN of width
-    model.block_ffn_factor * hidden when > 0), model.dropout on each branch.
+    model.block_ffn_factor * hidden when > 0), model.dropout on each branch. Either is
+    variational (one dropout mask per sequence) with model.locked_dropout (the LM's switch).
     """
     cell = make_cell(config) if cell is None else cell
     m = config.model
@@ -110,6 +111,7 @@ def make_stack(
             )
         layer = cells.Bidirectional(cell, cell)
         return cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
+    locked = bool(m.get("locked_dropout", False))  # the LM's variational-dropout switch
     if m.get("block", "stack") == "residual":
         try:
             return cells.ResidualStack.uniform(
@@ -118,10 +120,10 @@ def make_stack(
                 norm=m.get("block_norm", "rms"),
                 ffn_factor=float(m.get("block_ffn_factor", 0.0)),
                 dropout=m.dropout,
+                locked_dropout=locked,
             )
         except ValueError as e:
             raise ConfigError(f"config.model.block='residual': {e}") from None
-    locked = bool(m.get("locked_dropout", False))  # the LM's variational-dropout switch
     return cells.Stack.uniform(cell, m.num_layers, dropout=m.dropout, locked_dropout=locked)
 
 

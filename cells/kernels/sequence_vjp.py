@@ -65,7 +65,7 @@ def _forward(
         cell_carry, _, gates = cell.fused_step(rparams, carry, xp_BxG)
         new_carry = cell_carry
         if zoneout is not None:
-            weights = regularization.zoneout_weights(zoneout, rng, t, carry)
+            weights = cell.zoneout_weights(zoneout, rng, t, carry)
             new_carry = regularization.zoneout(cell_carry, carry, weights)
         if valid_B is not None:
             new_carry = _mask_tree(valid_B[:, None], new_carry, carry)
@@ -120,8 +120,8 @@ def _recurrence_bwd(cell, unroll, project, zoneout, residuals, cotangents):
     # prev_TxB[t] is the carry entering step t: the starting carry, then new_TxB[:-1], and the
     # initial carry where the step restarts an episode.
     prev_TxB = jax.tree.map(
-        lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, new_TxB
-    )
+        lambda c0, cs: jnp.concatenate([c0[None], cs], axis=0)[:-1], carry0, new_TxB
+    )  # (T = 0: empty, as every other per-step array)
     if resets_TxB is not None:
         prev_TxB = jax.tree.map(
             lambda c0, p: jnp.where(resets_TxB[:, :, None], c0[None], p), init, prev_TxB
@@ -152,7 +152,7 @@ def _recurrence_bwd(cell, unroll, project, zoneout, residuals, cotangents):
             dh_BxH = jnp.where(valid_B[:, None], dh_BxH, 0.0)
         d = dnext._replace(h=dnext.h + dh_BxH)
         if zoneout is not None:  # the carry left the step as zoneout(own, prev)
-            weights = regularization.zoneout_weights(zoneout, rng, t, prev)
+            weights = cell.zoneout_weights(zoneout, rng, t, prev)
             d, d_kept = regularization.zoneout_cotangents(d, weights)
             new = own
         dprev, dpre_BxG = grads.backward_step(step_rparams, w_T, s, prev, new, d)

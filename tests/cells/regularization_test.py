@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from cells_testing import assert_close, random_inputs, random_params
+from cells_testing import assert_close, random_carry, random_inputs, random_params
 
 import cells
 from cells import regularization as reg
@@ -163,6 +163,7 @@ def test_recurrent_dropout_leaves_the_grus_interpolation_undropped():
 
 @pytest.mark.parametrize("cell", [cells.LSTM(6), cells.GRU(6), cells.SLSTM(6, num_heads=2)])
 def test_zoneout_zero_is_the_plain_cell_and_one_keeps_the_carry(cell):
+    """(The sLSTM's expectation mixes its true state: test_slstm_zoneout_mixes_the_true_state.)"""
     params, xs = random_params(cell), random_inputs()
     carry = cell.carry_type(*(jnp.full((xs.shape[0], n), 0.3) for n in cell.carry_sizes))
     plain, plain_final = cells.scan(cell, params, xs, carry=carry)
@@ -172,6 +173,8 @@ def test_zoneout_zero_is_the_plain_cell_and_one_keeps_the_carry(cell):
     np.testing.assert_allclose(np.asarray(kept), 0.3, rtol=1e-6)  # h never changes
     for a, b in zip(kept_final, carry, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    if isinstance(cell, cells.SLSTM):
+        return
     # Evaluation (no rng): the expectation p * old + (1 - p) * new, step by step.
     p_h, p_c = 0.25, 0.6
     ev, _ = cells.scan(cell, params, xs, carry=carry, zoneout=(p_h, p_c))
@@ -184,6 +187,88 @@ def test_zoneout_zero_is_the_plain_cell_and_one_keeps_the_carry(cell):
         ))  # fmt: skip
         outs.append(state[0])
     assert_close(ev, jnp.stack(outs, 1), 1e-5, "expected zoneout")
+
+
+def _slstm_true_state_zoneout(cell, params, xs, carry, p_h, p_c):
+    """Float64 NumPy: the sLSTM on its unstabilised state C = c e^m, N = n e^m (i = exp(i~),
+    f = sigmoid(f~), C = f C' + i tanh(z~), N = f N' + i, h = sigmoid(o~) C / N), zoneout's
+    expectation taken on h, C and N: the function its stabilised form must compute."""
+    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    w_ih, r, b = f64(params["w_ih"]), f64(cell.recurrent_matrix(params)), f64(params["b"])
+    h, c, n, m = (f64(a) for a in carry)
+    big_c, big_n = c * np.exp(m), n * np.exp(m)
+    outs = []
+    for t in range(xs.shape[1]):
+        i_, f_, z_, o_ = np.split(f64(xs[:, t]) @ w_ih + h @ r + b, 4, axis=-1)
+        new_c = big_c / (1 + np.exp(-f_)) + np.exp(i_) * np.tanh(z_)
+        new_n = big_n / (1 + np.exp(-f_)) + np.exp(i_)
+        new_h = new_c / new_n / (1 + np.exp(-o_))
+        big_c = p_c * big_c + (1 - p_c) * new_c
+        big_n = p_c * big_n + (1 - p_c) * new_n
+        h = p_h * h + (1 - p_h) * new_h
+        outs.append(h)
+    return np.stack(outs, 1)
+
+
+def test_slstm_zoneout_mixes_the_true_state(x64):
+    """Evaluation: the expectation of zoneout on the sLSTM's true state (h, C, N), not field by
+    field on the stabilised (c, n, m), which mixed scales (|h| up to 13, NaN in float64)."""
+    cell = cells.SLSTM(6, num_heads=2)
+    params = random_params(cell, dtype=np.float64)
+    xs = random_inputs(dtype=np.float64)
+    carry = cell.carry_type(
+        *(jnp.full((xs.shape[0], 6), v, jnp.float64) for v in (0.1, 0.2, 1.0, 0.5))
+    )
+    ys, _ = cells.scan(cell, params, xs, carry=carry, zoneout=(0.25, 0.6))
+    expected = _slstm_true_state_zoneout(cell, params, xs, carry, 0.25, 0.6)
+    assert_close(ys, expected, 1e-12, "sLSTM zoneout expectation")
+
+
+@pytest.mark.parametrize("with_rng", [True, False])
+def test_slstm_zoneout_keeps_h_bounded(with_rng):
+    """|h| <= 1 as in the plain sLSTM, with default init (|h| reached 13 before) and with a
+    large trained-like R (2.8e3 before), masks or expectation; gradients finite."""
+    cell = cells.SLSTM(8, num_heads=2)
+    params = cell.init(jax.random.key(0), 4)
+    big_r = {**params, "w_hh": 3.0 * jax.random.normal(jax.random.key(3), params["w_hh"].shape)}
+    xs = jnp.ones((4, 40, 4))
+    rng = jax.random.key(1) if with_rng else None
+    for p in (params, big_r):
+        ys, _ = cells.scan(cell, p, xs, zoneout=(0.0, 0.5), rng=rng)
+        assert float(jnp.abs(ys).max()) <= 1.0
+    grads = jax.grad(lambda q: jnp.sum(cells.scan(cell, q, xs, zoneout=0.5, rng=rng)[0]))(big_r)
+    assert all(bool(jnp.isfinite(g).all()) for g in grads.values())
+
+
+def test_slstm_zoneout_masks_keep_or_update_a_units_state_together():
+    cell = cells.SLSTM(8, num_heads=2)
+    params = random_params(cell)
+    carry = random_carry(cell)
+    x = random_inputs((carry.h.shape[0], 1, params["w_ih"].shape[0]))[:, 0]
+    new, _ = cell.step(params, carry, x)
+    zoned, _ = cell.step(params, carry, x, zoneout=(0.0, 0.5), rng=jax.random.key(4), t=3)
+    kept = [np.isclose(np.asarray(z), np.asarray(o)) & ~np.isclose(np.asarray(n), np.asarray(o))
+            for z, o, n in zip(zoned[1:], carry[1:], new[1:], strict=True)]  # fmt: skip
+    np.testing.assert_array_equal(kept[0], kept[1])
+    np.testing.assert_array_equal(kept[0], kept[2])
+    assert 0 < kept[0].mean() < 1
+
+
+def test_rates_may_be_numpy_and_jax_scalars():
+    """recurrent_dropout / zoneout as np.float32 or a concrete JAX scalar (refused before) give
+    what the Python float does; a traced rate is refused in one line (test_errors)."""
+    cell = cells.LSTM(6)
+    params, xs, key = random_params(cell), random_inputs(), jax.random.key(3)
+    expected, _ = cells.scan(cell, params, xs, recurrent_dropout=0.25, zoneout=0.5, rng=key)
+    for kind in (np.float32, np.float64, jnp.asarray):
+        ys, _ = cells.scan(
+            cell, params, xs, recurrent_dropout=kind(0.25), zoneout=(kind(0.5), 0.5), rng=key
+        )
+        np.testing.assert_allclose(ys, expected, rtol=1e-6)
+    x = jnp.ones((2, 3, 4))
+    np.testing.assert_array_equal(
+        reg.locked_dropout(key, np.float32(0.5), x), reg.locked_dropout(key, 0.5, x)
+    )
 
 
 def test_zoneout_masks_are_fresh_per_step_and_per_sequence():

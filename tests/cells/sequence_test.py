@@ -224,7 +224,39 @@ ERRORS = {
     "hidden_size_float": (lambda: cells.SimpleRNN(2.5), "hidden_size must be a positive int"),
     "hidden_size_bool": (lambda: cells.LSTM(True), "hidden_size must be a positive int"),
     "input_size": (lambda: LSTM.init(jax.random.key(0), 0), "input_size must be a positive int"),
-    "batch_size": (lambda: LSTM.initial_carry(0), "batch_size must be a positive int"),
+    "batch_size": (lambda: LSTM.initial_carry(-1), "batch_size must be an int >= 0, got -1"),
+    "w_ih_scalar": (
+        lambda: cells.scan(LSTM, {**P, "w_ih": jnp.float32(1.0)}, XS),
+        r"params\['w_ih'\] must be a 2-D array \[input_size, 4 \* hidden_size\].*got shape \(\)",
+    ),
+    "w_ih_scalar_step": (
+        lambda: LSTM.step({**P, "w_ih": 1.0}, LSTM.initial_carry(B), XS[:, 0]),
+        r"params\['w_ih'\] must be a 2-D array",
+    ),
+    "remat_hoisted": (
+        lambda: cells.scan(
+            cells.MinGRU(H), random_params(cells.MinGRU(H)), XS, remat=True, mode="hoisted"
+        ),
+        r"remat=True recomputes each step of mode='sequential'; mode='hoisted' has no steps",
+    ),  # fmt: skip
+    "remat_parallel": (
+        lambda: cells.scan(
+            cells.MinLSTM(H), random_params(cells.MinLSTM(H)), XS, remat=True, mode="parallel"
+        ),
+        r"mode='parallel' has no steps",
+    ),  # fmt: skip
+    "initial_carry": (
+        lambda: cells.scan(LSTM, P, XS, initial_carry=LSTM.initial_carry(B + 1)),
+        r"initial_carry must be a LSTMState of arrays",
+    ),
+    "zoneout_array": (
+        lambda: cells.scan(LSTM, P, XS, zoneout=np.array([0.1, 0.2])),
+        r"zoneout must be a number in \[0, 1\]",
+    ),
+    "recurrent_dropout_traced": (
+        lambda: jax.jit(lambda p: cells.scan(LSTM, P, XS, recurrent_dropout=p))(0.1),
+        r"recurrent_dropout must be a concrete number in \[0, 1\) \(it selects the code path\)",
+    ),
     "activation": (
         lambda: cells.SimpleRNN(H, activation="sigmoid"),
         r"activation must be one of \['relu', 'tanh'\], got 'sigmoid'",

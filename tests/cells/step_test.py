@@ -42,10 +42,14 @@ def test_stack_step_equals_the_stack_and_refuses_bidirectional():
     params = stack.init(jax.random.key(0), ct.I)
     xs = ct.random_inputs()
     ys, finals = stack(params, xs)
-    # Start the stepping from the learned initial carry (what the stack uses without a carry).
-    pairs = zip(stack.layers, params, strict=True)
-    carry = tuple(cells.layers.split_initial_carry(layer, p)[1] for layer, p in pairs)
-    carry = tuple(type(c)(*(jnp.broadcast_to(a, (ct.B, a.shape[-1])) for a in c)) for c in carry)
+    # Learned initial carries away from zero, so starting from zeros would show.
+    params = jax.tree.map(lambda a: a + 0.3, params)
+    ys, finals = stack(params, xs)
+    # Start the stepping from the learned initial carry (what the stack uses without a carry):
+    # stack.initial_carry(B) returned zeros before, 0.43 away from the stack in the issue.
+    with pytest.raises(ValueError, match=r"pass the stack's params"):
+        stack.initial_carry(ct.B)
+    carry = stack.initial_carry(ct.B, params)
     for t in range(ct.T):
         carry, y = stack.step(params, carry, xs[:, t])
         ct.assert_close(y, ys[:, t], 1e-6, f"step {t}")
@@ -54,6 +58,114 @@ def test_stack_step_equals_the_stack_and_refuses_bidirectional():
         bi.step(bi.init(jax.random.key(0), ct.I), bi.initial_carry(ct.B), xs[:, 0])
     with pytest.raises(ValueError, match="carry must be a tuple of 2 per-layer carries"):
         stack(params, xs, carry=(stack.layers[0].initial_carry(ct.B),))
+
+
+_REGULARIZERS = {
+    "zoneout": {"zoneout": (0.3, 0.5)},
+    "recurrent_dropout": {"recurrent_dropout": 0.4},
+    "both": {"recurrent_dropout": 0.4, "zoneout": 0.2},
+}
+
+
+@pytest.mark.parametrize("with_rng", [True, False])
+@pytest.mark.parametrize("regularizer", list(_REGULARIZERS))
+@pytest.mark.parametrize("name", ["lstm", "slstm"])
+def test_cell_step_applies_the_regularisers_as_scan_does(name, regularizer, with_rng):
+    """Stepping t = 0, 1, ... with scan's key (or none: zoneout's expectation) is the scan: a
+    model evaluated with zoneout generates with the same function (it ran the plain cell)."""
+    cell = ct.CELLS[name]
+    params, xs, carry = ct.random_params(cell), ct.random_inputs(), ct.random_carry(cell)
+    options = dict(_REGULARIZERS[regularizer], rng=jax.random.key(4) if with_rng else None)
+    ys, final = cells.scan(cell, params, xs, carry=carry, **options)
+    plain, _ = cells.scan(cell, params, xs, carry=carry)
+    if with_rng or "zoneout" in options:
+        assert not np.allclose(ys, plain)
+    for t in range(ct.T):
+        carry, h = cell.step(params, carry, xs[:, t], t=t, **options)
+        ct.assert_close(h, ys[:, t], 1e-6, f"step {t}")
+    jax.tree.map(lambda a, b: ct.assert_close(a, b, 1e-6, "carry"), carry, final)
+
+
+@pytest.mark.parametrize("kind", ["stack", "residual"])
+def test_stack_step_applies_the_regularisers_as_the_stack_does(kind):
+    cell = cells.LSTM(4)
+    if kind == "stack":
+        stack = cells.Stack.uniform(cell, 2, dropout=0.3, locked_dropout=True)
+    else:
+        stack = cells.ResidualStack.uniform(cell, 2, dropout=0.3, locked_dropout=True)
+    params = stack.init(jax.random.key(0), ct.I)
+    xs = ct.random_inputs()
+    for rng in (jax.random.key(9), None):
+        options = {"zoneout": 0.3, "recurrent_dropout": 0.2}
+        ys, finals = stack(params, xs, rng=rng, **options)
+        carry = stack.initial_carry(ct.B)
+        for t in range(ct.T):
+            carry, y = stack.step(params, carry, xs[:, t], rng=rng, t=t, **options)
+            ct.assert_close(y, ys[:, t], 1e-5, f"step {t}")
+        jax.tree.map(lambda a, b: ct.assert_close(a, b, 1e-5, "carry"), carry, finals)
+
+
+def test_stacks_take_per_layer_initial_carries():
+    """`initial_carry=` of a stack is a tuple of per-layer carries (a TypeError from dict()
+    before, and ResidualStack said 'carry must be a RNNState')."""
+    xs = ct.random_inputs()
+    for stack in (
+        cells.Stack.uniform(cells.GRU(4), 2),
+        cells.ResidualStack.uniform(cells.GRU(4), 2),
+    ):
+        params = stack.init(jax.random.key(0), ct.I)
+        init = tuple(cells.RNNState(jnp.full((ct.B, 4), 0.5)) for _ in range(2))
+        resets = jnp.zeros((ct.B, ct.T), bool).at[:, 3].set(True)
+        a, _ = stack(params, xs, initial_carry=init, resets=resets)
+        b, _ = stack(params, xs, carry=init, initial_carry=init, resets=resets)
+        c, _ = stack(params, xs, resets=resets)
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a, c)
+        with pytest.raises(ValueError, match="initial_carry must be a tuple of 2 per-layer"):
+            stack(params, xs, initial_carry=init[0])
+    learned = cells.Stack.uniform(cells.GRU(4), 2, learn_initial_carry=True)
+    with pytest.raises(ValueError, match="the initial carry is learned"):
+        learned(learned.init(jax.random.key(0), ct.I), xs, initial_carry=init)
+
+
+@pytest.mark.parametrize("batch, steps", [(0, ct.T), (ct.B, 0)])
+def test_empty_batches_and_sequences_run_on_every_path(batch, steps):
+    """B = 0 and T = 0 are valid everywhere (as T = 0 was): scan, the fused backward (its
+    gradient crashed at T = 0), the linear modes, pallas (read out of bounds at T = 0), the
+    reference, the step and the stacks. Outputs [B, T, H]; the carry passes through."""
+    xs = jnp.ones((batch, steps, ct.I))
+    for name in ("lstm", "mingru"):  # the fused backward's code is shared by its cells
+        cell = ct.CELLS[name]
+        params, carry = ct.random_params(cell), ct.random_carry(cell, batch)
+        modes = ("sequential", "hoisted", "parallel") if name == "mingru" else ("auto",)
+        for mode in modes:
+            for backward in ("autodiff", "fused") if name == "lstm" else ("autodiff",):
+                ys, final = cells.scan(cell, params, xs, carry=carry, mode=mode, backward=backward)
+                assert ys.shape == (batch, steps, cell.output_size)
+
+                def final_h(p, c, cell=cell, mode=mode, backward=backward):
+                    return jnp.sum(
+                        cells.scan(cell, p, xs, carry=c, mode=mode, backward=backward)[1].h
+                    )
+
+                grads = jax.grad(final_h, argnums=(0, 1))(params, carry)
+                if steps == 0:
+                    np.testing.assert_array_equal(grads[1].h, 1.0)  # the carry passes through
+        ys_ref, _ = cells.reference_scan(cell, params, xs, carry=carry)
+        assert ys_ref.shape == (batch, steps, cell.output_size)
+        if name == "lstm":  # zoneout (0, 0) is the plain cell: accepted (refused before)
+            wide = cells.LSTM(16)
+            wide_params = wide.init(jax.random.key(0), ct.I)
+            ys, _ = cells.scan(wide, wide_params, xs, backend="pallas", zoneout=(0.0, 0.0))
+            assert ys.shape == (batch, steps, 16)
+            with pytest.raises(ValueError, match="backend='pallas' does not implement zoneout"):
+                cells.scan(wide, wide_params, xs, backend="pallas", zoneout=(0.0, 0.1))
+    cell = ct.CELLS["lstm"]
+    _, h = cell.step(ct.random_params(cell), cell.initial_carry(batch), jnp.ones((batch, ct.I)))
+    assert h.shape == (batch, ct.H)
+    for stack in (cells.Stack.uniform(cell, 2), cells.ResidualStack.uniform(cell, 2)):
+        ys, _ = stack(stack.init(jax.random.key(0), ct.I), xs, backward="fused")
+        assert ys.shape == (batch, steps, ct.H)
 
 
 def test_nnx_and_linen_step_and_learned_initial_carry():

@@ -199,13 +199,14 @@ class LMTask(base.Task):
         return logits, carry
 
     def step(self, params, carry, token_B):
-        """One time step for generation: (carry, logits [B, V]) of the next token (no dropout).
+        """One time step for generation: (carry, logits [B, V]) of the next token, the function
+        evaluation computes (no dropout; zoneout's expectation).
 
         `cells.Stack.step` over the embedded token; the carry is `init_carry(B)` or what
         `apply` returned after a prompt.
         """
         x_BxD = jnp.take(params["embed"], token_B, axis=0)
-        carry, h_BxH = self.stack.step(params["rnn"], carry, x_BxD)
+        carry, h_BxH = self.stack.step(params["rnn"], carry, x_BxD, **self.recurrent_options)
         return carry, self._logits(params, h_BxH)
 
     def _logits(self, params, h_NxH):
