@@ -1,6 +1,8 @@
 """The sequence driver: fused path == reference path == a loop of cell.step, jit == no jit, every
 unroll; lengths, reverse, carry chaining, trace, compute dtype, GEMM structure, errors."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +16,7 @@ from cells_testing import (
     I,
     T,
     assert_close,
+    every_cell_core_by_default,
     random_carry,
     random_inputs,
     random_params,
@@ -210,6 +213,39 @@ def test_default_carry_is_zeros_float32_and_float64_under_x64(x64):
     params64 = jax.tree.map(lambda a: a.astype(jnp.float64), params)
     ys, final = cells.scan(cell, params64, random_inputs(dtype=np.float64))
     assert ys.dtype == jnp.float64 and all(c.dtype == jnp.float64 for c in final)
+
+
+@every_cell_core_by_default()
+def test_float64_params_run_in_float64_from_every_carry_source(name, x64):
+    """Carries follow the params' dtype: a float32 carry, initial carry or learned carry with
+    float64 params crashed the GRU ('carry input and carry output must have equal types') and
+    ran the LSTM in float32; now every source runs in float64 and matches the float64 spec."""
+    cell = dataclasses.replace(CELLS[name], param_dtype=jnp.float64)
+    params = random_params(cell, dtype=np.float64)
+    xs = random_inputs(dtype=np.float64)
+    carry32 = random_carry(cell, dtype=np.float32)
+    init32 = jax.tree.map(lambda a: 0.5 * a, carry32)
+    resets = jnp.zeros((B, T), bool).at[:, 2].set(True)
+    sources = {
+        "carry and initial_carry": dict(carry=carry32, initial_carry=init32),
+        "cell.initial_carry": dict(carry=cell.initial_carry(B)),
+    }
+    for source, kwargs in sources.items():
+        kwargs["resets"] = resets
+        ys, final = cells.scan(cell, params, xs, **kwargs)
+        carries = {k: v for k, v in kwargs.items() if k != "resets"}
+        as64 = {k: jax.tree.map(lambda a: a.astype(jnp.float64), v) for k, v in carries.items()}
+        ys_ref, final_ref = cells.reference_scan(cell, params, xs, **(kwargs | as64))
+        assert ys.dtype == jnp.float64 and all(f.dtype == jnp.float64 for f in final), source
+        assert_close(ys, ys_ref, 1e-12, source)
+    stack = cells.Stack((cell,), learn_initial_carry=True)
+    stack_params = stack.init(jax.random.key(0), I)
+    assert stack_params[0]["h0"].dtype == jnp.float64
+    stack_params = jax.tree.map(lambda a: a + 0.25, stack_params)
+    ys, (final,) = stack(stack_params, xs)
+    assert ys.dtype == jnp.float64 and all(f.dtype == jnp.float64 for f in final)
+    stepped = stack.step(stack_params, stack.initial_carry(B, stack_params), xs[:, 0])[1]
+    assert_close(stepped, ys[:, 0], 1e-12, "stack step from the learned carry")
 
 
 # -- errors: ValueError at trace time, naming the argument and what is valid ------------------
