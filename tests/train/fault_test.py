@@ -30,29 +30,8 @@ def test_a_refused_restart_leaves_config_json_and_evaluation_intact(tmp_path):
     trainer.train_and_evaluate(config, workdir)
 
 
-def _tiny_lm(tmp_path, valid_fraction):
-    """(the corpus file, a tiny character-level LM config on it: 4 steps, eval batch 2)."""
-    from train import config_base
-
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 40)
-    config = config_base.base_config()
-    config.task = "lm"
-    config.data.path = str(corpus)
-    config.data.level = "char"
-    config.data.valid_fraction = valid_fraction
-    config.data.test_fraction = 0.0
-    config.model.hidden_size = 8
-    config.model.embed_size = 4
-    config.train.batch_size = 2
-    config.train.seq_len = 8
-    config.train.num_steps = 4
-    config.eval.batch_size = 2
-    return corpus, config
-
-
 def test_an_eval_batch_too_large_for_a_split_is_refused_before_step_one(tmp_path):
-    _, config = _tiny_lm(tmp_path, valid_fraction=0.1)
+    _, config = tt.tiny_lm_config(tmp_path, valid_fraction=0.1)
     config.eval.batch_size = 500  # the valid split (about 180 characters) cannot fill it
     workdir = tmp_path / "run"
     with pytest.raises(errors.ConfigError, match="config.eval.batch_size"):
@@ -208,7 +187,7 @@ def test_the_cli_reports_a_full_disk_in_one_line_with_exit_status_1(tmp_path):
 
 
 def test_resuming_on_changed_data_is_refused_and_nothing_is_written(tmp_path):
-    corpus, config = _tiny_lm(tmp_path, valid_fraction=0.2)
+    corpus, config = tt.tiny_lm_config(tmp_path, valid_fraction=0.2)
     workdir = tmp_path / "run"
     trainer.train_and_evaluate(config, str(workdir))
     recorded = (workdir / "data_sha256.json").read_text()
