@@ -148,3 +148,22 @@ def test_a_cell_option_error_from_the_cell_itself_is_one_line():
     with pytest.raises(errors.ConfigError, match="cell_options: SimpleRNN: activation") as info:
         validate.validate(config)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "cell,field",
+    [("mingru", "recurrent_dropout"), ("minlstm", "weight_drop"), ("indrnn", "weight_drop")],
+)
+def test_recurrent_regularizers_need_a_cell_with_a_recurrent_matrix(tmp_path, cell, field):
+    """minGRU/minLSTM gate on x alone (no h W_hh product to drop); IndRNN's recurrence is a
+    vector u, no matrix w_hh for weight drop: refused before the memory estimate traces them."""
+    _, config = tt.tiny_lm_config(tmp_path)
+    config.model.cell = cell
+    config.model[field] = 0.25
+    with pytest.raises(errors.ConfigError) as info:
+        validate.validate(config)
+    message = str(info.value)
+    assert f"config.model.{field}=0.25" in message and repr(cell) in message, message
+    assert "\n" not in message
+    config.model.cell = "lstm"  # a cell with w_hh takes both
+    validate.validate(config)
