@@ -3,12 +3,14 @@
 Every problem becomes a `ConfigError` whose message is one line naming the field (or file) and
 what is valid; `train/main.py` prints it and exits with status 2. Checks: keys against the
 shared schema (`train/config_base.py`) plus the task's declared extras, types, value ranges,
-shared fields the task does not use (refused unless left at their defaults), the cell and its
-options (`train/models.py`), data paths, the workdir, and then the task's own `validate`.
+finite numbers, shared fields the task does not use (refused unless left at their defaults),
+the cell and its options (`train/models.py`), data paths, the workdir, and then the task's own
+`validate`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import ml_collections
@@ -150,6 +152,20 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     _at_least("config.eval.batch_size", config.eval.batch_size, 1)
 
 
+def _check_finite(group, prefix: str = "config") -> None:
+    """No number in the config may be NaN or infinite (each field names its own range too).
+
+    An infinite learning rate, weight decay or clip norm passes every "> 0" / ">= 0" check and
+    trains into a NaN loss at step 2; no field has a meaning for infinity, so none is allowed.
+    """
+    for key, value in group.items():
+        field = f"{prefix}.{key}"
+        if isinstance(value, ml_collections.ConfigDict | dict):
+            _check_finite(value, field)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{field} must be a finite number, got {value!r}.")
+
+
 def _check_unused(config: ml_collections.ConfigDict, task_cls, schema) -> None:
     """Shared fields the task does not read must keep the schema's default (never ignored)."""
     for field, reason in task_cls.unused_fields.items():
@@ -212,7 +228,8 @@ def validate(config: ml_collections.ConfigDict) -> type[base.Task]:
     task_cls = registry.get_task_class(config.task)
     schema = config_base.base_config()
     _check_keys(config, task_cls, schema)
-    _check_values(config, schema)
+    _check_values(config, schema)  # first: its range messages also name NaN
+    _check_finite(config)
     _check_unused(config, task_cls, schema)
     models.check_model(config, task_cls)
     _check_data_path(config)

@@ -31,6 +31,11 @@ CASES = [
     ({"optim.grad_clip_norm": -1.0}, ["config.optim.grad_clip_norm"]),
     ({"optim.grad_clip_norm": float("nan")}, ["config.optim.grad_clip_norm", ">= 0, got nan"]),
     ({"optim.weight_decay": float("nan")}, ["config.optim.weight_decay", ">= 0, got nan"]),
+    # Infinite settings pass every range check above; they would train into NaN at step 2.
+    ({"optim.learning_rate": float("inf")}, ["config.optim.learning_rate", "finite", "inf"]),
+    ({"optim.weight_decay": float("inf")}, ["config.optim.weight_decay", "finite"]),
+    ({"optim.grad_clip_norm": float("inf")}, ["config.optim.grad_clip_norm", "finite"]),
+    ({"optim.learning_rate": float("nan")}, ["config.optim.learning_rate", "got nan"]),
     ({"train.seq_len": 0}, ["config.train.seq_len", ">= 1"]),
     ({"train.batch_size": 0}, ["config.train.batch_size"]),
     ({"train.num_steps": 0}, ["config.train.num_steps"]),
