@@ -184,23 +184,10 @@ def _check_unused(config: ml_collections.ConfigDict, task_cls, schema) -> None:
 
 
 def _check_data_path(config: ml_collections.ConfigDict) -> None:
-    if not config.data.path:
-        return
-    path = str(data_base.resolve_path(config.data.path))
-    if not os.path.exists(path):
-        raise ConfigError(
-            f"config.data.path: {config.data.path!r} does not exist (relative to "
-            f"{os.getcwd()} or the repository root)."
-        )
-    if os.path.isdir(path):
-        if not os.access(path, os.R_OK | os.X_OK):
-            raise ConfigError(f"config.data.path: directory {path!r} is not readable.")
-        return
-    try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise ConfigError(f"config.data.path: cannot read {path!r} ({e.strerror}).") from None
+    """A data path must be a readable file or directory (the task then says which it reads);
+    never opened here unless it is a regular file (a FIFO would block the run forever)."""
+    if config.data.path:
+        data_base.check_data_path(config.data.path, directory_ok=True)
 
 
 def check_workdir(workdir: str) -> None:
