@@ -22,6 +22,7 @@ from train.tasks import base, registry
 
 DTYPES, SCAN_BACKWARDS = config_base.DTYPES, config_base.SCAN_BACKWARDS
 _GROUPS = ("model", "data", "optim", "train", "eval")
+_MAX_DIM = 2**31 - 1  # JAX array dimensions are int32
 
 
 def _check_keys(config: ml_collections.ConfigDict, task_cls, schema) -> None:
@@ -77,6 +78,11 @@ def _at_least(field: str, value, low) -> None:
 def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     m, o, t = config.model, config.optim, config.train
     _at_least("config.model.hidden_size", m.hidden_size, 1)
+    if m.hidden_size > _MAX_DIM:  # beyond this JAX cannot even trace the shapes to estimate
+        raise ConfigError(
+            f"config.model.hidden_size={m.hidden_size} exceeds the largest array dimension "
+            f"({_MAX_DIM}), far beyond any memory; give a smaller width."
+        )
     _at_least("config.model.num_layers", m.num_layers, 1)
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")

@@ -205,3 +205,33 @@ def test_a_model_beyond_memory_is_refused_before_compiling(tmp_path):
     with pytest.raises(errors.ConfigError, match=r"needs about [\d.]+ GiB per device .* but the"):
         trainer.train_and_evaluate(config, str(workdir))
     assert not (workdir / "metrics.jsonl").exists()
+
+
+def test_a_model_far_beyond_memory_is_one_line_not_an_allocation(tmp_path):
+    """hidden_size=1e8: the carry alone (batch x 1e8 floats) is gigabytes. The estimate must
+    trace it (eval_shape), never allocate it: under a 3 GiB address-space cap (set in the child,
+    before JAX starts) an allocation fails loudly, where the OS would kill the process unseen."""
+    import subprocess
+    import sys
+
+    capped = (
+        "import resource, runpy\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))\n"
+        "runpy.run_module('train.main', run_name='__main__', alter_sys=True)\n"
+    )
+    workdir = tmp_path / "run"
+    args = tt.cli_args(str(workdir), **{"model.hidden_size": 10**8})
+    proc = subprocess.run(
+        [sys.executable, "-c", capped, *args],
+        cwd=tt.REPO,
+        env=tt.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "config.model.hidden_size=100000000" in lines[0]
+    assert " GiB per device" in lines[0] and "memory is" in lines[0], lines[0]
+    assert not (workdir / "metrics.jsonl").exists()

@@ -20,6 +20,7 @@ CASES = [
     ({"model.dropout": 0.5}, ["config.model.dropout", "num_layers=1", "between recurrent layers"]),
     ({"optim.momentum": 0.9}, ["config.optim.momentum", "'sgd' only", "'adam'"]),
     ({"model.hidden_size": 0}, ["config.model.hidden_size", ">= 1"]),
+    ({"model.hidden_size": 10**10}, ["config.model.hidden_size", "2147483647"]),
     ({"model.num_layers": -1}, ["config.model.num_layers"]),
     ({"model.dropout": 1.0}, ["config.model.dropout", "[0, 1)"]),
     ({"model.dropout": -0.1}, ["config.model.dropout"]),
