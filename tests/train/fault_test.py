@@ -235,3 +235,55 @@ def test_a_model_far_beyond_memory_is_one_line_not_an_allocation(tmp_path):
     assert "config.model.hidden_size=100000000" in lines[0]
     assert " GiB per device" in lines[0] and "memory is" in lines[0], lines[0]
     assert not (workdir / "metrics.jsonl").exists()
+
+
+def _files(root) -> dict[str, bytes]:
+    """{relative path: content} of every file under `root`."""
+    out = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, root)] = f.read()
+    return out
+
+
+def test_evaluating_a_workdir_with_no_readable_checkpoint_is_one_line(tmp_path, distinct_best):
+    """Every file of every checkpoint emptied: the CLI says so in one line (exit 1) and moves,
+    deletes and writes nothing."""
+    import shutil
+
+    original, _, _, steps = distinct_best
+    workdir = str(tmp_path / "run")
+    shutil.copytree(original, workdir)
+    for step in steps:
+        _corrupt(workdir, step)
+    before = _files(workdir)
+    proc = tt.run_cli([f"--workdir={workdir}"], module="train.evaluate", timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert workdir in lines[0] and "no checkpoint" in lines[0], lines[0]
+    assert _files(workdir) == before
+
+
+def test_a_best_checkpoint_fallback_with_nothing_readable_moves_nothing(tmp_path, distinct_best):
+    """Arrays damaged, metadata intact (the best step is known): every fallback fails, so
+    nothing is moved to checkpoints_corrupt (the files are the user's to inspect or restore)."""
+    import shutil
+
+    from train import checkpoint
+
+    original, _, _, steps = distinct_best
+    workdir = str(tmp_path / "run")
+    shutil.copytree(original, workdir)
+    for step in steps:
+        for root, _, names in os.walk(os.path.join(workdir, "checkpoints", str(step), "state")):
+            for name in names:
+                open(os.path.join(root, name), "w").close()
+    before = _files(workdir)
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint .* could be read") as info:
+        evaluate.evaluate_workdir(workdir, "test")
+    assert workdir in str(info.value) and "\n" not in str(info.value)
+    assert _files(workdir) == before
