@@ -71,10 +71,15 @@ def disk_full(error: BaseException) -> OSError | None:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno in _DISK_FULL:
             return error
-        if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
-            return OSError(errno.ENOSPC, str(error).splitlines()[0][:200])
+        for code in _DISK_FULL:  # tensorstore's errors carry the C library's text only
+            if os.strerror(code) in str(error):
+                return OSError(code, os.strerror(code))
         error = error.__cause__ or error.__context__
     return None
+
+
+def _full_reason(error: OSError) -> str:
+    return "disk quota exceeded" if error.errno == errno.EDQUOT else "no space left on device"
 
 
 def checksums(state) -> dict[str, str]:
@@ -245,24 +250,29 @@ class Checkpoints:
         Raises CheckpointError, after removing the unfinished directory, when the disk is full.
         """
         meta = {**meta, "checksums": checksums(state)}
-        try:
-            self.manager.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-                ),
-                force=True,
-            )
-            self.manager.wait_until_finished()
-        except Exception as e:
-            full = disk_full(e)
-            if full is None:
-                raise
+        failures, full = [], None
+        with _held_stderr(failures) as held:
+            try:
+                self.manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                    ),
+                    force=True,
+                )
+                self.manager.wait_until_finished()
+            except Exception as e:
+                full = disk_full(e)
+                if full is None:
+                    raise
+                failures.append((step, e))
+                held.drop_orbax = True  # orbax's writer threads logged it with tracebacks
+        if full is not None:  # after the hold's pause: no writer thread still at work in it
             self._remove_unfinished(step)
             kept = self.steps()
             raise CheckpointError(
-                f"could not write checkpoint step {step} in {self.directory}: no space left on "
-                f"device ({full.strerror or full}); the checkpoints before it "
+                f"could not write checkpoint step {step} in {self.directory}: "
+                f"{_full_reason(full)}; the checkpoints before it "
                 f"({', '.join(map(str, kept)) or 'none'}) are intact: free some space and rerun "
                 "the same command to resume."
             ) from None

@@ -287,3 +287,36 @@ def test_a_best_checkpoint_fallback_with_nothing_readable_moves_nothing(tmp_path
         evaluate.evaluate_workdir(workdir, "test")
     assert workdir in str(info.value) and "\n" not in str(info.value)
     assert _files(workdir) == before
+
+
+# tensorstore callbacks still scheduled on orbax's closed asyncio loop: "Event loop is closed"
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_full_disk_inside_orbax_writer_threads_logs_no_traceback(
+    tmp_path, monkeypatch, capfd, caplog
+):
+    """The write fails where a full disk fails it, inside orbax's writer threads: they log
+    the exception with its traceback (absl, ERROR) before the save raises. The user must see
+    only the one-line CheckpointError; the checkpoint before it stays."""
+    import errno
+
+    from orbax.checkpoint._src.serialization import serialization
+
+    from train import checkpoint
+
+    workdir = tmp_path / "run"
+    real = serialization.estimate_write_memory_footprint
+
+    def footprint(arr):
+        if any("8.orbax-checkpoint-tmp" in n for n in os.listdir(workdir / "checkpoints")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(arr)
+
+    monkeypatch.setattr(serialization, "estimate_write_memory_footprint", footprint)
+    config = tt.tiny_config(**{"train.num_steps": 12, "train.checkpoint_every": 4})
+    with pytest.raises(checkpoint.CheckpointError, match="step 8 .*no space left on device"):
+        trainer.train_and_evaluate(config, str(workdir))
+    assert "Traceback" not in capfd.readouterr().err
+    assert not [r for r in caplog.records if r.levelno >= 40], caplog.records  # ERROR
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["4"]
+    monkeypatch.setattr(serialization, "estimate_write_memory_footprint", real)
+    assert checkpoint.load_trained(str(workdir), "latest").step == 4
