@@ -158,16 +158,21 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     _at_least("config.eval.batch_size", config.eval.batch_size, 1)
 
 
-def _check_finite(group, prefix: str = "config") -> None:
-    """No number in the config may be NaN or infinite (each field names its own range too).
+def _check_finite(group, prefix: str = "config", schema=None) -> None:
+    """No number in the config may be NaN or infinite.
 
     An infinite learning rate, weight decay or clip norm passes every "> 0" / ">= 0" check and
     trains into a NaN loss at step 2; no field has a meaning for infinity, so none is allowed.
+    With `schema`, only the shared fields it lists and the cell options (before the cell or the
+    task sees them); without, every field, the task's own too (after their range checks).
     """
     for key, value in group.items():
+        if schema is not None and key not in schema:
+            continue  # a task's own field: the second call
         field = f"{prefix}.{key}"
         if isinstance(value, ml_collections.ConfigDict | dict):
-            _check_finite(value, field)
+            inner = schema[key] if schema is not None else None
+            _check_finite(value, field, inner if inner else None)  # {} (cell_options): all
         elif isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{field} must be a finite number, got {value!r}.")
 
@@ -222,9 +227,10 @@ def validate(config: ml_collections.ConfigDict) -> type[base.Task]:
     schema = config_base.base_config()
     _check_keys(config, task_cls, schema)
     _check_values(config, schema)  # first: its range messages also name NaN
-    _check_finite(config)
+    _check_finite(config, schema=schema)
     _check_unused(config, task_cls, schema)
     models.check_model(config, task_cls)
     _check_data_path(config)
     task_cls.validate(config)
+    _check_finite(config)
     return task_cls

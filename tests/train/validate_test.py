@@ -37,6 +37,7 @@ CASES = [
     ({"optim.weight_decay": float("inf")}, ["config.optim.weight_decay", "finite"]),
     ({"optim.grad_clip_norm": float("inf")}, ["config.optim.grad_clip_norm", "finite"]),
     ({"optim.learning_rate": float("nan")}, ["config.optim.learning_rate", "got nan"]),
+    ({"model.cell_options": {"forget_bias": float("inf")}}, ["cell_options.forget_bias", "finite"]),
     ({"train.seq_len": 0}, ["config.train.seq_len", ">= 1"]),
     ({"train.batch_size": 0}, ["config.train.batch_size"]),
     ({"train.num_steps": 0}, ["config.train.num_steps"]),
