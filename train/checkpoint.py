@@ -25,6 +25,7 @@ import dataclasses
 import errno
 import fcntl
 import glob
+import logging as py_logging
 import os
 import shutil
 import sys
@@ -70,10 +71,15 @@ def disk_full(error: BaseException) -> OSError | None:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno in _DISK_FULL:
             return error
-        if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):
-            return OSError(errno.ENOSPC, str(error).splitlines()[0][:200])
+        for code in _DISK_FULL:  # tensorstore's errors carry the C library's text only
+            if os.strerror(code) in str(error):
+                return OSError(code, os.strerror(code))
         error = error.__cause__ or error.__context__
     return None
+
+
+def _full_reason(error: OSError) -> str:
+    return "disk quota exceeded" if error.errno == errno.EDQUOT else "no space left on device"
 
 
 def checksums(state) -> dict[str, str]:
@@ -151,30 +157,62 @@ def _drop_closed_loop_tracebacks(text: str) -> str:
     return "".join(out + block)
 
 
-@contextlib.contextmanager
-def _quiet_failed_restores(failures: list):
-    """Filters stderr (fd 2) while restoring possibly corrupt checkpoints.
+class _Held(py_logging.Filter):
+    """The absl log records `_held_stderr` holds back, and how its block ended."""
 
-    When a restore fails, tensorstore callbacks still scheduled on orbax's (then closed)
-    asyncio loop print 'Event loop is closed' tracebacks from C++ threads; they are noise, not
-    errors. Everything else written meanwhile is passed through. `failures` is the caller's
-    list of failed restores: when it is not empty, late callbacks get a moment to print.
+    def __init__(self):
+        super().__init__()
+        self.records: list = []
+        self.drop_orbax = False  # the caller reports the failure in one line: orbax's logs go
+
+    def filter(self, record) -> bool:
+        self.records.append(record)
+        return False  # held, not emitted (yet)
+
+
+def _from_orbax(record) -> bool:
+    return f"{os.sep}orbax{os.sep}" in (record.pathname or "")
+
+
+@contextlib.contextmanager
+def _held_stderr(failures: list):
+    """Holds back what a checkpoint read or write prints to stderr, and lets it go after.
+
+    Orbax and tensorstore report a failure on their own, from their threads: absl log records
+    with full tracebacks (a disk that fills during a save logs two, of 60 lines each), and
+    'RuntimeError: Event loop is closed' tracebacks that tensorstore callbacks, still scheduled
+    on orbax's closed asyncio loop, print from C++ straight to fd 2. The latter are always
+    noise and are dropped. Where the caller reports the failure itself in one line, it sets
+    `held.drop_orbax` and orbax's records are dropped too. Everything else (our own warnings,
+    other libraries' output) is passed through, after the block. `failures` is the caller's
+    list of failed reads or writes: when it is not empty, late callbacks get a moment to print.
     """
+    held, logger = _Held(), logging.get_absl_logger()
+    logger.filters.insert(0, held)  # first: the innermost of nested holds takes the records
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 2)
         try:
-            yield
+            yield held
         finally:
             if failures:
                 time.sleep(1.0)
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            logger.removeFilter(held)
             tmp.seek(0)
             sys.stderr.write(_drop_closed_loop_tracebacks(tmp.read().decode(errors="replace")))
             sys.stderr.flush()
+            for record in held.records:
+                if not (held.drop_orbax and _from_orbax(record)):
+                    logger.handle(record)
+
+
+def _failures(failures: list) -> str:
+    """'step 8: <first line of its error>; step 4: ...' for a CheckpointError's message."""
+    return "; ".join(f"step {s}: {str(e).splitlines()[0][:200]}" for s, e in failures)
 
 
 def _abstract(tree, sharding=None):
@@ -212,24 +250,29 @@ class Checkpoints:
         Raises CheckpointError, after removing the unfinished directory, when the disk is full.
         """
         meta = {**meta, "checksums": checksums(state)}
-        try:
-            self.manager.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-                ),
-                force=True,
-            )
-            self.manager.wait_until_finished()
-        except Exception as e:
-            full = disk_full(e)
-            if full is None:
-                raise
+        failures, full = [], None
+        with _held_stderr(failures) as held:
+            try:
+                self.manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                    ),
+                    force=True,
+                )
+                self.manager.wait_until_finished()
+            except Exception as e:
+                full = disk_full(e)
+                if full is None:
+                    raise
+                failures.append((step, e))
+                held.drop_orbax = True  # orbax's writer threads logged it with tracebacks
+        if full is not None:  # after the hold's pause: no writer thread still at work in it
             self._remove_unfinished(step)
             kept = self.steps()
             raise CheckpointError(
-                f"could not write checkpoint step {step} in {self.directory}: no space left on "
-                f"device ({full.strerror or full}); the checkpoints before it "
+                f"could not write checkpoint step {step} in {self.directory}: "
+                f"{_full_reason(full)}; the checkpoints before it "
                 f"({', '.join(map(str, kept)) or 'none'}) are intact: free some space and rerun "
                 "the same command to resume."
             ) from None
@@ -273,17 +316,17 @@ class Checkpoints:
         exist but none is readable.
         """
         failures = []
-        with _quiet_failed_restores(failures):
+        with _held_stderr(failures) as held:
             found = self._newest_readable(abstract_state, signature, shardings, failures)
+            held.drop_orbax = found is None and bool(failures)  # reported in one line below
         if found is not None:
             for bad_step, error in failures:
                 self._move_aside(bad_step, error)
             return found
         if failures:
-            detail = "; ".join(f"step {s}: {str(e).splitlines()[0][:200]}" for s, e in failures)
             raise CheckpointError(
-                f"no readable checkpoint in {self.directory} ({detail}); nothing was changed. "
-                "Move the directory away to start afresh."
+                f"no readable checkpoint in {self.directory} ({_failures(failures)}); nothing "
+                "was changed. Move the directory away to start afresh."
             )
         return None
 
@@ -296,7 +339,7 @@ class Checkpoints:
         readable one. Raises CheckpointError when no checkpoint is readable.
         """
         failures = []
-        with _quiet_failed_restores(failures):
+        with _held_stderr(failures) as held:
             found = None
             if best_step in self.steps():
                 try:
@@ -310,13 +353,15 @@ class Checkpoints:
                         break
                     except Exception as e:  # noqa: BLE001
                         failures.append((step, e))
+            held.drop_orbax = found is None  # reported in one line below
+        if found is None:  # nothing moved: with no readable stand-in, the files stay to inspect
+            detail = f"; {_failures(failures)}" if failures else ""
+            raise CheckpointError(
+                f"no checkpoint in {self.directory} could be read (the best, step {best_step}, "
+                f"is missing or unreadable{detail}); nothing was moved or deleted."
+            )
         for bad_step, error in failures:
             self._move_aside(bad_step, error)
-        if found is None:
-            raise CheckpointError(
-                f"no readable checkpoint in {self.directory} (the best, step {best_step}, is "
-                "missing or unreadable); nothing was deleted."
-            )
         if found[2] != best_step and jax.process_index() == 0:
             logging.warning(
                 "the best checkpoint (step %d) is missing or unreadable; using step %d instead",
@@ -405,9 +450,10 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
     'best' is the checkpoint with the lowest validation `config.train.best_metric` (the latest
     when no evaluation has happened yet). Pass `task` to reuse one already built from this
     workdir's config (its data stays loaded). Safe beside a live run: it writes nothing (it
-    only moves an unreadable checkpoint aside), and a checkpoint the run prunes meanwhile is
-    replaced by the next. Raises ConfigError when the workdir has no config.json or no
-    checkpoint.
+    only moves an unreadable checkpoint aside, when a readable one stands in for it), and a
+    checkpoint the run prunes meanwhile is replaced by the next. Raises ConfigError when the
+    workdir has no config.json or no checkpoint, CheckpointError (one line, nothing moved)
+    when the checkpoint asked for, and every stand-in, cannot be read.
     """
     if which not in ("best", "latest") and not isinstance(which, int):
         raise ValueError(f"which must be 'best', 'latest' or a step number, got {which!r}.")
@@ -415,50 +461,68 @@ def load_trained(workdir: str, which: str | int = "best", task: base.Task | None
     if not os.path.isdir(os.path.join(workdir, CHECKPOINTS)):
         raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
     task = registry.get_task(config) if task is None else task
-    ckpts = Checkpoints(workdir, create=False)
-    try:
-        steps = ckpts.steps()
-        if not steps:
-            raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
-        step = steps[-1]
-        abstract = state_lib.abstract(config, task)
-        meta = _newest_meta(ckpts, steps)
-        if meta.get("signature") not in (None, state_lib.signature(abstract)):
-            raise ConfigError(
-                f"the checkpoints in {workdir!r} hold a model of another shape than its "
-                "config.json describes (was config.json replaced?); restore the run's own "
-                "config.json (results.json keeps a copy)."
-            )
-        if which == "best":
-            best = meta.get("best_step")  # None: no evaluation yet, the latest is used
-            if best is not None:
-                state, _, step = ckpts.restore_best(best, abstract)
-                return Trained(config, task, optim.eval_params(state), step)
-        elif isinstance(which, int):
-            if which not in steps:
-                raise ConfigError(f"{workdir!r} has no checkpoint {which}; it has {steps}.")
-            step = which
-        for _ in range(3):  # the latest may be pruned by a live run between listing and reading
-            try:
-                state, _ = ckpts.restore(step, abstract)
-                break
-            except Exception:  # noqa: BLE001 - re-raised unless the step is gone
-                ckpts.manager.reload()
-                if which != "latest" or step in ckpts.steps() or not ckpts.steps():
-                    raise
-                step = ckpts.steps()[-1]
-        else:
-            raise CheckpointError(f"the checkpoints in {workdir!r} kept changing while read.")
-    finally:
-        ckpts.close()
-    return Trained(config, task, optim.eval_params(state), step)
+    failures = []
+    with _held_stderr(failures) as held:  # orbax logs unreadable metadata from the start
+        ckpts = Checkpoints(workdir, create=False)
+        try:
+            return _load(ckpts, workdir, which, config, task, failures)
+        except CheckpointError:
+            held.drop_orbax = True  # the error says it in one line
+            raise
+        finally:
+            ckpts.close()
 
 
-def _newest_meta(ckpts: Checkpoints, steps: list[int]) -> dict:
-    """The meta of the newest checkpoint whose meta can be read ({} when none can)."""
+def _load(ckpts: Checkpoints, workdir: str, which, config, task, failures: list) -> Trained:
+    """`load_trained` with its checkpoints open; failed reads are added to `failures`."""
+    steps = ckpts.steps()
+    if not steps:
+        raise ConfigError(f"--workdir {workdir!r} has no checkpoints yet.")
+    step = steps[-1]
+    abstract = state_lib.abstract(config, task)
+    meta = _newest_meta(ckpts, steps, failures)
+    if meta is None:  # every meta unreadable: a checkpoint is not readable without its own
+        raise CheckpointError(
+            f"no checkpoint in {workdir!r} could be read ({_failures(failures)}); nothing was "
+            "moved or changed."
+        )
+    if meta.get("signature") not in (None, state_lib.signature(abstract)):
+        raise ConfigError(
+            f"the checkpoints in {workdir!r} hold a model of another shape than its "
+            "config.json describes (was config.json replaced?); restore the run's own "
+            "config.json (results.json keeps a copy)."
+        )
+    if which == "best":
+        best = meta.get("best_step")  # None: no evaluation yet, the latest is used
+        if best is not None:
+            state, _, step = ckpts.restore_best(best, abstract)
+            return Trained(config, task, optim.eval_params(state), step)
+    elif isinstance(which, int):
+        if which not in steps:
+            raise ConfigError(f"{workdir!r} has no checkpoint {which}; it has {steps}.")
+        step = which
+    for _ in range(3):  # the latest may be pruned by a live run between listing and reading
+        try:
+            state, _ = ckpts.restore(step, abstract)
+            return Trained(config, task, optim.eval_params(state), step)
+        except Exception as e:  # noqa: BLE001 - unreadable, unless the step is gone
+            failures.append((step, e))
+            ckpts.manager.reload()
+            if which != "latest" or step in ckpts.steps() or not ckpts.steps():
+                raise CheckpointError(
+                    f"checkpoint step {step} in {workdir!r} could not be read "
+                    f"({_failures(failures[-1:])}); nothing was moved or changed."
+                ) from None
+            step = ckpts.steps()[-1]
+    raise CheckpointError(f"the checkpoints in {workdir!r} kept changing while read.")
+
+
+def _newest_meta(ckpts: Checkpoints, steps: list[int], failures: list) -> dict | None:
+    """The meta of the newest checkpoint whose meta can be read (None when none can; the
+    failed reads are added to `failures`)."""
     for step in reversed(steps):
         try:
             return ckpts.read_meta(step)
-        except Exception:  # noqa: BLE001 - an unreadable newest checkpoint: ask an older one
-            continue
-    return {}
+        except Exception as e:  # noqa: BLE001 - an unreadable newest checkpoint: ask an older one
+            failures.append((step, e))
+    return None

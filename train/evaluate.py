@@ -3,7 +3,8 @@ r"""Evaluates a workdir's best (or latest) checkpoint on demand.
     python -m train.evaluate --workdir=DIR [--split=test] [--which=best|latest]
 
 Prints one JSON object {"workdir", "split", "checkpoint_step", metrics...} on stdout and writes
-nothing into the workdir (safe to run beside a live training run).
+nothing into the workdir (safe to run beside a live training run). Exit status: 0 done; 2
+invalid input; 1 no readable checkpoint (one line on stderr; the checkpoints left as they are).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main(argv):
     if not _WORKDIR.value:
         print("error: --workdir is required.", file=sys.stderr)
         sys.exit(2)
+    from train.checkpoint import CheckpointError
     from train.errors import ConfigError
 
     try:
@@ -57,6 +59,9 @@ def main(argv):
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except CheckpointError as e:  # no readable checkpoint: exit 1, as train.main
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     print(json.dumps(out))
 
 

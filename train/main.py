@@ -11,6 +11,7 @@ SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 
@@ -54,6 +55,34 @@ def _config_file(argv: list[str]) -> str | None:
     return None if path is None else path.split(":", 1)[0]  # drop a ':args' suffix
 
 
+_CELL_OPTIONS = "model.cell_options."
+
+
+def _literal(text: str):
+    """A flag value as Python would write it in a dict: 50 -> 50, relu -> 'relu'."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _cell_options_form(key: str, argv: list[str]) -> str:
+    """The error for `--config.model.cell_options.<name>=v` when the config file sets no such
+    option: a dotted override can only change a key that exists, so name the form that works,
+    one dict holding every such override on the command line."""
+    options = {}
+    for arg in argv:
+        if arg.startswith(f"--config.{_CELL_OPTIONS}") and "=" in arg:
+            name, value = arg[len(f"--config.{_CELL_OPTIONS}") :].split("=", 1)
+            options[name] = _literal(value)
+    name = key[len(_CELL_OPTIONS) :]
+    return (
+        f"--config.{key}: the config file sets no cell option {name!r} to override; give the "
+        f'options as one dict instead: --config.model.cell_options="{options}" (it replaces '
+        "the file's cell_options)."
+    )
+
+
 def _explain(error: Exception, argv: list[str]) -> str:
     """One line for an error raised while parsing flags (absl's or config_flags')."""
     if isinstance(error, flags.Error):
@@ -72,6 +101,8 @@ def _explain(error: Exception, argv: list[str]) -> str:
             if arg.startswith("--config."):
                 key = arg[len("--config.") :].split("=", 1)[0]
                 if key.split(".")[-1] in text:
+                    if key.startswith(_CELL_OPTIONS) and "." not in key[len(_CELL_OPTIONS) :]:
+                        return _cell_options_form(key, argv)
                     return (
                         f"--config.{key}: no such config field (valid fields: the config file "
                         "and train/config_base.py)."

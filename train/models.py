@@ -133,7 +133,8 @@ def check_model(config: ml_collections.ConfigDict, task_cls) -> None:
     Builds the cell (name, options and their types) and refuses dropout that a task applies
     only between recurrent layers when there is one layer (it would be silently ignored).
     """
-    make_cell(config)
+    cell = make_cell(config)
+    _check_recurrent_regularizers(config, cell)
     m = config.model
     between_layers = m.get("block", "stack") == "stack"  # residual blocks drop every branch
     if (
@@ -147,6 +148,45 @@ def check_model(config: ml_collections.ConfigDict, task_cls) -> None:
             "num_layers=1: it acts between recurrent layers only; set num_layers >= 2 or "
             "dropout=0."
         )
+
+
+def _rate(m: ml_collections.ConfigDict, field: str) -> float:
+    """config.model.<field> when it is a positive number, else 0 (the task checks its range)."""
+    value = m.get(field, 0.0)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return value if ok else 0.0
+
+
+def _check_recurrent_regularizers(config: ml_collections.ConfigDict, cell: cells.Cell) -> None:
+    """Refuses the LM's recurrent regularisers on a cell they cannot act on.
+
+    recurrent_dropout drops h in the product h W_hh and weight_drop masks W_hh itself
+    (`train/tasks/lm.py`, `cells.regularization`). minGRU/minLSTM (`linear_in_h`) gate on x
+    alone, so there is no product to drop; a cell without a 'w_hh' matrix (those, and IndRNN's
+    vector u) has nothing to mask. Left to the cells, either fails as a long traceback from
+    inside the memory estimate's trace; here it is one line before anything is traced.
+    """
+    m = config.model
+    name = f"{m.cell!r} ({type(cell).__name__})"
+    rate = _rate(m, "recurrent_dropout")
+    if rate and getattr(cell, "linear_in_h", False):
+        raise ConfigError(
+            f"config.model.recurrent_dropout={rate} cannot apply to cell {name}: it has no "
+            "recurrent matrix (its gates see x only); leave it at 0 or use a cell with one "
+            "(lstm, gru, rnn, ...)."
+        )
+    rate = _rate(m, "weight_drop")
+    if rate:
+        try:
+            params = jax.eval_shape(lambda: cell.init(jax.random.key(0), 1))
+        except Exception:  # noqa: BLE001 - a user cell that cannot be traced: the run reports it
+            return
+        if isinstance(params, dict) and "w_hh" not in params:
+            raise ConfigError(
+                f"config.model.weight_drop={rate} cannot apply to cell {name}: it has no "
+                f"recurrent matrix w_hh to drop (its parameters: {', '.join(sorted(params))}); "
+                "leave it at 0 or use a cell with one (lstm, gru, rnn, ...)."
+            )
 
 
 def dense_init(key, fan_in: int, fan_out: int) -> dict[str, jax.Array]:

@@ -14,6 +14,7 @@ allocation error).
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
@@ -31,16 +32,22 @@ def nbytes(tree) -> int:
             if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
             else leaf.dtype
         )
-        total += int(np.prod(leaf.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        total += math.prod(leaf.shape) * np.dtype(dtype).itemsize  # Python ints: no overflow
     return total
 
 
 def activation_bytes(task, abstract_params, batch) -> int:
-    """Bytes autodiff keeps for the backward pass of `task.loss` on `batch` (eval_shape only)."""
-    carry = task.init_carry(len(next(iter(jax.tree.leaves(batch)))))
+    """Bytes autodiff keeps for the backward pass of `task.loss` on `batch` (eval_shape only).
+
+    The initial carry is made inside the traced function too: made outside, it is a real
+    array of batch x hidden floats, and for a model far beyond memory (hidden_size=1e8) that
+    allocation alone gets the process killed before the estimate can refuse it.
+    """
+    batch_size = len(next(iter(jax.tree.leaves(batch))))
     rng = jax.random.key(0)
 
     def residuals(params):
+        carry = task.init_carry(batch_size)
         loss = lambda p: task.loss(p, carry, batch, rng, True)[0]
         return jax.vjp(loss, params)[1]  # a pytree whose leaves are the stored residuals
 
@@ -93,8 +100,10 @@ def check_memory(task, abstract_state, batch, num_devices: int = 1) -> dict[str,
     per_device = parts["state"] + parts["gradients"] + parts["activations"] // max(num_devices, 1)
     limit, what = device_memory()
     if limit is not None and per_device > limit:
+        m = task.config.model
         raise ConfigError(
-            f"this model needs about {_gib(per_device)} per device (parameters and optimizer "
+            f"config.model.hidden_size={m.hidden_size} with num_layers={m.num_layers}: this "
+            f"model needs about {_gib(per_device)} per device (parameters and optimizer "
             f"state {_gib(parts['state'])}, gradients {_gib(parts['gradients'])}, activations "
             f"kept for the backward pass {_gib(parts['activations'] // max(num_devices, 1))}) "
             f"but the {what} is {_gib(limit)}; lower config.model.hidden_size, num_layers, "

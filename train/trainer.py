@@ -194,9 +194,12 @@ def _check_eval_splits(config, task, abstract) -> None:
                 f"config.eval.batch_size={config.eval.batch_size}; lower it or add data."
             )
     try:
-        batch = first["valid"]
-        carry = task.init_carry(config.eval.batch_size)
-        sums = jax.eval_shape(lambda p: task.loss(p, carry, batch, None, False)[1][1], abstract)
+        batch, batch_size = first["valid"], config.eval.batch_size
+
+        def eval_sums(params):  # the carry traced too: never allocated before the memory check
+            return task.loss(params, task.init_carry(batch_size), batch, None, False)[1][1]
+
+        sums = jax.eval_shape(eval_sums, abstract)
         names = set(task.summarize({k: 1.0 for k in sums}))
     except Exception:  # noqa: BLE001 - the check is a convenience; the loop checks again
         return

@@ -3,12 +3,14 @@
 Every problem becomes a `ConfigError` whose message is one line naming the field (or file) and
 what is valid; `train/main.py` prints it and exits with status 2. Checks: keys against the
 shared schema (`train/config_base.py`) plus the task's declared extras, types, value ranges,
-shared fields the task does not use (refused unless left at their defaults), the cell and its
-options (`train/models.py`), data paths, the workdir, and then the task's own `validate`.
+finite numbers, shared fields the task does not use (refused unless left at their defaults),
+the cell and its options (`train/models.py`), data paths, the workdir, and then the task's own
+`validate`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import ml_collections
@@ -20,6 +22,7 @@ from train.tasks import base, registry
 
 DTYPES, SCAN_BACKWARDS = config_base.DTYPES, config_base.SCAN_BACKWARDS
 _GROUPS = ("model", "data", "optim", "train", "eval")
+_MAX_DIM = 2**31 - 1  # JAX array dimensions are int32
 
 
 def _check_keys(config: ml_collections.ConfigDict, task_cls, schema) -> None:
@@ -75,6 +78,11 @@ def _at_least(field: str, value, low) -> None:
 def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     m, o, t = config.model, config.optim, config.train
     _at_least("config.model.hidden_size", m.hidden_size, 1)
+    if m.hidden_size > _MAX_DIM:  # beyond this JAX cannot even trace the shapes to estimate
+        raise ConfigError(
+            f"config.model.hidden_size={m.hidden_size} exceeds the largest array dimension "
+            f"({_MAX_DIM}), far beyond any memory; give a smaller width."
+        )
     _at_least("config.model.num_layers", m.num_layers, 1)
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")
@@ -150,6 +158,25 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     _at_least("config.eval.batch_size", config.eval.batch_size, 1)
 
 
+def _check_finite(group, prefix: str = "config", schema=None) -> None:
+    """No number in the config may be NaN or infinite.
+
+    An infinite learning rate, weight decay or clip norm passes every "> 0" / ">= 0" check and
+    trains into a NaN loss at step 2; no field has a meaning for infinity, so none is allowed.
+    With `schema`, only the shared fields it lists and the cell options (before the cell or the
+    task sees them); without, every field, the task's own too (after their range checks).
+    """
+    for key, value in group.items():
+        if schema is not None and key not in schema:
+            continue  # a task's own field: the second call
+        field = f"{prefix}.{key}"
+        if isinstance(value, ml_collections.ConfigDict | dict):
+            inner = schema[key] if schema is not None else None
+            _check_finite(value, field, inner if inner else None)  # {} (cell_options): all
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{field} must be a finite number, got {value!r}.")
+
+
 def _check_unused(config: ml_collections.ConfigDict, task_cls, schema) -> None:
     """Shared fields the task does not read must keep the schema's default (never ignored)."""
     for field, reason in task_cls.unused_fields.items():
@@ -168,23 +195,10 @@ def _check_unused(config: ml_collections.ConfigDict, task_cls, schema) -> None:
 
 
 def _check_data_path(config: ml_collections.ConfigDict) -> None:
-    if not config.data.path:
-        return
-    path = str(data_base.resolve_path(config.data.path))
-    if not os.path.exists(path):
-        raise ConfigError(
-            f"config.data.path: {config.data.path!r} does not exist (relative to "
-            f"{os.getcwd()} or the repository root)."
-        )
-    if os.path.isdir(path):
-        if not os.access(path, os.R_OK | os.X_OK):
-            raise ConfigError(f"config.data.path: directory {path!r} is not readable.")
-        return
-    try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise ConfigError(f"config.data.path: cannot read {path!r} ({e.strerror}).") from None
+    """A data path must be a readable file or directory (the task then says which it reads);
+    never opened here unless it is a regular file (a FIFO would block the run forever)."""
+    if config.data.path:
+        data_base.check_data_path(config.data.path, directory_ok=True)
 
 
 def check_workdir(workdir: str) -> None:
@@ -212,9 +226,11 @@ def validate(config: ml_collections.ConfigDict) -> type[base.Task]:
     task_cls = registry.get_task_class(config.task)
     schema = config_base.base_config()
     _check_keys(config, task_cls, schema)
-    _check_values(config, schema)
+    _check_values(config, schema)  # first: its range messages also name NaN
+    _check_finite(config, schema=schema)
     _check_unused(config, task_cls, schema)
     models.check_model(config, task_cls)
     _check_data_path(config)
     task_cls.validate(config)
+    _check_finite(config)
     return task_cls

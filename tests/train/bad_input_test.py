@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
 
 import pytest
 import train_testing as tt
 
-from train import errors, evaluate, metrics, trainer
+from train import errors, evaluate, metrics, trainer, validate
 from train.data import base, timeseries
+from train.tasks import registry
 
 CSV = "date,x,y\n2020-01-01,1,2\n2020-01-02,3,4\n2020-01-03,5,6\n"
 
@@ -37,6 +39,60 @@ def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(errors.ConfigError, match="not a regular file"):
         timeseries.read_csv(str(fifo))
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A named pipe no one writes to. Opening it for reading blocks: a watchdog opens the
+    writing end every 5 s (which frees a blocked reader), so code that would hang fails the
+    test instead of hanging it."""
+    path = tmp_path / "pipe.txt"
+    os.mkfifo(path)
+    done, unblocked = threading.Event(), threading.Event()
+
+    def unblock():
+        while not done.wait(5):
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                unblocked.set()  # a reader had it open: something blocked on the pipe
+            except OSError:  # ENXIO: no reader, nothing blocked
+                pass
+
+    watchdog = threading.Thread(target=unblock, daemon=True)
+    watchdog.start()
+    yield path
+    done.set()
+    watchdog.join()
+    assert not unblocked.is_set(), f"{path} was opened for reading and blocked"
+
+
+def _config_reading(task: str, tmp_path, path: str):
+    """A config of `task` whose data.path is `path`."""
+    from experiments.configs import ett, mnist1d
+
+    if task == "lm":
+        config = tt.tiny_lm_config(tmp_path)[1]
+    else:
+        config = ett.get_config("horizon=24") if task == "forecast" else mnist1d.get_config()
+    config.data.path = str(path)
+    return config
+
+
+@pytest.mark.parametrize("task", ["lm", "forecast", "mnist1d"])
+def test_a_fifo_as_data_path_is_refused_before_reading(tmp_path, fifo, task):
+    config = _config_reading(task, tmp_path, fifo)
+    with pytest.raises(errors.ConfigError, match="config.data.path.*not a regular file") as info:
+        validate.validate(config)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("task", ["forecast", "mnist1d"])
+def test_a_directory_as_data_path_of_a_file_task_is_one_line(tmp_path, task):
+    """Only the LM reads a corpus directory; the others name the directory and ask for a file."""
+    config = _config_reading(task, tmp_path, tmp_path)
+    with pytest.raises(errors.ConfigError, match="config.data.path.*is a directory") as info:
+        registry.get_task_class(config.task)(config)
+    assert "\n" not in str(info.value)
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path):

@@ -30,29 +30,8 @@ def test_a_refused_restart_leaves_config_json_and_evaluation_intact(tmp_path):
     trainer.train_and_evaluate(config, workdir)
 
 
-def _tiny_lm(tmp_path, valid_fraction):
-    """(the corpus file, a tiny character-level LM config on it: 4 steps, eval batch 2)."""
-    from train import config_base
-
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 40)
-    config = config_base.base_config()
-    config.task = "lm"
-    config.data.path = str(corpus)
-    config.data.level = "char"
-    config.data.valid_fraction = valid_fraction
-    config.data.test_fraction = 0.0
-    config.model.hidden_size = 8
-    config.model.embed_size = 4
-    config.train.batch_size = 2
-    config.train.seq_len = 8
-    config.train.num_steps = 4
-    config.eval.batch_size = 2
-    return corpus, config
-
-
 def test_an_eval_batch_too_large_for_a_split_is_refused_before_step_one(tmp_path):
-    _, config = _tiny_lm(tmp_path, valid_fraction=0.1)
+    _, config = tt.tiny_lm_config(tmp_path, valid_fraction=0.1)
     config.eval.batch_size = 500  # the valid split (about 180 characters) cannot fill it
     workdir = tmp_path / "run"
     with pytest.raises(errors.ConfigError, match="config.eval.batch_size"):
@@ -208,7 +187,7 @@ def test_the_cli_reports_a_full_disk_in_one_line_with_exit_status_1(tmp_path):
 
 
 def test_resuming_on_changed_data_is_refused_and_nothing_is_written(tmp_path):
-    corpus, config = _tiny_lm(tmp_path, valid_fraction=0.2)
+    corpus, config = tt.tiny_lm_config(tmp_path, valid_fraction=0.2)
     workdir = tmp_path / "run"
     trainer.train_and_evaluate(config, str(workdir))
     recorded = (workdir / "data_sha256.json").read_text()
@@ -226,3 +205,118 @@ def test_a_model_beyond_memory_is_refused_before_compiling(tmp_path):
     with pytest.raises(errors.ConfigError, match=r"needs about [\d.]+ GiB per device .* but the"):
         trainer.train_and_evaluate(config, str(workdir))
     assert not (workdir / "metrics.jsonl").exists()
+
+
+def test_a_model_far_beyond_memory_is_one_line_not_an_allocation(tmp_path):
+    """hidden_size=1e8: the carry alone (batch x 1e8 floats) is gigabytes. The estimate must
+    trace it (eval_shape), never allocate it: under a 3 GiB address-space cap (set in the child,
+    before JAX starts) an allocation fails loudly, where the OS would kill the process unseen."""
+    import subprocess
+    import sys
+
+    capped = (
+        "import resource, runpy\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))\n"
+        "runpy.run_module('train.main', run_name='__main__', alter_sys=True)\n"
+    )
+    workdir = tmp_path / "run"
+    args = tt.cli_args(str(workdir), **{"model.hidden_size": 10**8})
+    proc = subprocess.run(
+        [sys.executable, "-c", capped, *args],
+        cwd=tt.REPO,
+        env=tt.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "config.model.hidden_size=100000000" in lines[0]
+    assert " GiB per device" in lines[0] and "memory is" in lines[0], lines[0]
+    assert not (workdir / "metrics.jsonl").exists()
+
+
+def _files(root) -> dict[str, bytes]:
+    """{relative path: content} of every file under `root`."""
+    out = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, root)] = f.read()
+    return out
+
+
+def test_evaluating_a_workdir_with_no_readable_checkpoint_is_one_line(tmp_path, distinct_best):
+    """Every file of every checkpoint emptied: the CLI says so in one line (exit 1) and moves,
+    deletes and writes nothing."""
+    import shutil
+
+    original, _, _, steps = distinct_best
+    workdir = str(tmp_path / "run")
+    shutil.copytree(original, workdir)
+    for step in steps:
+        _corrupt(workdir, step)
+    before = _files(workdir)
+    proc = tt.run_cli([f"--workdir={workdir}"], module="train.evaluate", timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert workdir in lines[0] and "no checkpoint" in lines[0], lines[0]
+    assert _files(workdir) == before
+
+
+def test_a_best_checkpoint_fallback_with_nothing_readable_moves_nothing(tmp_path, distinct_best):
+    """Arrays damaged, metadata intact (the best step is known): every fallback fails, so
+    nothing is moved to checkpoints_corrupt (the files are the user's to inspect or restore)."""
+    import shutil
+
+    from train import checkpoint
+
+    original, _, _, steps = distinct_best
+    workdir = str(tmp_path / "run")
+    shutil.copytree(original, workdir)
+    for step in steps:
+        for root, _, names in os.walk(os.path.join(workdir, "checkpoints", str(step), "state")):
+            for name in names:
+                open(os.path.join(root, name), "w").close()
+    before = _files(workdir)
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint .* could be read") as info:
+        evaluate.evaluate_workdir(workdir, "test")
+    assert workdir in str(info.value) and "\n" not in str(info.value)
+    assert _files(workdir) == before
+
+
+# tensorstore callbacks still scheduled on orbax's closed asyncio loop: "Event loop is closed"
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_full_disk_inside_orbax_writer_threads_logs_no_traceback(
+    tmp_path, monkeypatch, capfd, caplog
+):
+    """The write fails where a full disk fails it, inside orbax's writer threads: they log
+    the exception with its traceback (absl, ERROR) before the save raises. The user must see
+    only the one-line CheckpointError; the checkpoint before it stays."""
+    import errno
+
+    from orbax.checkpoint._src.serialization import serialization
+
+    from train import checkpoint
+
+    workdir = tmp_path / "run"
+    real = serialization.estimate_write_memory_footprint
+
+    def footprint(arr):
+        if any("8.orbax-checkpoint-tmp" in n for n in os.listdir(workdir / "checkpoints")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(arr)
+
+    monkeypatch.setattr(serialization, "estimate_write_memory_footprint", footprint)
+    config = tt.tiny_config(**{"train.num_steps": 12, "train.checkpoint_every": 4})
+    with pytest.raises(checkpoint.CheckpointError, match="step 8 .*no space left on device"):
+        trainer.train_and_evaluate(config, str(workdir))
+    assert "Traceback" not in capfd.readouterr().err
+    assert not [r for r in caplog.records if r.levelno >= 40], caplog.records  # ERROR
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["4"]
+    monkeypatch.setattr(serialization, "estimate_write_memory_footprint", real)
+    assert checkpoint.load_trained(str(workdir), "latest").step == 4

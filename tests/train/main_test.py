@@ -34,6 +34,14 @@ def files(tmp_path):
 FLAG_CASES = [
     # Errors at flag parsing: absl's and ml_collections config_flags' own.
     (["--config.train.nonexistent=3"], ["--config.train.nonexistent", "no such config field"]),
+    # A cell option the config file does not set: only the whole-dict form can add it.
+    (
+        ["--config.model.cell_options.chrono_t_max=50"],
+        [
+            "--config.model.cell_options.chrono_t_max",
+            "--config.model.cell_options=\"{'chrono_t_max': 50}\"",
+        ],
+    ),
     (["--config.train.batch_size=abc"], ["--config.train.batch_size", "abc"]),
     (["--bogus_flag=1"], ["bogus_flag"]),
     (["--config={d}/noget.py"], ["noget.py", "get_config"]),

@@ -53,6 +53,29 @@ def tiny_config(**overrides):
     return config
 
 
+def tiny_lm_config(tmp_path, valid_fraction: float = 0.2):
+    """(the corpus file, a tiny character-level LM config on it: 4 steps, eval batch 2)."""
+    from train import config_base
+    from train.tasks import lm
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 40)
+    config = config_base.base_config()
+    config.task = "lm"
+    config.data.path = str(corpus)
+    config.data.level = "char"
+    config.data.valid_fraction = valid_fraction
+    config.data.test_fraction = 0.0
+    config.model.hidden_size = 8
+    config.model.embed_size = 4
+    config.model.update(lm.REGULARIZATION)  # recurrent_dropout, weight_drop ... all off
+    config.train.batch_size = 2
+    config.train.seq_len = 8
+    config.train.num_steps = 4
+    config.eval.batch_size = 2
+    return corpus, config
+
+
 def cli_args(workdir: str, **overrides) -> list[str]:
     args = [f"--config={SYNTHETIC}", f"--workdir={workdir}"]
     return args + [f"--config.{k}={v}" for k, v in {**TINY, **overrides}.items()]

@@ -20,6 +20,7 @@ CASES = [
     ({"model.dropout": 0.5}, ["config.model.dropout", "num_layers=1", "between recurrent layers"]),
     ({"optim.momentum": 0.9}, ["config.optim.momentum", "'sgd' only", "'adam'"]),
     ({"model.hidden_size": 0}, ["config.model.hidden_size", ">= 1"]),
+    ({"model.hidden_size": 10**10}, ["config.model.hidden_size", "2147483647"]),
     ({"model.num_layers": -1}, ["config.model.num_layers"]),
     ({"model.dropout": 1.0}, ["config.model.dropout", "[0, 1)"]),
     ({"model.dropout": -0.1}, ["config.model.dropout"]),
@@ -31,6 +32,12 @@ CASES = [
     ({"optim.grad_clip_norm": -1.0}, ["config.optim.grad_clip_norm"]),
     ({"optim.grad_clip_norm": float("nan")}, ["config.optim.grad_clip_norm", ">= 0, got nan"]),
     ({"optim.weight_decay": float("nan")}, ["config.optim.weight_decay", ">= 0, got nan"]),
+    # Infinite settings pass every range check above; they would train into NaN at step 2.
+    ({"optim.learning_rate": float("inf")}, ["config.optim.learning_rate", "finite", "inf"]),
+    ({"optim.weight_decay": float("inf")}, ["config.optim.weight_decay", "finite"]),
+    ({"optim.grad_clip_norm": float("inf")}, ["config.optim.grad_clip_norm", "finite"]),
+    ({"optim.learning_rate": float("nan")}, ["config.optim.learning_rate", "got nan"]),
+    ({"model.cell_options": {"forget_bias": float("inf")}}, ["cell_options.forget_bias", "finite"]),
     ({"train.seq_len": 0}, ["config.train.seq_len", ">= 1"]),
     ({"train.batch_size": 0}, ["config.train.batch_size"]),
     ({"train.num_steps": 0}, ["config.train.num_steps"]),
@@ -148,3 +155,22 @@ def test_a_cell_option_error_from_the_cell_itself_is_one_line():
     with pytest.raises(errors.ConfigError, match="cell_options: SimpleRNN: activation") as info:
         validate.validate(config)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "cell,field",
+    [("mingru", "recurrent_dropout"), ("minlstm", "weight_drop"), ("indrnn", "weight_drop")],
+)
+def test_recurrent_regularizers_need_a_cell_with_a_recurrent_matrix(tmp_path, cell, field):
+    """minGRU/minLSTM gate on x alone (no h W_hh product to drop); IndRNN's recurrence is a
+    vector u, no matrix w_hh for weight drop: refused before the memory estimate traces them."""
+    _, config = tt.tiny_lm_config(tmp_path)
+    config.model.cell = cell
+    config.model[field] = 0.25
+    with pytest.raises(errors.ConfigError) as info:
+        validate.validate(config)
+    message = str(info.value)
+    assert f"config.model.{field}=0.25" in message and repr(cell) in message, message
+    assert "\n" not in message
+    config.model.cell = "lstm"  # a cell with w_hh takes both
+    validate.validate(config)

@@ -35,6 +35,45 @@ def resolve_path(path: str) -> pathlib.Path:
     return REPO_ROOT / p
 
 
+def check_data_path(path, directory_ok: bool = False) -> pathlib.Path:
+    """`path` resolved (`resolve_path`), once it is known to be data one can read: a regular
+    file, or a directory where `directory_ok` (a corpus directory).
+
+    The one check of config.data.path for every task (`train.validate` before any task runs,
+    then each loader on the file it opens). It looks at the path with stat() before opening
+    anything: opening a FIFO for reading blocks until some writer appears, i.e. forever.
+    Raises ConfigError, one line naming config.data.path and what would be valid.
+    """
+    resolved = resolve_path(str(path))
+    try:
+        mode = os.stat(resolved).st_mode
+    except OSError:
+        raise ConfigError(
+            f"config.data.path: no such file or directory {str(path)!r} (relative paths resolve "
+            f"against {os.getcwd()}, then the repository root)."
+        ) from None
+    wanted = "a file or a directory" if directory_ok else "a file"
+    if stat.S_ISDIR(mode):
+        if not directory_ok:
+            raise ConfigError(f"config.data.path: {str(resolved)!r} is a directory; give {wanted}.")
+        if not os.access(resolved, os.R_OK | os.X_OK):
+            raise ConfigError(f"config.data.path: directory {str(resolved)!r} is not readable.")
+        return resolved
+    if not stat.S_ISREG(mode):
+        raise ConfigError(
+            f"config.data.path: {str(resolved)!r} is not a regular file (a pipe, device or "
+            f"socket); give {wanted}."
+        )
+    try:
+        with open(resolved, "rb") as f:  # a regular file: opening cannot block
+            f.read(1)
+    except OSError as e:
+        raise ConfigError(
+            f"config.data.path: cannot read {str(resolved)!r} ({e.strerror})."
+        ) from None
+    return resolved
+
+
 def fingerprint(path: str) -> dict[str, str]:
     """sha256 of the data at `path` (resolved as `resolve_path`): {relative name: hex digest}
     of the file, or of every regular file under the directory (sorted), for telling whether the
@@ -87,20 +126,11 @@ def read_text(path) -> str:
     """A data file's text: a regular file, gunzipped when it ends in .gz, checked against
     SHA256SUMS when bundled, UTF-8 (a byte-order mark is allowed and dropped).
 
-    Raises ConfigError, one line naming the file, for a missing file or one that is not a
-    regular file (a FIFO would block the run forever), a '.gz' that is not gzip or is cut
-    short, and text that is not UTF-8.
+    Raises ConfigError, one line naming the file, for a path that is not a readable regular
+    file (`check_data_path`), a '.gz' that is not gzip or is cut short, and text that is not
+    UTF-8.
     """
-    path = pathlib.Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        raise ConfigError(f"config.data.path: no such file {str(path)!r}.") from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError(
-            f"config.data.path: {str(path)!r} is not a regular file (a pipe, device or "
-            "socket); give a file."
-        )
+    path = check_data_path(path)
     raw = path.read_bytes()
     verify_checksum(path, raw)
     if path.suffix == ".gz":

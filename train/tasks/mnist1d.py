@@ -51,11 +51,8 @@ def load(path: str = PATH, num_valid: int = 400) -> dict[str, dict[str, np.ndarr
     """{'train', 'valid', 'test'}: {'x': [N, 40, 1] float32, 'y': [N] int32} (checksummed)."""
     import io
 
-    resolved = data_base.resolve_path(path)
-    try:
-        raw = resolved.read_bytes()
-    except OSError:
-        raise ConfigError(f"config.data.path: no such file {str(path)!r}.") from None
+    resolved = data_base.check_data_path(path)
+    raw = resolved.read_bytes()
     data_base.verify_checksum(resolved, raw)
     with np.load(io.BytesIO(raw)) as z:
         x, y, x_test, y_test = z["x"], z["y"], z["x_test"], z["y_test"]
