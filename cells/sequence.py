@@ -512,11 +512,13 @@ def reference_scan(
     params = regularization.with_recurrent_mask(
         params, drop, rng, batch, cell.recurrent_input_size, carry[0].dtype
     )
-    zoned = max(zone_rates) > 0
+    zoned = max(zone_rates) > 0 and steps > 0
     # The scan step that reads position t of sequence b (reverse_index is an involution).
     loop_step_BxT = jnp.broadcast_to(
         reverse_index(lengths, steps) if reverse else jnp.arange(steps)[None, :], (batch, steps)
     )
+    if zoned:
+        zoneout_weights_at = _zoneout_weights_at(cell, zone_rates, rng, steps, carry)
     xs = _zero_padding(xs, lengths)
     lengths_B = jnp.full((batch,), steps) if lengths is None else jnp.asarray(lengths)
     outputs = [None] * steps
@@ -537,7 +539,7 @@ def reference_scan(
             carry = jax.tree.map(lambda c0, c, r=restart_Bx1: jnp.where(r, c0, c), carry0, carry)
         new_carry, h = cell.reference_step(params, carry, xs[:, t])
         if zoned:
-            weights = _zoneout_weights_at(cell, zone_rates, rng, loop_step_BxT[:, t], carry)
+            weights = zoneout_weights_at(loop_step_BxT[:, t])
             new_carry = cell.zone_carry(new_carry, carry, weights)
             h = new_carry[0]
         carry = jax.tree.map(lambda n, o, v=valid_Bx1: jnp.where(v, n, o), new_carry, carry)
@@ -547,23 +549,24 @@ def reference_scan(
     return jnp.stack(outputs, axis=1), carry
 
 
-def _zoneout_weights_at(cell, rates, rng, loop_step_B, carry) -> tuple:
-    """Zoneout weights for a batch whose sequences are at different steps of `scan`'s loop:
-    row b of each mask as `scan` draws it at loop step loop_step_B[b]."""
+def _zoneout_weights_at(cell, rates, rng, steps: int, carry):
+    """weights_at(loop_step_B): zoneout weights for a batch whose sequences are at different
+    steps of `scan`'s loop, row b of each mask as `scan` draws it at loop step loop_step_B[b]
+    (every step's masks drawn once)."""
     if rng is None:  # the expectation: no masks, the same at every step
-        return cell.zoneout_weights(rates, rng, 0, carry)
-    rows = jnp.arange(loop_step_B.shape[0])
-    per_step = [
-        cell.zoneout_weights(rates, rng, s, carry) for s in range(int(loop_step_B.max()) + 1)
-    ]
-    weights = []
-    for k in range(len(carry)):
-        if per_step[0][k] is None:
-            weights.append(None)
-        else:
-            masks_SxBxH = jnp.stack([w[k] for w in per_step])
-            weights.append(masks_SxBxH[loop_step_B, rows])
-    return tuple(weights)
+        weights = cell.zoneout_weights(rates, rng, 0, carry)
+        return lambda loop_step_B: weights
+    per_step = [cell.zoneout_weights(rates, rng, t, carry) for t in range(steps)]
+    stacked = [
+        None if per_step[0][k] is None else jnp.stack([w[k] for w in per_step])
+        for k in range(len(carry))
+    ]  # [T, B, width] per field
+
+    def weights_at(loop_step_B):
+        rows = jnp.arange(loop_step_B.shape[0])
+        return tuple(None if m is None else m[loop_step_B, rows] for m in stacked)
+
+    return weights_at
 
 
 def _scan_linear(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, trace, method):
