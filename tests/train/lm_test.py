@@ -241,13 +241,7 @@ def test_residual_block_trains_and_generates_step_by_step(corpus_path, tmp_path,
     params = task.init_params(jax.random.key(0))
     norm = params["rnn"]["blocks"][0]["norm"]["scale"]
     np.testing.assert_array_equal(np.asarray(norm), 1.0)  # init_scale leaves the norms alone
-    ids = jnp.asarray(task.corpus.splits["train"][:12].reshape(2, 6))
-    logits, _ = task.apply(params, task.init_carry(2), ids)
-    carry, stepped = task.init_carry(2), []
-    for t in range(6):
-        carry, step_logits = task.step(params, carry, ids[:, t])
-        stepped.append(step_logits)
-    np.testing.assert_allclose(np.stack(stepped, 1), logits, rtol=1e-4, atol=1e-4)
+    _assert_generation_is_the_evaluated_model(corpus_path, "residual", cell=cell, dropout=0.1)
     if cell != "mingru":  # one cell trains end to end (the step above covers the sLSTM's wiring)
         return
     config.optim.learning_rate = 1e-2
@@ -264,11 +258,11 @@ _ALL_REGULARIZERS = dict(
 )  # fmt: skip
 
 
-def _assert_generation_is_the_evaluated_model(corpus_path, block, **regularizers):
+def _assert_generation_is_the_evaluated_model(corpus_path, block, cell="lstm", **regularizers):
     """task.step (what experiments/sample.py runs) token by token == task.apply in evaluation
     (rng None): the sampled model is the evaluated one."""
     extra = {"block_ffn_factor": 1.0} if block == "residual" else {}
-    config = tiny_config(corpus_path, block=block, **extra, **regularizers)
+    config = tiny_config(corpus_path, cell=cell, block=block, **extra, **regularizers)
     config.model.embed_size = 16  # the residual stream's width
     config.model.init_scale = 0.3
     task = lm.LMTask(config)
