@@ -271,6 +271,7 @@ def train(
     init: str = "own",
     eval_every: int = 200,
     eval_size: int = EVAL_SIZE,
+    on_eval: Callable[[int, float, float], None] | None = None,
 ) -> dict[str, Any]:
     """Trains one model; returns its record (settings, accuracies, losses, times).
 
@@ -285,6 +286,7 @@ def train(
         start from the weights model='flax' starts from with this seed, converted).
       eval_every: steps between evaluations (and after the last step).
       eval_size: problems in the fixed eval set.
+      on_eval: called as on_eval(step, accuracy, train_loss) after each evaluation.
 
     Returns:
       {'eval_steps', 'accuracy', 'train_loss' (at those steps), 'wall_time_s' (all of it,
@@ -325,6 +327,8 @@ def train(
             record["accuracy"].append(float(eval_fn(params, eval_data)))
             record["train_loss"].append(float(loss))
             eval_time += time.perf_counter() - eval_start
+            if on_eval is not None:
+                on_eval(step, record["accuracy"][-1], record["train_loss"][-1])
     end = time.perf_counter()
     record.update(
         model=model,
@@ -373,19 +377,20 @@ def main(argv) -> None:
         cls = cells.get(FLAGS.cell)
         cell = cls(FLAGS.hidden_size, **cls.example_options(FLAGS.hidden_size))
     record = train(
-        FLAGS.model,
-        cell,
-        FLAGS.hidden_size,
-        FLAGS.batch_size,
-        FLAGS.steps,
-        FLAGS.learning_rate,
-        FLAGS.seed,
-        FLAGS.backward,
-        FLAGS.init,
-        FLAGS.eval_every,
+        model=FLAGS.model,
+        cell=cell,
+        hidden_size=FLAGS.hidden_size,
+        batch_size=FLAGS.batch_size,
+        steps=FLAGS.steps,
+        learning_rate=FLAGS.learning_rate,
+        seed=FLAGS.seed,
+        backward=FLAGS.backward,
+        init=FLAGS.init,
+        eval_every=FLAGS.eval_every,
+        on_eval=lambda step, acc, loss: print(
+            f"step {step:6d}  exact-match accuracy {acc:.3f}  train loss {loss:.4f}", flush=True
+        ),
     )
-    for step, acc in zip(record["eval_steps"], record["accuracy"], strict=True):
-        print(f"step {step:6d}  exact-match accuracy {acc:.3f}")
     print(f"wall time {record['wall_time_s']:.1f} s, {record['step_time_s'] * 1e3:.1f} ms/step")
     if FLAGS.out:
         print(f"wrote {records.write(FLAGS.out, record, overwrite=FLAGS.force)}")
