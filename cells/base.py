@@ -38,7 +38,11 @@ _VALID_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 class LSTMState(NamedTuple):
-    """LSTM carry: hidden state h and memory cell c, each [B, H]."""
+    """LSTM carry: hidden state h and memory cell c, each [B, H] (h first).
+
+    flax.linen's LSTM carry is the plain tuple (c, h), c first: `LSTMState(*flax_carry)`
+    swaps them. Convert with `cells.interop.carry_from_flax` / `carry_to_flax`;
+    `cells.linen.RNNCell` takes and returns flax's layout."""
 
     h: Array
     c: Array

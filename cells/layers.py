@@ -127,6 +127,20 @@ Layer = Any  # a base.Cell or a Bidirectional
 _RECURRENT_OPTIONS = {"recurrent_dropout", "zoneout"}
 
 
+def draws_rng(dropout: float, scan_kwargs: dict) -> bool:
+    """Whether a stack (or one layer) run with these settings needs an rng in training: the
+    between-layer `dropout`, or scan_kwargs' recurrent_dropout or zoneout (p or (p_h, p_c)),
+    is positive. Without one all three run their evaluation form (identity, identity, the
+    zoneout expectation), so the flax modules (`cells.linen`, `cells.nnx`) draw a key by it.
+
+        draws_rng(0.0, {"zoneout": (0.0, 0.1)})     # True
+        draws_rng(0.0, {"unroll": 2})               # False
+    """
+    zoneout = scan_kwargs.get("zoneout", 0.0)
+    rates = zoneout if isinstance(zoneout, tuple | list) else (zoneout,)
+    return dropout > 0.0 or scan_kwargs.get("recurrent_dropout", 0.0) > 0.0 or max(rates) > 0.0
+
+
 def layer_scan_kwargs(scan_kwargs: dict, rng, layer: int) -> dict:
     """`scan_kwargs` for layer `layer` of a stack: with recurrent_dropout / zoneout among them
     and an rng, that layer's own key (Stack and ResidualStack alike)."""

@@ -37,7 +37,6 @@ import jax
 import jax.numpy as jnp
 
 from cells import base, interop, layers
-from cells.module_rng import draws_rng
 from cells.sequence import reverse_index
 from cells.sequence import scan as run_scan
 
@@ -188,7 +187,7 @@ class RNN(nn.Module):
             carry = interop.carry_from_flax(self.cell, initial_carry)
         xs_BxTxI = jnp.swapaxes(xs, 0, 1) if time_major else xs
         own, learned = self._params(xs_BxTxI.shape[-1])
-        if "rng" not in scan_kwargs and not deterministic and draws_rng(0.0, scan_kwargs):
+        if "rng" not in scan_kwargs and not deterministic and layers.draws_rng(0.0, scan_kwargs):
             scan_kwargs["rng"] = self.make_rng("dropout")
         scan_kwargs.setdefault("unroll", self.unroll)
         ys, final, *trace = run_scan(
@@ -338,7 +337,7 @@ class Stack(nn.Module):
             raise ValueError(f"cells.linen.Stack: stack must be a cells.Stack, got {self.stack!r}.")
         _check_xs(xs)
         params = self._params(xs.shape[-1])
-        use_rng = not deterministic and draws_rng(self.stack.dropout, scan_kwargs)
+        use_rng = not deterministic and layers.draws_rng(self.stack.dropout, scan_kwargs)
         rng = self.make_rng("dropout") if use_rng else None
         return self.stack(
             params, xs, carry=carry, lengths=lengths, resets=resets, rng=rng, **scan_kwargs

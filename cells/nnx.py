@@ -27,7 +27,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from cells import base, layers
-from cells.module_rng import draws_rng
 from cells.sequence import scan as run_scan
 
 
@@ -115,7 +114,7 @@ class RNN(nnx.Module):
         (or an explicit `rng=`) as `cells.scan`.
         """
         own, learned = layers.split_initial_carry(self.cell, self.params)
-        if rngs is not None and "rng" not in scan_kwargs and draws_rng(0.0, scan_kwargs):
+        if rngs is not None and "rng" not in scan_kwargs and layers.draws_rng(0.0, scan_kwargs):
             scan_kwargs["rng"] = rngs.dropout()
         return run_scan(
             self.cell,
@@ -217,7 +216,7 @@ class Stack(nnx.Module):
           **scan_kwargs: further `cells.scan` options (unroll, remat, backward,
             recurrent_dropout, zoneout).
         """
-        use_rng = rngs is not None and draws_rng(self.stack.dropout, scan_kwargs)
+        use_rng = rngs is not None and layers.draws_rng(self.stack.dropout, scan_kwargs)
         rng = rngs.dropout() if use_rng else None
         return self.stack(
             self.params, xs, carry=carry, lengths=lengths, resets=resets, rng=rng, **scan_kwargs
