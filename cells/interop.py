@@ -21,9 +21,15 @@ b_hn) to b_hh. Cells the other library lacks raise ValueError: GRU(reset_after=F
 et al.'s original), the layer-normalised cells, the LSTM's peephole and coupled options, the
 projected LSTM in flax, the MGU in PyTorch, the IndRNN in both.
 
-Carries differ too: flax's LSTM carry is (c, h), PyTorch's initial/final states are
-[num_layers * num_directions, B, H] arrays; `carry_from_flax`, `carry_to_flax`,
-`carry_from_torch` and `carry_to_torch` translate them.
+Carries differ too. Ours is the cell's NamedTuple, h first: `LSTMState(h, c)`. flax's LSTM
+carry is the plain tuple (c, h), c first, so `LSTMState(*flax_carry)` silently swaps the two:
+translate with `carry_from_flax` / `carry_to_flax` (which refuse a carry already in the other
+layout). PyTorch's initial/final states are [num_layers * num_directions, B, H] arrays:
+`carry_from_torch` / `carry_to_torch`.
+
+A PyTorch module built with bias=False has no bias entries in its state dict;
+`from_torch_module` returns a `TorchStack` that remembers it, so `stack_to_torch` writes a state
+dict that module loads (strict) without restating bias=False.
 
 PyTorch is never imported by this module: state dicts may hold torch tensors or numpy arrays
 (tensors are read with `np.asarray(t.detach().cpu())`).
@@ -31,6 +37,7 @@ PyTorch is never imported by this module: state dicts may hold torch tensors or 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -224,16 +231,40 @@ def stack_from_torch(
     return tuple(params)
 
 
+@dataclasses.dataclass(frozen=True)
+class TorchStack(layers.Stack):
+    """A `cells.Stack` read from a PyTorch module (`from_torch_module`), remembering what its
+    state dict cannot say: whether the module has biases.
+
+    Attributes:
+      bias: the module's `bias` flag. False: `stack_to_torch(stack, params)` writes no bias
+        entries (what the module's strict `load_state_dict` wants) and refuses nonzero biases
+        (such a module cannot hold them: keep b at zero while training, e.g. with an optax
+        mask). The stack runs like any `cells.Stack`; its cells hold a zero b.
+    """
+
+    bias: bool = True
+
+
 def stack_to_torch(
     stack: layers.Stack,
     params: tuple,
     *,
     prefix: str = "",
     tensors: bool = False,
-    bias: bool = True,
+    bias: bool | None = None,
 ) -> dict[str, Any]:
     """`stack`'s params as a PyTorch state dict; `tensors=True` returns torch tensors, ready for
-    `module.load_state_dict(...)` (imports torch); `bias=False` for a module without biases."""
+    `module.load_state_dict(...)` (imports torch).
+
+    bias: whether to write bias entries. None (default): as the module the stack was read from
+    (`TorchStack.bias`: False for an `nn.LSTM(..., bias=False)`), True for any other stack.
+
+        stack, params = cells.interop.from_torch_module(torch_lstm)   # bias=False or not
+        torch_lstm.load_state_dict(cells.interop.stack_to_torch(stack, params, tensors=True))
+    """
+    if bias is None:
+        bias = stack.bias if isinstance(stack, TorchStack) else True
     state = {}
     for k, (layer, p) in enumerate(zip(stack.layers, params, strict=True)):
         for cell, rev, name in _directions(layer):
@@ -252,8 +283,9 @@ _TORCH_MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 def from_torch_module(module: Any) -> tuple[layers.Stack, tuple]:
     """A PyTorch nn.LSTM / nn.GRU / nn.RNN as (`cells.Stack`, its params).
 
-    The stack has the module's depth, direction(s) and inter-layer dropout. Inputs are always
-    [B, T, I] here, whatever the module's `batch_first`.
+    The stack (a `TorchStack`: a `cells.Stack` that also records the module's `bias` flag, so
+    `stack_to_torch` round-trips a bias=False module) has the module's depth, direction(s) and
+    inter-layer dropout. Inputs are always [B, T, I] here, whatever the module's `batch_first`.
     """
     mode = getattr(module, "mode", None)
     if mode not in _TORCH_MODES:
@@ -266,7 +298,9 @@ def from_torch_module(module: Any) -> tuple[layers.Stack, tuple]:
     else:
         cell = SimpleRNN(h, activation="tanh" if mode == "RNN_TANH" else "relu")
     layer = layers.Bidirectional(cell, cell) if module.bidirectional else cell
-    stack = layers.Stack.uniform(layer, module.num_layers, dropout=float(module.dropout))
+    stack = TorchStack(
+        (layer,) * module.num_layers, dropout=float(module.dropout), bias=bool(module.bias)
+    )
     return stack, stack_from_torch(stack, module.state_dict())
 
 
@@ -390,15 +424,32 @@ def to_flax(cell: base.Cell, params: Params) -> dict[str, Any]:
 
 
 def carry_from_flax(cell: base.Cell, carry: Any):
-    """A flax cell's carry ((c, h) for LSTM, h otherwise) as `cell`'s carry."""
-    if isinstance(cell, LSTM):
-        c, h = carry
-        return base.LSTMState(jnp.asarray(h), jnp.asarray(c))
-    return base.RNNState(jnp.asarray(carry))
+    """A flax cell's carry as `cell`'s: (c, h) -> LSTMState(h, c) for a cell with an LSTM
+    carry, an array h -> RNNState(h) for a one-state cell (GRU, Elman, MGU, ...); other carry
+    types (the sLSTM's (h, c, n, m)) have no flax form and pass as they are.
+
+        carry = cells.interop.carry_from_flax(cells.LSTM(64), flax_carry)   # not LSTMState(*...)
+    """
+    kind = cell.carry_type
+    if kind not in (base.LSTMState, base.RNNState):
+        return carry
+    if isinstance(carry, kind):
+        raise ValueError(
+            f"carry is already a cells {kind.__name__}; carry_from_flax takes flax's layout "
+            f"({'the tuple (c, h)' if kind is base.LSTMState else 'the array h'})."
+        )
+    if kind is base.RNNState:
+        return base.RNNState(jnp.asarray(carry))
+    c, h = carry
+    return base.LSTMState(jnp.asarray(h), jnp.asarray(c))
 
 
 def carry_to_flax(cell: base.Cell, carry: Any):
-    """`cell`'s carry as a flax cell's carry ((c, h) for LSTM, h otherwise)."""
-    if isinstance(cell, LSTM):
+    """`cell`'s carry as a flax cell's: LSTMState(h, c) -> the tuple (c, h), RNNState(h) -> h;
+    other carry types pass as they are (see `carry_from_flax`)."""
+    kind = cell.carry_type
+    if kind is base.LSTMState:
         return (carry.c, carry.h)
-    return carry.h
+    if kind is base.RNNState:
+        return carry.h
+    return carry

@@ -1,7 +1,7 @@
 """Flax NNX modules over the cell core: the params live in `nnx.Param`s, the math is `cells.scan`.
 
-    import jax.numpy as jnp
-from flax import nnx
+    from flax import nnx
+
     rnn = cells.nnx.RNN(cells.LSTM(64), input_size=32, rngs=nnx.Rngs(0))
     ys, carry = rnn(xs_BxTxI, lengths=lengths_B)          # == cells.scan(cell, rnn.params, ...)
 
@@ -13,7 +13,10 @@ under the same names as the functional dicts (`w_ih`, `w_hh`, `b`, `b_hn`), so `
 exactly what `cells.scan` / `cells.Stack` take, and `from_params` wraps params made elsewhere
 (e.g. by `cells.interop`). They work with `nnx.jit`, `nnx.grad` and `nnx.Optimizer`.
 `RNN(..., learn_initial_carry=True)` adds learned initial states 'h0' (and 'c0'); `resets`
-restarts episodes inside a sequence; `.step(carry, x)` runs one time step.
+restarts episodes inside a sequence; `.initial_carry(B)` (the learned carries, or zeros) and
+`.step(carry, x)` run one time step at a time. Given `rngs`, a call draws `rngs.dropout()`
+whenever anything asks for randomness: a stack's dropout between layers, or recurrent_dropout
+/ zoneout passed through to `cells.scan` (without rngs: evaluation).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from cells import base, layers
+from cells.module_rng import draws_rng
 from cells.sequence import scan as run_scan
 
 
@@ -102,10 +106,17 @@ class RNN(nnx.Module):
         resets=None,
         reverse=False,
         return_trace=False,
+        rngs: nnx.Rngs | None = None,
         **scan_kwargs,
     ) -> tuple[Any, ...]:
-        """`cells.scan(self.cell, self.params, xs, ...)`: (ys [B, T, H], carry[, trace])."""
+        """`cells.scan(self.cell, self.params, xs, ...)`: (ys [B, T, H], carry[, trace]).
+
+        rngs: recurrent_dropout / zoneout (in scan_kwargs) draw from `rngs.dropout()`; None
+        (or an explicit `rng=`) as `cells.scan`.
+        """
         own, learned = layers.split_initial_carry(self.cell, self.params)
+        if rngs is not None and "rng" not in scan_kwargs and draws_rng(0.0, scan_kwargs):
+            scan_kwargs["rng"] = rngs.dropout()
         return run_scan(
             self.cell,
             own,
@@ -173,7 +184,10 @@ class Stack(nnx.Module):
         return tuple(_to_arrays(layer) for layer in self.layers)
 
     def initial_carry(self, batch_size: int) -> tuple:
-        return self.stack.initial_carry(batch_size)
+        """The per-layer carries a sequence starts from (what a call starts from without a
+        carry, and what `step` takes first): with the stack's learn_initial_carry, every
+        layer's learned h0 (c0) broadcast to [batch_size, H]; zeros otherwise."""
+        return self.stack.initial_carry(batch_size, self.params)
 
     def step(self, carry, x, *, rngs: nnx.Rngs | None = None):
         """One time step of every layer (`cells.Stack.step`): (carries, top output [B, H])."""
@@ -197,10 +211,14 @@ class Stack(nnx.Module):
           carry: per-layer carries; default zeros (or the stack's learned initial carries).
           lengths: optional [B] valid lengths.
           resets: optional bool [B, T]: restart every layer's carry before step t.
-          rngs: dropout between layers draws from `rngs.dropout()`; None means no dropout.
-          **scan_kwargs: further `cells.scan` options (unroll, remat, backward).
+          rngs: training: `rngs.dropout()` is drawn when the between-layer dropout,
+            recurrent_dropout or zoneout asks for randomness (each layer gets its own key, as
+            `cells.Stack`). None is evaluation: no dropout, zoneout's expectation.
+          **scan_kwargs: further `cells.scan` options (unroll, remat, backward,
+            recurrent_dropout, zoneout).
         """
-        rng = None if rngs is None or self.stack.dropout == 0.0 else rngs.dropout()
+        use_rng = rngs is not None and draws_rng(self.stack.dropout, scan_kwargs)
+        rng = rngs.dropout() if use_rng else None
         return self.stack(
             self.params, xs, carry=carry, lengths=lengths, resets=resets, rng=rng, **scan_kwargs
         )

@@ -184,6 +184,27 @@ def test_torch_bias_folding_and_single_layer_api():
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_bias_free_module_round_trips_without_restating_bias(name):
+    """torch (bias=False) -> cells -> torch: the obvious call gives a state dict the module loads
+    strictly (no bias keys), and the module then computes what the stack computes."""
+    module = _torch_module(name, bidirectional=True, bias=False)
+    stack, params = interop.from_torch_module(module)
+    assert isinstance(stack, cells.Stack) and not stack.bias
+    state = interop.stack_to_torch(stack, params, tensors=True)
+    assert not [k for k in state if "bias" in k]
+    module.load_state_dict(state)  # strict
+    xs = random_inputs()
+    assert_close(_torch_run(module, xs)[0], stack(params, xs)[0], TOL, "outputs")
+    # A module with biases still gets them; and the flag survives the NNX module.
+    with_bias = _torch_module(name, bidirectional=True)
+    stack_b, params_b = interop.from_torch_module(with_bias)
+    with_bias.load_state_dict(interop.stack_to_torch(stack_b, params_b, tensors=True))
+    wrapped = cells.nnx.Stack.from_params(stack, params)
+    module.load_state_dict(interop.stack_to_torch(wrapped.stack, wrapped.params, tensors=True))
+
+
+@pytest.mark.torch
 def test_torch_errors():
     torch = pytest.importorskip("torch")
     with pytest.raises(ValueError, match="GRU\\(reset_after=False\\) has no PyTorch equivalent"):
@@ -272,6 +293,27 @@ def test_to_flax_in_nn_rnn_with_seq_lengths(name):
     jax.tree.map(lambda a, b: assert_close(a, b, TOL), interop.carry_to_flax(cell, final), final_f)
     # from_flax accepts nn.RNN's variables as they are.
     jax.tree.map(np.testing.assert_array_equal, interop.from_flax(cell, variables), params)
+
+
+def test_flax_carry_layout_is_c_then_h_and_refuses_ours():
+    """flax's LSTM carry is (c, h); ours LSTMState(h, c): the converters say which is which and
+    refuse a carry already in our layout (LSTMState(*flax_carry) would swap h and c)."""
+    cell = cells.LSTM(H)
+    carry = random_carry(cell)
+    c, h = interop.carry_to_flax(cell, carry)
+    np.testing.assert_array_equal(c, carry.c)
+    np.testing.assert_array_equal(h, carry.h)
+    jax.tree.map(np.testing.assert_array_equal, interop.carry_from_flax(cell, (c, h)), carry)
+    with pytest.raises(ValueError, match="already a cells LSTMState; .* flax's layout"):
+        interop.carry_from_flax(cell, carry)
+    gru_carry = random_carry(cells.GRU(H))
+    np.testing.assert_array_equal(interop.carry_to_flax(cells.GRU(H), gru_carry), gru_carry.h)
+    with pytest.raises(ValueError, match="already a cells RNNState"):
+        interop.carry_from_flax(cells.GRU(H), gru_carry)
+    slstm = cells.SLSTM(H)  # no flax counterpart: passes as it is
+    s_carry = random_carry(slstm)
+    assert interop.carry_to_flax(slstm, s_carry) is s_carry
+    assert interop.carry_from_flax(slstm, s_carry) is s_carry
 
 
 def test_flax_errors():
