@@ -174,20 +174,23 @@ def table(out: str) -> str:
 
 
 def curve_table(out: str, task: str = "seq2seq") -> str:
-    """Markdown: seq2seq exact match at every evaluation step, mean over seeds, per scheme."""
+    """Markdown: seq2seq exact match at every evaluation step, mean over seeds, per scheme, and
+    the mean over the evaluations (how fast it learns; mean +- std over seeds)."""
     runs = [r for r in records.load_all(out).values() if r["task"] == task]
     if not runs:
         return ""
     steps = runs[0]["curve"]["eval_steps"]
     lines = [
-        "| scheme | " + " | ".join(f"step {s}" for s in steps) + " |",
-        "|---|" + "---:|" * len(steps),
+        "| scheme | " + " | ".join(f"step {s}" for s in steps) + " | mean over steps |",
+        "|---|" + "---:|" * (len(steps) + 1),
     ]
     for scheme in (*SCHEMES, REFERENCE):
         group = [r["curve"]["accuracy"] for r in runs if r["scheme"] == scheme]
         if group:
             means = [sum(col) / len(col) for col in zip(*group, strict=True)]
-            lines.append(f"| {scheme} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+            area, spread = records.mean_std([sum(curve) / len(curve) for curve in group])
+            cells_ = " | ".join(f"{m:.3f}" for m in means)
+            lines.append(f"| {scheme} | {cells_} | {area:.3f} +- {spread:.3f} |")
     return "\n".join(lines)
 
 

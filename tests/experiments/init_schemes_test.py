@@ -44,7 +44,7 @@ def test_tables_give_mean_and_std_over_seeds(tmp_path):
     assert "| mnist1d | torch | test_accuracy | 0.800 +- 0.000 (n=1) |" in table
     assert "60-62 s | 6 CPU-min |" in table
     curves = init_schemes.curve_table(str(tmp_path))
-    assert "| flax | 0.350 | 0.700 |" in curves
+    assert "| flax | 0.350 | 0.700 | 0.525 +- 0.150 |" in curves
 
 
 def test_a_run_with_a_record_is_skipped(tmp_path, monkeypatch):
