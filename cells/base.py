@@ -243,7 +243,7 @@ class Cell:
         return (2,) * self.num_gates
 
     @property
-    def torch_bound(self) -> float:
+    def _torch_bound(self) -> float:
         """init_scheme='torch''s uniform bound, 1 / sqrt(H), as torch's recurrent layers."""
         return initializers.torch_bound(self.hidden_size)
 
@@ -251,7 +251,7 @@ class Cell:
         """An input-side kernel ([I, G*H] w_ih, or w_hr): kernel_init, else the scheme's."""
         init = self.kernel_init
         if init is None:
-            bound = self.torch_bound if torch_bound is None else torch_bound
+            bound = self._torch_bound if torch_bound is None else torch_bound
             init = initializers.kernel_init(self.init_scheme, bound)
         return self._init(init, key, shape)
 
@@ -268,7 +268,7 @@ class Cell:
         the scheme's (`initializers.recurrent_init`)."""
         if self.recurrent_init is not None:
             return self.recurrent_init, True
-        return initializers.recurrent_init(self.init_scheme, self.torch_bound)
+        return initializers.recurrent_init(self.init_scheme, self._torch_bound)
 
     def _init_recurrent(self, key: Array) -> Array:
         """Recurrent weights [H_in, G*H]: gate block by gate block ([H_in, H] each), or at once
@@ -283,7 +283,7 @@ class Cell:
     def _draw_bias(self, key: Array, terms: tuple[int, ...], torch_bound=None) -> Array:
         """The scheme's bias for blocks of width H, `terms` torch biases summed per block."""
         wide = jnp.promote_types(jnp.float32, self.param_dtype)
-        bound = self.torch_bound if torch_bound is None else torch_bound
+        bound = self._torch_bound if torch_bound is None else torch_bound
         b = initializers.draw_bias(self.init_scheme, key, terms, self.hidden_size, wide, bound)
         return b.astype(self.param_dtype)
 
