@@ -21,6 +21,7 @@ carry field, and `recurrent_input_size` the rows of w_hh (the width of h fed bac
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
@@ -28,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cells import regularization
+from cells import initializers, regularization
 
 Array = jax.Array
 Params = dict[str, Array]
@@ -70,7 +71,8 @@ class SLSTMState(NamedTuple):
 _FORWARD_NEUTRAL = frozenset(
     {
         "__post_init__", "example_options", "reference_step",
-        "init", "_init", "_init_recurrent", "_init_bias", "_extra_params",
+        "init", "_init", "_init_kernel", "_init_recurrent", "_recurrent_rule", "_init_bias",
+        "_draw_bias", "_extra_params", "bias_terms", "_torch_bound",
         "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
         "__annotate__", "__firstlineno__", "__static_attributes__", "__orig_bases__",
         "__parameters__", "__slots__", "__classcell__", "__abstractmethods__", "_abc_impl",
@@ -185,6 +187,18 @@ def check_chrono(cell, t_max) -> None:
         )
 
 
+def check_forget_bias(cell) -> None:
+    """Raises ValueError unless cell.forget_bias is None (the init_scheme's) or finite."""
+    b_f = cell.forget_bias
+    if b_f is None:
+        return
+    if isinstance(b_f, bool) or not isinstance(b_f, int | float) or not math.isfinite(b_f):
+        raise ValueError(
+            f"{type(cell).__name__}: forget_bias must be a finite number or None (the "
+            f"init_scheme's), got {b_f!r}."
+        )
+
+
 def add_bias(y: Array, b: Array) -> Array:
     """y [..., N] + b [N], broadcast explicitly (safe under jax_numpy_rank_promotion='raise')."""
     return y + b.reshape((1,) * (y.ndim - 1) + b.shape)
@@ -200,15 +214,26 @@ class Cell:
       compute_dtype: dtype of the matmul inputs (e.g. 'bfloat16' on GPU/TPU); None computes in
         the dtype of the inputs. Accumulation, the elementwise gate math and the carry stay in
         float32 whatever this is.
-      kernel_init: initializer of the input weights w_ih [I, G*H].
-      recurrent_init: initializer of the recurrent weights w_hh [H, G*H].
+      kernel_init: initializer of the input weights w_ih [I, G*H] (drawn fused) and of the
+        LSTM's projection w_hr; None (default): the init_scheme's. An explicit one wins.
+      recurrent_init: initializer of each gate's block [H_in, H] of the recurrent weights
+        w_hh (each head's [D, D] block, head-wise); None (default): the init_scheme's.
+      init_scheme: how `init` draws the weights and biases the options above leave to it:
+        'cells' (default: Glorot-uniform w_ih, orthogonal w_hh blocks, zero biases, LSTM
+        forget bias 1; no other scheme did better on both tasks of a 3-seed benchmark,
+        experiments/results/init_schemes/), 'flax', 'torch' or 'keras' (those libraries'
+        own recurrent layers' distributions). See `cells.initializers` for each scheme and
+        what it means for cells the library lacks. Not named `init` (the method that draws
+        the params) nor `initializer` (one function, like kernel_init): it names a set of
+        rules, one per kind of parameter. E.g. `cells.LSTM(512, init_scheme='flax').init(key, 16)`.
     """
 
     hidden_size: int
     param_dtype: Any = jnp.float32
     compute_dtype: Any = None
-    kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
-    recurrent_init: Initializer = jax.nn.initializers.orthogonal()
+    kernel_init: Initializer | None = None
+    recurrent_init: Initializer | None = None
+    init_scheme: str = initializers.DEFAULT_SCHEME
 
     num_gates: ClassVar[int] = 1
     gate_names: ClassVar[tuple[str, ...]] = ()
@@ -235,6 +260,7 @@ class Cell:
                 raise ValueError(
                     f"{type(self).__name__}: {name} must be one of {_VALID_DTYPES}, got {value!r}."
                 )
+        initializers.check(self)
 
     # -- parameters -------------------------------------------------------------------------
     def init(self, key: Array, input_size: int) -> Params:
@@ -247,12 +273,31 @@ class Cell:
         k_ih, k_hh = jax.random.split(key)
         gh = self.num_gates * self.hidden_size
         params = {
-            "w_ih": self._init(self.kernel_init, k_ih, (input_size, gh)),
+            "w_ih": self._init_kernel(k_ih, (input_size, gh)),
             "w_hh": self._init_recurrent(k_hh),
-            "b": self._init_bias(),
+            "b": self._init_bias(jax.random.fold_in(key, 2)),  # a key only 'torch' draws from
         }
-        params.update(self._extra_params())
+        params.update(self._extra_params(jax.random.fold_in(key, 3)))
         return params
+
+    @property
+    def bias_terms(self) -> tuple[int, ...]:
+        """How many PyTorch biases fold into each gate block of b: 2 (b_ih + b_hh) per block
+        by default; what init_scheme='torch' draws and sums per block."""
+        return (2,) * self.num_gates
+
+    @property
+    def _torch_bound(self) -> float:
+        """init_scheme='torch''s uniform bound, 1 / sqrt(H), as torch's recurrent layers."""
+        return initializers.torch_bound(self.hidden_size)
+
+    def _init_kernel(self, key: Array, shape: tuple[int, ...], torch_bound=None) -> Array:
+        """An input-side kernel ([I, G*H] w_ih, or w_hr): kernel_init, else the scheme's."""
+        init = self.kernel_init
+        if init is None:
+            bound = self._torch_bound if torch_bound is None else torch_bound
+            init = initializers.kernel_init(self.init_scheme, bound)
+        return self._init(init, key, shape)
 
     def _init(self, initializer: Initializer, key: Array, shape: tuple[int, ...]) -> Array:
         """`initializer` run in float32 (float64 for float64 params), cast to param_dtype.
@@ -262,17 +307,38 @@ class Cell:
         wide = jnp.promote_types(jnp.float32, self.param_dtype)
         return initializer(key, shape, wide).astype(self.param_dtype)
 
+    def _recurrent_rule(self) -> tuple[Initializer, bool]:
+        """(initializer, per_block) for w_hh: recurrent_init per gate block when given, else
+        the scheme's (`initializers.recurrent_init`)."""
+        if self.recurrent_init is not None:
+            return self.recurrent_init, True
+        return initializers.recurrent_init(self.init_scheme, self._torch_bound)
+
     def _init_recurrent(self, key: Array) -> Array:
-        """Recurrent weights, initialised gate block by gate block ([H_in, H] each)."""
-        keys = jax.random.split(key, self.num_gates)
-        rows = self.recurrent_input_size
-        blocks = [self._init(self.recurrent_init, k, (rows, self.hidden_size)) for k in keys]
+        """Recurrent weights [H_in, G*H]: gate block by gate block ([H_in, H] each), or at once
+        where the scheme draws the fused matrix (Keras)."""
+        init, per_block = self._recurrent_rule()
+        rows, h, g = self.recurrent_input_size, self.hidden_size, self.num_gates
+        if not per_block:
+            return self._init(init, key, (rows, g * h))
+        blocks = [self._init(init, k, (rows, h)) for k in jax.random.split(key, g)]
         return jnp.concatenate(blocks, axis=1)
 
-    def _init_bias(self) -> Array:
-        return jnp.zeros((self.num_gates * self.hidden_size,), self.param_dtype)
+    def _draw_bias(self, key: Array, terms: tuple[int, ...], torch_bound=None) -> Array:
+        """The scheme's bias for blocks of width H, `terms` torch biases summed per block."""
+        wide = jnp.promote_types(jnp.float32, self.param_dtype)
+        bound = self._torch_bound if torch_bound is None else torch_bound
+        b = initializers.draw_bias(self.init_scheme, key, terms, self.hidden_size, wide, bound)
+        return b.astype(self.param_dtype)
 
-    def _extra_params(self) -> Params:
+    def _init_bias(self, key: Array) -> Array:
+        """The bias b [G*H] as the scheme draws it (`bias_terms`); cells set their gate biases
+        (forget bias, chrono) over it. `key` is used by the schemes that draw biases."""
+        return self._draw_bias(key, self.bias_terms)
+
+    def _extra_params(self, key: Array) -> Params:
+        """Parameters beyond w_ih, w_hh and b (the GRU's b_hn, ...), from `key`."""
+        del key
         return {}
 
     @property
@@ -551,12 +617,18 @@ class HeadwiseOption:
             )
 
     def _init_recurrent(self, key):
+        """Head-wise: each head's [D, G*D] drawn as a dense cell's w_hh of width D (gate block
+        by gate block, or fused where the scheme draws it so)."""
         if not self.headwise:
             return super()._init_recurrent(key)
         heads, g = self.num_heads, self.num_gates
         d = self.hidden_size // heads
+        init, per_block = self._recurrent_rule()
+        if not per_block:
+            keys = jax.random.split(key, heads)
+            return jnp.stack([self._init(init, k, (d, g * d)) for k in keys])
         keys = jax.random.split(key, heads * g)
-        blocks = [self._init(self.recurrent_init, k, (d, d)) for k in keys]
+        blocks = [self._init(init, k, (d, d)) for k in keys]
         return jnp.stack(
             [jnp.concatenate(blocks[k * g : (k + 1) * g], axis=1) for k in range(heads)]
         )

@@ -16,6 +16,8 @@ so a step needs a second GEMM after r is known:
 Parameters: w_ih [I, 3H] = [W_ir | W_iz | W_in], w_hh [H, 3H] likewise, b [3H] = [b_r | b_z |
 b_n], and for reset_after=True also b_hn [H], the recurrent bias inside the reset product
 (the recurrent r/z biases of PyTorch are folded into b; `cells.interop` does the bookkeeping).
+Initialisation by the cell's init_scheme (`cells.initializers`): every scheme starts the
+biases at 0 except 'torch' (b_r, b_z: a sum of two U(+-1/sqrt(H)) draws; b_n, b_hn: one each).
 
 Options:
 
@@ -82,9 +84,15 @@ class GRU(base.LayerNormOption, base.HeadwiseOption, base.Cell):
         if self.num_heads > 1 and not self.reset_after:
             raise ValueError("GRU: num_heads > 1 needs reset_after=True.")
 
-    def _extra_params(self):
+    @property
+    def bias_terms(self):
+        """Torch biases per block of b: b_ih + b_hh for r and z; b_n is b_ih[n] alone when
+        b_hn holds b_hh[n] (reset_after), else both (a torch-style Cho GRU)."""
+        return (2, 2, 1) if self.reset_after else (2, 2, 2)
+
+    def _extra_params(self, key):
         if self.reset_after:
-            return {"b_hn": jnp.zeros((self.hidden_size,), self.param_dtype)}
+            return {"b_hn": self._draw_bias(key, (1,))}
         return {}
 
     def init(self, key, input_size: int):

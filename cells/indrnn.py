@@ -9,7 +9,9 @@ scalars u_k act'(.), which the bound on |u_k| keeps from vanishing or exploding.
 (the paper's default) or tanh. With `recurrent_max=m > 0` the step uses clip(u, -m, m): the
 paper's constraint |u_k| <= m, where m = 2**(1/T) lets a relu unit grow at most by 2 over T
 steps (`IndRNN.recurrent_bound(T)`); 0 leaves u free. u starts uniform in [0, 1] (the paper's
-initialisation, within the bound for any T), W_ih Glorot-uniform, b zero.
+initialisation, within the bound for any T) under every init_scheme; W_ih and b follow the
+init_scheme (`cells.initializers`: 'cells' Glorot uniform and zero; 'torch' one uniform bias,
+as the IndRNN has no recurrent bias).
 
 Parameters: w_ih [I, H], u [H], b [H]. The hand-written backward (`backward='fused'`) is
 elementwise: dh_{t-1} = dpre_t * u.
@@ -45,6 +47,7 @@ class IndRNN(base.Cell):
     num_gates: ClassVar[int] = 1
     gate_names: ClassVar[tuple[str, ...]] = ("a",)
     fused_backward: ClassVar[type | None] = step_grads.IndRNNGrad
+    bias_terms: ClassVar[tuple[int, ...]] = (1,)  # one bias: no recurrent matrix to carry one
 
     def __post_init__(self):
         super().__post_init__()

@@ -36,10 +36,11 @@ Sequence features are folded into the coefficients before either solver:
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cells import base
+from cells import base, initializers
 
 METHODS = ("associative", "loop")
 # `cells.scan`'s modes for these cells and the solver each runs.
@@ -65,10 +66,17 @@ class LinearRecurrentCell(base.Cell):
                 f"got {input_size!r}."
             )
         gh = self.num_gates * self.hidden_size
+        # 'torch': nn.Linear(I, G*H)'s rule, U(+-1/sqrt(I)) for weight and bias (no recurrent
+        # layer here; Feng et al.'s code builds these cells from nn.Linear).
+        bound = initializers.torch_bound(input_size)
         return {
-            "w_ih": self._init(self.kernel_init, key, (input_size, gh)),
-            "b": self._init_bias(),
+            "w_ih": self._init_kernel(key, (input_size, gh), torch_bound=bound),
+            "b": self._draw_bias(jax.random.fold_in(key, 2), self.bias_terms, torch_bound=bound),
         }
+
+    @property
+    def bias_terms(self) -> tuple[int, ...]:
+        return (1,) * self.num_gates  # one bias per block (a Linear layer's)
 
     def coefficients(self, params, xp):
         """(a, b, gates) for projected inputs xp [..., G*H]; a, b [..., H]."""

@@ -12,8 +12,10 @@ The gate order is PyTorch's, i, f, g, o, in every fused array:
 
 Parameters: w_ih [I, 4H] = [W_ii | W_if | W_ig | W_io], w_hh [H, 4H] likewise, and one bias
 b [4H] = [b_i | b_f | b_g | b_o] (PyTorch's b_ih + b_hh; `cells.interop` splits it back).
-The forget-gate bias starts at `forget_bias` (1.0 by default, Gers et al. 2000 / Jozefowicz
-et al. 2015) so that memory is kept at the start of training.
+The forget-gate bias starts at `forget_bias` when given, else at the init_scheme's: 1.0 under
+'cells' (the default) and 'keras' (unit_forget_bias; Gers et al. 2000 / Jozefowicz et al.
+2015: memory is kept at the start of training), 0.0 under 'flax' (LSTMCell's zero biases),
+drawn like the other blocks under 'torch'. The weights: `cells.initializers`.
 
 Options (any combination):
 
@@ -33,7 +35,8 @@ Options (any combination):
     (scales start at 1, biases at 0); LN(v) = (v - mean(v)) / sqrt(var(v) + 1e-5) * s + b.
     The hand-written backward does not cover it: backward='fused' runs autodiff (warned).
   chrono_t_max=T > 0 (Tallec & Ollivier 2018): b_f ~ log(U[1, T - 1]) and b_i = -b_f at init
-    (coupled: b_f only), for dependencies up to about T steps; forget_bias is then unused.
+    (coupled: b_f only), for dependencies up to about T steps, over the scheme's draw of the
+    other blocks; an explicit forget_bias with it is refused (it would be unused).
   num_heads=NH > 1 (head-wise recurrence, FlashRNN's multi-head LSTM; Beck et al. 2024): W_hh
     block-diagonal over NH heads of D = H / NH units, stored w_hh [NH, D, G*D] (head k: its D
     units to its D columns of each gate block, order i, f, g, o), so a step does one batched
@@ -47,7 +50,7 @@ variants (the same class with that option on by default).
 from __future__ import annotations
 
 import dataclasses
-import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -62,7 +65,8 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
     """LSTM cell with forget gate and optional variants. See the module docstring.
 
     Attributes:
-      forget_bias: initial value of the forget-gate bias b_f (default 1.0; 0.0 as in Zaremba).
+      forget_bias: initial value of the forget-gate bias b_f; None (default): the
+        init_scheme's (1.0 'cells' and 'keras', 0.0 'flax', drawn 'torch'); 0.0 as in Zaremba.
       peephole: diagonal peephole connections from the cell to the gates.
       coupled: couple the input gate to the forget gate, i = 1 - f (CIFG).
       proj_size: P > 0 projects the output to P units (LSTMP); 0 = no projection.
@@ -72,7 +76,7 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
         (head-wise recurrence; see `cells.base.HeadwiseOption`); 1 = dense.
     """
 
-    forget_bias: float = 1.0
+    forget_bias: float | None = None
     peephole: bool = False
     coupled: bool = False
     proj_size: int = 0
@@ -82,6 +86,13 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
 
     carry_type = base.LSTMState
     fused_backward = step_grads.LSTMGrad
+    # b_f under each init_scheme when forget_bias is None (None: drawn like the other blocks).
+    scheme_forget_bias: ClassVar[dict[str, float | None]] = {
+        "cells": 1.0,
+        "keras": 1.0,
+        "flax": 0.0,
+        "torch": None,
+    }
 
     def __post_init__(self):
         super().__post_init__()
@@ -94,11 +105,13 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
         p = self.proj_size
         if isinstance(p, bool) or not isinstance(p, int) or p < 0:
             raise ValueError(f"{name}: proj_size must be an int >= 0 (0: none), got {p!r}.")
-        if not isinstance(self.forget_bias, int | float) or not math.isfinite(self.forget_bias):
-            raise ValueError(
-                f"{name}: forget_bias must be a finite number, got {self.forget_bias!r}."
-            )
+        base.check_forget_bias(self)
         base.check_chrono(self, self.chrono_t_max)
+        if self.chrono_t_max and self.forget_bias is not None:
+            raise ValueError(
+                f"{name}: forget_bias={self.forget_bias!r} with chrono_t_max="
+                f"{self.chrono_t_max!r}: chrono sets b_f; pass one of them."
+            )
         self.check_heads()
         if self.num_heads > 1 and self.proj_size:
             raise ValueError(f"{name}: num_heads > 1 needs proj_size=0 (no projection).")
@@ -127,7 +140,7 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
         params = super().init(k_cell, input_size)
         h, gh, dtype = self.hidden_size, self.num_gates * self.hidden_size, self.param_dtype
         if self.proj_size:
-            params["w_hr"] = self._init(self.kernel_init, k_extra, (h, self.proj_size))
+            params["w_hr"] = self._init_kernel(k_extra, (h, self.proj_size))
         if self.peephole:
             params["w_peep"] = jnp.zeros((3, h), dtype)
         if self.layer_norm:
@@ -142,9 +155,12 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
             params["b"] = b
         return params
 
-    def _init_bias(self):
-        b = jnp.zeros((self.num_gates * self.hidden_size,), self.param_dtype)
-        return b.at[self._block("f")].set(self.forget_bias)
+    def _init_bias(self, key):
+        b = super()._init_bias(key)
+        b_f = self.forget_bias
+        if b_f is None:
+            b_f = self.scheme_forget_bias[self.init_scheme]
+        return b if b_f is None else b.at[self._block("f")].set(b_f)
 
     # -- the fused path --------------------------------------------------------------------------
     def fused_step(self, params, carry, xp_BxG):

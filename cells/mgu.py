@@ -14,7 +14,10 @@ count and parameters but are not the same function. `cells.interop.from_flax` / 
 convert losslessly to and from flax's MGUCell.
 
 Parameters: w_ih [I, 2H] = [W_if | W_in], w_hh [H, 2H] = [W_hf | W_hn], b [2H] = [b_f | b_n],
-b_hn [H]. The forget bias starts at `forget_bias` (1.0, flax's default), so h is kept early on.
+b_hn [H]. The forget bias starts at `forget_bias` when given, else at the init_scheme's: 1.0
+under 'cells' (the default) and 'flax' (MGUCell's forget_bias_init), so h is kept early on;
+0.0 under 'keras' (no MGU there: its zero-bias rule); drawn under 'torch' (as a torch-style
+GRU: b_f = b_ih + b_hh, b_n and b_hn one U(+-1/sqrt(H)) draw each). See `cells.initializers`.
 There is no hand-written backward: backward='fused' runs autodiff (with a warning).
 """
 
@@ -35,20 +38,36 @@ class MGU(base.Cell):
     """Minimal gated unit. See the module docstring.
 
     Attributes:
-      forget_bias: initial value of the gate bias b_f (default 1.0).
+      forget_bias: initial value of the gate bias b_f; None (default): the init_scheme's
+        (1.0 'cells' and 'flax', 0.0 'keras', drawn 'torch').
     """
 
-    forget_bias: float = 1.0
+    forget_bias: float | None = None
 
     num_gates: ClassVar[int] = 2
     gate_names: ClassVar[tuple[str, ...]] = ("f", "n")
+    bias_terms: ClassVar[tuple[int, ...]] = (2, 1)  # torch-style: b_ih + b_hh for f, b_ih[n]
+    # b_f under each init_scheme when forget_bias is None (None: drawn).
+    scheme_forget_bias: ClassVar[dict[str, float | None]] = {
+        "cells": 1.0,
+        "flax": 1.0,
+        "keras": 0.0,
+        "torch": None,
+    }
 
-    def _init_bias(self):
-        h = self.hidden_size
-        return jnp.zeros((2 * h,), self.param_dtype).at[:h].set(self.forget_bias)
+    def __post_init__(self):
+        super().__post_init__()
+        base.check_forget_bias(self)
 
-    def _extra_params(self):
-        return {"b_hn": jnp.zeros((self.hidden_size,), self.param_dtype)}
+    def _init_bias(self, key):
+        b = super()._init_bias(key)
+        b_f = self.forget_bias
+        if b_f is None:
+            b_f = self.scheme_forget_bias[self.init_scheme]
+        return b if b_f is None else b.at[: self.hidden_size].set(b_f)
+
+    def _extra_params(self, key):
+        return {"b_hn": self._draw_bias(key, (1,))}
 
     def fused_step(self, params, carry, xp_Bx2H):
         (h_prev,) = carry

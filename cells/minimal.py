@@ -20,8 +20,9 @@ i'_t = 1 - f'_t with log f_t = log_sigmoid(.) -- the same values as f / (f + i),
 0 / 0 that the plain quotient gives when both gates underflow (pre-activations near -1e3).
 
 Parameters: minGRU w_ih [I, 2H] = [W_z | W_h], b [2H]; minLSTM w_ih [I, 3H] = [W_f | W_i |
-W_h], b [3H]; no recurrent matrix. Initialisation: w_ih by the cell's kernel_init (Glorot
-uniform, as the authors' nn.Linear-style layers), biases zero.
+W_h], b [3H]; no recurrent matrix. Initialisation by the init_scheme (`cells.initializers`):
+'cells' Glorot-uniform w_ih and zero b; 'torch' nn.Linear's U(+-1/sqrt(I)) for both, as the
+authors' nn.Linear layers.
 
 `cells.scan` computes every gate of every step at once and then solves the linear recurrence
 (`cells.linear_scan`): mode='parallel' with an associative scan (O(log T) depth), 'hoisted'

@@ -9,7 +9,9 @@ an identity-initialised W_hh this is the IRNN of Le, Jaitly & Hinton 2015, regis
 positive h and little input passes h on unchanged (Jacobian I: nothing vanishes).
 
 Parameters: w_ih [I, H], w_hh [H, H], b [H] (PyTorch's
-b_ih + b_hh).
+b_ih + b_hh), drawn by the cell's init_scheme (`cells.initializers`). The IRNN's weights are
+its definition (class defaults of kernel_init and recurrent_init, which win over any scheme),
+and its b = 0: it refuses init_scheme='torch', the one scheme with random biases.
 """
 
 from __future__ import annotations
@@ -85,5 +87,13 @@ class IRNN(SimpleRNN):
     """
 
     activation: str = "relu"
-    kernel_init: base.Initializer = jax.nn.initializers.normal(stddev=1e-3)
-    recurrent_init: base.Initializer = identity_init()
+    kernel_init: base.Initializer | None = jax.nn.initializers.normal(stddev=1e-3)
+    recurrent_init: base.Initializer | None = identity_init()
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.init_scheme == "torch":
+            raise ValueError(
+                "IRNN: init_scheme='torch' draws b uniform, but the IRNN starts at b = 0 (Le et "
+                "al. 2015); use SimpleRNN(H, activation='relu', init_scheme='torch')."
+            )

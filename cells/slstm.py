@@ -25,9 +25,12 @@ The carry is `SLSTMState(h, c, n, m)`.
 Initialisation as the xLSTM code's defaults: recurrent weights zero (`recurrent_weight_init=
 'zeros'`), biases zero except the forget gate's "powerlaw_blockdependent" rule for a single
 block, b_f[k*D + j] = 5 - 12 (j / (D - 1))^0.3 in every head (from +5, long memory, down to
--7); w_ih by kernel_init (Glorot uniform; the xLSTM block's head-wise input projections are a
-block-level choice, not the cell's). There is no hand-written backward: backward='fused' runs
-autodiff.
+-7); w_ih and the other biases by the init_scheme (`cells.initializers`; 'cells': Glorot
+uniform and zero; the xLSTM block's head-wise input projections are a block-level choice, not
+the cell's). R = 0 and the power-law bias are the class defaults `recurrent_init=zeros` and
+`powerlaw_bias=True`, so they hold under every scheme (pass `recurrent_init=None` or
+`powerlaw_bias=False` to leave R or b_f to the scheme). There is no hand-written backward:
+backward='fused' runs autodiff.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class SLSTM(base.HeadwiseOption, base.Cell):
         every bias at zero.
     """
 
-    recurrent_init: base.Initializer = jax.nn.initializers.zeros
+    recurrent_init: base.Initializer | None = jax.nn.initializers.zeros
     num_heads: int = 1
     powerlaw_bias: bool = True
 
@@ -66,6 +69,7 @@ class SLSTM(base.HeadwiseOption, base.Cell):
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "z", "o")
     carry_type: ClassVar[type] = base.SLSTMState
     always_headwise: ClassVar[bool] = True
+    bias_terms: ClassVar[tuple[int, ...]] = (1, 1, 1, 1)  # the xLSTM code's one bias per gate
     # Zoneout keeps or updates (c, n, m) of a unit together: one stabilised state (see
     # `zone_carry`); h draws its own mask.
     zoneout_groups: ClassVar[tuple[int, ...]] = (0, 1, 1, 1)
@@ -78,9 +82,9 @@ class SLSTM(base.HeadwiseOption, base.Cell):
                 f"SLSTM: powerlaw_bias must be True or False, got {self.powerlaw_bias!r}."
             )
 
-    def _init_bias(self):
+    def _init_bias(self, key):
         h = self.hidden_size
-        b = jnp.zeros((4 * h,), self.param_dtype)
+        b = super()._init_bias(key)
         if self.powerlaw_bias:
             d = h // self.num_heads
             b = b.at[h : 2 * h].set(powerlaw_forget_bias(d, self.num_heads, self.param_dtype))

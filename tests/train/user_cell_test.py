@@ -39,8 +39,8 @@ class JANET(cells.Cell):
     num_gates: ClassVar[int] = 2
     gate_names: ClassVar[tuple[str, ...]] = ("f", "g")
 
-    def _init_bias(self):
-        b = jnp.zeros((2 * self.hidden_size,), self.param_dtype)
+    def _init_bias(self, key):  # the init_scheme's bias, the forget block set over it
+        b = super()._init_bias(key)
         return b.at[: self.hidden_size].set(self.forget_bias)
 
     def fused_step(self, params, carry, xp):

@@ -14,7 +14,7 @@ CASES = [
     ({"model.cell": "lstmx"}, ["config.model.cell", "'lstmx'", "registered cells: gru, gru_ln"]),
     ({"model.cell": "no_such_pkg.cells:Peephole"}, ["config.model.cell", "cannot import"]),
     ({"model.cell_options": {"peepholes": True}}, ["cell_options.peepholes", "LSTM has no such"]),
-    ({"model.cell_options": {"forget_bias": "x"}}, ["cell_options.forget_bias", "a number"]),
+    ({"model.cell_options": {"forget_bias": "x"}}, ["cell_options", "forget_bias must be a"]),
     ({"model.cell_options": {"hidden_size": 3}}, ["cell_options.hidden_size", "model.hidden_size"]),
     ({"model.cell_options": {"compute_dtype": "bfloat16"}}, ["compute_dtype", "train.dtype"]),
     ({"model.dropout": 0.5}, ["config.model.dropout", "num_layers=1", "between recurrent layers"]),
