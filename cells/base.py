@@ -120,7 +120,7 @@ def _dtype_name(dtype: Any) -> str | None:
 
 # The params key under which `cells.scan(..., recurrent_dropout=p)` passes the per-sequence
 # mask [B, H_in] (already scaled by 1 / (1 - p)) to the cell's recurrent product.
-RECURRENT_MASK = "recurrent_dropout_mask"
+RECURRENT_MASK = regularization.RECURRENT_MASK
 
 
 def carry_dtype(params, *others) -> Any:

@@ -161,16 +161,19 @@ def recurrent_rates(cell, recurrent_dropout, zoneout) -> tuple[float, tuple[floa
     return p, rates
 
 
+# The params key under which the recurrent-dropout mask [B, H_in] (already scaled by
+# 1 / (1 - p)) reaches a cell's recurrent product (`cells.base.recurrent_input`).
+RECURRENT_MASK = "recurrent_dropout_mask"
+
+
 def with_recurrent_mask(params: dict, rate: float, rng, batch: int, width: int, dtype) -> dict:
     """params with the variational recurrent-dropout mask [batch, width] (kept units scaled by
-    1 / (1 - rate)) under `cells.base.RECURRENT_MASK`, drawn from rng folded with 0 (one mask
+    1 / (1 - rate)) under `RECURRENT_MASK`, drawn from rng folded with 0 (one mask
     per sequence, the same at every step); params unchanged with rng None or rate 0."""
-    from cells import base  # base imports this module
-
     if rng is None or rate == 0.0:
         return params
     keep = jax.random.bernoulli(jax.random.fold_in(rng, 0), 1.0 - rate, (batch, width))
-    return {**params, base.RECURRENT_MASK: keep.astype(dtype) / (1.0 - rate)}
+    return {**params, RECURRENT_MASK: keep.astype(dtype) / (1.0 - rate)}
 
 
 def zoneout_weights(rates: tuple[float, float], rng, t, carry, groups=None) -> tuple:
