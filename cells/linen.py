@@ -129,11 +129,15 @@ class RNN(nn.Module):
             return self.cell.initial_carry(batch_size)
         return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
 
-    def step(self, carry, x):
+    def step(self, carry, x, *, deterministic: bool = True, **step_kwargs):
         """One time step, x [B, I] -> (carry, h [B, H]); method='step'. As a first use
-        (`rnn.init(key, carry, x, method='step')`) it creates the params, sized from x."""
+        (`rnn.init(key, carry, x, method='step')`) it creates the params, sized from x.
+        step_kwargs: recurrent_dropout / zoneout / t as `cells.Cell.step` (with
+        deterministic=False they draw the 'dropout' rng, as a call does)."""
         own, _ = self._params(x.shape[-1])
-        return self.cell.step(own, carry, x)
+        if "rng" not in step_kwargs and not deterministic and layers.draws_rng(0.0, step_kwargs):
+            step_kwargs["rng"] = self.make_rng("dropout")
+        return self.cell.step(own, carry, x, **step_kwargs)
 
     def __call__(
         self,
@@ -301,14 +305,16 @@ class Stack(nn.Module):
         layer_params = tuple(params[n] for n in names) if params else None
         return self.stack.initial_carry(batch_size, layer_params)
 
-    def step(self, carry, x, *, deterministic: bool = True):
+    def step(self, carry, x, *, deterministic: bool = True, **step_kwargs):
         """One time step of every layer (`cells.Stack.step`), method='step': (carries, top
-        output [B, H]); dropout between layers with deterministic=False. As a first use
-        (init) it creates the params, sized from x [B, I]."""
+        output [B, H]); step_kwargs: recurrent_dropout / zoneout / t as `cells.Stack.step`
+        (deterministic: zoneout's expectation, what evaluation computes); with
+        deterministic=False the 'dropout' rng is drawn as in a call. As a first use (init) it
+        creates the params, sized from x [B, I]."""
         params = self._params(x.shape[-1])
-        use_dropout = not deterministic and self.stack.dropout > 0.0
-        rng = self.make_rng("dropout") if use_dropout else None
-        return self.stack.step(params, carry, x, rng=rng)
+        use_rng = not deterministic and layers.draws_rng(self.stack.dropout, step_kwargs)
+        rng = self.make_rng("dropout") if use_rng else None
+        return self.stack.step(params, carry, x, rng=rng, **step_kwargs)
 
     def __call__(
         self,

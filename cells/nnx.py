@@ -91,10 +91,16 @@ class RNN(nnx.Module):
             return self.cell.initial_carry(batch_size)
         return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
 
-    def step(self, carry, x):
-        """One time step: `self.cell.step(params, carry, x [B, I])` -> (carry, h [B, H])."""
+    def step(self, carry, x, *, rngs: nnx.Rngs | None = None, **step_kwargs):
+        """One time step: `self.cell.step(params, carry, x [B, I])` -> (carry, h [B, H]).
+
+        step_kwargs: recurrent_dropout / zoneout / t as `cells.Cell.step` (the regularisers as
+        a call applies them; with rngs, recurrent_dropout / zoneout draw `rngs.dropout()`).
+        """
         own, _ = layers.split_initial_carry(self.cell, self.params)
-        return self.cell.step(own, carry, x)
+        if rngs is not None and "rng" not in step_kwargs and layers.draws_rng(0.0, step_kwargs):
+            step_kwargs["rng"] = rngs.dropout()
+        return self.cell.step(own, carry, x, **step_kwargs)
 
     def __call__(
         self,
@@ -188,10 +194,15 @@ class Stack(nnx.Module):
         layer's learned h0 (c0) broadcast to [batch_size, H]; zeros otherwise."""
         return self.stack.initial_carry(batch_size, self.params)
 
-    def step(self, carry, x, *, rngs: nnx.Rngs | None = None):
-        """One time step of every layer (`cells.Stack.step`): (carries, top output [B, H])."""
-        rng = None if rngs is None or self.stack.dropout == 0.0 else rngs.dropout()
-        return self.stack.step(self.params, carry, x, rng=rng)
+    def step(self, carry, x, *, rngs: nnx.Rngs | None = None, **step_kwargs):
+        """One time step of every layer (`cells.Stack.step`): (carries, top output [B, H]).
+
+        step_kwargs: recurrent_dropout / zoneout / t as `cells.Stack.step` (without rngs:
+        zoneout's expectation, what evaluation computes); rngs as in a call.
+        """
+        use_rng = rngs is not None and layers.draws_rng(self.stack.dropout, step_kwargs)
+        rng = rngs.dropout() if use_rng else None
+        return self.stack.step(self.params, carry, x, rng=rng, **step_kwargs)
 
     def __call__(
         self,

@@ -260,6 +260,34 @@ def test_linen_stack_initial_carry_is_the_learned_one():
     assert_close(_step_through(step, carry, xs), ys, 1e-6, "steps from initial_carry")
 
 
+def test_module_steps_run_the_evaluated_model_with_zoneout():
+    """Stepping a module with the call's zoneout (no rng: its expectation) equals the evaluated
+    call, for nnx and linen, one layer and a stack (their steps took no regularisers)."""
+    stack, params = _learned_stack_params()
+    xs = random_inputs()
+    options = {"zoneout": 0.3}
+    nnx_stack = cells.nnx.Stack.from_params(stack, params)
+    ys, _ = nnx_stack(xs, **options)
+    step = lambda c, x: nnx_stack.step(c, x, **options)  # noqa: E731
+    assert_close(_step_through(step, nnx_stack.initial_carry(B), xs), ys, 1e-6, "nnx stack")
+    linen_stack = cells.linen.Stack(stack)
+    variables = {"params": {f"layer_{k}": p for k, p in enumerate(params)}}
+    ys, _ = linen_stack.apply(variables, xs, **options)
+    step = lambda c, x: linen_stack.apply(variables, c, x, method="step", **options)  # noqa: E731
+    carry = linen_stack.apply(variables, B, method="initial_carry")
+    assert_close(_step_through(step, carry, xs), ys, 1e-6, "linen stack")
+    cell = cells.LSTM(H)
+    rnn = cells.nnx.RNN(cell, I, rngs=nnx.Rngs(0))
+    ys, _ = rnn(xs, **options)
+    step = lambda c, x: rnn.step(c, x, **options)  # noqa: E731
+    assert_close(_step_through(step, cell.initial_carry(B), xs), ys, 1e-6, "nnx rnn")
+    linen_rnn = cells.linen.RNN(cell)
+    variables = linen_rnn.init(jax.random.key(0), xs)
+    ys, _ = linen_rnn.apply(variables, xs, **options)
+    step = lambda c, x: linen_rnn.apply(variables, c, x, method="step", **options)  # noqa: E731
+    assert_close(_step_through(step, cell.initial_carry(B), xs), ys, 1e-6, "linen rnn")
+
+
 def test_linen_step_as_first_use_creates_the_params():
     xs = random_inputs()
     rnn = cells.linen.RNN(cells.LSTM(H), learn_initial_carry=True)
