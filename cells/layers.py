@@ -180,6 +180,15 @@ def split_initial_carry(cell: base.Cell, params):
     return own, cell.carry_type(*(params[n] for n in names))
 
 
+def start_carry(cell: base.Cell, params, batch_size: int):
+    """The carry a sequence of `cell` starts from: the learned one in `params` ('h0', 'c0')
+    broadcast to [batch_size, H], or zeros in the params' carry dtype when they hold none."""
+    _, learned = split_initial_carry(cell, params)
+    if learned is None:
+        return cell.initial_carry(batch_size, base.carry_dtype(params))
+    return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
+
+
 @dataclasses.dataclass(frozen=True)
 class Stack:
     """A multi-layer recurrent network: layer k's outputs are layer k+1's inputs.
@@ -302,10 +311,7 @@ class Stack:
             )
         if params is None:
             return layer.initial_carry(batch_size)
-        _, learned = self._split_layer(layer, params)
-        if learned is None:
-            return layer.initial_carry(batch_size, base.carry_dtype(params))
-        return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
+        return start_carry(layer, params, batch_size)
 
     def _check_carries(self, params, carry, what: str = "carry") -> None:
         if len(params) != len(self.layers):

@@ -124,10 +124,8 @@ class RNN(nn.Module):
     def initial_carry(self, batch_size: int):
         """The carry a sequence starts from: the learned one broadcast to [batch_size, H], or
         zeros. Bound: `rnn.apply(variables, batch_size, method='initial_carry')`."""
-        _, learned = layers.split_initial_carry(self.cell, dict(self.variables.get("params", {})))
-        if learned is None:
-            return self.cell.initial_carry(batch_size)
-        return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
+        params = dict(self.variables.get("params", {}))
+        return layers.start_carry(self.cell, params, batch_size)
 
     def step(self, carry, x, *, deterministic: bool = True, **step_kwargs):
         """One time step, x [B, I] -> (carry, h [B, H]); method='step'. As a first use

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
 from flax import nnx
 
 from cells import base, layers
@@ -86,10 +85,7 @@ class RNN(nnx.Module):
 
     def initial_carry(self, batch_size: int):
         """The carry a sequence starts from: the learned one broadcast, or zeros."""
-        _, learned = layers.split_initial_carry(self.cell, self.params)
-        if learned is None:
-            return self.cell.initial_carry(batch_size)
-        return type(learned)(*(jnp.broadcast_to(a, (batch_size, a.shape[-1])) for a in learned))
+        return layers.start_carry(self.cell, self.params, batch_size)
 
     def step(self, carry, x, *, rngs: nnx.Rngs | None = None, **step_kwargs):
         """One time step: `self.cell.step(params, carry, x [B, I])` -> (carry, h [B, H]).
