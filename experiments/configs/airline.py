@@ -18,7 +18,7 @@ from experiments.configs import forecast_csv
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = forecast_csv.get_config(
-        "path=experiments/data/univariate/airline-passengers.csv,date_column=Month,"
+        "path=data/univariate/airline-passengers.csv,date_column=Month,"
         "target=Passengers,input_len=24,horizon=12,batch_size=16,num_steps=600,eval_every=20"
         + ("," + arg if arg else "")
     )

@@ -57,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.task = "forecast"
     config.seed = fields["seed"]
 
-    config.data.path = "experiments/data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
+    config.data.path = "data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
     config.data.date_column = "date"  # the timestamp column (not a feature)
     config.data.target = "OT"  # oil temperature, Informer's target
     config.data.features = fields["features"]  # 'S' OT only; 'M' all 7 columns

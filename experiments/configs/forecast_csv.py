@@ -23,7 +23,7 @@ _MODEL_FIELDS = ("cell", "hidden_size", "head", "seed")
 # Config-string arguments and their defaults (experiments/configs/arguments.py); the model's
 # are ett.py's, passed on to it.
 ARGUMENTS = {
-    "path": "experiments/data/univariate/monthly-sunspots.csv",
+    "path": "data/univariate/monthly-sunspots.csv",
     "date_column": "",
     "target": "Sunspots",
     "features": "S",

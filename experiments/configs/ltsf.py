@@ -84,14 +84,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.name = f"{prefix}_{fields['model']}{init}_{fields['features']}_{fields['horizon']}"
 
     if exchange:
-        config.data.path = "experiments/data/exchange_rate/exchange_rate.txt.gz"  # LSTNet's
+        config.data.path = "data/exchange_rate/exchange_rate.txt.gz"  # LSTNet's
         config.data.header = False  # 8 bare columns '0'..'7'
         config.data.date_column = "date"  # unused without a header
         config.data.target = "7"  # DLinear's 'OT' (Singapore)
         config.data.split = "ltsf"  # int(0.7 N) / rest / int(0.2 N)
         train_rows = int(EXCHANGE_ROWS * 0.7)
     else:
-        config.data.path = "experiments/data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
+        config.data.path = "data/ett/ETTh1.csv.gz"  # bundled ETTh1 (CC BY-ND 4.0)
         config.data.header = True
         config.data.date_column = "date"
         config.data.target = "OT"

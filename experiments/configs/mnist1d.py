@@ -54,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         else f"mnist1d_{model}" + ("" if model == "logistic" else str(fields["hidden_size"]))
     )
 
-    config.data.path = "experiments/data/mnist1d/mnist1d.npz"
+    config.data.path = "data/mnist1d/mnist1d.npz"
     config.data.num_valid = 400  # the last 400 training sequences
 
     config.model.architecture = model  # train/tasks/mnist1d.py

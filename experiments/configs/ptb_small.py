@@ -54,7 +54,7 @@ def zaremba_config(
     config.task = "lm"
     config.seed = 0
 
-    config.data.path = "experiments/data/ptb"  # ptb.{train,valid,test}.txt.gz, sha256-checked
+    config.data.path = "data/ptb"  # ptb.{train,valid,test}.txt.gz, sha256-checked
     config.data.level = "word"  # whitespace tokens, one <eos> per line; vocab 10,000 from train
     config.data.valid_fraction = 0.1  # unused: the directory holds its own splits
     config.data.test_fraction = 0.0  # unused: the directory holds its own splits

@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.task = "lm"
     config.seed = 0
 
-    config.data.path = "experiments/data/tinyshakespeare/input.txt.gz"  # sha256-checked
+    config.data.path = "data/tinyshakespeare/input.txt.gz"  # sha256-checked
     config.data.level = "char"  # every character is a token (65 types)
     config.data.valid_fraction = 0.1  # the last 10% of the text validates
     config.data.test_fraction = 0.0  # 0: 'test' reports the validation split again

@@ -17,7 +17,7 @@ from experiments.configs import forecast_csv
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return forecast_csv.get_config(
-        "path=experiments/data/univariate/monthly-sunspots.csv,date_column=Month,"
+        "path=data/univariate/monthly-sunspots.csv,date_column=Month,"
         "target=Sunspots,input_len=120,horizon=12,batch_size=32,num_steps=1500,eval_every=50"
         + ("," + arg if arg else "")
     )

@@ -18,7 +18,7 @@ def _tiny_lm():
     """Zaremba's small LM, shrunk, on Tiny Shakespeare characters, with the AWD-LSTM
     regularisers on (their masks and rng use are part of the exported program)."""
     config = ptb_small.get_config()
-    config.data.path = "experiments/data/tinyshakespeare/input.txt.gz"
+    config.data.path = "data/tinyshakespeare/input.txt.gz"
     config.data.level = "char"
     config.data.test_fraction = 0.0
     config.model.hidden_size = 8

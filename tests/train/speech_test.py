@@ -24,7 +24,7 @@ def test_archives_match_their_checksums_and_a_changed_byte_is_refused():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == sums[f"fsdd/{path.name}"]
     raw = bytearray(paths[0].read_bytes())
     raw[100] ^= 1
-    with pytest.raises(errors.ConfigError, match="does not match experiments/data/SHA256SUMS"):
+    with pytest.raises(errors.ConfigError, match="does not match data/SHA256SUMS"):
         base.verify_checksum(paths[0], bytes(raw))
 
 

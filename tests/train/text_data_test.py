@@ -16,7 +16,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 @pytest.fixture(scope="module")
 def ptb():
-    return text.load_corpus("experiments/data/ptb", "word")
+    return text.load_corpus("data/ptb", "word")
 
 
 def test_ptb_counts_match_the_published_ones(ptb):
@@ -34,7 +34,7 @@ def test_ptb_counts_match_the_published_ones(ptb):
 
 
 def test_tinyshakespeare_char_split():
-    c = text.load_corpus("experiments/data/tinyshakespeare/input.txt.gz", "char", 0.1, 0.0)
+    c = text.load_corpus("data/tinyshakespeare/input.txt.gz", "char", 0.1, 0.0)
     assert len(c.vocab) == 65
     n_train, n_valid = len(c.splits["train"]), len(c.splits["valid"])
     assert n_train + n_valid == 1_115_394
@@ -95,7 +95,7 @@ def test_missing_path_is_a_config_error():
     with pytest.raises(errors.ConfigError, match="config.data.path"):
         text.load_corpus("no/such/file.txt", "word")
     with pytest.raises(errors.ConfigError, match="config.data.level"):
-        text.load_corpus("experiments/data/ptb", "byte")
+        text.load_corpus("data/ptb", "byte")
 
 
 def test_stream_layout_and_windows():

@@ -13,7 +13,7 @@ from train.errors import ConfigError
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ETT = os.path.join(
-    os.path.dirname(__file__), "..", "..", "experiments", "data", "ett", "ETTh1.csv.gz"
+    os.path.dirname(__file__), "..", "..", "data", "ett", "ETTh1.csv.gz"
 )
 
 
@@ -161,7 +161,7 @@ def test_bare_table_without_header_or_dates(tmp_path):
 
 
 def test_bundled_exchange_rate_and_dlinears_split():
-    table = timeseries.read_csv("experiments/data/exchange_rate/exchange_rate.txt.gz", header=False)
+    table = timeseries.read_csv("data/exchange_rate/exchange_rate.txt.gz", header=False)
     assert table.values.shape == (7588, 8)
     borders = timeseries.ltsf_borders(7588, 336)
     # DLinear's Dataset_Custom: 5311 train rows, 1517 test, 760 valid; later splits L early.
@@ -182,7 +182,7 @@ def test_ltsf_window_counts_per_horizon(ett, input_len):
     """DLinear's and SegRNN's loaders (len = rows - L - H + 1 per split): the valid and test
     counts do not depend on L (their splits start L rows early), train's does."""
     exchange = timeseries.read_csv(
-        "experiments/data/exchange_rate/exchange_rate.txt.gz", header=False
+        "data/exchange_rate/exchange_rate.txt.gz", header=False
     ).values
     for horizon, ett_test, ex_valid, ex_test in [
         (96, 2785, 665, 1422),
@@ -202,3 +202,11 @@ def test_ltsf_window_counts_per_horizon(ett, input_len):
             "valid": ex_valid,
             "test": ex_test,
         }
+
+
+def test_a_path_under_the_former_data_directory_resolves_to_data():
+    # Configs recorded before the data moved to data/ (result files, old workdirs) name it so.
+    from train.data import base
+
+    resolved = base.check_data_path("experiments/data/ett/ETTh1.csv.gz")
+    assert resolved == base.DATA_DIR / "ett" / "ETTh1.csv.gz"

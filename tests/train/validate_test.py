@@ -143,7 +143,7 @@ def test_shared_fields_a_task_does_not_read_are_refused_unless_default():
     ):
         validate.validate(config)
     config = adding.get_config("length=30")
-    config.data.path = "experiments/data/ett/ETTh1.csv.gz"
+    config.data.path = "data/ett/ETTh1.csv.gz"
     with pytest.raises(errors.ConfigError, match="data.path.*no effect in task 'adding'"):
         validate.validate(config)
 

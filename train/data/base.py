@@ -22,16 +22,23 @@ import numpy as np
 from train.errors import ConfigError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT / "experiments" / "data"
+DATA_DIR = REPO_ROOT / "data"
+# Where the bundled data lived before it moved to the top-level data/ (2026-12): configs recorded
+# in older workdirs and result files name it, and still resolve (`resolve_path`).
+_FORMER_DATA_PREFIX = "experiments/data/"
 
 Batch = dict[str, Any]
 
 
 def resolve_path(path: str) -> pathlib.Path:
-    """A relative path resolves against the working directory first, then the repo root."""
+    """A relative path resolves against the working directory first, then the repo root; a
+    bundled file named by its former place (experiments/data/..., in configs recorded before the
+    move) resolves to its place under data/."""
     p = pathlib.Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
+    if p.as_posix().startswith(_FORMER_DATA_PREFIX) and not (REPO_ROOT / p).exists():
+        return DATA_DIR / p.as_posix()[len(_FORMER_DATA_PREFIX) :]
     return REPO_ROOT / p
 
 
@@ -106,7 +113,7 @@ def _bundled_checksums() -> dict[str, str]:
 
 
 def verify_checksum(path: pathlib.Path, raw: bytes) -> None:
-    """Raises ConfigError when a file bundled under experiments/data/ differs from SHA256SUMS."""
+    """Raises ConfigError when a file bundled under data/ differs from SHA256SUMS."""
     try:
         rel = pathlib.Path(path).resolve().relative_to(DATA_DIR.resolve()).as_posix()
     except ValueError:
@@ -117,7 +124,7 @@ def verify_checksum(path: pathlib.Path, raw: bytes) -> None:
     got = hashlib.sha256(raw).hexdigest()
     if got != expected:
         raise ConfigError(
-            f"data file {path}: sha256 {got} does not match experiments/data/SHA256SUMS "
+            f"data file {path}: sha256 {got} does not match data/SHA256SUMS "
             f"({expected}); restore the bundled copy (git checkout {path})."
         )
 

@@ -1,9 +1,9 @@
 r"""Spoken digits: the Free Spoken Digit Dataset (FSDD), its splits, and log-mel features.
 
-Data: experiments/data/fsdd/*.tar.xz (12 archives, 3,000 mono 8 kHz 16-bit WAV files named
+Data: data/fsdd/*.tar.xz (12 archives, 3,000 mono 8 kHz 16-bit WAV files named
 `{digit}_{speaker}_{index}.wav`; 6 speakers x 10 digits x 50 takes; CC BY-SA 4.0, Z. Jackson et
-al., provenance in experiments/data/SOURCES.md). Each archive is checked against
-experiments/data/SHA256SUMS when read; the features are computed once and kept in a cache file
+al., provenance in data/SOURCES.md). Each archive is checked against
+data/SHA256SUMS when read; the features are computed once and kept in a cache file
 named by the archives' checksums and the feature settings (`cache_dir`, default
 ~/.cache/rnn_cells/fsdd), itself stored with its own sha256 and recomputed when it does not
 match.
@@ -84,7 +84,7 @@ def archives(data_dir: pathlib.Path = FSDD_DIR) -> list[pathlib.Path]:
     if len(paths) != 2 * len(SPEAKERS):
         raise ConfigError(
             f"{data_dir}: expected the 12 FSDD archives fsdd_<speaker>_<0-4|5-9>.tar.xz, found "
-            f"{len(paths)}; restore them (git checkout experiments/data/fsdd)."
+            f"{len(paths)}; restore them (git checkout data/fsdd)."
         )
     return paths
 

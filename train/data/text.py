@@ -3,13 +3,13 @@
 A corpus is read once into int32 id arrays, one per split:
 
 * a directory holding one file each whose name contains 'train', 'valid' and 'test' (Mikolov's
-  Penn Treebank: `experiments/data/ptb/ptb.{train,valid,test}.txt.gz`), or
+  Penn Treebank: `data/ptb/ptb.{train,valid,test}.txt.gz`), or
 * one text file split by position: the first (1 - valid - test) fraction trains, then valid,
   then test; with test_fraction 0 the test split *is* the validation split (Tiny Shakespeare's
   usual 90% / 10%).
 
-Files may be gzip-compressed (`.gz`). Files bundled under `experiments/data/` are checked against
-`experiments/data/SHA256SUMS` when read. Word level splits each line on whitespace and ends it
+Files may be gzip-compressed (`.gz`). Files bundled under `data/` are checked against
+`data/SHA256SUMS` when read. Word level splits each line on whitespace and ends it
 with one '<eos>' (Mikolov / Zaremba); char level keeps every character, newlines included.
 
 The vocabulary comes from the training split only: words by descending count then alphabetically

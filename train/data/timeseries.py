@@ -1,6 +1,6 @@
 """Time-series data: a CSV / CSV.gz reader, the split rules, a train-only scaler, lazy windows.
 
-    table = read_csv('experiments/data/ett/ETTh1.csv.gz', date_column='date')
+    table = read_csv('data/ett/ETTh1.csv.gz', date_column='date')
     borders = informer_borders(len(table), input_len=96)      # {'train': (0, 8640), ...}
     scaler = StandardScaler.fit(table.values[slice(*borders['train'])])
     series_NxC = scaler.transform(table.values)
@@ -67,7 +67,7 @@ def read_csv(path: str, date_column: str = "date", header: bool = True) -> Table
 
     Args:
       path: the file; '.gz' files are decompressed on the fly; files bundled under
-        experiments/data/ are checked against experiments/data/SHA256SUMS.
+        data/ are checked against data/SHA256SUMS.
       date_column: the name of the date/time column; every other column must be numeric.
         An empty string means "the first column". Unused with header=False.
       header: whether the first row names the columns.

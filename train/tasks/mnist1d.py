@@ -1,7 +1,7 @@
 """MNIST-1D sequence classification (Greydanus & Kobak 2024): 40-step 1-D signals, 10 classes.
 
-Data: experiments/data/mnist1d/mnist1d.npz (the dataset's default arguments, generated with
-the authors' package; provenance in experiments/data/SOURCES.md): 4,000 training and 1,000 test
+Data: data/mnist1d/mnist1d.npz (the dataset's default arguments, generated with
+the authors' package; provenance in data/SOURCES.md): 4,000 training and 1,000 test
 sequences of length 40, standardised by the generator. The last `num_valid` (default 400)
 training sequences are held out for validation; the test set is the published one.
 
@@ -39,7 +39,7 @@ from train.data import base as data_base
 from train.errors import ConfigError
 from train.tasks import base
 
-PATH = "experiments/data/mnist1d/mnist1d.npz"
+PATH = "data/mnist1d/mnist1d.npz"
 HEADS = ("flatten", "mean", "last")
 ARCHITECTURES = ("rnn", "cnn", "mlp", "logistic")
 CLASSES = 10

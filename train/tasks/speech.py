@@ -126,7 +126,7 @@ class SpokenDigitsTask(base.Task):
     data_fields = ("split", "test_speaker", "valid_speaker", "cache_dir", "normalization")
     unused_fields = {
         "train.seq_len": "a recording is one sequence",
-        "data.path": "the FSDD archives under experiments/data/fsdd are read",
+        "data.path": "the FSDD archives under data/fsdd are read",
     }
 
     @classmethod
