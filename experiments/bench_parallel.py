@@ -44,7 +44,7 @@ import numpy as np
 from absl import app, flags
 
 import cells
-from experiments import records
+from experiments.lab import records
 from train import provenance
 
 

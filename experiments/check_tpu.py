@@ -32,7 +32,7 @@ import traceback
 
 from absl import app, flags
 
-from experiments import records
+from experiments.lab import records
 
 FLAGS = flags.FLAGS
 TOPOLOGIES = ("v5e:2x2", "v6e:2x2")  # one host of each; the programs use one chip

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import records
+from experiments.lab import records
 from experiments.configs import adding as adding_config
 from train import models
 from train.tasks import registry

@@ -47,7 +47,7 @@ import time
 
 from absl import app, flags
 
-from experiments import records, run_grid
+from experiments.lab import records, run_grid
 from experiments.configs import arguments
 from train import provenance
 

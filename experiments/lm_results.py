@@ -25,7 +25,7 @@ import sys
 
 from absl import app, flags, logging
 
-from experiments import records
+from experiments.lab import records
 
 FLAGS = flags.FLAGS
 

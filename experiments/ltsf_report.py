@@ -378,7 +378,7 @@ def main(argv) -> None:
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint it opens
 
-    from experiments import records
+    from experiments.lab import records
     from train import provenance
     from train.errors import ConfigError
 

@@ -25,7 +25,7 @@ import time
 
 from absl import app, flags
 
-from experiments import records
+from experiments.lab import records
 from train import provenance
 
 FLAGS = flags.FLAGS

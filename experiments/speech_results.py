@@ -22,7 +22,7 @@ import re
 import numpy as np
 from absl import app, flags
 
-from experiments import records
+from experiments.lab import records
 
 FLAGS = flags.FLAGS
 SECTION = "speech"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import records, report
+from experiments.lab import records, report
 
 HW = {"platform": "cpu", "cpu": "test", "cpu_count": 2}
 

@@ -1,16 +1,15 @@
-"""Result records: where the experiments keep their JSON and figures, and the one way to read,
-write and render them.
+"""Result records: the one way to read and write a run's JSON, and where it came from.
 
-    record = records.read(path)                 # one run's JSON
-    runs = records.load_all(prefixes=("ptb_",))  # name -> record, from experiments/results/
-    records.write(path, record)                 # atomic; refuses to replace an existing file
-    curve = records.valid_curve(workdir)        # per-evaluation validation metrics of a run
-    records.update_readme("README.md", "lm", body)  # between <!-- section:lm --> markers
+    record = records.read(path)                  # one run's JSON
+    runs = records.load_all(study.results_dir)   # name -> record, sorted by name
+    records.write(path, record)                  # atomic; refuses to replace an existing file
+    curve = records.valid_curve(workdir)         # per-evaluation validation metrics of a run
+    record.update(records.provenance())          # commit, dirty tree?, hardware, date, command
 
-The committed files under experiments/results/ are reference data: `write` never replaces one
-unless asked (`overwrite=True`, a script's --force), and every script that writes takes an
-output directory, so a rerun can go elsewhere. Used by run_grid, report, lm_results,
-gradient_flow and gates.
+A study's committed `results/` folder is reference data: `write` never replaces a file there
+unless asked (`overwrite=True`, the runner's --force), refuses a record made from a tree with
+uncommitted changes (`git_dirty`) unless asked (`allow_dirty=True`, --force again), and every
+command that writes takes an output directory, so a rerun can go elsewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import os
 
 from train import metrics
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STUDIES_DIR = os.path.join(ROOT, "experiments", "studies")
 RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
 FIGURES_DIR = os.path.join(RESULTS_DIR, "figures")
 
@@ -34,6 +34,10 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, ((sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0)
 
 
+class DirtyTreeError(ValueError):
+    """A committed result would not say which code made it."""
+
+
 def portable_path(path: str) -> str:
     """`path` relative to the repository when inside it (commands run from there), so that a
     command recorded in a result file names no directory of this machine; else unchanged."""
@@ -41,20 +45,53 @@ def portable_path(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
+def is_committed(path: str) -> bool:
+    """Whether `path` lies in a study's committed results folder (experiments/studies/*/results/)
+    or the former flat experiments/results/."""
+    relative = os.path.relpath(os.path.abspath(path), STUDIES_DIR).split(os.sep)
+    if len(relative) >= 3 and relative[0] != ".." and relative[1] == "results":
+        return True
+    return not os.path.relpath(os.path.abspath(path), RESULTS_DIR).startswith("..")
+
+
+def provenance() -> dict:
+    """Where a record came from: git commit, whether tracked files had uncommitted changes,
+    hardware, date (UTC) and the command line."""
+    import datetime
+
+    from train import provenance as train_provenance
+
+    return {
+        "git_commit": train_provenance.git_commit(),
+        "git_dirty": train_provenance.git_dirty(),
+        "hardware": train_provenance.hardware(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": train_provenance.command(),
+    }
+
+
 def read(path: str) -> dict:
     with open(path) as f:
         return json.load(f)
 
 
-def write(path: str, record: dict, overwrite: bool = False) -> str:
+def write(path: str, record: dict, overwrite: bool = False, allow_dirty: bool = False) -> str:
     """Writes `record` as JSON to `path` atomically (a temporary file, then a rename).
 
-    Raises FileExistsError when `path` exists and `overwrite` is False.
+    Raises FileExistsError when `path` exists and `overwrite` is False, and DirtyTreeError when
+    `path` is committed reference data (`is_committed`), the record says it was made from a
+    tree with uncommitted changes (`git_dirty`) and `allow_dirty` is False.
     """
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"{path} exists (committed results are reference data); write elsewhere with an "
             "output-directory flag, or pass --force to replace it."
+        )
+    if record.get("git_dirty") and is_committed(path) and not allow_dirty:
+        raise DirtyTreeError(
+            f"{path}: the run was made from a tree with uncommitted changes (commit "
+            f"{record.get('git_commit', 'unknown')}); commit first, write elsewhere with --out, "
+            "or pass --force to record it anyway."
         )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"

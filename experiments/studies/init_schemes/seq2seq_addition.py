@@ -22,10 +22,10 @@ The model is written two ways: `FlaxSeq2seq`, flax's nn.RNN over nn.LSTMCell as 
 has it (`cell_factory` swaps in any flax cell, e.g. `cells.linen.RNNCell`), and
 `CellsSeq2seq`, any `cells` cell through `cells.linen.RNN` (the fused `cells.scan`, with
 `backward='fused'` if asked). `params_from_flax` converts the first's weights to the second's;
-with them both give the same logits (tests/experiments/seq2seq_addition_test.py).
+with them both give the same logits (tests/experiments/studies/seq2seq_addition_test.py).
 
-    python -m experiments.seq2seq_addition --model=cells --steps=1200 --out=/tmp/s2s_cells.json
-    python -m experiments.seq2seq_addition --model=flax --steps=1200 --out=/tmp/s2s_flax.json
+    python -m experiments.studies.init_schemes.seq2seq_addition --model=cells --steps=1200 --out=/tmp/s2s_cells.json
+    python -m experiments.studies.init_schemes.seq2seq_addition --model=flax --steps=1200 --out=/tmp/s2s_flax.json
 
     record = seq2seq_addition.train(model="cells", cell=cells.LSTM(512, chrono_t_max=8), seed=1)
     record["accuracy"]      # exact match at record["eval_steps"]
@@ -47,7 +47,7 @@ from absl import app, flags
 
 import cells
 from cells import interop
-from experiments import records
+from experiments.lab import records
 
 # -- data --------------------------------------------------------------------------------------
 

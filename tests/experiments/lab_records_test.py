@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import records
+from experiments.lab import records
 from train import metrics
 
 

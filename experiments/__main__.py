@@ -1,0 +1,148 @@
+r"""One command line for every study (experiments/studies/<name>/, found by its folder).
+
+    python -m experiments list                            # the studies and their groups
+    python -m experiments run <study> [group ...] [--out=DIR] [--workdirs=DIR] [--jobs=N] [--force]
+    python -m experiments report [<study> ...] [--results=DIR] [--check] [--figures]
+
+`run` trains the named groups (all of DEFAULT_GROUPS when none is named) into the study's
+results/ (or --out), resumably: a run whose record exists is skipped; GROUP@x keeps the runs
+whose name has x between underscores. Committed results are reference data: replacing one, or
+recording into results/ from a tree with uncommitted changes, needs --force.
+
+`report` rewrites each named study's generated tables (all studies and the front page's study
+table when none is named) from the committed records; --check changes nothing and exits 1 when a
+README is not what its records give; --results=DIR renders another run's records to stdout (the
+committed README is left alone); --figures redraws the figures too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from experiments.lab import records, tables
+from experiments.lab import study as study_lib
+
+FRONT_PAGE = os.path.join(records.ROOT, "README.md")
+FRONT_TABLE = "studies"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        sys.exit(f"experiments: {message} (python -m experiments --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m experiments", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("list", help="the studies and their groups")
+    run = commands.add_parser("run", help="run a study's groups")
+    run.add_argument("study")
+    run.add_argument("groups", nargs="*")
+    run.add_argument("--out", help="directory of the records (default: the study's results/)")
+    run.add_argument("--workdirs", help="directory of the workdirs (default: workdirs/<study>)")
+    run.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    run.add_argument("--force", action="store_true", help="replace records that exist")
+    report = commands.add_parser("report", help="regenerate a study's README tables")
+    report.add_argument("studies", nargs="*")
+    report.add_argument("--results", help="render these records to stdout instead")
+    report.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
+    report.add_argument("--figures", action="store_true", help="redraw the figures too")
+    return parser
+
+
+def _list(args) -> int:
+    for name in study_lib.names():
+        study = study_lib.load(name)
+        groups = ", ".join(study.groups) or "(no runs: tables only)"
+        print(f"{name:16s} {study.title}\n{'':16s} groups: {groups}")
+    return 0
+
+
+def _run(args) -> int:
+    study = study_lib.load(args.study)
+    if args.jobs < 1:
+        raise study_lib.StudyError(f"--jobs={args.jobs}: give 1 or more")
+    groups = args.groups or study.default_groups
+    for group in groups:  # every name checked before anything runs
+        if group.partition("@")[0] not in study.groups:
+            study.runs(group, "")  # raises, naming the valid groups
+    out = args.out or study.results_dir
+    workdirs = args.workdirs or os.path.join(records.ROOT, "workdirs", study.name)
+    if records.is_committed(os.path.join(out, "x.json")) and not args.force:
+        from train import provenance
+
+        if provenance.git_dirty():
+            raise study_lib.StudyError(
+                f"{records.portable_path(out)} holds committed results and tracked files have "
+                "uncommitted changes: commit first, write elsewhere with --out, or pass --force"
+            )
+    from experiments.lab import runner
+
+    outcomes = {}
+    for group in groups:  # in order: a group may read what the one before wrote
+        runs = study.runs(group, out)
+        outcomes.update(runner.run_all(runs, out, workdirs, jobs=args.jobs, force=args.force))
+    failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
+    if failed:
+        print(f"experiments: {len(failed)} runs failed (their logs say why): {failed}")
+    return 1 if failed else 0
+
+
+def front_page_table() -> str:
+    """The front page's table of studies: each study's headline next to the published value,
+    linked to its README."""
+    rows = []
+    for name in study_lib.names():
+        study = study_lib.load(name)
+        headline = study.headline(study.results_dir) or {}
+        link = f"[{study.title}](experiments/studies/{name}/README.md)"
+        rows.append([link, headline.get("ours", "see the study"), headline.get("published", "-")])
+    return tables.markdown(["study", "our result", "published"], rows)
+
+
+def _rewrite(path: str, bodies: dict[str, str], check: bool) -> bool:
+    """Fills `path`'s generated tables; True when it was (check: would be) changed."""
+    with open(path) as f:
+        text = f.read()
+    new = tables.fill(text, bodies, where=records.portable_path(path))
+    if new != text and not check:
+        with open(path, "w") as f:
+            f.write(new)
+    return new != text
+
+
+def _report(args) -> int:
+    names = args.studies or study_lib.names()
+    stale = []
+    for name in names:
+        study = study_lib.load(name)
+        if args.results:
+            for table, body in study.tables(args.results).items():
+                print(f"<!-- table:{table} -->\n{body.strip()}\n<!-- /table:{table} -->\n")
+            continue
+        if args.figures and not args.check:
+            for path in study.figures(study.results_dir, study.figures_dir):
+                print(f"report: {records.portable_path(path)}")
+        if _rewrite(study.readme, study.tables(study.results_dir), args.check):
+            stale.append(records.portable_path(study.readme))
+    if not args.studies and not args.results:
+        if _rewrite(FRONT_PAGE, {FRONT_TABLE: front_page_table()}, args.check):
+            stale.append("README.md")
+    verb = "differs from its records" if args.check else "rewritten"
+    for path in stale:
+        print(f"report: {path} {verb}")
+    return 1 if args.check and stale else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"list": _list, "run": _run, "report": _report}[args.command](args)
+    except (study_lib.StudyError, ValueError, FileExistsError, OSError) as e:
+        sys.exit(f"experiments: {e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""experiments/lab/runner.py: records written once, finished runs skipped, failures retried,
+a diverged training run recorded, several runs at a time."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from experiments.lab import Run, records, runner
+
+WRITE = "import json,sys; json.dump({'test': {'x': 1}, 'argv': sys.argv[1:]}, open(sys.argv[1], 'w'))"
+
+
+def test_a_run_is_a_config_or_a_command():
+    with pytest.raises(ValueError, match="exactly one of config= and command="):
+        Run("x")
+    assert Run("a", config="adding.py:length=5").config_path() == os.path.join(
+        "experiments", "configs", "adding.py:length=5"
+    )
+    own = "experiments/studies/s/configs/c.py:x=1"
+    assert Run("b", config=own).config_path() == own
+
+
+def test_commands_run_once_in_parallel_and_a_failure_writes_nothing(tmp_path):
+    out, workdirs = str(tmp_path / "out"), str(tmp_path / "work")
+    os.makedirs(out)
+    runs = [Run(f"ok_{k}", command=("-c", WRITE, "{out}", "{workdir}")) for k in range(3)]
+    runs.append(Run("bad", command=("-c", "raise SystemExit(3)")))
+    outcomes = runner.run_all(runs, out, workdirs, jobs=2)
+    assert outcomes == {"ok_0": "done", "ok_1": "done", "ok_2": "done", "bad": "failed"}
+    record = records.read(os.path.join(out, "ok_1.json"))
+    assert record["argv"] == [os.path.join(out, "ok_1.json"), os.path.join(workdirs, "ok_1")]
+    assert not os.path.exists(os.path.join(out, "bad.json"))
+    assert runner.run_all(runs[:1], out, workdirs) == {"ok_0": "skipped"}
+    with pytest.raises(ValueError, match="repeat"):
+        runner.run_all(runs[:1] * 2, out, workdirs)
+
+
+def test_a_diverged_training_run_is_a_result_and_other_failures_are_not(tmp_path):
+    log = tmp_path / "stdout.log"
+    log.write_text("step 1 | train | loss 9.1\nerror: non-finite loss at step 7 (objective=nan)\n")
+    record = runner.diverged("ptb_lr_rnn_1", str(tmp_path), "python -m x", 12.0)
+    assert record["status"] == "diverged" and record["command"] == "python -m x"
+    assert record["error"] == "error: non-finite loss at step 7 (objective=nan)"
+    assert "git_commit" in record and "git_dirty" in record
+    log.write_text("Traceback ... MemoryError\n")
+    assert runner.diverged("x", str(tmp_path), "python", 1.0) is None
+
+
+def test_select_keeps_whole_name_parts():
+    runs = [Run(n, command=("-c", "")) for n in ("ett_S_24_lstm", "ett_S_240_gru", "ett_M_24_gru")]
+    assert [r.name for r in runner.select(runs, "24")] == ["ett_S_24_lstm", "ett_M_24_gru"]
+    assert [r.name for r in runner.select(runs, "ett_S_240_gru")] == ["ett_S_240_gru"]
+
+
+@pytest.mark.slow
+def test_a_training_run_is_collected_from_its_workdir(tmp_path):
+    out, workdirs = str(tmp_path / "out"), str(tmp_path / "work")
+    run = Run("tiny", config="adding.py:length=10,cell=gru,num_steps=4", overrides=(
+        "--config.train.eval_every=2", "--config.model.hidden_size=4"))  # fmt: skip
+    assert runner.run_all([run], out, workdirs) == {"tiny": "done"}
+    record = json.load(open(os.path.join(out, "tiny.json")))
+    assert record["name"] == "tiny" and record["valid_curve"] and sys.executable
