@@ -17,7 +17,7 @@ $(STAMP): setup.cfg constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m experiments.demo
+	$(PY) -m experiments.tools.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)

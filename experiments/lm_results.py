@@ -116,7 +116,7 @@ def collect(
     spe = task.steps_per_epoch()
     record["epochs"] = record["steps"] / spe if spe else None
     record["valid_curve"] = records.valid_curve(workdir, ("loss", "perplexity", "bits_per_char"))
-    from experiments import sample
+    from experiments.tools import sample
 
     prompt, length = ("ROMEO:", 300) if task.corpus.level == "char" else ("the", 40)
     # The workdir as the run's own command names it (a run made in another checkout is then
@@ -129,7 +129,7 @@ def collect(
         "temperature": 0.8,
         "seed": 0,
         "text": prompt + text,
-        "command": f"python -m experiments.sample --workdir={run_workdir} "
+        "command": f"python -m experiments.tools.sample --workdir={run_workdir} "
         f"--prompt={prompt!r} "
         f"--length={length} --temperature=0.8 --seed=0",
     }
@@ -456,7 +456,7 @@ def render_section(runs: list[dict]) -> str:
             "Hardware: "
             + "; ".join(f"{cpu}, {n} cores (shared with other jobs)" for cpu, n in hardware)
             + f". Commits: {', '.join(commits)}. Commands: each config's docstring; "
-            "`python -m experiments.sample --workdir=DIR --prompt=...` generates text."
+            "`python -m experiments.tools.sample --workdir=DIR --prompt=...` generates text."
         )
     return "\n".join(out)
 

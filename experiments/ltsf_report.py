@@ -296,7 +296,7 @@ def trained_drop_last(workdirs: list[str]) -> dict:
     with batch 256: up to 241 of ETTh1's 2,545 H = 336 windows)."""
     import jax
 
-    from experiments import forecast
+    from experiments.tools import forecast
     from train import checkpoint
 
     rows = []

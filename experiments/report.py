@@ -491,7 +491,7 @@ def section(results: dict, rel_to: str = ROOT) -> str:
     if segrnn_figure:
         parts += [
             "SegRNN (GRU), ETTh1 multivariate, H = 96, seed 0: four test windows of OT, with the "
-            "last value for scale (`python -m experiments.forecast "
+            "last value for scale (`python -m experiments.tools.forecast "
             "--workdir=workdirs/segrnn_gru_M_96_s0`, its `test.png`):\n",
             segrnn_figure,
         ]
@@ -510,7 +510,7 @@ def section(results: dict, rel_to: str = ROOT) -> str:
         "python -m train.main --workdir=runs/load \\\n"
         "    --config=experiments/configs/forecast_csv.py:path=load.csv,date_column=time,"
         "target=load,features=S,input_len=48,horizon=24\n"
-        "python -m experiments.forecast --workdir=runs/load    # -> runs/load/forecasts/\n"
+        "python -m experiments.tools.forecast --workdir=runs/load    # -> runs/load/forecasts/\n"
         "```\n\n"
         "`forecasts/test.csv` has one row per (test window, step): the window's last input "
         "date, the forecast date, the actual value, the forecast and the last-value baseline per "

@@ -12,7 +12,7 @@ Model: `num_layers` bidirectional LSTM layers (`hidden_size` units per direction
 layer to 11 classes per frame (the CTC blank and 10 digits); optax.ctc_loss; Adam 1e-3, batch
 16, clip 1, `num_steps` steps, validation every 250 with early stopping after 6 without a lower
 CTC loss. Reported: CTC loss, digit error rate (Levenshtein edits / reference digits) and
-string accuracy of greedy decoding; `experiments.transcribe` adds prefix beam search.
+string accuracy of greedy decoding; `experiments.tools.transcribe` adds prefix beam search.
 `normalization=utterance` normalises each string with its own frames' mean and std (CMVN).
 
 [results]

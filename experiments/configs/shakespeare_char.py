@@ -8,7 +8,7 @@ validation text (there is no separate test set). Metric: validation nats/char an
 
   python -m train.main --config=experiments/configs/shakespeare_char.py \
       --workdir=workdirs/shakespeare_lstm
-  python -m experiments.sample --workdir=workdirs/shakespeare_lstm --prompt="ROMEO:" \
+  python -m experiments.tools.sample --workdir=workdirs/shakespeare_lstm --prompt="ROMEO:" \
       --length=400 --temperature=0.8 --seed=0
 
 [results]

@@ -259,7 +259,7 @@ _ALL_REGULARIZERS = dict(
 
 
 def _assert_generation_is_the_evaluated_model(corpus_path, block, cell="lstm", **regularizers):
-    """task.step (what experiments/sample.py runs) token by token == task.apply in evaluation
+    """task.step (what experiments/tools/sample.py runs) token by token == task.apply in evaluation
     (rng None): the sampled model is the evaluated one."""
     extra = {"block_ffn_factor": 1.0} if block == "residual" else {}
     config = tiny_config(corpus_path, cell=cell, block=block, **extra, **regularizers)

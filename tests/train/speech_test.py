@@ -185,7 +185,7 @@ def test_config_errors_and_a_tiny_run(utterances, cache, tmp_path):
     results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
     assert set(results["test"]) >= {"loss", "accuracy"} and 0.0 <= results["test"]["accuracy"] <= 1
 
-    from experiments import transcribe
+    from experiments.tools import transcribe
 
     wav = tmp_path / "seven.wav"
     wav.write_bytes(_wav(np.round(utterances.audio[7 * 50] * 32768).astype(np.int16)))

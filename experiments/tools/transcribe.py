@@ -1,7 +1,7 @@
 r"""The digits said in a WAV file, by a trained spoken_digits or connected_digits run.
 
-    python -m experiments.transcribe --workdir=DIR --wav=FILE [--beam=8] [--which=best]
-    python -m experiments.transcribe --workdir=DIR --split=test [--beam=8]
+    python -m experiments.tools.transcribe --workdir=DIR --wav=FILE [--beam=8] [--which=best]
+    python -m experiments.tools.transcribe --workdir=DIR --split=test [--beam=8]
 
 With --wav (8 kHz, mono, 16-bit PCM: e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`) it prints
 the recognised digits: one digit (spoken_digits, with its probability) or a string

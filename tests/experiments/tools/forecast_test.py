@@ -1,4 +1,4 @@
-"""Tests for experiments/forecast.py: a trained run's forecasts in the CSV's units."""
+"""Tests for experiments/tools/forecast.py: a trained run's forecasts in the CSV's units."""
 
 import csv
 import json
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import forecast
+from experiments.tools import forecast
 from experiments.configs import forecast_csv, synthetic
 from train import errors, trainer
 from train.data import timeseries
@@ -112,7 +112,7 @@ def test_bad_input_errors(run, tmp_path):
     with pytest.raises(errors.ConfigError, match="needs a forecasting run"):
         forecast.write_forecasts(str(lm))
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.forecast", f"--workdir={tmp_path / 'nothing'}"],
+        [sys.executable, "-m", "experiments.tools.forecast", f"--workdir={tmp_path / 'nothing'}"],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

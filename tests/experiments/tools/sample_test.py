@@ -1,4 +1,4 @@
-"""Tests for experiments/sample.py: determinism with a seed, prompt handling, clear errors."""
+"""Tests for experiments/tools/sample.py: determinism with a seed, prompt handling, clear errors."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import jax
 import pytest
 
-from experiments import sample
+from experiments.tools import sample
 from train import config_base, errors, trainer
 from train.tasks import lm
 
@@ -80,12 +80,12 @@ def test_errors(workdir, tmp_path):
 
 
 def test_cli_prints_prompt_and_sample_or_one_line_error(workdir, tmp_path):
-    cmd = [sys.executable, "-m", "experiments.sample", f"--workdir={workdir}", "--prompt=ROMEO:"]
+    cmd = [sys.executable, "-m", "experiments.tools.sample", f"--workdir={workdir}", "--prompt=ROMEO:"]
     out = subprocess.run(cmd + ["--length=30"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ROMEO:") and len(out.stdout) == len("ROMEO:") + 30 + 1
     bad = subprocess.run(
-        [sys.executable, "-m", "experiments.sample", f"--workdir={tmp_path}"],
+        [sys.executable, "-m", "experiments.tools.sample", f"--workdir={tmp_path}"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 r"""Generate text from a trained language model's checkpoint.
 
-    python -m experiments.sample --workdir=workdirs/shakespeare_lstm --prompt="ROMEO:" \
+    python -m experiments.tools.sample --workdir=workdirs/shakespeare_lstm --prompt="ROMEO:" \
         --length=400 --temperature=0.8 --seed=0
 
 The prompt is fed through the model (carry from zeros), then `length` tokens are drawn one at a

@@ -1,6 +1,6 @@
 r"""The forecasts of a trained forecasting run, in the data's own units: CSV files and a figure.
 
-    python -m experiments.forecast --workdir=DIR [--out=DIR/forecasts] [--split=test]
+    python -m experiments.tools.forecast --workdir=DIR [--out=DIR/forecasts] [--split=test]
         [--which=best|latest] [--plot_windows=4] [--nofuture] [--overwrite]
 
 Writes into --out (default WORKDIR/forecasts; an existing file is an error unless --overwrite):
@@ -25,7 +25,7 @@ A forecast of one's own CSV from start to finish (README, "Forecasting"):
 
     python -m train.main --workdir=runs/load \
         --config=experiments/configs/forecast_csv.py:path=load.csv,date_column=time,target=load
-    python -m experiments.forecast --workdir=runs/load
+    python -m experiments.tools.forecast --workdir=runs/load
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def forecasting_task(workdir: str):
     config = workdir_lib.load_config(workdir)
     if config.task != "forecast":
         raise ConfigError(
-            f"--workdir {workdir!r} holds a {config.task!r} run; experiments.forecast needs a "
+            f"--workdir {workdir!r} holds a {config.task!r} run; experiments.tools.forecast needs a "
             "forecasting run (config.task='forecast')."
         )
     task = registry.get_task(config)

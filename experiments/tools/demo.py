@@ -1,6 +1,6 @@
 r"""`make demo`: train a small LSTM and GRU character model on Tiny Shakespeare and compare them.
 
-    python -m experiments.demo [--root=runs/demo] [--num_steps=1000]
+    python -m experiments.tools.demo [--root=runs/demo] [--num_steps=1000]
 
 Both models go through the real training loop (`train.trainer.train_and_evaluate`) with the
 `shakespeare_char` config shrunk to a few minutes on a 2-core CPU (1 layer of 128 units,
@@ -18,7 +18,7 @@ import time
 
 from absl import app, flags, logging
 
-from experiments import sample
+from experiments.tools import sample
 from experiments.configs import shakespeare_char
 from train import checkpoint, metrics, models, trainer
 
