@@ -15,7 +15,7 @@ from train import errors, trainer
 from train.data import timeseries
 
 ROWS, L, H = 160, 12, 4
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def hourly_csv(path) -> str:
