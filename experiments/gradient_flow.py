@@ -35,8 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from experiments.lab import records
 from experiments.configs import adding as adding_config
+from experiments.lab import records
 from train import models
 from train.tasks import registry
 

@@ -47,8 +47,9 @@ import time
 
 from absl import app, flags
 
-from experiments.lab import records, run_grid
+from experiments import run_grid
 from experiments.configs import arguments
+from experiments.lab import records
 from train import provenance
 
 FLAGS = flags.FLAGS

@@ -1,1 +1,1 @@
-"""User tools: the demo, and what one does with a trained run (sample text, forecast, transcribe)."""
+"""User tools: the demo, and what one does with a trained run (sample, forecast, transcribe)."""

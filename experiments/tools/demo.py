@@ -18,8 +18,8 @@ import time
 
 from absl import app, flags, logging
 
-from experiments.tools import sample
 from experiments.configs import shakespeare_char
+from experiments.tools import sample
 from train import checkpoint, metrics, models, trainer
 
 _ROOT = flags.DEFINE_string("root", "runs/demo", "Directory for the two workdirs and the plot.")

@@ -166,8 +166,8 @@ def forecasting_task(workdir: str):
     config = workdir_lib.load_config(workdir)
     if config.task != "forecast":
         raise ConfigError(
-            f"--workdir {workdir!r} holds a {config.task!r} run; experiments.tools.forecast needs a "
-            "forecasting run (config.task='forecast')."
+            f"--workdir {workdir!r} holds a {config.task!r} run; experiments.tools.forecast needs "
+            "a forecasting run (config.task='forecast')."
         )
     task = registry.get_task(config)
     assert isinstance(task, forecast.ForecastTask)

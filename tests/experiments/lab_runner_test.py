@@ -9,7 +9,9 @@ import pytest
 
 from experiments.lab import Run, records, runner
 
-WRITE = "import json,sys; json.dump({'test': {'x': 1}, 'argv': sys.argv[1:]}, open(sys.argv[1], 'w'))"
+WRITE = (
+    "import json,sys; json.dump({'test': {'x': 1}, 'argv': sys.argv[1:]}, open(sys.argv[1], 'w'))"
+)
 
 
 def test_a_run_is_a_config_or_a_command():

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from experiments.lab import records, report
+from experiments import report
+from experiments.lab import records
 
 HW = {"platform": "cpu", "cpu": "test", "cpu_count": 2}
 

@@ -12,9 +12,7 @@ from train.errors import ConfigError
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-ETT = os.path.join(
-    os.path.dirname(__file__), "..", "..", "data", "ett", "ETTh1.csv.gz"
-)
+ETT = os.path.join(os.path.dirname(__file__), "..", "..", "data", "ett", "ETTh1.csv.gz")
 
 
 def write_csv(path, header, rows, compress=False):
@@ -181,9 +179,7 @@ def _window_counts(values, borders, input_len, horizon):
 def test_ltsf_window_counts_per_horizon(ett, input_len):
     """DLinear's and SegRNN's loaders (len = rows - L - H + 1 per split): the valid and test
     counts do not depend on L (their splits start L rows early), train's does."""
-    exchange = timeseries.read_csv(
-        "data/exchange_rate/exchange_rate.txt.gz", header=False
-    ).values
+    exchange = timeseries.read_csv("data/exchange_rate/exchange_rate.txt.gz", header=False).values
     for horizon, ett_test, ex_valid, ex_test in [
         (96, 2785, 665, 1422),
         (192, 2689, 569, 1326),

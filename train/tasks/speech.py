@@ -289,7 +289,7 @@ class ConnectedDigitsTask(base.Task):
     """Digit strings recognised with CTC (Graves et al. 2006): a (bidirectional) recurrent
     stack, a dense layer to 11 classes per frame (blank + 10 digits), optax.ctc_loss; greedy
     decoding in the evaluation only (digit error rate = edits / reference digits, string accuracy),
-    prefix beam search in `decode` (experiments.transcribe)."""
+    prefix beam search in `decode` (experiments.tools.transcribe)."""
 
     name = "connected_digits"
     model_defaults = {"bidirectional": True}

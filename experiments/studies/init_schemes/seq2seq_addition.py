@@ -24,8 +24,10 @@ has it (`cell_factory` swaps in any flax cell, e.g. `cells.linen.RNNCell`), and
 `backward='fused'` if asked). `params_from_flax` converts the first's weights to the second's;
 with them both give the same logits (tests/experiments/studies/seq2seq_addition_test.py).
 
-    python -m experiments.studies.init_schemes.seq2seq_addition --model=cells --steps=1200 --out=/tmp/s2s_cells.json
-    python -m experiments.studies.init_schemes.seq2seq_addition --model=flax --steps=1200 --out=/tmp/s2s_flax.json
+    python -m experiments.studies.init_schemes.seq2seq_addition --model=cells --steps=1200 \
+        --out=/tmp/s2s_cells.json
+    python -m experiments.studies.init_schemes.seq2seq_addition --model=flax --steps=1200 \
+        --out=/tmp/s2s_flax.json
 
     record = seq2seq_addition.train(model="cells", cell=cells.LSTM(512, chrono_t_max=8), seed=1)
     record["accuracy"]      # exact match at record["eval_steps"]

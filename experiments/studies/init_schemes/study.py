@@ -23,9 +23,15 @@ def _runs(task: str) -> list[Run]:
     return [
         Run(
             f"{task}_{scheme}_s{seed}",
-            command=("-m", "experiments.studies.init_schemes.runs", f"--task={task}",
-                     f"--scheme={scheme}", f"--seed={seed}", "--out={out}",
-                     "--workdir={workdir}"),
+            command=(
+                "-m",
+                "experiments.studies.init_schemes.runs",
+                f"--task={task}",
+                f"--scheme={scheme}",
+                f"--seed={seed}",
+                "--out={out}",
+                "--workdir={workdir}",
+            ),
         )  # fmt: skip
         for seed in SEEDS
         for scheme in schemes
@@ -52,8 +58,9 @@ def results_table(results_dir: str) -> str:
     for task in ("seq2seq", "mnist1d"):
         for scheme, group in _by_scheme(results_dir, task).items():
             values = [r[METRIC[task]] for r in group]
-            rows.append([task, LABEL.get(scheme, scheme), METRIC_LABEL[task],
-                         tables.fmt_mean_std(values), ", ".join(f"{v:.3f}" for v in values)])  # fmt: skip
+            per_seed = ", ".join(f"{v:.3f}" for v in values)
+            label = LABEL.get(scheme, scheme)
+            rows.append([task, label, METRIC_LABEL[task], tables.fmt_mean_std(values), per_seed])
     return tables.markdown(["task", "scheme", "metric", "mean ± std", "per seed"], rows)
 
 

@@ -30,8 +30,9 @@ def test_tables_give_mean_and_std_over_seeds(tmp_path):
         )
     records.write(str(tmp_path / "mnist1d_torch_s0.json"), _record("mnist1d", "torch", 0, 0.8))
     tables = study.readme_tables(str(tmp_path))
-    assert "| seq2seq | flax | exact match, step 1,200 | 0.700 ± 0.200 | 0.500, 0.700, 0.900 |" in (
-        tables["results"]
+    assert (
+        "| seq2seq | flax | exact match, step 1,200 | 0.700 ± 0.200 | 0.500, 0.700, 0.900 |"
+        in (tables["results"])
     )
     assert "| mnist1d | torch | test accuracy | 0.800 | 0.800 |" in tables["results"]
     assert "| flax | 0.350 | 0.700 | 0.525 ± 0.150 |" in tables["curves"]

@@ -1,5 +1,5 @@
-"""Tests for experiments/studies/init_schemes/seq2seq_addition.py: flax's seq2seq example and its port to cells give
-the same logits from the same weights, and both train."""
+"""Tests for experiments/studies/init_schemes/seq2seq_addition.py: flax's seq2seq example and
+its port to cells give the same logits from the same weights, and both train."""
 
 import subprocess
 import sys
@@ -92,7 +92,13 @@ def test_train_refuses_what_it_cannot_do():
 @pytest.mark.slow
 def test_cli_writes_the_record(tmp_path):
     out = tmp_path / "run.json"
-    cmd = [sys.executable, "-m", "experiments.studies.init_schemes.seq2seq_addition", "--model=cells", "--cell=gru"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.studies.init_schemes.seq2seq_addition",
+        "--model=cells",
+        "--cell=gru",
+    ]
     cmd += ["--hidden_size=8", "--batch_size=4", "--steps=2", "--eval_every=1", f"--out={out}"]
     subprocess.run(cmd, check=True, capture_output=True)
     record = s2s.records.read(str(out))

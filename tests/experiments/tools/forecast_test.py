@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.tools import forecast
 from experiments.configs import forecast_csv, synthetic
+from experiments.tools import forecast
 from train import errors, trainer
 from train.data import timeseries
 

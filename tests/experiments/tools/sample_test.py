@@ -80,7 +80,13 @@ def test_errors(workdir, tmp_path):
 
 
 def test_cli_prints_prompt_and_sample_or_one_line_error(workdir, tmp_path):
-    cmd = [sys.executable, "-m", "experiments.tools.sample", f"--workdir={workdir}", "--prompt=ROMEO:"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.tools.sample",
+        f"--workdir={workdir}",
+        "--prompt=ROMEO:",
+    ]
     out = subprocess.run(cmd + ["--length=30"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ROMEO:") and len(out.stdout) == len("ROMEO:") + 30 + 1
