@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all lint format bench check-tpu device-check clean
+.PHONY: install demo test test-all lint format bench check-tpu device-check docs clean
 
 $(STAMP): setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,18 @@ $(TPU_STAMP): setup.cfg constraints.txt
 check-tpu: $(TPU_STAMP)
 	JAX_PLATFORMS=cpu TPU_SKIP_MDS_QUERY=1 TPU_WORKER_HOSTNAMES=localhost \
 		$(TPU_VENV)/bin/python -m experiments.check_tpu --out=$(CHECK_TPU_OUT)
+
+# The documentation site into site/ (mkdocs.yml). Its packages (the docs extra) get their own
+# stamp, so `make test` does not install them. --strict: a broken link or API reference fails.
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about MkDocs 2.0, not about this site.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # On a machine with an NVIDIA GPU and its own jax[cuda]/flax/torch (experiments/device_check.py).
 device-check:

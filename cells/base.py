@@ -33,6 +33,7 @@ from cells import initializers, regularization
 
 Array = jax.Array
 Params = dict[str, Array]
+"""A cell's parameters: a plain dict of arrays (`w_ih`, `w_hh`, `b`, and the cell's extras)."""
 Initializer = Callable[..., Array]
 
 _VALID_DTYPES = ("float32", "bfloat16", "float16", "float64")

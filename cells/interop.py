@@ -4,15 +4,15 @@ Every conversion is function-preserving: converted parameters give the other lib
 (up to float rounding), both directions, any number of layers, either direction of a
 bidirectional layer. Layouts:
 
-  cells      w_ih [I, G*H], w_hh [H, G*H], b [G*H] (+ b_hn [H], GRU reset_after=True and MGU;
-             + w_hr [H, P] for the LSTM with proj_size=P, whose w_hh is then [P, 4H])
-  PyTorch    weight_ih_l{k}[_reverse] [G*H, I], weight_hh_l{k} [G*H, H or P], bias_ih_l{k}
-             [G*H], bias_hh_l{k} [G*H] (+ weight_hr_l{k} [P, H] with proj_size); the same gate
-             order (LSTM i, f, g, o; GRU r, z, n)
-  flax       LSTMCell / OptimizedLSTMCell {'ii','if','ig','io': {kernel}, 'hi','hf','hg','ho':
-             {kernel, bias}}; GRUCell {'ir','iz','in': {kernel, bias}, 'hr','hz': {kernel},
-             'hn': {kernel, bias}}; MGUCell {'if','in': {kernel, bias}, 'hf': {kernel},
-             'hn': {kernel, bias}}; SimpleCell {'i': {kernel, bias}, 'h': {kernel}}
+    cells      w_ih [I, G*H], w_hh [H, G*H], b [G*H] (+ b_hn [H], GRU reset_after=True and MGU;
+               + w_hr [H, P] for the LSTM with proj_size=P, whose w_hh is then [P, 4H])
+    PyTorch    weight_ih_l{k}[_reverse] [G*H, I], weight_hh_l{k} [G*H, H or P], bias_ih_l{k}
+               [G*H], bias_hh_l{k} [G*H] (+ weight_hr_l{k} [P, H] with proj_size); the same gate
+               order (LSTM i, f, g, o; GRU r, z, n)
+    flax       LSTMCell / OptimizedLSTMCell {'ii','if','ig','io': {kernel}, 'hi','hf','hg','ho':
+               {kernel, bias}}; GRUCell {'ir','iz','in': {kernel, bias}, 'hr','hz': {kernel},
+               'hn': {kernel, bias}}; MGUCell {'if','in': {kernel, bias}, 'hf': {kernel},
+               'hn': {kernel, bias}}; SimpleCell {'i': {kernel, bias}, 'h': {kernel}}
 
 PyTorch has two biases where a cell needs one. They are folded: LSTM and Elman b = b_ih + b_hh;
 GRU b[r, z] = b_ih + b_hh, b[n] = b_ih[n] and b_hn = b_hh[n] (n's recurrent bias sits inside

@@ -112,7 +112,8 @@ def linear_recurrence(
     """All states h_t = a_t * h_{t-1} + b_t (t = 0..T-1) from h_{-1} = h0.
 
     Args:
-      a_BxTxH, b_BxTxH: the coefficients, time on axis 1.
+      a_BxTxH: the coefficient a_t of h_{t-1}, time on axis 1.
+      b_BxTxH: the added term b_t, time on axis 1.
       h0_BxH: the state before the first step.
       valid_BxT: optional bool; False steps keep the state (a = 1, b = 0).
       resets_BxT: optional bool; True replaces the state by `init_BxH` before that step.

@@ -164,8 +164,13 @@ class RNN(nn.Module):
           resets: optional bool [B, T]: restart from the initial carry before step t.
           return_trace: also return the per-step gate activations.
           deterministic: False draws the 'dropout' rng for recurrent_dropout / zoneout.
-          initial_carry, init_key, seq_lengths, return_carry, time_major, reverse, keep_order:
-            flax nn.RNN's (None: the module's attribute).
+          initial_carry: a carry in flax's layout, instead of `carry`.
+          init_key: flax nn.RNN's; unused (the initial carry is zeros or learned).
+          seq_lengths: flax nn.RNN's name for `lengths`.
+          return_carry: flax nn.RNN's (None: the module's attribute).
+          time_major: flax nn.RNN's (None: the module's attribute).
+          reverse: flax nn.RNN's (None: the module's attribute).
+          keep_order: flax nn.RNN's (None: the module's attribute).
           **scan_kwargs: further `cells.scan` options (unroll, backward, recurrent_dropout...).
         """
         if not isinstance(self.cell, base.Cell):
