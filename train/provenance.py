@@ -10,16 +10,29 @@ import sys
 
 import jax
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(*args: str) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
 
 def git_commit() -> str:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    out = _git("rev-parse", "HEAD")
+    return (out.stdout.strip() if out else "") or "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (`git_commit`): a result recorded from such
+    a tree was made by code no commit holds. Untracked files (workdirs, new results) do not
+    count. None where git or a checkout is not there to ask."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    if out is None or out.returncode != 0:
+        return None
+    return bool(out.stdout.strip())
 
 
 def command() -> str:

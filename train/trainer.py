@@ -223,6 +223,7 @@ class _Run:
         self.start_time = start_time
         # The code this process runs is the checkout at its start, not at the end of a long run.
         self.git_commit = provenance.git_commit()
+        self.git_dirty = provenance.git_dirty()
         self.ckpts = self.writer = self.console = None
         try:
             self._set_up(task_cls)
@@ -533,6 +534,7 @@ class _Run:
             "train_time_s": self.meta["train_time_s"] + now - self.run_start,
             "resumed_from_step": self.start_step or None,
             "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
             "hardware": provenance.hardware(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": provenance.command(),

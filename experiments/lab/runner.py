@@ -113,6 +113,7 @@ def run_one(run: Run, out_dir: str, workdirs: str, force: bool = False) -> str:
         return "skipped"
     workdir = os.path.join(workdirs, run.name)
     os.makedirs(workdir, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     finished = run.command is None and os.path.exists(os.path.join(workdir, "results.json"))
     if not finished:
         cmd = _command(run, records.portable_path(out), workdir)

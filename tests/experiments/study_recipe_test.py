@@ -35,7 +35,8 @@ GROUPS = {"count": lambda results_dir: [
 
 def readme_tables(results_dir):
     values = [r["value"] for r in records.load_all(results_dir).values()]
-    return {"counts": tables.markdown(["runs", "value"], [[len(values), tables.fmt_mean_std(values)]])}
+    row = [len(values), tables.fmt_mean_std(values)]
+    return {"counts": tables.markdown(["runs", "value"], [row])}
 
 
 def headline(results_dir):

@@ -1,0 +1,39 @@
+"""train/provenance.py: the commit and whether tracked files had uncommitted changes."""
+
+import subprocess
+
+import pytest
+
+from train import provenance
+
+
+def _repo(path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    (path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-qm", "one")
+
+
+def test_git_dirty_sees_tracked_changes_only(tmp_path, monkeypatch):
+    _repo(tmp_path)
+    monkeypatch.setattr(provenance, "ROOT", str(tmp_path))
+    assert provenance.git_dirty() is False and len(provenance.git_commit()) == 40
+    (tmp_path / "results.json").write_text("{}")  # untracked: a result being written
+    assert provenance.git_dirty() is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert provenance.git_dirty() is True
+
+
+@pytest.mark.parametrize("broken", ["not a repository", "no git"])
+def test_git_dirty_is_unknown_without_a_checkout(tmp_path, monkeypatch, broken):
+    monkeypatch.setattr(provenance, "ROOT", str(tmp_path))
+    if broken == "no git":
+        monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert provenance.git_dirty() is None
+    assert provenance.git_commit() == "unknown"
