@@ -69,7 +69,7 @@ def _run(args) -> int:
         if group.partition("@")[0] not in study.groups:
             study.runs(group, "")  # raises, naming the valid groups
     out = args.out or study.results_dir
-    workdirs = args.workdirs or os.path.join(records.ROOT, "workdirs", study.name)
+    workdirs = args.workdirs or study.workdirs
     if records.is_committed(os.path.join(out, "x.json")) and not args.force:
         from train import provenance
 
@@ -102,11 +102,19 @@ def front_page_table() -> str:
     return tables.markdown(["study", "our result", "published"], rows)
 
 
-def _rewrite(path: str, bodies: dict[str, str], check: bool) -> bool:
-    """Fills `path`'s generated tables; True when it was (check: would be) changed."""
+CONFIGS_DIR = os.path.join(records.ROOT, "experiments", "configs")
+
+
+def _rewrite(path: str, bodies: dict[str, str], check: bool, config: bool = False) -> bool:
+    """Fills `path`'s generated tables (a config's [results] block); True when it was (check:
+    would be) changed."""
     with open(path) as f:
         text = f.read()
-    new = tables.fill(text, bodies, where=records.portable_path(path))
+    where = records.portable_path(path)
+    if config:
+        new = tables.fill_results_block(text, bodies["results"], where=where)
+    else:
+        new = tables.fill(text, bodies, where=where)
     if new != text and not check:
         with open(path, "w") as f:
             f.write(new)
@@ -123,10 +131,14 @@ def _report(args) -> int:
                 print(f"<!-- table:{table} -->\n{body.strip()}\n<!-- /table:{table} -->\n")
             continue
         if args.figures and not args.check:
-            for path in study.figures(study.results_dir, study.figures_dir):
+            for path in study.figures(study.results_dir, study.workdirs, study.figures_dir):
                 print(f"report: {records.portable_path(path)}")
         if _rewrite(study.readme, study.tables(study.results_dir), args.check):
             stale.append(records.portable_path(study.readme))
+        for config, body in study.config_results(study.results_dir).items():
+            path = os.path.join(CONFIGS_DIR, config)
+            if _rewrite(path, {"results": body}, args.check, config=True):
+                stale.append(records.portable_path(path))
     if not args.studies and not args.results:
         if _rewrite(FRONT_PAGE, {FRONT_TABLE: front_page_table()}, args.check):
             stale.append("README.md")

@@ -22,7 +22,7 @@ Test digit error rate / string accuracy (greedy decoding), mean +- sample std (w
   speaker_independent bilstm: 0.521 +- 0.077 / 0.131 +- 0.035 (3 seeds; 293-318 s)
   speaker_independent bilstm_cmvn: 0.100 +- 0.046 / 0.674 +- 0.130 (3 seeds; 397-459 s)
   speaker_independent lstm: 0.629 +- 0.322 / 0.125 +- 0.109 (3 seeds; 201-274 s)
-Commits a66ac6b, cd9fcb5; experiments/results/speech/.
+Commits a66ac6b, cd9fcb5; experiments/studies/speech/results/.
 [/results]
 
   python -m train.main --config=experiments/configs/connected_digits.py --workdir=/tmp/strings

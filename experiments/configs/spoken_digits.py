@@ -29,7 +29,7 @@ Test accuracy, mean +- sample std over the seeds (wall s per run):
   speaker_independent cnn_cmvn: 0.675 +- 0.037 (3 seeds; 14-15 s)
   speaker_independent logistic: 0.491 +- 0.030 (3 seeds; 9-10 s)
   speaker_independent lstm: 0.445 +- 0.118 (3 seeds; 16-27 s)
-Commits a66ac6b, cd9fcb5; experiments/results/speech/.
+Commits a66ac6b, cd9fcb5; experiments/studies/speech/results/.
 [/results]
 
   python -m train.main --config=experiments/configs/spoken_digits.py --workdir=/tmp/digits

@@ -7,8 +7,11 @@ A study is `experiments/studies/<name>/` with
     study.py    GROUPS = {"group": runs_of_the_group}  # (results dir) -> [lab.Run]
                 def readme_tables(results_dir) -> {"NAME": markdown body}
                 optional: DEFAULT_GROUPS = ("group", ...)  # what `run <study>` alone runs
-                optional: def figures(results_dir, figures_dir) -> [paths written]
+                optional: def figures(results_dir, workdirs, figures_dir) -> [paths written]
+                          (from the records, or from the trained runs in workdirs/<study>)
                 optional: def headline(results_dir) -> {"ours": str, "published": str}
+                optional: def config_results(results_dir) -> {"ptb_small.py": text}  # the
+                          [results] block of a config docstring in experiments/configs/
     results/    its records (one JSON per run) and figures: reference data
     __init__.py empty (the folder is a package: a study may keep helper modules beside study.py)
 
@@ -98,9 +101,18 @@ class Study:
         make = getattr(self.module, "readme_tables", None)
         return make(results_dir) if make else {}
 
-    def figures(self, results_dir: str, figures_dir: str) -> list[str]:
+    @property
+    def workdirs(self) -> str:
+        """Where `run` trains by default: workdirs/<study>/<run>."""
+        return os.path.join(records.ROOT, "workdirs", self.name)
+
+    def figures(self, results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
         make = getattr(self.module, "figures", None)
-        return make(results_dir, figures_dir) if make else []
+        return make(results_dir, workdirs, figures_dir) if make else []
+
+    def config_results(self, results_dir: str) -> dict[str, str]:
+        make = getattr(self.module, "config_results", None)
+        return make(results_dir) if make else {}
 
     def headline(self, results_dir: str) -> dict | None:
         make = getattr(self.module, "headline", None)

@@ -86,3 +86,12 @@ def fill(text: str, bodies: dict[str, str], where: str = "README") -> str:
         _, tail = rest.split(end, 1)
         text = f"{head}{begin}\n{bodies[name].strip()}\n{end}{tail}"
     return text
+
+
+def fill_results_block(text: str, body: str, where: str = "config") -> str:
+    """`text` (a config's source) with its docstring's `[results] ... [/results]` block replaced
+    by `body`: the result a config's docstring says it reaches, regenerated from the records."""
+    if "[results]" not in text or "[/results]" not in text:
+        raise ValueError(f"{where}: no [results] ... [/results] block to fill")
+    block = f"[results]\n{body.rstrip()}\n[/results]"
+    return re.sub(r"\[results\]\n.*?\[/results\]", lambda _: block, text, count=1, flags=re.S)

@@ -1,7 +1,8 @@
-"""experiments/speech_results.py: the table over seeds from run records (the figures are drawn
-from trained runs in tests/train/speech_test.py and ctc_test.py)."""
+"""The speech study (experiments/studies/speech): its grid, and the table over seeds from run
+records (the figures are drawn from trained runs in tests/train/speech_test.py and ctc_test.py)."""
 
-from experiments import speech_results
+from experiments.studies.speech import render as speech_results
+from experiments.studies.speech import study
 
 
 def _record(**test):
@@ -34,3 +35,12 @@ def test_table_groups_seeds_and_reports_each_task_its_metrics():
     assert "  speaker_dependent lstm: 0.100 / 0.600 (1 seeds; 100-100 s)" in block
     assert all(len(line) < 100 for line in block.splitlines())
     assert speech_results.docstring_results({}, "connected_digits") is None
+
+
+def test_the_grid_is_the_published_one():
+    runs = study.speech_runs("unused")
+    assert len(runs) == 36 + 15
+    assert runs[0].name == "spoken_digits_speaker_dependent_bilstm_s0"
+    assert runs[0].config == "spoken_digits.py:split=speaker_dependent,model=rnn,seed=0"
+    connected = [r.name for r in runs if r.name.startswith("connected_digits_")]
+    assert "connected_digits_speaker_dependent_bilstm_cmvn_s0" not in connected

@@ -1,17 +1,17 @@
-r"""The speech results: a table over seeds, a confusion matrix and a transcribed spectrogram.
+r"""The speech study's rendering: a table over seeds, confusion matrices and a transcribed
+spectrogram.
 
-    python -m experiments.run_grid speech --out=experiments/results/speech   # 51 runs, resumable
-    python -m experiments.speech_results --readme=README.md    # table + figures + README
+    python -m experiments run speech               # 51 runs, resumable
+    python -m experiments report speech --figures  # the table, and the figures from workdirs/speech
 
 Reads the run JSONs `spoken_digits_<split>_<model>_s<seed>` and `connected_digits_<split>_
 <model>_s<seed>` (--results) and renders one table: per task, split and model the test
 accuracy (isolated digits) or the digit error rate and string accuracy (connected digits, CTC
-greedy decoding), mean +- sample std over the seeds, and the wall time per run. From the
+greedy decoding), mean ± sample std over the seeds, and the wall time per run. From the
 trained workdirs (--workdirs) it draws the confusion matrices of the isolated-digit models named
 by --confusion (test split, the best-validation checkpoint) and the log-mel spectrogram of one
 connected test string with its reference, greedy and beam transcriptions (--spectrogram).
-Figures go to --figures (experiments/results/figures/ by default); --readme rewrites the
-README's speech section between its markers, --docstrings the configs' [results] blocks.
+Figures go to the study's results/figures/.
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ import os
 import re
 
 import numpy as np
-from absl import app, flags
 
-from experiments.lab import records
+from experiments.lab import tables
 
-FLAGS = flags.FLAGS
-SECTION = "speech"
 _NAME = re.compile(r"^(spoken_digits|connected_digits)_(speaker_\w+?)_(\w+)_s(\d+)$")
 SPLITS = ("speaker_dependent", "speaker_independent")
-RESULTS = os.path.join(records.RESULTS_DIR, "speech")
+STUDY_DIR = os.path.dirname(os.path.abspath(__file__))
+CONFUSION_RUNS = (
+    "spoken_digits_speaker_independent_bilstm_s0",
+    "spoken_digits_speaker_independent_bilstm_cmvn_s0",
+)
+SPECTROGRAM_RUN = "connected_digits_speaker_independent_bilstm_cmvn_s0"
 
 
 def group_runs(results: dict) -> dict:
@@ -43,8 +45,7 @@ def group_runs(results: dict) -> dict:
 
 
 def _mean_std(values: list[float]) -> str:
-    mean, std = records.mean_std(values)
-    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ± {std:.3f}"
+    return tables.fmt_mean_std(values)
 
 
 # The test metrics each task reports, in table order.
@@ -67,7 +68,7 @@ def table(results: dict) -> str:
     """The Markdown table (isolated digits first, then connected; splits as rows)."""
     groups = group_runs(results)
     if not groups:
-        return "No speech run has finished yet (`experiments.run_grid speech`).\n"
+        return "No speech run has finished yet (`python -m experiments run speech`).\n"
     rows = [
         "| task | split | model | seeds | test accuracy | digit error rate | string accuracy "
         "| wall per run |",
@@ -105,7 +106,7 @@ def docstring_results(results: dict, task: str) -> str | None:
         lines.append(
             f"  {split} {model}: {value} ({len(seeds)} seeds; {min(walls):.0f}-{max(walls):.0f} s)"
         )
-    lines.append(f"Commits {', '.join(sorted(commits))}; experiments/results/speech/.")
+    lines.append(f"Commits {', '.join(sorted(commits))}; experiments/studies/speech/results/.")
     return "\n".join(lines) + "\n"
 
 
@@ -191,60 +192,22 @@ def plot_spectrogram(example: dict, title: str, path: str) -> None:
     plt.close(fig)
 
 
-def define_flags() -> None:
-    """The command-line flags (defined only when run as a script, so importing is side-free)."""
-    flags.DEFINE_string("results", RESULTS, "Directory of the run JSONs.")
-    flags.DEFINE_string("workdirs", os.path.join(records.ROOT, "workdirs"), "Trained workdirs.")
-    flags.DEFINE_string("figures", records.FIGURES_DIR, "Directory for the PNGs.")
-    flags.DEFINE_list(
-        "confusion",
-        "spoken_digits_speaker_independent_bilstm_s0,spoken_digits_speaker_independent_bilstm_cmvn_s0",
-        "The isolated-digit runs whose confusion matrices to draw ('' = none).",
-    )
-    flags.DEFINE_string(
-        "spectrogram",
-        "connected_digits_speaker_independent_bilstm_cmvn_s0",
-        "The connected-digit run that transcribes one test string ('' = none).",
-    )
-    flags.DEFINE_string("readme", "", "README.md whose speech section to rewrite.")  # fmt: skip
-    flags.DEFINE_bool("docstrings", False, "Fill the speech configs' [results] blocks.")
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    results = records.load_all(FLAGS.results, prefixes=("spoken_digits_", "connected_digits_"))
-    body = table(results)
-    os.makedirs(FLAGS.figures, exist_ok=True)
-    images = []
-    drawings = [(run, "confusion") for run in FLAGS.confusion if run]
-    drawings += [(FLAGS.spectrogram, "spectrogram")] if FLAGS.spectrogram else []
+def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
+    """Draws the confusion matrices and the spectrogram from the trained runs in `workdirs`
+    (skipping a run not there); the paths written."""
+    os.makedirs(figures_dir, exist_ok=True)
+    written = []
+    drawings = [(run, "confusion") for run in CONFUSION_RUNS] + [(SPECTROGRAM_RUN, "spectrogram")]
     for run, draw in drawings:
-        workdir = os.path.join(FLAGS.workdirs, run)
+        workdir = os.path.join(workdirs, run)
         if not os.path.isdir(os.path.join(workdir, "checkpoints")):
             print(f"[speech] no trained workdir for {draw}: {workdir}")
             continue
         name = f"speech_{draw}.png" if draw == "spectrogram" else f"speech_confusion_{run}.png"
-        path = os.path.join(FLAGS.figures, name)
+        path = os.path.join(figures_dir, name)
         if draw == "confusion":
             plot_confusion(confusion(workdir), run, path)
         else:
             plot_spectrogram(transcribed_example(workdir), run, path)
-        images.append(f"![{os.path.basename(path)}]({os.path.relpath(path, records.ROOT)})")
-        print(f"[speech] wrote {path}")
-    body += "".join(f"\n{image}\n" for image in images)
-    print(body)
-    if FLAGS.readme:
-        records.update_readme(FLAGS.readme, SECTION, body)
-        print(f"[speech] updated {FLAGS.readme}")
-    if FLAGS.docstrings:
-        for task in ("spoken_digits", "connected_digits"):
-            text = docstring_results(results, task)
-            path = os.path.join(records.ROOT, "experiments", "configs", f"{task}.py")
-            if text is not None and records.update_docstring_results(path, text):
-                print(f"[speech] updated {path}")
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+        written.append(path)
+    return written
