@@ -1,8 +1,9 @@
-r"""LM results: record a run as experiments/results/<name>.json and render the README table.
+r"""The language-model study's records and tables: an LM run's record (collect), CPU time per
+step of the larger configs (time), and the README's generated part (render_section).
 
-    python -m experiments.lm_results collect --workdir=workdirs/ptb_small_lstm --name=ptb_small_lstm
-    python -m experiments.lm_results render        # README.md, between the section:lm markers
-    python -m experiments.lm_results time --config=ptb_medium --steps=10   # CPU s per epoch
+    python -m experiments.studies.language_models.render collect --workdir=DIR --name=NAME
+    python -m experiments.studies.language_models.render time --config=ptb_medium --steps=10
+    python -m experiments report language_models   # the README, from results/ only
 
 `collect` reads a workdir (config.json, metrics.jsonl, the checkpoints and, for a finished run,
 results.json). For a run that has not finished (status 'partial'), the valid and test metrics
@@ -11,7 +12,7 @@ loop's final evaluation does. It adds the parameter count, training tokens/s (to
 time, evaluation passes included), the validation curve per evaluation, commit and hardware.
 `time` measures a config's CPU seconds (user + system, all threads) per training step in the
 steady state (after compilation) through the real train step, and writes
-experiments/results/timing_<config>.json; CPU seconds rather than wall time, because the
+results/timing_<config>.json; CPU seconds rather than wall time, because the
 machines here are shared. `render` builds the tables from those JSON files only: no number is
 typed by hand.
 """
@@ -25,7 +26,8 @@ import sys
 
 from absl import app, flags, logging
 
-from experiments.lab import records
+from experiments.lab import records, tables
+from experiments.studies.language_models import grid
 
 FLAGS = flags.FLAGS
 
@@ -38,14 +40,12 @@ def define_flags() -> None:
     flags.DEFINE_bool("force", False, "collect, time: replace an existing result file.")
     flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
     flags.DEFINE_string("command", "", "collect: the training command of a partial run.")
-    flags.DEFINE_string("readme", "README.md", "render: the README to update.")
     flags.DEFINE_string("config", None, "time: a config name under experiments/configs.")
     flags.DEFINE_integer("steps", 10, "time: training steps to time after compilation.")
 
 
-RESULTS_DIR = records.RESULTS_DIR
-SECTION = "lm"  # the README section this script renders
-# Zaremba et al. 2014 (valid, test perplexity), as in shared/REFERENCE.md (beside the repository).
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# Zaremba et al. 2014, Table 1 (valid, test perplexity of the non-regularised/medium/large LSTM).
 PAPER = {"ptb_small": (120.7, 114.5), "ptb_medium": (86.2, 82.7), "ptb_large": (82.2, 78.4)}
 
 
@@ -54,10 +54,10 @@ def collect(
     name: str,
     note: str = "",
     command: str = "",
-    out: str = RESULTS_DIR,
+    out: str | None = RESULTS_DIR,
     overwrite: bool = False,
 ) -> dict:
-    """Builds (and writes) OUT/<name>.json from a workdir."""
+    """Builds OUT/<name>.json from a workdir (and writes it, unless `out` is None)."""
     import jax
 
     from train import checkpoint, models, provenance, sharding, steps, trainer
@@ -133,7 +133,8 @@ def collect(
         f"--prompt={prompt!r} "
         f"--length={length} --temperature=0.8 --seed=0",
     }
-    records.write(os.path.join(out, f"{name}.json"), record, overwrite)
+    if out is not None:
+        records.write(os.path.join(out, f"{name}.json"), record, overwrite)
     return record
 
 
@@ -180,26 +181,27 @@ def time_config(name: str, num_steps: int, out: str = RESULTS_DIR, overwrite: bo
         "params": models.count_params(state.params),
         "git_commit": provenance.git_commit(),
         "hardware": provenance.hardware(),
-        "command": f"python -m experiments.lm_results time --config={name} --steps={num_steps}",
+        "command": "python -m experiments.studies.language_models.render time "
+        f"--config={name} --steps={num_steps}",
     }
     records.write(os.path.join(out, f"timing_{name}.json"), record, overwrite)
     return record
 
 
-def load_timings() -> list[dict]:
-    return list(records.load_all(RESULTS_DIR, ("timing_ptb_",)).values())
+def load_timings(results_dir: str | None = None) -> list[dict]:
+    return list(records.load_all(results_dir or RESULTS_DIR, ("timing_ptb_",)).values())
 
 
-def load_records() -> list[dict]:
+def load_records(results_dir: str | None = None) -> list[dict]:
     """The LM run records (not side files such as the RNN lr probe), by file name; the
     learning-rate search's runs (diverged ones included) among them."""
-    runs = records.load_all(RESULTS_DIR, ("ptb_", "shakespeare_")).values()
+    runs = records.load_all(results_dir or RESULTS_DIR, ("ptb_", "shakespeare_")).values()
     return [
         r for r in runs if r.get("task") == "lm" or str(r.get("name", "")).startswith(SEARCH_PREFIX)
     ]
 
 
-SEARCH_PREFIX = "ptb_lr_"  # experiments.run_grid ptb_lr: one epoch per cell and rate
+SEARCH_PREFIX = "ptb_lr_"  # the study's group ptb_lr: one epoch per cell and rate
 KIM_PREFIX = "ptb_kim_small_"  # experiments/configs/ptb_kim_small.py runs: <variant>_s<seed>
 KIM_PAPER_TEST = 97.6  # Kim et al. 2016, LSTM-Word-Small, test perplexity
 
@@ -207,45 +209,43 @@ KIM_PAPER_TEST = 97.6  # Kim et al. 2016, LSTM-Word-Small, test perplexity
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
-    mean, std = records.mean_std(values)
-    return f"{mean:.2f} +- {std:.2f}"
+    return tables.fmt_mean_std(values, digits=2)
 
 
 def render_search(runs: list[dict]) -> list[str]:
     """The learning-rate search table: validation perplexity after the searched epochs, per
     cell and rate, the chosen (lowest) rate in bold, and the full run at that rate."""
-    from experiments import run_grid
-
     search = {r["name"]: r for r in runs if r["name"].startswith(SEARCH_PREFIX)}
     if not search:
         return []
-    rates = run_grid.PTB_RATES
+    rates = grid.PTB_RATES
     out = [
-        "### A fair cell comparison: the same learning-rate search for every cell",
+        "## A fair cell comparison: the same learning-rate search for every cell",
         "",
-        f"Each cell of ptb_small trained for {run_grid.PTB_SEARCH_EPOCHS} epoch at each rate "
-        "(`python -m experiments.run_grid ptb_lr`; Zaremba's schedule keeps the rate for the "
-        "first 4 epochs, so this is the first epoch of the full run); the rate with the lowest "
+        f"Each cell of ptb_small trained for {grid.PTB_SEARCH_EPOCHS} epoch at each rate "
+        "(`python -m experiments run language_models ptb_lr`; Zaremba's schedule keeps the "
+        "rate for the first 4 epochs, so this is the first epoch of the full run); the rate with "
+        "the lowest "
         "**validation** perplexity (the test set is not looked at) is then trained for the "
-        "full 13 epochs (`python -m experiments.run_grid ptb_cells`).",
+        "full 13 epochs (`python -m experiments run language_models ptb_cells`).",
         "",
         "| cell | " + " | ".join(f"valid ppl, lr {r:g}" for r in rates) + " | chosen | "
         "full run at the chosen lr: valid / test ppl (best ckpt) |",
         "|---|" + "---:|" * len(rates) + "---:|---|",
     ]
     by_name = {r["name"]: r for r in runs}
-    for cell in run_grid.PTB_CELLS:
-        cells_runs = [search.get(run_grid.ptb_search_name(cell, rate)) for rate in rates]
+    for cell in grid.PTB_CELLS:
+        cells_runs = [search.get(grid.ptb_search_name(cell, rate)) for rate in rates]
         if not any(cells_runs):
             continue
-        scores = [None if r is None else run_grid.search_score(r) for r in cells_runs]
+        scores = [None if r is None else grid.search_score(r) for r in cells_runs]
         runnable = None not in scores and min(scores) < float("inf")
         chosen = rates[scores.index(min(scores))] if runnable else None
         cells_s = []
         for v, rate in zip(scores, rates, strict=True):
             text = "not run" if v is None else "diverged" if v == float("inf") else f"{v:.2f}"
             cells_s.append(f"**{text}**" if rate == chosen else text)
-        full = by_name.get(run_grid.ptb_full_name(cell, chosen)) if chosen is not None else None
+        full = by_name.get(grid.ptb_full_name(cell, chosen)) if chosen is not None else None
         full_s = (
             f"{full['name']}: {full['valid']['perplexity']:.2f} / {full['test']['perplexity']:.2f}"
             if full and full.get("status") == "complete"
@@ -264,7 +264,7 @@ def render_kim(runs: list[dict]) -> list[str]:
     if not kim:
         return []
     out = [
-        "### Kim et al. 2016 LSTM-Word-Small and the regularisation ablation",
+        "## Kim et al. 2016 LSTM-Word-Small and the regularisation ablation",
         "",
         "`experiments/configs/ptb_kim_small.py[:variant=NAME,seed=N]`: 2 x 200 LSTM, 200-dim "
         "embeddings, dropout 0.5 above the first layer and before the softmax, SGD lr 1 halved "
@@ -320,7 +320,7 @@ def _fmt_time(seconds) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def render_section(runs: list[dict]) -> str:
+def render_section(runs: list[dict], results_dir: str | None = None) -> str:
     """The Markdown between the section:lm markers."""
     ptb = [
         r
@@ -329,14 +329,12 @@ def render_section(runs: list[dict]) -> str:
     ]
     chars = [r for r in runs if r["name"].startswith("shakespeare_")]
     out = [
-        "## Language modelling: Penn Treebank (Zaremba et al. 2014) and Tiny Shakespeare",
-        "",
         "Task `lm` (`train/tasks/lm.py`, data in `train/data/text.py`): embedding -> 2-layer "
         "`cells.Stack` -> softmax, Zaremba's uniform init, SGD with his schedule, the cost summed "
         "over the window and averaged over the batch, state carried across windows. Valid/test: "
         "the best checkpoint over the full splits with the state carried (PTB: eval batch 1, as "
-        "TF's reproduction). Rendered by `python -m experiments.lm_results render` from "
-        "`experiments/results/*.json`.",
+        "TF's reproduction). Rendered by `python -m experiments report language_models` from "
+        "`results/*.json`.",
         "",
     ]
     if ptb:
@@ -416,12 +414,12 @@ def render_section(runs: list[dict]) -> str:
         out.append("")
         out += [f"- {name}: `{cmd}`" for name, cmd in commands]
         out.append("")
-    timings = load_timings()
+    timings = load_timings(results_dir)
     if timings:
         out += [
             "Larger configs on this CPU (not trained to the end): CPU seconds per training step "
             "(user + system over all threads, steady state), from `python -m experiments."
-            "lm_results time`:",
+            "studies.language_models.render time`:",
             "",
             "| config | params | CPU s / step | steps / epoch | CPU s / epoch | epochs | "
             "CPU hours, full run |",
@@ -461,14 +459,13 @@ def render_section(runs: list[dict]) -> str:
     return "\n".join(out)
 
 
-def render(readme: str) -> None:
-    records.update_readme(readme, SECTION, render_section(load_records()))
-
-
 def main(argv):
     logging.set_verbosity(logging.WARNING)
-    if len(argv) != 2 or argv[1] not in ("collect", "render", "time"):
-        print("usage: python -m experiments.lm_results collect|render|time", file=sys.stderr)
+    if len(argv) != 2 or argv[1] not in ("collect", "time"):
+        print(
+            "usage: python -m experiments.studies.language_models.render collect|time",
+            file=sys.stderr,
+        )
         sys.exit(2)
     if argv[1] == "time":
         if not FLAGS.config:
@@ -476,14 +473,11 @@ def main(argv):
             sys.exit(2)
         print(json.dumps(time_config(FLAGS.config, FLAGS.steps, FLAGS.out, FLAGS.force)))
         return
-    if argv[1] == "collect":
-        if not (FLAGS.workdir and FLAGS.name):
-            print("error: collect needs --workdir and --name.", file=sys.stderr)
-            sys.exit(2)
-        r = collect(FLAGS.workdir, FLAGS.name, FLAGS.note, FLAGS.command, FLAGS.out, FLAGS.force)
-        print(json.dumps({k: r[k] for k in ("name", "status", "steps", "valid", "test")}))
-    else:
-        render(FLAGS.readme)
+    if not (FLAGS.workdir and FLAGS.name):
+        print("error: collect needs --workdir and --name.", file=sys.stderr)
+        sys.exit(2)
+    r = collect(FLAGS.workdir, FLAGS.name, FLAGS.note, FLAGS.command, FLAGS.out, FLAGS.force)
+    print(json.dumps({k: r[k] for k in ("name", "status", "steps", "valid", "test")}))
 
 
 if __name__ == "__main__":

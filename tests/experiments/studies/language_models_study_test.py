@@ -1,10 +1,12 @@
-"""experiments/lm_results.py: the README LM section is rendered from result JSON files only."""
+"""The language-model study: its README part is rendered from result JSON files only, and its
+grid is the one its records came from."""
 
 import json
 
 import pytest
 
-from experiments import lm_results, records
+from experiments.studies.language_models import grid, study
+from experiments.studies.language_models import render as lm_results
 
 
 def _record(name, cell, lr, test_ppl, status="complete", note=""):
@@ -37,7 +39,7 @@ def results_dir(tmp_path, monkeypatch):
     for name, record in files.items():
         (tmp_path / name).write_text(json.dumps(record))
     monkeypatch.setattr(lm_results, "RESULTS_DIR", str(tmp_path))
-    monkeypatch.setattr(lm_results, "load_timings", lambda: [])
+    monkeypatch.setattr(lm_results, "load_timings", lambda results_dir=None: [])
     return tmp_path
 
 
@@ -52,19 +54,9 @@ def test_rows_come_from_the_files(results_dir):
     assert "1:02:05" in text  # 3725 s of training
 
 
-def test_render_replaces_only_the_section(results_dir, tmp_path):
-    readme = tmp_path / "README.md"
-    begin, end = records.markers("lm")
-    readme.write_text(f"head\n{begin}\nold\n{end}\ntail\n")
-    lm_results.render(str(readme))
-    text = readme.read_text()
-    assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text
-    assert "ptb_small_rnn_lr0.25" in text
-
-
 def _search_files(directory, valid):
     """ptb_lr_<cell>_<rate>.json files: a number is a finished run's valid ppl, None a run
-    that diverged (the record experiments.run_grid writes)."""
+    that diverged (the record the lab runner writes)."""
     for (cell, rate), ppl in valid.items():
         name = f"ptb_lr_{cell}_{rate:g}"
         if ppl is None:
@@ -75,15 +67,13 @@ def _search_files(directory, valid):
 
 
 def test_search_table_picks_the_lowest_validation_perplexity(results_dir):
-    from experiments import run_grid
-
     valid = {("rnn", 0.25): 160.0, ("rnn", 0.5): None, ("rnn", 1.0): None}
     valid |= {("gru", 0.25): 190.0, ("gru", 0.5): 170.0, ("gru", 1.0): 175.0}
     _search_files(results_dir, valid)
-    assert run_grid.ptb_chosen_rate("rnn", str(results_dir)) == 0.25
-    assert run_grid.ptb_chosen_rate("gru", str(results_dir)) == 0.5
-    with pytest.raises(Exception, match="run `run_grid ptb_lr`"):
-        run_grid.ptb_chosen_rate("lstm", str(results_dir))  # not searched
+    assert grid.ptb_chosen_rate("rnn", str(results_dir)) == 0.25
+    assert grid.ptb_chosen_rate("gru", str(results_dir)) == 0.5
+    with pytest.raises(Exception, match="run `python -m experiments run language_models ptb_lr`"):
+        grid.ptb_chosen_rate("lstm", str(results_dir))  # not searched
     records_ = lm_results.load_records()
     names = [r["name"] for r in records_]
     assert "ptb_lr_rnn_0.5" in names  # the diverged record is part of the search
@@ -105,8 +95,8 @@ def test_kim_table_reports_seeds_and_the_target(results_dir):
         (results_dir / f"{name}.json").write_text(json.dumps(record))
     text = lm_results.render_section(lm_results.load_records())
     assert (
-        "| baseline | 0, 1 | 104.00 +- 1.41 | 99.00 +- 1.41 | +0.0% | 99.00 +- 1.41 | "
-        "100.00 +- 0.00 |" in text
+        "| baseline | 0, 1 | 104.00 ± 1.41 | 99.00 ± 1.41 | +0.0% | 99.00 ± 1.41 | "
+        "100.00 ± 0.00 |" in text
     )
     assert "| tied | 0 | " in text and "| 94.05 | -5.0% |" in text  # against the baseline mean
     assert "| nt_asgd | – | not run | not run |" in text  # an ablation row not run yet
@@ -118,3 +108,16 @@ def test_kim_table_reports_seeds_and_the_target(results_dir):
         "ptb_kim_small_baseline_s1: test perplexity 100.00 vs the paper's 97.6 (+2.5%; misses "
         "the target <= 99.6" in text
     )
+
+
+def test_the_groups_name_the_committed_runs():
+    names = {g: [r.name for r in study.GROUPS[g](lm_results.RESULTS_DIR)] for g in study.GROUPS}
+    assert len(names["ptb_lr"]) == 9 and names["ptb_cells"] == [
+        "ptb_small_lstm", "ptb_small_gru_lr0.5", "ptb_small_rnn_lr0.25"
+    ]  # fmt: skip
+    assert len(names["kim2016"]) == 8 and len(names["shakespeare"]) == 6
+    import os
+
+    for group in names.values():
+        for name in group:
+            assert os.path.exists(os.path.join(lm_results.RESULTS_DIR, f"{name}.json")), name
