@@ -1,4 +1,5 @@
-"""Tests for experiments/gradient_flow.py: dL/dh_t against closed forms and against autodiff."""
+"""Tests for experiments/studies/long_range/gradient_flow.py: dL/dh_t against closed forms
+and against autodiff."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 import cells
-from experiments import gradient_flow
+from experiments.studies.long_range import gradient_flow
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -1,6 +1,6 @@
 r"""Gate statistics from the cell trace, and a heatmap of the gates over one sequence.
 
-    python -m experiments.gates --length=100 \
+    python -m experiments.studies.long_range.gates --length=100 \
         --out=experiments/results --figures=experiments/results/figures
 
 For the adding-problem models in workdirs/adding_<T>_<cell> (trained) and the same configs
@@ -14,9 +14,9 @@ of every unit over time, with the two marker positions: units that carry the fir
 to the end need f (or z) near 1 from that marker on.
 
 Writes gates_T<T>.json and gates_T<T>.png. `--models`, `--run_prefix` and `--name` as in
-`experiments.gradient_flow` (every registered cell, the chrono variants):
+`gradient_flow.py` (every registered cell, the chrono variants):
 
-    python -m experiments.gates --length=400 --models=all --name=gates_cells_T400 \
+    python -m experiments.studies.long_range.gates --length=400 --models=all --name=gates_cells_T400 \
         --run_prefix=long_adding
 """
 
@@ -30,7 +30,8 @@ import numpy as np
 from absl import app, flags, logging
 
 import cells
-from experiments import gradient_flow, records
+from experiments.lab import records
+from experiments.studies.long_range import gradient_flow
 
 FLAGS = flags.FLAGS
 

@@ -12,17 +12,17 @@ further. dL/dh_t is measured exactly, with autodiff: a zero perturbation e_t is 
 step's hidden output inside a small scan over `cell.fused_step`, and dL/de_t = dL/dh_t (the
 total derivative, through all later steps).
 
-    python -m experiments.gradient_flow --length=100 \
+    python -m experiments.studies.long_range.gradient_flow --length=100 \
         --out=experiments/results --figures=experiments/results/figures
 
 reads the trained adding-problem models in workdirs/adding_<T>_<model> (run by
-`python -m experiments.run_grid adding` or `long_range`), builds untrained ones from the same
+`python -m experiments run long_range adding` or `long_range`), builds untrained ones from the same
 configs, and writes gradient_flow_T<T>.json (per model: mean over test sequences of
 ||dL/dh_t||_2 for distance k = 0..T-1) and a log-scale plot. `--models` takes any registered
 cell and the chrono-initialised `lstm_chrono` / `gru_chrono` (Tallec & Ollivier 2018,
 chrono_t_max = T); `--name` names the files:
 
-    python -m experiments.gradient_flow --length=400 --models=all --name=gradient_flow_cells_T400 \
+    python -m experiments.studies.long_range.gradient_flow --length=400 --models=all --name=gradient_flow_cells_T400 \
         --run_prefix=long_adding
 """
 
@@ -41,6 +41,7 @@ from train import models
 from train.tasks import registry
 
 FLAGS = flags.FLAGS
+STUDY_DIR = os.path.dirname(os.path.abspath(__file__))
 
 CELLS = ("rnn", "lstm", "gru")
 # Models that are a cell with an option: name -> (cell, the option set to T).
@@ -176,12 +177,12 @@ def plot(results: dict, path: str) -> None:
 
 def define_flags(num_sequences: int = 256) -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free);
-    experiments.gates takes the same ones."""
+    gates.py takes the same ones."""
     flags.DEFINE_integer("length", 100, "Adding-problem T.")
-    flags.DEFINE_string("workdirs", "workdirs", "Where run_grid trained the models.")
+    flags.DEFINE_string("workdirs", "workdirs/long_range", "Where the runs trained (workdirs/long_range).")
     flags.DEFINE_integer("num_sequences", num_sequences, "Test sequences used.")
-    flags.DEFINE_string("out", records.RESULTS_DIR, "JSON directory.")
-    flags.DEFINE_string("figures", records.FIGURES_DIR, "PNG directory.")
+    flags.DEFINE_string("out", os.path.join(STUDY_DIR, "results"), "JSON directory.")
+    flags.DEFINE_string("figures", os.path.join(STUDY_DIR, "results", "figures"), "PNG directory.")
     flags.DEFINE_bool("force", False, "Replace an existing result file in --out.")
     flags.DEFINE_string(
         "models",
@@ -193,7 +194,7 @@ def define_flags(num_sequences: int = 256) -> None:
         "run_prefix",
         "adding",
         "Trained workdirs are WORKDIRS/<prefix>_<T>_<model> "
-        "(long_adding for `run_grid long_range`).",
+        "(long_adding for the group long_range).",
     )
     flags.DEFINE_string("name", "", "File name stem (default gradient_flow_T<length>).")
 

@@ -1,8 +1,8 @@
-"""Tests for experiments/gates.py: saturation statistics on a hand-made trace."""
+"""Tests for experiments/studies/long_range/gates.py: saturation statistics on a hand-made trace."""
 
 import numpy as np
 
-from experiments import gates
+from experiments.studies.long_range import gates
 
 
 def test_gate_statistics_by_hand():
