@@ -127,7 +127,8 @@ def seq2seq_table(results: dict) -> str:
     if not rows:
         return ""
     return (
-        "**Direct head vs seq2seq decoder** (LSTM; `python -m experiments run forecasting seq2seq`; "
+        "**Direct head vs seq2seq decoder** (LSTM; "
+        "`python -m experiments run forecasting seq2seq`; "
         "the seq2seq runs had up to 2000 steps in both modes):\n\n"
         "| features | horizon | LSTM direct head MSE / MAE | LSTM seq2seq decoder MSE / MAE | "
         "steps (wall s) direct / seq2seq |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"

@@ -16,7 +16,8 @@ to the end need f (or z) near 1 from that marker on.
 Writes gates_T<T>.json and gates_T<T>.png. `--models`, `--run_prefix` and `--name` as in
 `gradient_flow.py` (every registered cell, the chrono variants):
 
-    python -m experiments.studies.long_range.gates --length=400 --models=all --name=gates_cells_T400 \
+    python -m experiments.studies.long_range.gates --length=400 --models=all \
+        --name=gates_cells_T400 \
         --run_prefix=long_adding
 """
 

@@ -22,7 +22,8 @@ configs, and writes gradient_flow_T<T>.json (per model: mean over test sequences
 cell and the chrono-initialised `lstm_chrono` / `gru_chrono` (Tallec & Ollivier 2018,
 chrono_t_max = T); `--name` names the files:
 
-    python -m experiments.studies.long_range.gradient_flow --length=400 --models=all --name=gradient_flow_cells_T400 \
+    python -m experiments.studies.long_range.gradient_flow --length=400 --models=all \
+        --name=gradient_flow_cells_T400 \
         --run_prefix=long_adding
 """
 
@@ -179,7 +180,7 @@ def define_flags(num_sequences: int = 256) -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free);
     gates.py takes the same ones."""
     flags.DEFINE_integer("length", 100, "Adding-problem T.")
-    flags.DEFINE_string("workdirs", "workdirs/long_range", "Where the runs trained (workdirs/long_range).")
+    flags.DEFINE_string("workdirs", "workdirs/long_range", "Where the study's runs trained.")
     flags.DEFINE_integer("num_sequences", num_sequences, "Test sequences used.")
     flags.DEFINE_string("out", os.path.join(STUDY_DIR, "results"), "JSON directory.")
     flags.DEFINE_string("figures", os.path.join(STUDY_DIR, "results", "figures"), "PNG directory.")

@@ -74,7 +74,7 @@ def long_range_cell(r: dict) -> str:
 
 
 def long_range_study_table(results: dict, task: str) -> str:
-    """The long_range grid (`python -m experiments run long_range long_range`): one row per T, one column per model."""
+    """The group long_range: one row per T, one column per model."""
     runs = {n: r for n, r in results.items() if n.startswith(f"long_{task}_")}
     lengths = sorted({int(n.split("_")[2]) for n in runs})
     if not lengths:
@@ -82,7 +82,7 @@ def long_range_study_table(results: dict, task: str) -> str:
     budgets = {t: max((r.get("num_steps", 0) for n, r in runs.items()
                        if n.startswith(f"long_{task}_{t}_")), default=0)
                for t in lengths}  # fmt: skip
-    # The IRNN's rate check (`python -m experiments run long_range long_range_irnn`), a column where it ran.
+    # The IRNN's rate check (the group long_range_irnn), a column where it ran.
     models = LONG_RANGE_MODELS + tuple(
         sorted({n.split("_", 3)[3] for n in runs if "_irnn_lr" in n})
     )
@@ -100,7 +100,7 @@ def long_range_study_table(results: dict, task: str) -> str:
 
 
 def long_range_cells_table(results: dict, length: int = 400) -> str:
-    """`python -m experiments run long_range long_range_cells`: every other cell on the adding problem at T = `length`."""
+    """The group long_range_cells: every other cell on the adding problem at T = `length`."""
     prefix = f"long_adding_{length}_"
     runs = {n[len(prefix) :]: r for n, r in sorted(results.items()) if n.startswith(prefix)}
     runs = {c: r for c, r in runs.items() if c not in LONG_RANGE_MODELS and "_lr" not in c}

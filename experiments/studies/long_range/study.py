@@ -45,7 +45,9 @@ def config_results(results_dir: str) -> dict[str, str]:
 def headline(results_dir: str) -> dict:
     results = records.load_all(results_dir, prefixes=("long_adding_750_", "long_copy_500_"))
     solved = sorted(
-        name.split("_", 3)[-1] for name, r in results.items() if r.get("solved") and "_lr" not in name
+        name.split("_", 3)[-1]
+        for name, r in results.items()
+        if r.get("solved") and "_lr" not in name
     )
     return {
         "ours": "solved at the longest T (adding 750, copy 500): " + (", ".join(solved) or "none"),
