@@ -1,9 +1,9 @@
-"""The LTSF-protocol tables of the README's forecasting section (`experiments.report` calls
-`section`): our runs (mean +- std over seeds) next to the published numbers, from
-experiments/results/ltsf_*.json and segrnn_*.json only.
+"""The forecasting study's LTSF-protocol part (`section`): our runs (mean ± std over seeds) next
+to the published numbers, from the records ltsf_*.json and segrnn_*.json only; and the drop_last
+measurement:
 
-    python -m experiments.ltsf_report [--out=DIR]    # measures what drop_last changes
-    python -m experiments.ltsf_report --trained=WORKDIR,... [--out=DIR]    # on trained runs
+    python -m experiments.studies.forecasting.ltsf [--out=DIR]   # what drop_last changes
+    python -m experiments.studies.forecasting.ltsf --trained=WORKDIR,... [--out=DIR]   # trained
 
 At paper time DLinear's and SegRNN's test loaders dropped the last partial batch; here every
 test window counts. `drop_last_effect` measures the difference once, exactly, on the last-value
@@ -22,10 +22,12 @@ import sys
 
 import numpy as np
 
-from experiments import run_grid
+from experiments.lab import tables
+from experiments.studies.forecasting import grid
 
 HORIZONS = (96, 192, 336, 720)
-# Published MSE / MAE (../shared/REFERENCE.md: DLinear Table 2 and SegRNN Table 2), keyed by
+# Published MSE / MAE (Zeng et al. 2023, "Are Transformers Effective for Time Series
+# Forecasting?", Table 2; Lin et al. 2023, "SegRNN", Table 2), keyed by
 # (dataset, features, model); None: a row we run without a published number to compare.
 SEGRNN_ETTH1_M = ((0.341, 0.376), (0.385, 0.402), (0.401, 0.417), (0.434, 0.447))
 DLINEAR_ETTH1_M = ((0.375, 0.399), (0.405, 0.416), (0.439, 0.443), (0.472, 0.490))
@@ -65,7 +67,7 @@ TOLERANCE = 0.03  # "within 3% of the paper"
 
 
 def _cell_name(dataset: str, model: str, features: str, horizon: int, suffix: str = "") -> str:
-    """`experiments.run_grid`'s run name of one table cell, without the seed (`suffix`: '_L720'
+    """The grid's run name of one table cell, without the seed (`suffix`: '_L720'
     for a run at another look-back than the model's own)."""
     data = "" if dataset == "etth1" else f"{dataset}_"
     family = "segrnn_" if model.startswith("segrnn_") else "ltsf_"
@@ -82,15 +84,13 @@ def _runs(
 
 @functools.cache
 def _grid_cells() -> frozenset[str]:
-    """The cells `run_grid ltsf` fills (its run names without the seed): the multivariate
+    """The cells the group ltsf fills (its run names without the seed): the multivariate
     ablations run at some horizons only, and a cell outside the grid reads '–', not 'not run'."""
-    return frozenset(re.sub(r"_s\d+$", "", name) for name, _ in run_grid.grid("ltsf"))
+    return frozenset(re.sub(r"_s\d+$", "", run.name) for run in grid.ltsf())
 
 
 def _stat(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} +- {statistics.stdev(values):.3f}"
+    return tables.fmt_mean_std(values)
 
 
 def table(results: dict, dataset: str, features: str, metric: str) -> tuple[str, list[str]]:
@@ -156,7 +156,7 @@ def segrnn_vs_linear(results: dict, dataset: str, features: str, model: str = "s
     )
 
 
-# The look-back ablation (run_grid ltsf_lookback): (label, model, features, look-back, suffix).
+# The look-back ablation (the group ltsf_lookback): (label, model, features, look-back, suffix).
 LOOKBACK_ROWS = (
     ("NLinear", "nlinear", "M", 336, ""),
     ("NLinear", "nlinear", "M", 720, "_L720"),
@@ -198,21 +198,20 @@ def section(results: dict) -> str:
     if not any(n.startswith(("ltsf_", "segrnn_")) for n in results):
         return ""
     parts = [
-        "### ETTh1 and Exchange-Rate, LTSF protocol (DLinear / SegRNN)\n",
         "The same split as above with the protocol of Zeng et al. 2023 and Lin et al. 2023: "
         "look-back L = 336 for the linear models (720 for SegRNN), every stride-1 test window; "
         "the linear models trained in this harness exactly as their scripts "
         "(`experiments/configs/ltsf.py`: Adam 0.005, batch 32, lr halved per epoch, 10 epochs, "
         "patience 3; DLinear also as its first release, every weight starting at 1/L: "
-        "`init=mean`), the last value with no training. Test MSE, mean +- std over seeds, the "
+        "`init=mean`), the last value with no training. Test MSE, mean ± std over seeds, the "
         "published number in brackets (DLinear's / SegRNN's Table 2). SegRNN as the authors' "
         "paper-era scripts (`experiments/configs/segrnn.py`: w = 48, d = 512, dropout 0.5, L1 "
         "loss, Adam 1e-3, batch 256, at most 30 epochs, patience 10) with the authors' GRU init "
-        "(PyTorch's: uniform in +-1/sqrt(d), `torch_init=True`, `run_grid ltsf_segrnn_init`): "
+        "(PyTorch's: uniform in ±1/sqrt(d), `torch_init=True`, the group `ltsf_segrnn_init`): "
         "the reproduction, every horizon and seed. The multivariate ablations (40-100 min a run "
         "here): the GRU with this library's initialisers at H = 96, the LSTM and minGRU in its "
         "place at H = 96 and 720; a cell outside the grid reads '–'. Run: `python -m "
-        "experiments.run_grid ltsf` (the groups `ltsf_linear`, `ltsf_exchange`, "
+        "experiments run forecasting ltsf` (the groups `ltsf_linear`, `ltsf_exchange`, "
         "`ltsf_dlinear_init`, `ltsf_segrnn_init`, `ltsf_segrnn`, `ltsf_lookback` in turn; a "
         "cell reads 'not run' until its runs exist).\n",
         "**Multivariate** (7 channels), test MSE:\n",
@@ -225,7 +224,7 @@ def section(results: dict) -> str:
     parts += [
         "**Exchange-Rate** (8 currencies, multivariate; DLinear's split: train int(0.7 N), "
         "test int(0.2 N), valid between; lr 5e-4, batch 8 for H <= 192, else 32; "
-        "`python -m experiments.run_grid ltsf_exchange`), test MSE:\n",
+        "`python -m experiments run forecasting ltsf_exchange`), test MSE:\n",
         mse_x,
     ]
     parts += [  # every SegRNN variant where it has run ('' elsewhere)
@@ -237,7 +236,7 @@ def section(results: dict) -> str:
     lookback = lookback_table(results)
     if lookback:
         parts += [
-            "**Look-back** (ETTh1, test MSE; `python -m experiments.run_grid ltsf_lookback`): "
+            "**Look-back** (ETTh1, test MSE; the group `ltsf_lookback`): "
             "each model at its own look-back and at the other's; the test targets are the same "
             "rows at either (the test split starts L rows early).\n",
             lookback,
@@ -326,7 +325,7 @@ def drop_last_note(results: dict) -> str:
         "Dropping the last partial test batch, as the papers' loaders did, changes the "
         "last-value forecast's test MSE by less than 0.2% except "
         + "; ".join(parts)
-        + " (`experiments/results/ltsf_drop_last.json`); every window counts here.\n"
+        + " (`results/ltsf_drop_last.json`); every window counts here.\n"
     )
 
 
@@ -366,8 +365,9 @@ def trained_drop_last_note(results: dict) -> str:
             f"dropped at batch {rows[0]['batch_size']}): {every:.3f} -> {dropped:.3f}{gaps}"
         )
     return (
-        "The same for trained runs (their best checkpoints; `python -m experiments.ltsf_report "
-        "--trained=WORKDIR,...`, `experiments/results/ltsf_drop_last_trained.json`), test MSE "
+        "The same for trained runs (their best checkpoints; `python -m "
+        "experiments.studies.forecasting.ltsf --trained=WORKDIR,...`, "
+        "`results/ltsf_drop_last_trained.json`), test MSE "
         "over every window -> without the last partial batch: " + "; ".join(parts) + ".\n"
     )
 
@@ -390,15 +390,15 @@ def main(argv) -> None:
             print(f"error: --trained: {e}", file=sys.stderr)
             sys.exit(2)
         paths = ",".join(records.portable_path(w) for w in workdirs)
-        command = f"python -m experiments.ltsf_report --trained={paths}"
+        command = f"python -m experiments.studies.forecasting.ltsf --trained={paths}"
         name = "ltsf_drop_last_trained.json"
     else:
         record, name = drop_last_effect(), "ltsf_drop_last.json"
-        command = "python -m experiments.ltsf_report"
+        command = "python -m experiments.studies.forecasting.ltsf"
     record.update(
         command=command, git_commit=provenance.git_commit(), hardware=provenance.hardware()
     )
-    out = flags.FLAGS.out or records.RESULTS_DIR
+    out = flags.FLAGS.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     path = records.write(os.path.join(out, name), record, flags.FLAGS.force)
     print(f"wrote {path}")
 
@@ -406,7 +406,7 @@ def main(argv) -> None:
 if __name__ == "__main__":
     from absl import app, flags
 
-    flags.DEFINE_string("out", None, "Output directory (default: experiments/results).")
+    flags.DEFINE_string("out", None, "Output directory (default: the study's results/).")
     flags.DEFINE_bool("force", False, "Replace an existing output file.")
     flags.DEFINE_list(
         "trained",

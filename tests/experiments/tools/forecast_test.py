@@ -120,9 +120,10 @@ def test_bad_input_errors(run, tmp_path):
 
 
 def test_drop_last_on_a_trained_run(run, tmp_path):
-    """experiments.ltsf_report --trained: every test window scores what the trainer scored;
+    """experiments.studies.forecasting.ltsf --trained: every test window scores what the trainer
+    scored;
     drop_last leaves out the last partial batch of the run's batch size (8)."""
-    from experiments import ltsf_report
+    from experiments.studies.forecasting import ltsf as ltsf_report
 
     _, workdir, results = run
     (row,) = ltsf_report.trained_drop_last([workdir])["rows"]
@@ -134,8 +135,8 @@ def test_drop_last_on_a_trained_run(run, tmp_path):
     assert row["mse_all"] == pytest.approx(forecasts["standardised"]["forecast"]["mse"], 1e-6)
     assert row["mse_drop_last"] != pytest.approx(row["mse_all"], rel=1e-6)
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.ltsf_report", f"--trained={tmp_path / 'none'}",
-         f"--out={tmp_path / 'o'}"],
+        [sys.executable, "-m", "experiments.studies.forecasting.ltsf",
+         f"--trained={tmp_path / 'none'}", f"--out={tmp_path / 'o'}"],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

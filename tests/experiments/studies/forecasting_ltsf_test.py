@@ -1,6 +1,7 @@
-"""experiments/ltsf_report.py: the LTSF tables come from result files, with the 3% check."""
+"""experiments/studies/forecasting/ltsf.py: the LTSF tables come from result files, with the 3%
+check."""
 
-from experiments import ltsf_report
+from experiments.studies.forecasting import ltsf as ltsf_report
 
 
 def _run(mse, mae=0.4):
@@ -22,7 +23,7 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
     }
     text = ltsf_report.section(results)
     assert "| Repeat (last value) | 1 | 1.294 (1.295) |" in text
-    assert "| NLinear | 2 | 0.375 +- 0.007 (0.374) |" in text
+    assert "| NLinear | 2 | 0.375 ± 0.007 (0.374) |" in text
     assert "not run (0.341)" in text  # SegRNN's published row stays visible
     assert "etth1 M DLinear H=192: +11.1% from the paper (outside 3%)." in text
     assert "| Repeat (last value) | 0 | not run (0.081) |" in text  # Exchange, not run
@@ -35,7 +36,7 @@ def test_tables_average_seeds_and_flag_what_misses_the_paper():
     results["segrnn_gru_torchinit_M_192_s0"] = _run(0.39)
     results["segrnn_gru_torchinit_M_192_s1"] = _run(0.40)  # seeds differ by horizon: a range
     text = ltsf_report.section(results)
-    assert "| SegRNN (GRU, PyTorch's init) | 1-2 | 0.350 (0.341) | 0.395 +- 0.007 (0.385) |" in text
+    assert "| SegRNN (GRU, PyTorch's init) | 1-2 | 0.350 (0.341) | 0.395 ± 0.007 (0.385) |" in text
     # Not mixed with the init row; this library's init runs at H = 96 alone.
     assert "| SegRNN (GRU) | 0 | not run (0.341) | – | – | – |" in text
     assert ltsf_report.section({"ett_M_24_lstm": _run(0.3)}) == ""
@@ -81,7 +82,7 @@ def test_the_lookback_table_keeps_each_look_back_apart():
     }
     table = ltsf_report.lookback_table(results)
     assert "| M | NLinear | 336 | 1 | 0.380 | not run |" in table
-    assert "| M | NLinear | 720 | 2 | 0.371 +- 0.001 | not run |" in table
+    assert "| M | NLinear | 720 | 2 | 0.371 ± 0.001 | not run |" in table
     assert "| S | SegRNN (GRU) | 336 | 1 | not run | 0.070 | not run |" in table
     assert "| S | SegRNN (GRU) | 720 | 1 | not run | 0.068 | not run |" in table
     # The ablation's runs stay out of the main tables (their names carry the look-back).

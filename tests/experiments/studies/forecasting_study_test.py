@@ -1,0 +1,89 @@
+"""The forecasting study: its grid (every run once, the configs validate), the ETTh1 tables from
+records next to the published rows, and the configs' [results] blocks."""
+
+import json
+import re
+
+import pytest
+
+from experiments.studies.forecasting import grid, render, study
+
+HW = {"platform": "cpu", "cpu": "test", "cpu_count": 2}
+
+
+def ett_result(features, h, cell, mse, mae=0.5):
+    return {
+        "task": "forecast", "test": {"mse": mse, "mae": mae}, "valid": {"mse": mse},
+        "wall_time_s": 60.0, "git_commit": "abcdef0123", "hardware": HW, "steps": 800,
+        "best_step": 700, "config": {"data": {"features": features, "horizon": h}},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def results(monkeypatch):
+    monkeypatch.setattr(render, "persistence", lambda features, h: (9.0, 9.5))
+    return {
+        "ett_S_24_lstm": ett_result("S", 24, "lstm", 0.05),  # beats LSTMa's 0.114
+        "ett_S_24_gru": ett_result("S", 24, "gru", 0.2),  # does not
+        "ett_S_48_lstm": ett_result("S", 48, "lstm", 0.1),
+        "ett_S_24_nlinear": ett_result("S", 24, "nlinear", 0.06, 0.45),
+    }
+
+
+def test_ett_table(results):
+    lines = render.ett_table(results, "S").splitlines()
+    assert len(lines) == 2 + 5
+    assert lines[2].startswith(
+        "| 24 | 0.050 / 0.500 | 0.200 / 0.500 | 0.060 / 0.450 | 9.000 / 9.500 | 0.114"
+    )
+    assert lines[2].endswith("| partly |")
+    assert "| 48 | 0.100 / 0.500 | not run | not run |" in lines[3] and lines[3].endswith("| yes |")
+    assert lines[4].endswith("| – |")  # nothing ran at 168
+    assert "3 of 20 ETTh1 runs" in render.ett_runs_summary(results)
+
+
+def test_the_tables_and_config_blocks_come_from_the_records(results, tmp_path):
+    for name, r in results.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(r))
+    tables = study.readme_tables(str(tmp_path))
+    assert "0.050 / 0.500" in tables["ett_S"] and "ratio: 1.20 at 24;" in tables["ett_S"]
+    assert tables["ltsf"] == "" and tables["examples"] == ""
+    assert (
+        "S  24: LSTM 0.050/0.500  GRU 0.200/0.500" in study.config_results(str(tmp_path))["ett.py"]
+    )
+
+
+def test_groups_name_every_run_once():
+    counts = {"ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 55, "ltsf_lookback": 48}
+    counts |= {"ltsf_segrnn_init": 12, "ltsf_dlinear_init": 24 + 6, "ett_linear": 10}
+    counts |= {"ltsf": 68 + 40 + 30 + 12 + 55 + 48, "ett_S": 10, "ett_M": 10, "seq2seq": 4}
+    for group, count in counts.items():
+        runs = study.GROUPS[group]("unused")
+        assert len(runs) == count and len({r.name for r in runs}) == count, group
+    configs = {r.name: r.config for r in grid.ltsf()}
+    assert configs["ltsf_repeat_M_96"] == (
+        "ltsf.py:dataset=etth1,model=repeat,features=M,horizon=96,seed=0,epochs=1"
+    )
+    assert configs["segrnn_exchange_gru_M_720_s2"] == (
+        "segrnn.py:dataset=exchange,cell=gru,features=M,horizon=720,seed=2"
+    )
+    assert configs["ltsf_exchange_dlinear_meaninit_M_720_s2"] == (
+        "ltsf.py:dataset=exchange,model=dlinear,features=M,horizon=720,seed=2,init=mean"
+    )
+
+
+def test_one_run_per_setting_validates_in_full():
+    """Each setting's config (seeds and horizons aside) is validated without training."""
+    import importlib
+
+    from train import validate
+
+    validated = set()
+    for run in grid.ltsf() + grid.ett_linear_runs():
+        module, _, fields = run.config.partition(":")
+        setting = re.sub(r"(horizon|seed)=\d+", "", run.config)
+        if setting not in validated:
+            validated.add(setting)
+            config = importlib.import_module(f"experiments.configs.{module[:-3]}")
+            validate.validate(config.get_config(fields))
+    assert len(validated) == 29  # settings of the LTSF table and the Informer-table NLinear
