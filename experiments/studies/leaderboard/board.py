@@ -1,15 +1,16 @@
 r"""The leaderboard: every registered cell on the same tasks, with seeds, in one table.
 
-    python -m experiments.leaderboard                                # the whole board, resumable
-    python -m experiments.leaderboard --quick                        # 1 seed, tiny budgets
-    python -m experiments.leaderboard --cells=lstm,gru,mingru --tasks=adding,mnist1d --out=/tmp/b
-    python -m experiments.leaderboard --render_only --readme=README.md   # tables + figures only
+    python -m experiments run leaderboard --jobs=2                   # the whole board, resumable
+    python -m experiments.studies.leaderboard.board --render_only    # summary + figures
+    python -m experiments report leaderboard                         # the README's tables
+    python -m experiments.studies.leaderboard.board --quick          # 1 seed, tiny budgets
+    python -m experiments.studies.leaderboard.board --cells=lstm,gru --tasks=adding --out=/tmp/b
 
 Protocol. Each task fixes its model size, optimiser and step budget (`TASKS`); only the cell
 changes, so every cell has the same hidden size within a task (not the same parameter count:
-the counts are in the second table). Seeds 0, 1, 2 (`--seeds`); mean +- sample standard
+the counts are in the second table). Seeds 0, 1, 2 (`--seeds`); mean ± sample standard
 deviation over the seeds; the best mean per column in bold. Each run is one `train.main`
-process (`experiments.run_grid.run`): a run whose OUT/<name>.json exists is skipped, an
+process (the lab's runner): a run whose OUT/<name>.json exists is skipped, an
 interrupted one resumes from its workdir's last checkpoint, so the board resumes where it
 stopped. `--jobs` runs that many processes at once (2 fills this 2-core machine).
 
@@ -18,7 +19,7 @@ Tasks (the columns):
              the same test set (1 = no better than predicting 1; "solved" <= 0.05).
   copy       copy memory at T = 100 (H = 64): accuracy on the 10 recalled symbols (1/8 = chance).
   selective  selective copying, 8 symbols among 100 noise steps (H = 64): recall accuracy.
-  mnist1d    MNIST-1D (Greydanus 2020), bidirectional, 6 units per direction: test accuracy.
+  mnist1d    MNIST-1D (Greydanus & Kobak 2024), bidirectional, 6 units per direction: test accuracy.
   shakespeare  Tiny Shakespeare characters, 1 x 128, 300 steps of 32 x 50: validation bits/char.
 ETTh1 with SegRNN waits for SegRNN's own reproduction (issue 15), so it is not a column yet.
 Opt-in columns (`--tasks=spoken_digits,connected_digits`; minutes per run, so not in the default
@@ -28,33 +29,30 @@ recording normalised with its own statistics (CMVN; with the training set's stat
 BiLSTM's validation loss on the held-out speaker is lowest after the first epoch in two of three
 seeds: it fits the four training speakers instead).
 
-Output (OUT = --out, experiments/results/leaderboard/ by default; --quick writes under
+Output (OUT = --out, the study's results/ by default; --quick writes under
 workdirs/ unless --out says otherwise, so it never mixes with the committed board):
 OUT/<run>.json per run, OUT/leaderboard.json (the summary: every value, mean, std, the
 parameter counts, the CPU time), OUT/leaderboard.md, OUT/figures/leaderboard_<task>.png (bars
-with error bars, and the validation curves, mean over seeds). `--readme=README.md` rewrites the
-README's leaderboard section from the same summary.
+with error bars, and the validation curves, mean over seeds). `python -m experiments report
+leaderboard` renders the README's tables from OUT/leaderboard.json.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import math
 import os
-import sys
 import time
 
 from absl import app, flags
 
-from experiments import run_grid
 from experiments.configs import arguments
-from experiments.lab import records
+from experiments.lab import Run, records, runner, tables
+from experiments.studies.long_range import grid as long_range_grid
 from train import provenance
 
 FLAGS = flags.FLAGS
-SECTION = "leaderboard"
-DEFAULT_OUT = os.path.join(records.RESULTS_DIR, "leaderboard")
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 QUICK_OUT = os.path.join(records.ROOT, "workdirs", "leaderboard_quick")
 SEEDS = (0, 1, 2)
 
@@ -66,7 +64,7 @@ class BoardTask:
     `config` is the config argument with {cell} and {seed} to fill; `overrides` are extra
     `--config.x=y` flags (also filled); `quick` replaces budgets for --quick. `metric` names the
     reported number: a key of the record's test metrics, or 'relative_loss' (test loss / the
-    same test set's trivial baseline, `run_grid.long_range_fields`).
+    same test set's trivial baseline, the long-range study's `grid.long_range_fields`).
     """
 
     label: str
@@ -204,15 +202,12 @@ def plan(cells: list[str], tasks: list[str], seeds: list[int], quick: bool) -> l
     ]
 
 
-def run_all(runs: list[tuple], out: str, workdirs: str, jobs: int, force: bool) -> None:
-    """Runs the board `jobs` processes at a time (each resumes or is skipped on its own)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [
-            pool.submit(run_grid.run, name, arg, out, workdirs, force, overrides)
-            for name, arg, overrides in runs
-        ]
-        for future in futures:
-            future.result()
+def runs(cells: list[str], tasks: list[str], seeds: list[int], quick: bool) -> list[Run]:
+    """The board as the lab's runs (the long-range columns get the long-range record)."""
+    return [
+        Run(name, config=arg, overrides=overrides, collect=long_range_grid.collect)
+        for name, arg, overrides in plan(cells, tasks, seeds, quick)
+    ]
 
 
 # -- summary ----------------------------------------------------------------------------------
@@ -242,7 +237,7 @@ def count_params(record: dict) -> int:
 
     from train import models
 
-    task = run_grid.registry_task(record)
+    task = long_range_grid.registry_task(record)
     return models.count_params(jax.eval_shape(task.init_params, jax.random.PRNGKey(0)))
 
 
@@ -270,7 +265,7 @@ def summarize(out: str, cells: list[str], tasks: list[str]) -> dict:
             run_commits.update(str(runs[s].get("git_commit", "?"))[:7] for s in seeds)
             entry = {"seeds": seeds, "values": values, "wall_time_s": wall}
             if ok:
-                entry["mean"], entry["std"] = records.mean_std(ok)
+                entry["mean"], entry["std"] = tables.mean_std(ok)
             first = runs[seeds[0]]
             if "config" in first:
                 entry["params"] = count_params(first)
@@ -436,7 +431,6 @@ def define_flags() -> None:
     flags.DEFINE_bool("quick", False, "One seed and tiny budgets: a smoke test of the board.")
     flags.DEFINE_integer("jobs", 2, "Training processes at once.")
     flags.DEFINE_bool("render_only", False, "Only the summary, tables and figures.")
-    flags.DEFINE_string("readme", "", "README.md whose leaderboard section to rewrite.")
     flags.DEFINE_bool("force", False, "Rerun and replace results that exist in --out.")
 
 
@@ -462,9 +456,9 @@ def main(argv) -> None:
     workdirs = FLAGS.workdirs or (os.path.join(out, "workdirs") if FLAGS.out or FLAGS.quick
                                   else default_workdirs)  # fmt: skip
     if not FLAGS.render_only:
-        runs = plan(chosen_cells, tasks, seeds, FLAGS.quick)
-        print(f"[board] {len(runs)} runs, {FLAGS.jobs} at a time -> {out}", flush=True)
-        run_all(runs, out, workdirs, FLAGS.jobs, FLAGS.force)
+        board = runs(chosen_cells, tasks, seeds, FLAGS.quick)
+        print(f"[board] {len(board)} runs, {FLAGS.jobs} at a time -> {out}", flush=True)
+        runner.run_all(board, out, workdirs, FLAGS.jobs, FLAGS.force)
     summary = summarize(out, chosen_cells, tasks)
     summary["quick"] = FLAGS.quick
     records.write(os.path.join(out, "leaderboard.json"), summary, overwrite=True)
@@ -474,9 +468,6 @@ def main(argv) -> None:
     for path in plot(summary, out):
         print(f"[board] wrote {path}")
     print(body)
-    if FLAGS.readme:
-        records.update_readme(FLAGS.readme, SECTION, body)
-        print(f"[board] updated {FLAGS.readme}", file=sys.stderr)
 
 
 if __name__ == "__main__":

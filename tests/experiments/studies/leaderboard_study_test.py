@@ -1,5 +1,6 @@
-"""experiments/leaderboard.py: the plan, the summary and its rendering, and a quick run that
-resumes (a second invocation trains nothing and renders the same table)."""
+"""The leaderboard study (experiments/studies/leaderboard/board.py): the plan, the summary and
+its rendering, and a quick run that resumes (a second invocation trains nothing and renders the
+same table)."""
 
 import json
 import math
@@ -9,7 +10,9 @@ import sys
 
 import pytest
 
-from experiments import leaderboard, records
+from experiments.lab import records
+from experiments.studies.leaderboard import board as leaderboard
+from experiments.studies.leaderboard import study
 
 ROOT = records.ROOT
 
@@ -70,7 +73,13 @@ def test_summary_and_table_mean_std_best_and_diverged(tmp_path, monkeypatch):
 
 
 def test_bad_names_are_one_line_errors():
-    cmd = [sys.executable, "-m", "experiments.leaderboard", "--cells=lstm,nope", "--quick"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.studies.leaderboard.board",
+        "--cells=lstm,nope",
+        "--quick",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "--cells='lstm,nope': valid names are gru," in proc.stderr
@@ -79,7 +88,7 @@ def test_bad_names_are_one_line_errors():
 def test_quick_board_runs_resumes_and_renders(tmp_path):
     out = tmp_path / "board"
     cmd = [
-        sys.executable, "-m", "experiments.leaderboard", "--quick", "--cells=rnn",
+        sys.executable, "-m", "experiments.studies.leaderboard.board", "--quick", "--cells=rnn",
         "--tasks=adding", f"--out={out}", f"--workdirs={tmp_path / 'runs'}", "--jobs=1",
     ]  # fmt: skip
     first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -95,3 +104,11 @@ def test_quick_board_runs_resumes_and_renders(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "exists, not run again" in again.stdout
     assert (out / "leaderboard.md").read_text() in again.stdout
+
+
+def test_the_groups_are_the_columns_over_every_cell():
+    import cells
+
+    runs = study.GROUPS["copy"]("unused")
+    assert len(runs) == len(cells.names()) * 3 and runs[0].name.startswith("board_copy_")
+    assert study.DEFAULT_GROUPS == ("adding", "copy", "selective", "mnist1d", "shakespeare")
