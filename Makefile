@@ -34,7 +34,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
-	$(PY) -m experiments.bench
+	$(PY) -m experiments.studies.cpu_speed.bench
 
 # Deviceless TPU compilation (experiments/check_tpu.py). libtpu gets its own venv: where it is
 # installed, JAX probes for a TPU at every start-up. JAX_PLATFORMS=cpu: nothing runs on a TPU;

@@ -16,7 +16,8 @@ over [B*T, I] and elementwise math. What remains is the elementwise linear recur
   'loop'         a `lax.scan` of one multiply-add per element and step: O(T) depth but the
                  least work (the associative scan does about twice as much and stores its
                  levels for the backward pass). On this project's 2-core CPU the loop was the
-                 faster of the two for B = 1..32, T = 1k..16k (`experiments/bench_parallel.py`),
+                 faster of the two for B = 1..32, T = 1k..16k
+                 (`experiments/studies/cpu_speed/bench_parallel.py`),
                  so `mode='auto'` picks it on CPU (`cells.scan(..., mode='hoisted')`).
 
 Why linear space: the minGRU paper's log-space form (log h_t = a*_t + logcumsumexp(log b - a*),
@@ -25,7 +26,8 @@ a* = cumsum(log a)) subtracts two large cumulative sums, and its float32 error g
 (both cells' coefficients are gate values) the pairs composed here never overflow, every term
 is a product of at most log2(T) rounded factors (the loop: one rounding per step), and the
 error stays at float32 rounding (1.5e-7 at T = 16384; tests/cells/linear_scan_test.py,
-experiments/bench_parallel.py). Tiny products underflow to 0, where the true value lies too.
+experiments/studies/cpu_speed/bench_parallel.py). Tiny products underflow to 0, where the true
+value lies too.
 
 Sequence features are folded into the coefficients before either solver:
   * padded steps (t >= lengths[b]) become the identity map (a = 1, b = 0): the carry is kept;

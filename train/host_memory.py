@@ -5,7 +5,7 @@ training step these are the stored activations and gradient buffers, about 100 M
 layer at B=64, T=128, H=256. glibc serves blocks that large with fresh `mmap`ed pages and
 unmaps them on `free`, so every call touches new memory and takes one page fault per 4 KiB
 page: about 25,000 faults per call there, a quarter of the step's time (measured in
-experiments/PERF_NOTES.md, section 14).
+experiments/studies/cpu_speed/PERF_NOTES.md, section 14).
 
 `reuse_freed_memory()` tells glibc's malloc to serve every block from the heap of one arena
 and to keep freed memory instead of returning it to the operating system:
@@ -26,7 +26,7 @@ the first JAX computation; the same settings from the shell, for any process:
 
     MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 python ...
 
-`train.main` and `experiments.bench` call it at start-up (`--reuse_host_memory`, default on).
+`train.main` and `experiments.studies.cpu_speed.bench` call it at start-up (`--reuse_host_memory`, default on).
 """
 
 from __future__ import annotations

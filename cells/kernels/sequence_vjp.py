@@ -277,8 +277,8 @@ def recurrence_from_inputs(
     Same results; the difference is where the input GEMM runs. Hoisted (`recurrence`), it is
     one [T*B, I] x [I, G*H] GEMM whose [T, B, G*H] result goes through memory; here each step
     does a [B, I] x [I, G*H] product whose result stays in cache, which measured faster on
-    CPU at B >= 16 (experiments/PERF_NOTES.md, section 10). The backward is the same reverse
-    loop, and dW_ih, db and dx are still single GEMMs over all steps after it.
+    CPU at B >= 16 (experiments/studies/cpu_speed/PERF_NOTES.md, section 10). The backward is
+    the same reverse loop, and dW_ih, db and dx are still single GEMMs over all steps after it.
 
     Args: as `recurrence`, with raw inputs xs [T, B, I] instead of xp.
     """

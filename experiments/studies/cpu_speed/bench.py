@@ -1,9 +1,9 @@
 """Speed of our LSTM/GRU against flax.linen and PyTorch, interleaved in one process.
 
-    python -m experiments.bench                      # default grid, about 10 minutes on 2 cores
-    python -m experiments.bench --quick              # smoke test (seconds)
-    python -m experiments.bench --json=experiments/results/bench_cpu.json
-    python -m experiments.bench --cells=lstm --batch=32 --seq_len=128 --hidden=512
+    python -m experiments.studies.cpu_speed.bench            # default grid, about 10 min, 2 cores
+    python -m experiments.studies.cpu_speed.bench --quick              # smoke test (seconds)
+    python -m experiments.studies.cpu_speed.bench --json=/tmp/bench_cpu.json
+    python -m experiments.studies.cpu_speed.bench --cells=lstm --batch=32 --seq_len=128 --hidden=512
 
 For every (cell, B, T, H) all implementations get the same weights (converted so all compute
 the same function, checked before timing), then each repetition times one call of every
@@ -15,7 +15,7 @@ instead of 'auto'; not in the default list), 'flax' (nn.RNN over nn.OptimizedLST
 nn.GRUCell), 'torch' (nn.LSTM / nn.GRU, torch.set_num_threads = the core count) and
 'torch-1thread' (the same, one thread: on a machine shared with other jobs OpenMP's spinning
 threads can slow PyTorch down many times; not in the default list), when torch is installed,
-and 'gemms-only' (`experiments.gemm_floor`: our fused path's GEMMs with the gate math taken
+and 'gemms-only' (`gemm_floor.py`: our fused path's GEMMs with the gate math taken
 out, a floor for what XLA's GEMMs allow; not in the default list, no agreement check).
 
 FLOPs count the GEMMs only: 2 B T (I + H) G H forward and three times that forward+backward
@@ -38,7 +38,7 @@ import numpy as np
 from absl import app, flags
 
 import cells
-from experiments import gemm_floor
+from experiments.studies.cpu_speed import gemm_floor
 from train import host_memory, provenance
 
 _CELLS = flags.DEFINE_list(
@@ -131,7 +131,7 @@ def _compile(fn, *args):
 def build(impl: str, name: str, params, xs, mode: str):
     """Returns (run() -> result, check() -> ys or dxs as numpy, (compile wall s, CPU s)).
 
-    check is None for 'gemms-only' (experiments.gemm_floor), whose outputs are not the cell's.
+    check is None for 'gemms-only' (gemm_floor.py), whose outputs are not the cell's.
     """
     if impl == "gemms-only":
         fn = gemm_floor.make(name, params, xs.shape[0])[0 if mode == "fwd" else 1]
@@ -344,8 +344,9 @@ def memory_extras(steps: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for variant in _MEMORY_VARIANTS:
             path = os.path.join(tmp, variant.replace("+", "_") + ".npz")
-            cmd = [sys.executable, "-m", "experiments.bench", f"--memory_child={variant}",
-                   f"--long_seq_len={steps}", f"--json={path}"]  # fmt: skip
+            cmd = [sys.executable, "-m", "experiments.studies.cpu_speed.bench",
+                   f"--memory_child={variant}", f"--long_seq_len={steps}",
+                   f"--json={path}"]  # fmt: skip
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 records.append({"variant": variant, "seq_len": steps, "error": proc.stderr[-2000:]})
@@ -492,7 +493,7 @@ def main(argv):
         }
         result = {
             **{name: fn() for name, fn in parts.items() if name in _EXTRAS_PARTS.value},
-            "command": " ".join(["python -m experiments.bench", *sys.argv[1:]]),
+            "command": " ".join(["python -m experiments.studies.cpu_speed.bench", *sys.argv[1:]]),
             "commit": provenance.git_commit(),
             "reuse_host_memory": reused_memory,
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -524,7 +525,7 @@ def main(argv):
             "skipped": skipped,
             "complete": done,
             "wall_s": time.perf_counter() - start,
-            "command": " ".join(["python -m experiments.bench", *sys.argv[1:]]),
+            "command": " ".join(["python -m experiments.studies.cpu_speed.bench", *sys.argv[1:]]),
             "commit": provenance.git_commit(),
             "hardware": {
                 **provenance.hardware(),

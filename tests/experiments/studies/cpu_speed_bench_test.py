@@ -1,4 +1,4 @@
-"""Smoke test of experiments/bench.py: tiny shapes, every implementation, agreement enforced."""
+"""Smoke test of experiments/studies/cpu_speed/bench.py: tiny shapes, every implementation, agreement enforced."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from experiments import bench, gemm_floor
+from experiments.studies.cpu_speed import bench, gemm_floor
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

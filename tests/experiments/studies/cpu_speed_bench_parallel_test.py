@@ -1,4 +1,4 @@
-"""Smoke test of experiments/bench_parallel.py: tiny shapes, every part, the JSON refusal."""
+"""Smoke test of experiments/studies/cpu_speed/bench_parallel.py: tiny shapes, every part, the JSON refusal."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import jax
 import pytest
 
-from experiments import bench_parallel
+from experiments.studies.cpu_speed import bench_parallel
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -41,7 +41,13 @@ def test_existing_json_is_refused_without_force(tmp_path):
     path = tmp_path / "bench.json"
     path.write_text("{}")
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.bench_parallel", "--quick", f"--json={path}"],
+        [
+            sys.executable,
+            "-m",
+            "experiments.studies.cpu_speed.bench_parallel",
+            "--quick",
+            f"--json={path}",
+        ],
         capture_output=True,
         text=True,
     )

@@ -1,9 +1,10 @@
 """Speed, memory and precision of the parallel-scan and head-wise cells (issue: minGRU/minLSTM,
 sLSTM, head-wise recurrence), every implementation interleaved in one process.
 
-    python -m experiments.bench_parallel                                  # about 6 min, 2 cores
-    python -m experiments.bench_parallel --json=experiments/results/bench_parallel_cpu.json
-    python -m experiments.bench_parallel --quick                          # smoke test
+    python -m experiments.studies.cpu_speed.bench_parallel                                  # about 6 min, 2 cores
+    python -m experiments.studies.cpu_speed.bench_parallel \
+        --json=/tmp/bench_parallel_cpu.json
+    python -m experiments.studies.cpu_speed.bench_parallel --quick                          # smoke test
 
 Three parts, each printed as a table and written to --json (refused if the file exists, unless
 --force):
@@ -317,7 +318,9 @@ def main(argv):
     result.update(
         {
             "wall_s": time.perf_counter() - start,
-            "command": " ".join(["python -m experiments.bench_parallel", *sys.argv[1:]]),
+            "command": " ".join(
+                ["python -m experiments.studies.cpu_speed.bench_parallel", *sys.argv[1:]]
+            ),
             "commit": provenance.git_commit(),
             "hardware": {**provenance.hardware(), "jax": jax.__version__},
             "loadavg_end": os.getloadavg(),

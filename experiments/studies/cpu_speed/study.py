@@ -1,0 +1,63 @@
+"""Speed on CPU: the fused cells against flax.linen and PyTorch, interleaved in one process, with
+the GEMMs-only floor, the parallel-scan cells, memory at long T, compile time and a ptb_small
+step (README.md; the investigation behind the numbers is PERF_NOTES.md)."""
+
+from __future__ import annotations
+
+import os
+
+from experiments.lab import Run, records, tables
+
+GRID = "bench_cpu_grid_idle_reuse"  # the default grid, idle machine, malloc reuse on
+TARGET_SHAPES = ((1, 1024, 256), (32, 128, 512), (64, 128, 256))  # the issue's (B, T, H)
+IMPLS = ("ours", "gemms-only", "ours-autodiff", "flax", "torch")
+
+GROUPS = {
+    "grid": lambda results_dir: [
+        Run(GRID, command=("-m", "experiments.studies.cpu_speed.bench",
+                           "--impls=ours,gemms-only,ours-autodiff,flax,torch", "--json={out}"))
+    ],
+    "parallel": lambda results_dir: [
+        Run("bench_parallel_cpu", command=("-m", "experiments.studies.cpu_speed.bench_parallel",
+                                           "--json={out}"))
+    ],
+}  # fmt: skip
+
+
+def target_table(results_dir: str) -> str:
+    """Forward+backward median tokens/s at the target shapes, each implementation, and our
+    ratios against flax and PyTorch."""
+    grid = records.read(os.path.join(results_dir, f"{GRID}.json"))["records"]
+    speed = {
+        (r["cell"], r["batch"], r["seq_len"], r["hidden"], r["impl"]): r["tokens_per_s"]
+        for r in grid
+        if r.get("mode") == "fwd+bwd" and "tokens_per_s" in r
+    }
+    rows = []
+    for b, t, h in TARGET_SHAPES:
+        for cell in ("lstm", "gru"):
+            values = [speed.get((cell, b, t, h, impl)) for impl in IMPLS]
+            if None in values:
+                continue
+            ours, flax, torch = values[0], values[3], values[4]
+            rows.append([cell.upper(), b, t, h, *(f"{v:,.0f}" for v in values),
+                         f"{ours / flax:.2f}x", f"{ours / torch:.2f}x"])  # fmt: skip
+    header = ["cell", "B", "T", "H", "ours (fused)", "gemms-only", "ours (autodiff)", "flax",
+              "PyTorch", "ours/flax", "ours/PyTorch"]  # fmt: skip
+    return tables.markdown(header, rows)
+
+
+def readme_tables(results_dir: str) -> dict[str, str]:
+    return {"targets": target_table(results_dir)}
+
+
+def headline(results_dir: str) -> dict:
+    grid = records.read(os.path.join(results_dir, f"{GRID}.json"))["records"]
+    speed = {(r["cell"], r["batch"], r["impl"]): r["tokens_per_s"] for r in grid
+             if r.get("mode") == "fwd+bwd" and (r["seq_len"], r["hidden"]) == (128, 512)}  # fmt: skip
+    ratio = {c: speed[(c, 32, "ours")] / speed[(c, 32, "torch")] for c in ("lstm", "gru")}
+    return {
+        "ours": f"train step at B=32, T=128, H=512: LSTM {ratio['lstm']:.2f}x, GRU "
+        f"{ratio['gru']:.2f}x PyTorch's speed (2-core CPU)",
+        "published": "-",
+    }
