@@ -187,7 +187,8 @@ def _has_fused_backward(cell: base.Cell) -> bool:
 
 def _auto_projection(batch) -> str:
     """projection='auto': on CPU by the batch size (measured,
-    experiments/studies/cpu_speed/PERF_NOTES.md section 10; a symbolic batch under jax.export counts as large); elsewhere 'hoisted' (unmeasured)."""
+    experiments/studies/cpu_speed/PERF_NOTES.md section 10; a symbolic batch under jax.export
+    counts as large); elsewhere 'hoisted' (unmeasured)."""
     if jax.default_backend() != "cpu":
         return "hoisted"
     small = isinstance(batch, int) and batch < IN_LOOP_MIN_BATCH

@@ -26,7 +26,8 @@ the first JAX computation; the same settings from the shell, for any process:
 
     MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 python ...
 
-`train.main` and `experiments.studies.cpu_speed.bench` call it at start-up (`--reuse_host_memory`, default on).
+`train.main` and `experiments.studies.cpu_speed.bench` call it at start-up
+(`--reuse_host_memory`, default on).
 """
 
 from __future__ import annotations

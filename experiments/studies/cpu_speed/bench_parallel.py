@@ -1,10 +1,10 @@
 """Speed, memory and precision of the parallel-scan and head-wise cells (issue: minGRU/minLSTM,
 sLSTM, head-wise recurrence), every implementation interleaved in one process.
 
-    python -m experiments.studies.cpu_speed.bench_parallel                                  # about 6 min, 2 cores
+    python -m experiments.studies.cpu_speed.bench_parallel          # about 6 min, 2 cores
     python -m experiments.studies.cpu_speed.bench_parallel \
         --json=/tmp/bench_parallel_cpu.json
-    python -m experiments.studies.cpu_speed.bench_parallel --quick                          # smoke test
+    python -m experiments.studies.cpu_speed.bench_parallel --quick  # smoke test
 
 Three parts, each printed as a table and written to --json (refused if the file exists, unless
 --force):

@@ -1,6 +1,6 @@
 """The GEMMs of our fused LSTM/GRU path with the gate math taken out: a floor for XLA:CPU.
 
-`experiments.studies.cpu_speed.bench --impls=...,gemms-only` times this next to the real implementations. It
+`bench.py --impls=...,gemms-only` times this next to the real implementations. It
 runs the same matrix products, in the same loops and shapes, as `cells.scan(...,
 backward='fused')` with projection 'auto' (`cells.sequence.IN_LOOP_MIN_BATCH`), and replaces
 every step's elementwise gate math by one cheap op that keeps the serial dependency:

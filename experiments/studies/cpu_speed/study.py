@@ -53,8 +53,11 @@ def readme_tables(results_dir: str) -> dict[str, str]:
 
 def headline(results_dir: str) -> dict:
     grid = records.read(os.path.join(results_dir, f"{GRID}.json"))["records"]
-    speed = {(r["cell"], r["batch"], r["impl"]): r["tokens_per_s"] for r in grid
-             if r.get("mode") == "fwd+bwd" and (r["seq_len"], r["hidden"]) == (128, 512)}  # fmt: skip
+    speed = {
+        (r["cell"], r["batch"], r["impl"]): r["tokens_per_s"]
+        for r in grid
+        if r.get("mode") == "fwd+bwd" and (r["seq_len"], r["hidden"]) == (128, 512)
+    }
     ratio = {c: speed[(c, 32, "ours")] / speed[(c, 32, "torch")] for c in ("lstm", "gru")}
     return {
         "ours": f"train step at B=32, T=128, H=512: LSTM {ratio['lstm']:.2f}x, GRU "

@@ -1,4 +1,5 @@
-"""Smoke test of experiments/studies/cpu_speed/bench_parallel.py: tiny shapes, every part, the JSON refusal."""
+"""Smoke test of experiments/studies/cpu_speed/bench_parallel.py: tiny shapes, every part, the
+JSON refusal."""
 
 import json
 import subprocess

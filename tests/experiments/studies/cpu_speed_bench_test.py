@@ -1,4 +1,5 @@
-"""Smoke test of experiments/studies/cpu_speed/bench.py: tiny shapes, every implementation, agreement enforced."""
+"""Smoke test of experiments/studies/cpu_speed/bench.py: tiny shapes, every implementation,
+agreement enforced."""
 
 import json
 
