@@ -36,7 +36,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m experiments.studies.cpu_speed.bench
 
-# Deviceless TPU compilation (experiments/check_tpu.py). libtpu gets its own venv: where it is
+# Deviceless TPU compilation (experiments/studies/accelerators/check_tpu.py). libtpu gets its
+# own venv: where it is
 # installed, JAX probes for a TPU at every start-up. JAX_PLATFORMS=cpu: nothing runs on a TPU;
 # TPU_SKIP_MDS_QUERY / TPU_WORKER_HOSTNAMES: no cloud metadata server or TPU pod to ask.
 TPU_VENV := .venv-tpu
@@ -51,7 +52,7 @@ $(TPU_STAMP): setup.cfg constraints.txt
 
 check-tpu: $(TPU_STAMP)
 	JAX_PLATFORMS=cpu TPU_SKIP_MDS_QUERY=1 TPU_WORKER_HOSTNAMES=localhost \
-		$(TPU_VENV)/bin/python -m experiments.check_tpu --out=$(CHECK_TPU_OUT)
+		$(TPU_VENV)/bin/python -m experiments.studies.accelerators.check_tpu --out=$(CHECK_TPU_OUT)
 
 # The documentation site into site/ (mkdocs.yml). Its packages (the docs extra) get their own
 # stamp, so `make test` does not install them. --strict: a broken link or API reference fails.
@@ -65,9 +66,10 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-# On a machine with an NVIDIA GPU and its own jax[cuda]/flax/torch (experiments/device_check.py).
+# On a machine with an NVIDIA GPU and its own jax[cuda]/flax/torch
+# (experiments/studies/accelerators/device_check.py).
 device-check:
-	bash experiments/device_check.sh
+	bash experiments/studies/accelerators/device_check.sh
 
 clean:
 	rm -rf $(VENV) $(TPU_VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -40,7 +40,9 @@ def pytest_collection_modifyitems(config, items):
     """Tests marked `gpu` are skipped unless JAX's default backend is a GPU."""
     if jax.default_backend() == "gpu":
         return
-    skip = pytest.mark.skip(reason="needs a GPU (experiments/device_check.sh runs these)")
+    skip = pytest.mark.skip(
+        reason="needs a GPU (experiments/studies/accelerators/device_check.sh runs these)"
+    )
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

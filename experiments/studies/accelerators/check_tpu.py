@@ -192,7 +192,7 @@ def main(argv) -> None:
     }
     path = os.path.join(FLAGS.out, "tpu_compile.json")
     # Only the committed reference (under experiments/results/) is kept from being replaced.
-    protected = os.path.abspath(path).startswith(os.path.abspath(records.RESULTS_DIR))
+    protected = records.is_committed(path)
     records.write(path, record, FLAGS.force or not protected)
     print(f"[check-tpu] {len(results) - failures}/{len(results)} compiled; wrote {path}")
     if failures:

@@ -1,7 +1,7 @@
 r"""The GPU check: one prepared command for the day a machine with an NVIDIA GPU is at hand.
 
-    bash experiments/device_check.sh              # on the GPU machine; JSON into $OUT
-    bash experiments/device_check.sh --dry-run    # anywhere: tiny shapes, the same code paths
+    bash experiments/studies/accelerators/device_check.sh            # the GPU machine; JSON -> $OUT
+    bash experiments/studies/accelerators/device_check.sh --dry-run  # anywhere: tiny shapes
     make device-check                             # the same as the first line
 
 It runs, in this order, within --budget_s (default 8 minutes; what does not fit is recorded as
@@ -345,7 +345,8 @@ def main(argv) -> None:
     budget = Budget(FLAGS.budget_s)
     started = time.time()
     report = {
-        "what": "experiments/device_check.py" + (" --dry-run" if dry_run else ""),
+        "what": "experiments/studies/accelerators/device_check.py"
+        + (" --dry-run" if dry_run else ""),
         "device": str(jax.devices()[0].device_kind),
         "platform": platform,
         "jax": jax.__version__,

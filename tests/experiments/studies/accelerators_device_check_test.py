@@ -1,4 +1,5 @@
-"""experiments/device_check.py: the prepared GPU check, exercised on CPU (--dry-run)."""
+"""experiments/studies/accelerators/device_check.py: the prepared GPU check, exercised on CPU
+(--dry-run)."""
 
 import json
 import os
@@ -7,9 +8,9 @@ import sys
 
 import pytest
 
-from experiments import device_check
+from experiments.studies.accelerators import device_check
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def _run(*args, out=None):
@@ -17,7 +18,7 @@ def _run(*args, out=None):
     if out is not None:
         env["OUT"] = str(out)
     return subprocess.run(
-        ["bash", "experiments/device_check.sh", *args],
+        ["bash", "experiments/studies/accelerators/device_check.sh", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
