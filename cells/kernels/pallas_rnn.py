@@ -32,13 +32,12 @@ differentiating the input projection.
 Platforms: these kernels are written for Mosaic TPU (VMEM scratch, a sequential grid). On CPU
 they run in Pallas' TPU interpret mode (`interpret=True` by default there), which is how they
 are tested against `cells.reference_scan`; `experiments/studies/accelerators/check_tpu.py`
-compiles them deviceless for v5e and v6e. TPU tiling wants B a multiple of 8 and H a multiple
-of 128. On GPU, `scan` takes the Triton variant of `cells.kernels.pallas_rnn_triton`
-(`target='triton'`): the same equations and backward contract, one program per 16 sequences running the whole time
-loop, so both share `recurrence` and its weight gradients. Neither is the default path
-anywhere: `cells.scan(..., backend='pallas')` asks for them, and the XLA scan stays the default
-until a device measures them faster.
-"""
+compiles them deviceless for v5e and v6e. TPU tiling wants B a multiple of 8 and H a multiple of
+128. On GPU, `scan` takes the Triton variant of `cells.kernels.pallas_rnn_triton`
+(`target='triton'`): the same equations and backward contract, one program per 16 sequences
+running the whole time loop, so both share `recurrence` and its weight gradients. Neither is the
+default path anywhere: `cells.scan(..., backend='pallas')` asks for them, and the XLA scan stays
+the default until a device measures them faster."""
 
 from __future__ import annotations
 
