@@ -54,7 +54,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("repeats", 5, "Timed calls per implementation (median).")
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # (cell, batch, seq_len, hidden, dtype), most wanted first.
 SHAPES = [
     ("lstm", 64, 256, 1024, "float32"),  # the goal: at least cuDNN's speed
