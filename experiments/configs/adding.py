@@ -9,7 +9,7 @@ MSE at most 5% of that set's baseline. Train batches are generated on the fly fr
   python -m train.main --config=experiments/configs/adding.py:length=100,cell=lstm \
       --workdir=/tmp/adding_100_lstm
 
-Grid (T in 50/100/200/400 x rnn/lstm/gru, resumable): `python -m experiments.run_grid adding`.
+Grid (T in 50/100/200/400 x rnn/lstm/gru, resumable): `python -m experiments run long_range adding`.
 
 [results]
 Test mse (steps to solve; wall s); baseline per T in the JSONs:

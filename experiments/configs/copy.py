@@ -8,7 +8,7 @@ the memoryless baseline scores 10 log(8) / (T + 20) in expectation (measured on 
   python -m train.main --config=experiments/configs/copy.py:length=100,cell=lstm \
       --workdir=/tmp/copy_100_lstm
 
-Grid (T in 50/100/200 x rnn/lstm/gru, resumable): `python -m experiments.run_grid copy`.
+Grid (T in 50/100/200 x rnn/lstm/gru, resumable): `python -m experiments run long_range copy`.
 
 [results]
 Test cross_entropy (steps to solve; wall s); baseline per T in the JSONs:

@@ -23,16 +23,17 @@ scripts/EXP-LongForecasting/Linear/etth1.sh and univariate/etth1.sh, read for th
     stopping after 3 epochs without a lower validation MSE; test on the best checkpoint. No
     gradient clipping (they have none).
   - DLinear's first release (cure-lab/LTSF-Linear 04ffd8d) trained Exchange at H = 720 with lr
-    5e-3 (`learning_rate=0.005`); `run_grid ltsf_dlinear_init` runs it with either init.
+    5e-3 (`learning_rate=0.005`); the group `ltsf_dlinear_init` runs it with either init.
 
   python -m train.main --config=experiments/configs/ltsf.py:model=dlinear,horizon=96,seed=0 \\
       --workdir=/tmp/ltsf_dlinear_M_96_s0
-  python -m experiments.run_grid ltsf_linear      # the grid below, 3 seeds, resumably
+  python -m experiments run forecasting ltsf_linear      # the grid below, 3 seeds, resumably
 
-Published (DLinear paper, Table 2, multivariate MSE for H = 96/192/336/720, ../shared/
-REFERENCE.md): ETTh1 NLinear 0.374/0.408/0.429/0.440, DLinear 0.375/0.405/0.439/0.472;
+Published (DLinear paper: Zeng et al. 2023, Table 2, multivariate MSE for H = 96/192/336/720):
+ETTh1 NLinear 0.374/0.408/0.429/0.440, DLinear 0.375/0.405/0.439/0.472;
 Exchange NLinear 0.089/0.180/0.331/1.033, DLinear 0.081/0.157/0.305/0.643, Repeat
-0.081/0.167/0.305/0.823. Measured: README "Forecasting", `experiments/results/ltsf_*.json`.
+0.081/0.167/0.305/0.823. Measured: experiments/studies/forecasting/README.md, from its
+records results/ltsf_*.json.
 """
 
 import ml_collections

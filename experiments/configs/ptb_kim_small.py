@@ -1,7 +1,7 @@
 """Penn Treebank word-level LM, Kim, Jernite, Sontag & Rush 2016, LSTM-Word-Small (the word-level
 baseline of "Character-Aware Neural Language Models"). Paper: test perplexity 97.6.
 
-Settings (../shared/REFERENCE.md, from the authors' Torch code yoonkim/lstm-char-cnn, main.lua
+Settings (Kim et al. 2016, from the authors' Torch code yoonkim/lstm-char-cnn, main.lua
 options): 2 layers x 200 LSTM units, 200-dim word embeddings; dropout 0.5 on the inputs of the
 layers above the first and before the softmax, none on the embedding input (dropout_input=0);
 SGD lr 1, halved whenever validation perplexity improves by less than 1 (their `decay_when` 1,
@@ -30,7 +30,7 @@ adds one tool of Merity et al. 2018's AWD-LSTM to Word-Small; `awd` all of them 
 [results]
 Measured 2026-12-01/02, AMD EPYC 2 cores shared with 2-4 other runs, commits 0967acf (baseline),
 7de0a6e (tied, variational, awd) and ac183d7 (weight_drop, ar_tar, nt_asgd), 25 epochs, 108-141
-min wall each (experiments/results/ptb_kim_small_*.json):
+min wall each (experiments/studies/language_models/results/ptb_kim_small_*.json):
   baseline seed 0: valid 99.60 / test 94.90;  seed 1: valid 99.18 / test 94.60
   (paper 97.6: both about 3% below it, meeting the <= 99.6 target). The best checkpoint is the
   last one in both. Not explained yet: the one known protocol difference is that their code

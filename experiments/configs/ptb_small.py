@@ -14,12 +14,13 @@ Measured 2026-11-25, AMD EPYC, 2 cores shared with other jobs (CPU only), commit
 5d4ff4228c (LM code as of 14bb618), 13 epochs in 80 min wall:
 best checkpoint (epoch 6, lowest valid ppl) valid 119.09 / test 114.55;
 last checkpoint (epoch 13) valid 119.71 / test 114.25. Paper: 120.7 / 114.5.
-(experiments/results/ptb_small_lstm.json)
+(experiments/studies/language_models/results/ptb_small_lstm.json)
 The same config with the other cells (13 epochs each, evaluated as above; commits in the
 result files):
 - `--config.model.cell=gru`: valid 156.43 / test 151.00 at lr 1.0 (ptb_small_gru.json): too
   large for it (validation rose in epochs 3-5). The same learning-rate search for every cell
-  (`python -m experiments.run_grid ptb_lr`: one epoch at 0.25 / 0.5 / 1.0, chosen on validation;
+  (`python -m experiments run language_models ptb_lr`: one epoch at 0.25 / 0.5 / 1.0, chosen
+  on validation;
   ptb_lr_*.json) picks 1.0 for the LSTM, 0.5 for the GRU and 0.25 for the RNN. GRU at 0.5
   (`ptb_small.py:cell=gru,learning_rate=0.5`, 56 min): valid 126.09 / test 121.43
   (ptb_small_gru_lr0.5.json).
@@ -98,7 +99,7 @@ def zaremba_config(
 
 # Config-string arguments (`ptb_small.py:cell=gru,learning_rate=0.5`), the same as the
 # --config.model.cell / --config.optim.learning_rate / --config.train.num_epochs overrides;
-# the learning-rate search of `python -m experiments.run_grid ptb_lr` uses them.
+# the learning-rate search of `python -m experiments run language_models ptb_lr` uses them.
 ARGUMENTS = {"cell": "lstm", "learning_rate": 1.0, "num_epochs": 13}
 
 

@@ -21,12 +21,12 @@ that commit; the ETTh1 multivariate settings are used, on DLinear's 0.7/0.1/0.2 
 
   python -m train.main --config=experiments/configs/segrnn.py:horizon=96,torch_init=True,seed=0 \\
       --workdir=/tmp/segrnn_gru_torchinit_M_96_s0
-  python -m experiments.run_grid ltsf_segrnn_init  # the reproduction: 4 horizons x 3 seeds
-  python -m experiments.run_grid ltsf_segrnn       # S, Exchange, the multivariate ablations
+  python -m experiments run forecasting ltsf_segrnn_init  # the reproduction: 4 horizons x 3 seeds
+  python -m experiments run forecasting ltsf_segrnn       # S, Exchange, the multivariate ablations
 
 `torch_init=True` draws the cell's parameters as the authors' PyTorch nn.GRU does (uniform in
 +-1/sqrt(d)) instead of the cell's own initialisers: the reproduction uses it; this library's
-init is the ablation (`run_grid ltsf_segrnn`: H = 96, 3 seeds).
+init is the ablation (the group `ltsf_segrnn`: H = 96, 3 seeds).
 
 Published (SegRNN Table 2, ETTh1 multivariate MSE, H = 96/192/336/720): 0.341/0.385/0.401/0.434.
 """

@@ -15,13 +15,13 @@ validation text (there is no separate test set). Metric: validation nats/char an
 Measured 2026-11-25 on AMD EPYC, 2 cores shared with other jobs, CPU only:
 - This full config, LSTM (`--workdir=workdirs/shakespeare_char_lstm`, commit fdc81b4): 3,000
   steps in 11 min 38 s of wall time on the 2 cores (nearly idle), validation 1.572 nats/char =
-  2.268 bits/char (experiments/results/shakespeare_char_lstm.json).
+  2.268 bits/char (experiments/studies/language_models/results/shakespeare_char_lstm.json).
 - The same with `--config.model.cell=gru`: 1.485 nats/char = 2.142 bits/char; with
   `--config.model.cell=rnn`: 1.641 nats/char = 2.368 bits/char (commits b266a40 and c8fff50;
   6 min 20 s for the RNN; shakespeare_char_gru.json, shakespeare_char_rnn.json).
 - At 2 x 128 units and 1,000 steps (`--config.model.hidden_size=128 --config.train.num_steps=1000`),
   validation bits/char: LSTM 2.851, GRU 2.588, RNN 2.807
-  (experiments/results/shakespeare_small_*.json).
+  (experiments/studies/language_models/results/shakespeare_small_*.json).
 [/results]
 """
 

@@ -22,16 +22,6 @@ from train import metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STUDIES_DIR = os.path.join(ROOT, "experiments", "studies")
-RESULTS_DIR = os.path.join(ROOT, "experiments", "results")
-FIGURES_DIR = os.path.join(RESULTS_DIR, "figures")
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof 1; 0 for a single value) of runs over seeds:
-    the one statistic every result table reports."""
-    n = len(values)
-    mean = sum(values) / n
-    return mean, ((sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0)
 
 
 class DirtyTreeError(ValueError):
@@ -46,12 +36,9 @@ def portable_path(path: str) -> str:
 
 
 def is_committed(path: str) -> bool:
-    """Whether `path` lies in a study's committed results folder (experiments/studies/*/results/)
-    or the former flat experiments/results/."""
+    """Whether `path` lies in a study's committed results (experiments/studies/*/results/)."""
     relative = os.path.relpath(os.path.abspath(path), STUDIES_DIR).split(os.sep)
-    if len(relative) >= 3 and relative[0] != ".." and relative[1] == "results":
-        return True
-    return not os.path.relpath(os.path.abspath(path), RESULTS_DIR).startswith("..")
+    return len(relative) >= 3 and relative[0] != ".." and relative[1] == "results"
 
 
 def provenance() -> dict:
@@ -102,7 +89,7 @@ def write(path: str, record: dict, overwrite: bool = False, allow_dirty: bool = 
     return path
 
 
-def load_all(directory: str = RESULTS_DIR, prefixes: tuple[str, ...] = ()) -> dict[str, dict]:
+def load_all(directory: str, prefixes: tuple[str, ...] = ()) -> dict[str, dict]:
     """name (file name without .json) -> record of the JSON files in `directory`, sorted.
 
     With `prefixes`, only files whose name starts with one of them.
@@ -129,45 +116,3 @@ def valid_curve(workdir: str, keys: tuple[str, ...] | None = None) -> list[dict]
         else:
             curve.append({k: event[k] for k in ("step", *keys) if k in event})
     return curve
-
-
-def markers(section: str) -> tuple[str, str]:
-    """The README markers around a generated section."""
-    return f"<!-- section:{section} -->", f"<!-- /section:{section} -->"
-
-
-def replace_section(text: str, body: str, section: str) -> str:
-    """`text` with everything between the markers of `section` replaced by `body`."""
-    begin, end = markers(section)
-    if begin not in text or end not in text or text.index(begin) > text.index(end):
-        raise ValueError(f"the markers {begin} ... {end} are missing or out of order")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{body.strip()}\n{end}{tail}"
-
-
-def update_readme(readme: str, section: str, body: str) -> None:
-    """Replaces the generated `section` of the file `readme` by `body`."""
-    with open(readme) as f:
-        text = f.read()
-    new = replace_section(text, body, section)
-    with open(readme, "w") as f:
-        f.write(new)
-
-
-def update_docstring_results(path: str, body: str) -> bool:
-    """Replaces the `[results] ... [/results]` block of the file `path` (a config's docstring)
-    by `body`; True if the file changed. A file without the block is refused."""
-    import re
-
-    with open(path) as f:
-        text = f.read()
-    if "[results]" not in text:
-        raise ValueError(f"{path}: no [results] ... [/results] block to fill")
-    block = f"[results]\n{body.rstrip()}\n[/results]"
-    new = re.sub(r"\[results\]\n.*?\[/results\]", lambda _: block, text, count=1, flags=re.S)
-    if new == text:
-        return False
-    with open(path, "w") as f:
-        f.write(new)
-    return True

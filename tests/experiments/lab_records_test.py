@@ -1,4 +1,5 @@
-"""experiments/records.py: result files are written atomically, never replaced silently."""
+"""experiments/lab/records.py: result files are written atomically, never replaced silently, and
+never recorded into a study's committed results from a tree with uncommitted changes."""
 
 import json
 
@@ -49,19 +50,6 @@ def test_valid_curve_reads_metrics_jsonl(tmp_path):
     ]
 
 
-def test_replace_section_only_between_markers():
-    text = "# T\nbefore\n<!-- section:forecast -->\nold\n<!-- /section:forecast -->\nafter\n"
-    new = records.replace_section(text, "NEW BODY\n", "forecast")
-    assert new == (
-        "# T\nbefore\n<!-- section:forecast -->\nNEW BODY\n<!-- /section:forecast -->\nafter\n"
-    )
-    assert records.replace_section(new, "NEW BODY", "forecast") == new  # idempotent
-    with pytest.raises(ValueError, match="markers"):
-        records.replace_section("no markers", "x", "forecast")
-    with pytest.raises(ValueError, match="markers"):
-        records.replace_section(text, "x", "lm")
-
-
 def test_portable_path_is_relative_inside_the_repository():
     import os
 
@@ -70,13 +58,19 @@ def test_portable_path_is_relative_inside_the_repository():
     assert records.portable_path("/elsewhere/run") == "/elsewhere/run"
 
 
-def test_update_docstring_results_replaces_only_the_block(tmp_path):
-    path = tmp_path / "config.py"
-    path.write_text('"""Doc.\n\n[results]\nold\n[/results]\n\nTail.\n"""\nX = 1\n')
-    assert records.update_docstring_results(str(path), "new 1\nnew 2\n")
-    expected = '"""Doc.\n\n[results]\nnew 1\nnew 2\n[/results]\n\nTail.\n"""\nX = 1\n'
-    assert path.read_text() == expected
-    assert not records.update_docstring_results(str(path), "new 1\nnew 2")  # unchanged
-    (tmp_path / "bare.py").write_text('"""No block."""\n')
-    with pytest.raises(ValueError, match="no \\[results\\]"):
-        records.update_docstring_results(str(tmp_path / "bare.py"), "x")
+def test_a_record_from_a_dirty_tree_is_refused_in_committed_results(tmp_path, monkeypatch):
+    study_results = tmp_path / "studies" / "s" / "results"
+    monkeypatch.setattr(records, "STUDIES_DIR", str(tmp_path / "studies"))
+    path = str(study_results / "run.json")
+    assert records.is_committed(path) and not records.is_committed(str(tmp_path / "run.json"))
+    dirty = {"git_commit": "abc", "git_dirty": True}
+    with pytest.raises(records.DirtyTreeError, match="uncommitted changes .* --force"):
+        records.write(path, dirty)
+    records.write(str(tmp_path / "elsewhere.json"), dirty)  # a rerun elsewhere is fine
+    records.write(path, dirty, allow_dirty=True)
+    records.write(path, {"git_dirty": False}, overwrite=True)
+    assert records.read(path) == {"git_dirty": False}
+
+
+def test_provenance_says_commit_dirty_hardware_and_command():
+    assert {"git_commit", "git_dirty", "hardware", "date", "command"} <= set(records.provenance())

@@ -36,7 +36,7 @@ def define_flags() -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free)."""
     flags.DEFINE_string("workdir", None, "collect: the training workdir.")
     flags.DEFINE_string("name", None, "collect: result name (file OUT/NAME.json).")
-    flags.DEFINE_string("out", records.RESULTS_DIR, "collect, time: directory of the JSON written.")
+    flags.DEFINE_string("out", RESULTS_DIR, "collect, time: directory of the JSON written.")
     flags.DEFINE_bool("force", False, "collect, time: replace an existing result file.")
     flags.DEFINE_string("note", "", "collect: a note shown in the table (e.g. why partial).")
     flags.DEFINE_string("command", "", "collect: the training command of a partial run.")
