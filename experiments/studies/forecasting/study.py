@@ -66,6 +66,6 @@ def headline(results_dir: str) -> dict:
     published = ltsf.SEGRNN_ETTH1_M[0][0]
     return {
         "ours": "SegRNN (GRU), ETTh1 multivariate H = 96, test MSE "
-        f"{tables.fmt_mean_std(mse)} (3 seeds)",
+        f"{tables.fmt_mean_std(mse, digits=4)} (3 seeds)",
         "published": f"{published} (Lin et al. 2023)",
     }
