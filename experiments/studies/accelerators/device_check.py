@@ -32,6 +32,7 @@ on stdout: ours / cuDNN time ratios per shape.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -40,6 +41,8 @@ import sys
 import time
 
 from absl import app, flags
+
+from experiments.lab import timing
 
 FLAGS = flags.FLAGS
 
@@ -137,12 +140,8 @@ def _jax_impl(impl, cell, params, xs, dry_run):
 
 
 def _jax_memory(compiled) -> int | None:
-    memory = compiled.memory_analysis()
-    if memory is None:
-        return None
-    return int(
-        memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
-    )
+    memory = timing.xla_memory(compiled)  # the whole footprint: arguments, outputs, temporaries
+    return None if memory is None else sum(memory.values())
 
 
 def bench_jax(impl, cell, params, xs, repeats, dry_run) -> dict:
@@ -156,11 +155,8 @@ def bench_jax(impl, cell, params, xs, repeats, dry_run) -> dict:
         compiled = fn.lower(variables, xs).compile()
         compile_s = time.perf_counter() - start
         result = jax.block_until_ready(compiled(variables, xs))
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled(variables, xs))
-            times.append(time.perf_counter() - t0)
+        call = functools.partial(compiled, variables, xs)
+        times = timing.interleaved({mode: call}, repeats)[mode]
         out[mode] = {
             "ms": 1e3 * statistics.median(times),
             "compile_s": compile_s,
@@ -208,12 +204,7 @@ def bench_torch(cell, params, xs, repeats) -> dict:
         sync()
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
+        times = timing.interleaved({mode: fn}, repeats, wait=lambda _: sync())[mode]
         peak = int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
         out[mode] = {"ms": 1e3 * statistics.median(times), "compile_s": 0.0, "peak_bytes": peak}
     return out

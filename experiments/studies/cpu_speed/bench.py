@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ import numpy as np
 from absl import app, flags
 
 import cells
+from experiments.lab import timing
 from experiments.studies.cpu_speed import gemm_floor
 from train import host_memory, provenance
 
@@ -194,11 +194,6 @@ def build(impl: str, name: str, params, xs, mode: str):
     return run, check, (0.0, 0.0)
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident set so far (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
     """Times all `impls` on one shape, interleaved; returns a list of records."""
     cell = _our_cell(name, hidden)
@@ -225,12 +220,7 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
             )
         run()
         runs[impl] = run
-    times = {impl: [] for impl in impls}
-    for _ in range(repeats):
-        for impl in impls:
-            t0 = time.perf_counter()
-            runs[impl]()
-            times[impl].append(time.perf_counter() - t0)
+    times = timing.interleaved({impl: runs[impl] for impl in impls}, repeats)
     flops = gemm_flops(name, batch, steps, hidden, mode)
     records = []
     for impl in impls:
@@ -250,7 +240,7 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
                 "gflops_per_s": flops / sec / 1e9,
                 "compile_s": compile_s[impl][0],
                 "compile_cpu_s": compile_s[impl][1],
-                "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_mb": timing.peak_rss_mb(),
                 "loadavg": os.getloadavg(),
             }
         )
@@ -332,7 +322,7 @@ def memory_child(variant: str, steps: int, out_path: str) -> None:
     wall = time.perf_counter() - t0
     np.savez(out_path, **{k: np.asarray(v) for k, v in grads.items()})
     print(json.dumps({"variant": variant, "loss": float(value), "wall_s": wall,
-                      "peak_rss_mb": _peak_rss_mb()}))  # fmt: skip
+                      "peak_rss_mb": timing.peak_rss_mb()}))  # fmt: skip
 
 
 def memory_extras(steps: int) -> list[dict]:
@@ -458,12 +448,7 @@ def ptb_extras(repeats: int, cell: str = "lstm") -> list[dict]:
         fns["torch"] = (_torch_ptb_step(config, task.vocab_size, batch), (0.0, 0.0))
     for fn, _ in fns.values():
         jax.block_until_ready(fn())  # warm-up
-    times = {impl: [] for impl in fns}
-    for _ in range(repeats):
-        for impl, (fn, _) in fns.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[impl].append(time.perf_counter() - t0)
+    times = timing.interleaved({impl: fn for impl, (fn, _) in fns.items()}, repeats)
     for impl, (_, compile_s) in fns.items():
         sec = statistics.median(times[impl])
         rec = {"task": "ptb_small", "cell": cell, "impl": impl, "step_s": sec,

@@ -34,6 +34,7 @@ w.r.t. all parameters and the inputs.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import sys
@@ -45,7 +46,7 @@ import numpy as np
 from absl import app, flags
 
 import cells
-from experiments.lab import records
+from experiments.lab import records, timing
 from train import provenance
 
 
@@ -89,18 +90,13 @@ def _time_interleaved(fns: dict, args: dict, repeats: int) -> dict:
     for name, fn in fns.items():
         t0 = time.perf_counter()
         compiled[name] = fn.lower(*args[name]).compile()
-        stats = compiled[name].memory_analysis()
-        peak = None if stats is None else stats.temp_size_in_bytes + stats.output_size_in_bytes
+        memory = timing.xla_memory(compiled[name])  # what the run adds: temporaries, outputs
+        peak = None if memory is None else memory["temp"] + memory["output"]
         out[name] = {"compile_s": time.perf_counter() - t0, "peak_bytes": peak}
         jax.block_until_ready(compiled[name](*args[name]))  # warm-up
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name in fns:
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled[name](*args[name]))
-            times[name].append(time.perf_counter() - t0)
-    for name in fns:
-        out[name]["median_s"] = statistics.median(times[name])
+    calls = {name: functools.partial(compiled[name], *args[name]) for name in fns}
+    for name, seconds in timing.interleaved(calls, repeats).items():
+        out[name]["median_s"] = statistics.median(seconds)
     return out
 
 
