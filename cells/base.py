@@ -222,7 +222,7 @@ class Cell:
       init_scheme: how `init` draws the weights and biases the options above leave to it:
         'cells' (default: Glorot-uniform w_ih, orthogonal w_hh blocks, zero biases, LSTM
         forget bias 1; no other scheme did better on both tasks of a 3-seed benchmark,
-        experiments/results/init_schemes/), 'flax', 'torch' or 'keras' (those libraries'
+        experiments/studies/init_schemes/), 'flax', 'torch' or 'keras' (those libraries'
         own recurrent layers' distributions). See `cells.initializers` for each scheme and
         what it means for cells the library lacks. Not named `init` (the method that draws
         the params) nor `initializer` (one function, like kernel_init): it names a set of

@@ -57,7 +57,7 @@ import jax.numpy as jnp
 Initializer = Callable[..., jax.Array]
 
 SCHEMES = ("cells", "flax", "keras", "torch")
-# Kept as the default after a 3-seed benchmark (experiments/results/init_schemes/README.md):
+# Kept as the default after a 3-seed benchmark (experiments/studies/init_schemes/README.md):
 # 'flax' made flax's seq2seq example learn faster early but not end better (exact match at step
 # 1,200: 0.294 +- 0.036 against 0.365 +- 0.158) and trailed on MNIST-1D (0.865 +- 0.021 against
 # 0.876 +- 0.010); 'torch' led MNIST-1D and trailed seq2seq. No scheme won both tasks, and a new

@@ -109,7 +109,7 @@ def test_published_baselines_match_their_parameter_counts_and_a_numpy_forward():
         validate.validate(mnist1d_config.get_config("model=transformer"))
 
 
-@pytest.mark.slow  # the forward is checked above; the full runs are in experiments/results
+@pytest.mark.slow  # the forward is checked above; the full runs are the MNIST-1D study's records
 def test_cnn_baseline_learns_in_a_tiny_run(tmp_path):
     from train import trainer
 

@@ -191,7 +191,7 @@ def main(argv) -> None:
         "failures": failures,
     }
     path = os.path.join(FLAGS.out, "tpu_compile.json")
-    # Only the committed reference (under experiments/results/) is kept from being replaced.
+    # Only the committed reference (a study's results/) is kept from being replaced.
     protected = records.is_committed(path)
     records.write(path, record, FLAGS.force or not protected)
     print(f"[check-tpu] {len(results) - failures}/{len(results)} compiled; wrote {path}")

@@ -420,7 +420,7 @@ def _names(flag: str, value: str, valid: tuple[str, ...]) -> list[str]:
 
 def define_flags() -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free)."""
-    flags.DEFINE_string("out", None, "Result directory (default experiments/results/leaderboard,"
+    flags.DEFINE_string("out", None, "Result directory (default the study's results/,"
                         " or workdirs/leaderboard_quick with --quick).")  # fmt: skip
     flags.DEFINE_string("workdirs", None, "Workdir root (default OUT/workdirs; for the committed "
                         "board workdirs/leaderboard/runs).")  # fmt: skip

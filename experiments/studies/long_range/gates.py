@@ -1,7 +1,8 @@
 r"""Gate statistics from the cell trace, and a heatmap of the gates over one sequence.
 
     python -m experiments.studies.long_range.gates --length=100 \
-        --out=experiments/results --figures=experiments/results/figures
+        --out=experiments/studies/long_range/results \
+        --figures=experiments/studies/long_range/results/figures
 
 For the adding-problem models in workdirs/adding_<T>_<cell> (trained) and the same configs
 freshly initialised (untrained), `cells.scan(..., return_trace=True)` gives every gate's

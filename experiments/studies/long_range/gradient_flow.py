@@ -13,7 +13,8 @@ step's hidden output inside a small scan over `cell.fused_step`, and dL/de_t = d
 total derivative, through all later steps).
 
     python -m experiments.studies.long_range.gradient_flow --length=100 \
-        --out=experiments/results --figures=experiments/results/figures
+        --out=experiments/studies/long_range/results \
+        --figures=experiments/studies/long_range/results/figures
 
 reads the trained adding-problem models in workdirs/adding_<T>_<model> (run by
 `python -m experiments run long_range adding` or `long_range`), builds untrained ones from the same
