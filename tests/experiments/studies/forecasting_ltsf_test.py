@@ -1,7 +1,20 @@
 """experiments/studies/forecasting/ltsf.py: the LTSF tables come from result files, with the 3%
-check."""
+check; the drop_last measurement scores a trained run's test windows as its trainer did."""
 
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments.configs import forecast_csv
 from experiments.studies.forecasting import ltsf as ltsf_report
+from experiments.tools import forecast
+from train import trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROWS, L, H = 160, 12, 4
 
 
 def _run(mse, mae=0.4):
@@ -117,3 +130,44 @@ def test_drop_last_on_trained_runs_is_set_against_the_paper():
                          "batch 256): 0.050 -> 0.048.\n")  # fmt: skip
     assert "0.100" not in note
     assert ltsf_report.trained_drop_last_note({}) == ""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny trained multivariate forecasting run (a 2-column hourly CSV, 20 steps, batch 8)
+    and its test metrics."""
+    tmp = tmp_path_factory.mktemp("ltsf_drop_last")
+    lines = ["time,level,load"]
+    for i in range(ROWS):
+        stamp = str(np.datetime64("2021-03-01T00:00") + np.timedelta64(i, "h")).replace("T", " ")
+        lines.append(f"{stamp},{100 + 3 * np.cos(i / 7):.4f},{50 + 10 * np.sin(i / 5):.4f}")
+    (tmp / "load.csv").write_text("\n".join(lines) + "\n")
+    config = forecast_csv.get_config(
+        f"path={tmp / 'load.csv'},date_column=time,target=load,features=M,input_len={L},"
+        f"horizon={H},hidden_size=8,batch_size=8,num_steps=20,eval_every=10"
+    )
+    config.eval.batch_size = 7
+    workdir = str(tmp / "run")
+    return workdir, trainer.train_and_evaluate(config, workdir)
+
+
+def test_drop_last_on_a_trained_run(trained, tmp_path):
+    """`ltsf --trained`: every test window scores what the trainer scored; drop_last leaves out
+    the last partial batch of the run's batch size (8)."""
+    workdir, results = trained
+    (row,) = ltsf_report.trained_drop_last([workdir])["rows"]
+    windows = ROWS - int(ROWS * 0.7) - int(ROWS * 0.1) - H + 1  # the test split starts L early
+    assert row["windows"] == windows and row["batch_size"] == 8
+    assert row["dropped"] == windows % 8 > 0
+    assert row["mse_all"] == pytest.approx(results["test"]["mse"], rel=1e-5)
+    forecasts = forecast.write_forecasts(workdir, str(tmp_path / "f"), plot_windows=0)
+    assert row["mse_all"] == pytest.approx(forecasts["standardised"]["forecast"]["mse"], 1e-6)
+    assert row["mse_drop_last"] != pytest.approx(row["mse_all"], rel=1e-6)
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.studies.forecasting.ltsf",
+         f"--trained={tmp_path / 'none'}", f"--out={tmp_path / 'o'}"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: --trained") and "config.json" in proc.stderr
+    assert not (tmp_path / "o").exists()
