@@ -320,6 +320,11 @@ def _fmt_time(seconds) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def _current_command(command: str) -> str:
+    """A recorded sampling command as it runs today (the sampler moved to experiments/tools/)."""
+    return command.replace("python -m experiments.sample ", "python -m experiments.tools.sample ")
+
+
 def render_section(runs: list[dict], results_dir: str | None = None) -> str:
     """The Markdown between the section:lm markers."""
     ptb = [
@@ -438,7 +443,7 @@ def render_section(runs: list[dict], results_dir: str | None = None) -> str:
         ):
             smp = r["sample"]
             out += [
-                f"Sample from `{r['name']}` (`{smp['command']}`):",
+                f"Sample from `{r['name']}` (`{_current_command(smp['command'])}`):",
                 "",
                 "```",
                 smp["text"].strip("\n"),
