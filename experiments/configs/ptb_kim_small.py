@@ -12,6 +12,7 @@ seq_length, the gradient is not), i.e. this project's 'window_sum' objective, as
 
   python -m train.main --config=experiments/configs/ptb_kim_small.py --workdir=workdirs/ptb_kim
   python -m train.main --config=experiments/configs/ptb_kim_small.py:variant=tied,seed=1 ...
+  python -m experiments run kim2016 baseline ablation   # the study's runs
 
 `variant` selects a row of the regularisation ablation at this size and epoch budget (each
 adds one tool of Merity et al. 2018's AWD-LSTM to Word-Small; `awd` all of them together):
@@ -28,22 +29,11 @@ adds one tool of Merity et al. 2018's AWD-LSTM to Word-Small; `awd` all of them 
                NT-ASGD ("AWD-style small")
 
 [results]
-Measured 2026-12-01/02, AMD EPYC 2 cores shared with 2-4 other runs, commits 0967acf (baseline),
-7de0a6e (tied, variational, awd) and ac183d7 (weight_drop, ar_tar, nt_asgd), 25 epochs, 108-141
-min wall each (experiments/studies/language_models/results/ptb_kim_small_*.json):
-  baseline seed 0: valid 99.60 / test 94.90;  seed 1: valid 99.18 / test 94.60
-  (paper 97.6: both about 3% below it, meeting the <= 99.6 target). The best checkpoint is the
-  last one in both. Not explained yet: the one known protocol difference is that their code
-  validates with batch 20 (the plateau rule then sees slightly other numbers); test is batch 1
-  with the state carried in both.
-  ablation, seed 0 (test, against the baseline mean 94.75): tied 92.78 (-2.1%);
-  variational 97.01 (+2.4%); awd 119.05 (+25.6%: its validation perplexity was still falling
-  slowly at 25 epochs, 125 -> 124; AWD-LSTM's recipe trains for hundreds of epochs, so at this
-  budget its regularisers cost more than they give); weight_drop 96.82 (+2.2%); ar_tar 96.20
-  (+1.5%); nt_asgd 103.69 (+9.4%: its trigger never fired in 25 epochs -- validation was never
-  worse than the best before the last 5 passes -- so it ran plain SGD at a constant rate 1, and
-  the gap is the baseline's halvings it lacks, not averaging). Only weight tying beats the
-  baseline at this size and budget.
+25 epochs each, AMD EPYC 2 cores shared with other runs, commits 0967acf, 7de0a6e, ac183d7.
+Baseline (seeds 0, 1): test perplexity 94.75 +- 0.21, valid 99.39 +- 0.30; paper 97.6. Ablation,
+seed 0, test (against the baseline mean): tied 92.78 (-2.1%); variational 97.01 (+2.4%);
+weight_drop 96.82 (+2.2%); ar_tar 96.20 (+1.5%); nt_asgd 103.69 (+9.4%); awd 119.05 (+25.6%).
+Why each row lands where it does: experiments/studies/kim2016/README.md.
 [/results]
 """
 

@@ -5,16 +5,14 @@ uniform init in [-0.05, 0.05], SGD lr 1.0 for 6 epochs then divided by 1.2 every
 epochs, clip 5, cost summed over the window / batch. Paper: valid 86.2 / test 82.7.
 
   python -m train.main --config=experiments/configs/ptb_medium.py --workdir=workdirs/ptb_medium
+  python -m experiments run ptb_zaremba zaremba@medium   # its first epoch, as in the study
 
 [results]
-Measured (2026-11-25, AMD EPYC, 2 shared cores, CPU only; `python -m
-experiments.studies.language_models.render time --config=ptb_medium --steps=10`): 19,775,200
-parameters, 1.01 CPU s per step (user + system over all threads), 1,327 steps per epoch = about
-1,345 CPU s per epoch, about 14.6 CPU hours for 39 epochs. First epoch on the 2 cores
-(2026-11-25, commit 15a8030, no GPU lent; `--config.train.num_epochs=1
---workdir=workdirs/ptb_medium_lstm`, 14 min of training steps at 2.2 steps/s): valid 209.29 /
-test 204.20 (experiments/studies/language_models/results/ptb_medium_lstm.json). The full 39
-epochs (about 6.5 h here) were not run.
+One epoch only (ptb_medium_lstm, status partial, commit 15a8030, AMD EPYC 2 cores, train time
+0:15:54): valid 209.29 / test 204.20; the paper after 39 epochs: 86.2 / 82.7. 1.01 CPU s per
+step x 1,327 steps per epoch: about 14.6 CPU hours for the 39 epochs (19,775,200 parameters;
+`python -m experiments run ptb_zaremba timing`). Every run and the protocol:
+experiments/studies/ptb_zaremba/README.md.
 [/results]
 """
 

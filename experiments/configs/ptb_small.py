@@ -8,24 +8,14 @@ full valid/test sets with batch 1 and the state carried (as TF's reproduction). 
 
   python -m train.main --config=experiments/configs/ptb_small.py --workdir=workdirs/ptb_small_lstm
   (re-running the same command resumes from the workdir)
+  python -m experiments run ptb_zaremba zaremba ptb_lr ptb_cells   # the study's runs
 
 [results]
-Measured 2026-11-25, AMD EPYC, 2 cores shared with other jobs (CPU only), commit
-5d4ff4228c (LM code as of 14bb618), 13 epochs in 80 min wall:
-best checkpoint (epoch 6, lowest valid ppl) valid 119.09 / test 114.55;
-last checkpoint (epoch 13) valid 119.71 / test 114.25. Paper: 120.7 / 114.5.
-(experiments/studies/language_models/results/ptb_small_lstm.json)
-The same config with the other cells (13 epochs each, evaluated as above; commits in the
-result files):
-- `--config.model.cell=gru`: valid 156.43 / test 151.00 at lr 1.0 (ptb_small_gru.json): too
-  large for it (validation rose in epochs 3-5). The same learning-rate search for every cell
-  (`python -m experiments run language_models ptb_lr`: one epoch at 0.25 / 0.5 / 1.0, chosen
-  on validation;
-  ptb_lr_*.json) picks 1.0 for the LSTM, 0.5 for the GRU and 0.25 for the RNN. GRU at 0.5
-  (`ptb_small.py:cell=gru,learning_rate=0.5`, 56 min): valid 126.09 / test 121.43
-  (ptb_small_gru_lr0.5.json).
-- `--config.model.cell=rnn`: diverges at lr 1.0 (ptb_small_rnn.json); at 0.25 valid 146.27 /
-  test 140.19 (ptb_small_rnn_lr0.25.json).
+LSTM, 13 epochs (ptb_small_lstm, commit 5d4ff42, AMD EPYC 2 cores, train time 1:19:04): valid
+119.09 / test 114.55 at the best checkpoint, 119.71 / 114.25 at the last; paper 120.7 / 114.5.
+Each cell at the rate one search on validation chose (groups ptb_lr and ptb_cells), valid /
+test: lstm at lr 1 119.09 / 114.55; gru at lr 0.5 126.09 / 121.43; rnn at lr 0.25 146.27 /
+140.19. Every run and the protocol: experiments/studies/ptb_zaremba/README.md.
 [/results]
 """
 
@@ -99,7 +89,7 @@ def zaremba_config(
 
 # Config-string arguments (`ptb_small.py:cell=gru,learning_rate=0.5`), the same as the
 # --config.model.cell / --config.optim.learning_rate / --config.train.num_epochs overrides;
-# the learning-rate search of `python -m experiments run language_models ptb_lr` uses them.
+# the learning-rate search of `python -m experiments run ptb_zaremba ptb_lr` uses them.
 ARGUMENTS = {"cell": "lstm", "learning_rate": 1.0, "num_epochs": 13}
 
 

@@ -1,4 +1,4 @@
-"""The language-model study's grid: the PTB learning-rate search and the runs it chooses.
+"""The PTB study's learning-rate search (groups ptb_lr and ptb_cells) and the runs it chooses.
 
 Every cell of ptb_small gets the same rates for one epoch (Zaremba's schedule holds the rate for
 4 epochs, so this is the first epoch of the full run); the rate with the lowest validation
@@ -40,7 +40,7 @@ def ptb_chosen_rate(cell: str, out_dir: str) -> float:
         path = os.path.join(out_dir, f"{ptb_search_name(cell, rate)}.json")
         if not os.path.exists(path):
             raise ValueError(
-                f"{path} missing: run `python -m experiments run language_models ptb_lr` "
+                f"{path} missing: run `python -m experiments run ptb_zaremba ptb_lr` "
                 "(same --out) first"
             )
         scores[rate] = search_score(records.read(path))
