@@ -1,11 +1,9 @@
 r"""Gate statistics from the cell trace, and a heatmap of the gates over one sequence.
 
-    python -m experiments.studies.long_range.gates --length=100 \
-        --out=experiments/studies/long_range/results \
-        --figures=experiments/studies/long_range/results/figures
+    python -m experiments.studies.long_range.gates --length=100
 
-For the adding-problem models in workdirs/adding_<T>_<cell> (trained) and the same configs
-freshly initialised (untrained), `cells.scan(..., return_trace=True)` gives every gate's
+For the adding-problem models in workdirs/long_range/adding_<T>_<cell> (trained) and the same
+configs freshly initialised (untrained), `cells.scan(..., return_trace=True)` gives every gate's
 activation [B, T, H] over the test sequences. Per gate it reports the mean activation and the
 saturation fraction: a sigmoid gate (LSTM i, f, o; GRU r, z) counts as saturated below 0.05 or
 above 0.95, a tanh value (LSTM g, GRU n, Elman tanh(a)) when |value| > 0.95, a ReLU unit
@@ -14,17 +12,18 @@ one test sequence: the LSTM forget gate f_t (GRU: update gate z_t, the share of 
 of every unit over time, with the two marker positions: units that carry the first marked value
 to the end need f (or z) near 1 from that marker on.
 
-Writes gates_T<T>.json and gates_T<T>.png. `--models`, `--run_prefix` and `--name` as in
-`gradient_flow.py` (every registered cell, the chrono variants):
+Writes gates_T<T>.json (with commit, hardware and command) and gates_T<T>.png. The flags are
+`gradient_flow.py`'s (`--models`: every registered cell, the chrono variants; `--run_prefix`,
+`--name`, `--out`, `--figures`, `--json`):
 
     python -m experiments.studies.long_range.gates --length=400 --models=all \
-        --name=gates_cells_T400 \
-        --run_prefix=long_adding
+        --name=gates_cells_T400 --run_prefix=long_adding
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -108,6 +107,7 @@ def measure(
     num_sequences: int,
     models: tuple[str, ...] = gradient_flow.CELLS,
     prefix: str = "adding",
+    require_trained: bool = False,
 ) -> tuple[dict, dict]:
     rule = "sigmoid gate < 0.05 or > 0.95; tanh value |v| > 0.95"
     out = {"length": length, "num_sequences": num_sequences, "saturation": rule, "cells": {}}
@@ -115,9 +115,9 @@ def measure(
     for cell_name in models:
         entry = {}
         for trained in (False, True):
-            workdir = os.path.join(workdirs, f"{prefix}_{length}_{cell_name}")
-            if trained and not os.path.isdir(os.path.join(workdir, "checkpoints")):
-                print(f"skipping trained {cell_name}: no checkpoints in {workdir}")
+            if trained and not gradient_flow.has_trained(
+                workdirs, prefix, length, cell_name, require_trained
+            ):
                 continue
             task, params, _ = gradient_flow.load(cell_name, length, workdirs, trained, prefix)
             x = task.examples("test")["x"][:num_sequences]
@@ -171,15 +171,22 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
     models = gradient_flow.model_names(FLAGS.models)
-    results, heat = measure(
-        FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences, models, FLAGS.run_prefix
-    )
-    stem = FLAGS.name or f"gates_T{FLAGS.length}"
-    path = os.path.join(FLAGS.out, f"{stem}.json")
-    records.write(path, results, overwrite=FLAGS.force)
-    os.makedirs(FLAGS.figures, exist_ok=True)
+    try:
+        results, heat = measure(
+            FLAGS.length,
+            os.path.normpath(records.portable_path(FLAGS.workdirs)),
+            FLAGS.num_sequences,
+            models,
+            FLAGS.run_prefix,
+            FLAGS.require_trained,
+        )
+    except FileNotFoundError as error:  # a model to measure was never trained
+        sys.exit(f"error: {error}")
+    path, figure, overwrite = gradient_flow.output_paths(FLAGS.name or f"gates_T{FLAGS.length}")
+    gradient_flow.write_record(results, path, overwrite)
     if heat:
-        plot_heatmaps(heat, FLAGS.length, os.path.join(FLAGS.figures, f"{stem}.png"))
+        os.makedirs(os.path.dirname(figure), exist_ok=True)
+        plot_heatmaps(heat, FLAGS.length, figure)
     for cell_name, entry in results["cells"].items():
         for which, stats in entry.items():
             text = ", ".join(

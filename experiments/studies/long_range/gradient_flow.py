@@ -12,25 +12,28 @@ further. dL/dh_t is measured exactly, with autodiff: a zero perturbation e_t is 
 step's hidden output inside a small scan over `cell.fused_step`, and dL/de_t = dL/dh_t (the
 total derivative, through all later steps).
 
-    python -m experiments.studies.long_range.gradient_flow --length=100 \
-        --out=experiments/studies/long_range/results \
-        --figures=experiments/studies/long_range/results/figures
+    python -m experiments.studies.long_range.gradient_flow --length=100
 
-reads the trained adding-problem models in workdirs/adding_<T>_<model> (run by
-`python -m experiments run long_range adding` or `long_range`), builds untrained ones from the same
+reads the trained adding-problem models in workdirs/long_range/adding_<T>_<model> (`--workdirs`;
+trained by `python -m experiments run long_range adding`), builds untrained ones from the same
 configs, and writes gradient_flow_T<T>.json (per model: mean over test sequences of
-||dL/dh_t||_2 for distance k = 0..T-1) and a log-scale plot. `--models` takes any registered
-cell and the chrono-initialised `lstm_chrono` / `gru_chrono` (Tallec & Ollivier 2018,
-chrono_t_max = T); `--name` names the files:
+||dL/dh_t||_2 for distance k = 0..T-1; commit, hardware and command) into the study's results/
+(`--out`) and a log-scale plot into results/figures/ (`--figures`). `--models` takes any
+registered cell and the chrono-initialised `lstm_chrono` / `gru_chrono` (Tallec & Ollivier 2018,
+chrono_t_max = T); `--run_prefix=long_adding` reads the long-range study's runs instead (the
+groups `long_range` and `long_range_cells`); `--name` names the files:
 
     python -m experiments.studies.long_range.gradient_flow --length=400 --models=all \
-        --name=gradient_flow_cells_T400 \
-        --run_prefix=long_adding
+        --name=gradient_flow_cells_T400 --run_prefix=long_adding
+
+The study's group `inside` runs these commands for every committed record (gradient_flow_*,
+gates_*): `python -m experiments run long_range inside`, after the groups that train the models.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -116,12 +119,53 @@ def load(cell_name: str, length: int, workdirs: str, trained: bool, prefix: str 
     return task, task.init_params(jax.random.key(config.seed)), None
 
 
+def has_trained(
+    workdirs: str, prefix: str, length: int, model: str, required: bool = False
+) -> bool:
+    """Whether WORKDIRS/<prefix>_<T>_<model> holds checkpoints; without them, a message (the
+    model's trained row is skipped) or, when `required`, FileNotFoundError naming the group
+    that trains it."""
+    workdir = os.path.join(workdirs, f"{prefix}_{length}_{model}")
+    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+        return True
+    if required:
+        group = "adding" if prefix == "adding" else "long_range long_range_cells"
+        raise FileNotFoundError(
+            f"no checkpoints in {workdir}: train the models first "
+            f"(python -m experiments run long_range {group})"
+        )
+    print(f"skipping trained {model}: no checkpoints in {workdir}")
+    return False
+
+
+def output_paths(stem: str) -> tuple[str, str, bool]:
+    """(record path, figure path, overwrite) from the flags: --json (the study runner's: the
+    figure, named as the record, goes to figures/ beside it, and the runner has already decided
+    to replace a record) or --out / --figures with `stem` (an existing record is an error
+    unless --force)."""
+    if FLAGS.json:
+        directory, name = os.path.split(os.path.abspath(FLAGS.json))
+        figure = os.path.join(directory, "figures", os.path.splitext(name)[0] + ".png")
+        return FLAGS.json, figure, True
+    return (
+        os.path.join(FLAGS.out, f"{stem}.json"),
+        os.path.join(FLAGS.figures, f"{stem}.png"),
+        FLAGS.force,
+    )
+
+
+def write_record(record: dict, path: str, overwrite: bool) -> None:
+    """The record with its provenance (commit, dirty tree, hardware, date, command)."""
+    records.write(path, record | records.provenance(), overwrite=overwrite, allow_dirty=overwrite)
+
+
 def measure(
     length: int,
     workdirs: str,
     num_sequences: int,
     models: tuple[str, ...] = CELLS,
     prefix: str = "adding",
+    require_trained: bool = False,
 ) -> dict:
     out = {
         "length": length,
@@ -133,9 +177,7 @@ def measure(
     for cell_name in models:
         entry = {}
         for trained in (False, True):
-            workdir = os.path.join(workdirs, f"{prefix}_{length}_{cell_name}")
-            if trained and not os.path.isdir(os.path.join(workdir, "checkpoints")):
-                print(f"skipping trained {cell_name}: no checkpoints in {workdir}")
+            if trained and not has_trained(workdirs, prefix, length, cell_name, require_trained):
                 continue
             task, params, source = load(cell_name, length, workdirs, trained, prefix)
             data = task.examples("test")
@@ -199,6 +241,17 @@ def define_flags(num_sequences: int = 256) -> None:
         "(long_adding for the group long_range).",
     )
     flags.DEFINE_string("name", "", "File name stem (default gradient_flow_T<length>).")
+    flags.DEFINE_string(
+        "json",
+        None,
+        "Write the record to this path instead (the study runner's; replaced if it exists), "
+        "the figure, named as the record, into figures/ beside it.",
+    )
+    flags.DEFINE_bool(
+        "require_trained",
+        False,
+        "Fail when a model has no trained checkpoints instead of measuring it untrained only.",
+    )
 
 
 def model_names(value: str) -> tuple[str, ...]:
@@ -220,12 +273,21 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
     models = model_names(FLAGS.models)
-    results = measure(FLAGS.length, FLAGS.workdirs, FLAGS.num_sequences, models, FLAGS.run_prefix)
-    stem = FLAGS.name or f"gradient_flow_T{FLAGS.length}"
-    path = os.path.join(FLAGS.out, f"{stem}.json")
-    records.write(path, results, overwrite=FLAGS.force)
-    os.makedirs(FLAGS.figures, exist_ok=True)
-    plot(results, os.path.join(FLAGS.figures, f"{stem}.png"))
+    try:
+        results = measure(
+            FLAGS.length,
+            os.path.normpath(records.portable_path(FLAGS.workdirs)),
+            FLAGS.num_sequences,
+            models,
+            FLAGS.run_prefix,
+            FLAGS.require_trained,
+        )
+    except FileNotFoundError as error:  # a model to measure was never trained
+        sys.exit(f"error: {error}")
+    path, figure, overwrite = output_paths(FLAGS.name or f"gradient_flow_T{FLAGS.length}")
+    write_record(results, path, overwrite)
+    os.makedirs(os.path.dirname(figure), exist_ok=True)
+    plot(results, figure)
     for cell_name, entry in results["cells"].items():
         for which, e in entry.items():
             print(

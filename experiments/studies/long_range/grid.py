@@ -153,3 +153,30 @@ def length_runs(task: str) -> list[Run]:
         for t in lengths
         for cell in ("rnn", "lstm", "gru")
     ]
+
+
+# "Inside the cells": gradient flow and gate statistics of the trained adding-problem models
+# (record name -> the script's arguments). The plain cells at T = 100 / 200 / 400 are the
+# `adding` group's runs; at T = 400 every cell and the chrono variants are the long-range
+# study's (`long_range`, `long_range_cells`).
+INSIDE = {
+    "gradient_flow_T100": ("gradient_flow", "--length=100"),
+    "gradient_flow_T200": ("gradient_flow", "--length=200"),
+    "gradient_flow_T400": ("gradient_flow", "--length=400"),
+    "gradient_flow_cells_T400": ("gradient_flow", "--length=400", "--models=all",
+                                 "--run_prefix=long_adding"),
+    "gates_T100": ("gates", "--length=100"),
+    "gates_T200": ("gates", "--length=200"),
+    "gates_cells_T400": ("gates", "--length=400", "--models=all", "--run_prefix=long_adding"),
+}  # fmt: skip
+
+
+def inside_runs() -> list[Run]:
+    """The gradient_flow / gates commands of every committed record; each reads the trained
+    models beside its own workdir (WORKDIRS/<prefix>_<T>_<model>) and fails if one is missing,
+    so a group that has not trained them yet cannot leave a record without its trained rows."""
+    return [
+        Run(name, command=("-m", f"experiments.studies.long_range.{script}", *args,
+                           "--workdirs={workdir}/..", "--require_trained", "--json={out}"))
+        for name, (script, *args) in INSIDE.items()
+    ]  # fmt: skip

@@ -4,8 +4,10 @@ cells (gradient flow, gate statistics). README.md has the protocol and the concl
 
 from __future__ import annotations
 
+import os
+
 from experiments.lab import records
-from experiments.studies.long_range import grid, render
+from experiments.studies.long_range import gradient_flow, grid, render
 
 GROUPS = {
     "adding": lambda results_dir: grid.length_runs("adding"),
@@ -13,6 +15,7 @@ GROUPS = {
     "long_range": lambda results_dir: grid.long_range_runs(),
     "long_range_cells": lambda results_dir: grid.long_range_cell_runs(),
     "long_range_irnn": lambda results_dir: grid.long_range_irnn_runs(),
+    "inside": lambda results_dir: grid.inside_runs(),  # reads the models the groups above train
 }
 
 
@@ -30,6 +33,18 @@ def readme_tables(results_dir: str) -> dict[str, str]:
         "gradient_flow": render.gradient_flow_table(results),
         "gates": render.gates_table(results),
     }
+
+
+def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
+    """The gradient-flow plots, from their records (the gate heatmaps need the trained models'
+    traces: `python -m experiments run long_range inside --force` redraws them)."""
+    os.makedirs(figures_dir, exist_ok=True)
+    written = []
+    for name, record in records.load_all(results_dir, prefixes=("gradient_flow_",)).items():
+        path = os.path.join(figures_dir, f"{name}.png")
+        gradient_flow.plot(record, path)
+        written.append(path)
+    return written
 
 
 def config_results(results_dir: str) -> dict[str, str]:

@@ -2,10 +2,13 @@
 (each fixed set's baseline, steps to solve), and its tables and config [results] blocks."""
 
 import json
+import os
 
 import pytest
 
 from experiments.configs import adding
+from experiments.lab import records
+from experiments.lab import study as lab_study
 from experiments.studies.long_range import grid, study
 from experiments.studies.long_range import render as report
 from train.tasks import long_range
@@ -133,3 +136,50 @@ def test_config_results_blocks(results, tmp_path):
     blocks = study.config_results(str(tmp_path))
     assert "adding_100_lstm: 0.0010 (900; 100 s)" in blocks["adding.py"]
     assert "copy_50_gru: 0.0100 (1200; 100 s)" in blocks["copy.py"]
+
+
+def test_every_committed_record_is_named_by_a_group():
+    """`python -m experiments run long_range` can rebuild every record in results/, the
+    gradient-flow and gate records (the group `inside`) included; two runs of the grid were
+    never made."""
+    s = lab_study.load("long_range")
+    named = [r.name for group in study.GROUPS for r in s.runs(group, s.results_dir)]
+    assert len(named) == len(set(named))
+    # Copy memory at T = 500 was not run for the tanh RNN and the IRNN (README: about an hour
+    # of the CPU for what T = 100 and 200 already show).
+    not_run = {"long_copy_500_rnn", "long_copy_500_irnn"}
+    assert set(named) - not_run == set(records.load_all(s.results_dir))
+    inside = study.GROUPS["inside"]("unused")
+    assert list(study.GROUPS)[-1] == "inside"  # after the groups that train its models
+    assert all("--require_trained" in r.command and "--json={out}" in r.command for r in inside)
+
+
+def test_inside_measures_the_trained_model_and_refuses_a_missing_one(tmp_path):
+    from experiments.studies.long_range import gates, gradient_flow
+    from train import trainer
+
+    config = adding.get_config("length=6,cell=rnn,num_steps=10,hidden_size=8")
+    config.data.num_valid = config.data.num_test = 64
+    config.train.eval_every = 5
+    config.eval.batch_size = 64
+    trainer.train_and_evaluate(config, str(tmp_path / "adding_6_rnn"))
+
+    flow = gradient_flow.measure(6, str(tmp_path), 4, ("rnn",), require_trained=True)
+    trained = flow["cells"]["rnn"]["trained"]
+    assert len(trained["norms"]) == 6 and trained["workdir"] == str(tmp_path / "adding_6_rnn")
+    stats, heat = gates.measure(6, str(tmp_path), 4, ("rnn",), require_trained=True)
+    assert set(stats["cells"]["rnn"]) == {"untrained", "trained"} and "rnn" in heat
+    with pytest.raises(FileNotFoundError, match="run long_range adding"):
+        gradient_flow.measure(6, str(tmp_path), 4, ("rnn", "gru"), require_trained=True)
+    untrained_only = gradient_flow.measure(6, str(tmp_path), 4, ("gru",))  # the script's default
+    assert set(untrained_only["cells"]["gru"]) == {"untrained"}
+
+
+def test_figures_redraws_the_gradient_flow_plots_from_the_records(tmp_path):
+    s = lab_study.load("long_range")
+    written = study.figures(s.results_dir, "unused", str(tmp_path))
+    assert sorted(os.path.basename(p) for p in written) == [
+        "gradient_flow_T100.png", "gradient_flow_T200.png", "gradient_flow_T400.png",
+        "gradient_flow_cells_T400.png",
+    ]  # fmt: skip
+    assert all(os.path.getsize(p) > 10_000 for p in written)
