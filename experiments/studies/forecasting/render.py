@@ -127,63 +127,38 @@ def seq2seq_table(results: dict) -> str:
     if not rows:
         return ""
     return (
-        "**Direct head vs seq2seq decoder** (LSTM; "
-        "`python -m experiments run forecasting seq2seq`; "
-        "the seq2seq runs had up to 2000 steps in both modes):\n\n"
         "| features | horizon | LSTM direct head MSE / MAE | LSTM seq2seq decoder MSE / MAE | "
         "steps (wall s) direct / seq2seq |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
-def ett_notes(results: dict, features: str) -> str:
-    """Generated remarks: ours vs the last-value baseline, and that baseline vs LSTMa."""
-    beat = {"lstm": [], "gru": []}
-    for h in HORIZONS:
-        last_mse = persistence(features, h)[0]
-        for cell in beat:
-            r = results.get(f"ett_{features}_{h}_{cell}")
-            if r is not None:
-                beat[cell].append(r["test"]["mse"] < last_mse)
-    if not any(beat.values()):
-        return ""
-    lstma = sum(persistence(features, h)[0] < PUBLISHED[features]["LSTMa"][h][0] for h in HORIZONS)
-    ours = ", ".join(
-        f"{cell.upper()} beats it at {sum(v)} of {len(v)} run horizons"
-        for cell, v in beat.items()
-        if v
-    )
-    text = (
-        f"Last value (the forecast = the last input row, no training) beats LSTMa's published "
-        f"MSE at {lstma} of 5 horizons; {ours}."
-    )
-    return text + linear_note(results, features) + "\n"
+def ett_checks_table(results: dict, features: str) -> str:
+    """Per horizon, what the README's conclusions read: whether the last value beats LSTMa's
+    published MSE, whether each cell beats the last value, and NLinear's test MSE over the
+    better recurrent model's (below 1: the linear model with the same last-value normalisation
+    is ahead)."""
 
+    def mse(name: str) -> float | None:
+        r = results.get(name)
+        return None if r is None else r["test"]["mse"]
 
-def linear_note(results: dict, features: str) -> str:
-    """Where the gain over LSTMa comes from: NLinear against the better of LSTM and GRU."""
-    ratios = []
+    def yes(flag: bool | None) -> str:
+        return "–" if flag is None else ("yes" if flag else "no")
+
+    rows = []
     for h in HORIZONS:
-        linear = results.get(f"ett_{features}_{h}_nlinear")
-        ours = [results.get(f"ett_{features}_{h}_{c}") for c in ("lstm", "gru")]
-        ours = [r["test"]["mse"] for r in ours if r is not None]
-        if linear is not None and ours:
-            ratios.append((h, linear["test"]["mse"] / min(ours)))
-    if not ratios:
-        return ""
-    spread = ", ".join(f"{r:.2f} at {h}" for h, r in ratios)
-    level = sum(r <= 1.02 for _, r in ratios)  # within 2%, or better
-    verdict = (
-        "most of the gain over LSTMa comes from the last-value normalisation that both use (it "
-        "removes the level shift between the training year and the test months), not from the "
-        "recurrence"
-        if level == len(ratios)
-        else "the recurrence adds accuracy where the ratio is above 1"
-    )
+        last = persistence(features, h)[0]
+        cells = {c: mse(f"ett_{features}_{h}_{c}") for c in ("lstm", "gru")}
+        beats = [yes(None if m is None else m < last) for m in cells.values()]
+        ran = [m for m in cells.values() if m is not None]
+        linear = mse(f"ett_{features}_{h}_nlinear")
+        ratio = "–" if linear is None or not ran else f"{linear / min(ran):.2f}"
+        lstma = yes(last < PUBLISHED[features]["LSTMa"][h][0])
+        rows.append(f"| {h} | {lstma} | {' | '.join(beats)} | {ratio} |")
     return (
-        " NLinear (`experiments/configs/ltsf.py:model=nlinear,input_len=96`, trained as DLinear's "
-        "scripts: one linear map over time from x - x_L, plus x_L) over the better recurrent "
-        f"model, test MSE ratio: {spread}; it matches (within 2%) or beats them at {level} of "
-        f"{len(ratios)} horizons: {verdict}."
+        "| horizon | last value beats LSTMa (MSE) | LSTM beats the last value | "
+        "GRU beats the last value | NLinear MSE / the better of LSTM and GRU |\n"
+        "|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -216,13 +191,15 @@ def example_table(results: dict) -> str:
             rows.append(
                 f"| {os.path.basename(d['path'])} | {d['input_len']} -> {d['horizon']} | "
                 f"{r['test']['mse']:.3f} / {r['test']['mae']:.3f} | "
-                f"{r['wall_time_s']:.0f} |"
+                f"{r['wall_time_s']:.0f} | {r['git_commit'][:7]} | "
+                f"{r['hardware'].get('cpu', r['hardware']['platform'])}, "
+                f"{r['hardware']['cpu_count']} cores |"
             )
     if not rows:
         return ""
     return (
-        "| series | input -> horizon | LSTM test MSE / MAE (standardised) | wall (s) |\n"
-        "|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| series | input -> horizon | LSTM test MSE / MAE (standardised) | wall (s) | commit | "
+        "hardware |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 

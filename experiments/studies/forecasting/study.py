@@ -30,8 +30,10 @@ def readme_tables(results_dir: str) -> dict[str, str]:
     results = records.load_all(results_dir)
     return {
         "ett_runs": render.ett_runs_summary(results),
-        "ett_S": render.ett_table(results, "S") + "\n" + render.ett_notes(results, "S"),
-        "ett_M": render.ett_table(results, "M") + "\n" + render.ett_notes(results, "M"),
+        "ett_S": render.ett_table(results, "S"),
+        "ett_S_checks": render.ett_checks_table(results, "S"),
+        "ett_M": render.ett_table(results, "M"),
+        "ett_M_checks": render.ett_checks_table(results, "M"),
         "seq2seq": render.seq2seq_table(results),
         "ltsf": ltsf.section(results),
         "examples": render.example_table(results),

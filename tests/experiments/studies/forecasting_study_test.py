@@ -42,12 +42,23 @@ def test_ett_table(results):
     assert "3 of 20 ETTh1 runs" in render.ett_runs_summary(results)
 
 
+def test_ett_checks_table(results):
+    """What the README's conclusions read, per horizon: the last value (9.0 here) against
+    LSTMa, each cell against the last value, NLinear over the better cell (0.06 / 0.05)."""
+    lines = render.ett_checks_table(results, "S").splitlines()
+    assert len(lines) == 2 + 5
+    assert lines[2] == "| 24 | no | yes | yes | 1.20 |"
+    assert lines[3] == "| 48 | no | yes | – | – |"
+    assert lines[4] == "| 168 | no | – | – | – |"
+
+
 def test_the_tables_and_config_blocks_come_from_the_records(results, tmp_path):
     for name, r in results.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(r))
     tables = study.readme_tables(str(tmp_path))
-    assert "0.050 / 0.500" in tables["ett_S"] and "ratio: 1.20 at 24;" in tables["ett_S"]
-    assert tables["ltsf"] == "" and tables["examples"] == ""
+    assert "0.050 / 0.500" in tables["ett_S"]
+    assert "| 24 | no | yes | yes | 1.20 |" in tables["ett_S_checks"]
+    assert tables["ltsf"] == "" and tables["examples"] == "" and tables["seq2seq"] == ""
     assert (
         "S  24: LSTM 0.050/0.500  GRU 0.200/0.500" in study.config_results(str(tmp_path))["ett.py"]
     )
@@ -57,6 +68,7 @@ def test_groups_name_every_run_once():
     counts = {"ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 55, "ltsf_lookback": 48}
     counts |= {"ltsf_segrnn_init": 12, "ltsf_dlinear_init": 24 + 6, "ett_linear": 10}
     counts |= {"ltsf": 68 + 40 + 30 + 12 + 55 + 48, "ett_S": 10, "ett_M": 10, "seq2seq": 4}
+    counts |= {"examples": 2}
     for group, count in counts.items():
         runs = study.GROUPS[group]("unused")
         assert len(runs) == count and len({r.name for r in runs}) == count, group
