@@ -5,6 +5,10 @@ A small classic: 12-month forecasts from 24 months of history, chronological 70/
 
   python -m train.main --config=experiments/configs/airline.py --workdir=/tmp/airline
 
+The forecasting study runs it as its group `examples` (`python -m experiments run forecasting
+examples`; experiments/studies/forecasting/README.md, "Classic series"), which fills the block
+below from its record.
+
 [results]
 Measured: test MSE 0.3988 / MAE 0.4956 (standardised),
 best valid step 580, 12 s wall on 2 CPU cores, commit a7963fe.

@@ -12,7 +12,9 @@ with --config.<group>.<field>=...):
 
 Errors in the file (missing column, non-numeric value, a split too short for one window of
 input_len + horizon rows) stop the run with one line naming the field and what is valid.
-Examples on the bundled classic series: experiments/configs/airline.py and sunspots.py.
+Examples on the bundled classic series: experiments/configs/airline.py and sunspots.py. The
+forecasts in the file's own units: `python -m experiments.tools.forecast --workdir=/tmp/fc`
+(experiments/studies/forecasting/README.md, "Forecasting your own CSV").
 """
 
 import ml_collections

@@ -21,7 +21,8 @@ Writes into --out (default WORKDIR/forecasts; an existing file is an error unles
                  per column in the CSV's units.
 
 Nothing is written into the workdir itself besides --out, so this is safe beside a live run.
-A forecast of one's own CSV from start to finish (README, "Forecasting"):
+A forecast of one's own CSV from start to finish (experiments/studies/forecasting/README.md,
+"Forecasting your own CSV"):
 
     python -m train.main --workdir=runs/load \
         --config=experiments/configs/forecast_csv.py:path=load.csv,date_column=time,target=load
