@@ -12,9 +12,9 @@ import numpy as np
 
 HORIZONS = (24, 48, 168, 336, 720)
 
-# Informer (Zhou et al. 2021) Table 1/2 as transcribed in later papers: (MSE, MAE).
-# Published, secondary (Informer, Zhou et al. 2021, AAAI, Tables 1 and 2, as transcribed in
-# later papers); not measured here.
+# (MSE, MAE) published by Zhou et al. 2021 (Informer, AAAI; Table 1 univariate, Table 2
+# multivariate; github.com/zhouhaoyi/Informer2020), as transcribed in later papers (secondary);
+# not measured here.
 PUBLISHED = {
     "S": {
         "Informer": {
