@@ -37,7 +37,7 @@ class Run:
         experiments/configs/, or a path from the repository root (a study's own config).
       overrides: extra `--config.x=y` flags of a training run.
       command: instead of `config`, the arguments after `python` of a command that writes
-        the record to '{out}' itself (e.g. ('-m', 'experiments.studies.speed.bench',
+        the record to '{out}' itself (e.g. ('-m', 'experiments.studies.cpu_speed.bench',
         '--json={out}')); '{workdir}' is the run's workdir.
       collect: a training run's record from (name, workdir), default `collect`.
     """
@@ -95,6 +95,7 @@ def _say(name: str, text: str) -> None:
 
 def _command(run: Run, out: str, workdir: str) -> list[str]:
     if run.command is not None:
+        workdir = records.portable_path(workdir)  # a recorded command names no machine's folder
         args = [a.replace("{out}", out).replace("{workdir}", workdir) for a in run.command]
         return [sys.executable, *args]
     return [
@@ -115,8 +116,14 @@ def run_one(run: Run, out_dir: str, workdirs: str, force: bool = False) -> str:
     os.makedirs(workdir, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
     finished = run.command is None and os.path.exists(os.path.join(workdir, "results.json"))
+    # A command writes its record beside the final path first: a rerun with --force replaces
+    # the old record only once the new one exists, and a command that refuses to overwrite
+    # never sees the old one.
+    written = out + ".new" if run.command is not None else out
+    if run.command is not None and os.path.exists(written):
+        os.remove(written)  # a previous attempt's leftover, never a record
     if not finished:
-        cmd = _command(run, records.portable_path(out), workdir)
+        cmd = _command(run, records.portable_path(written), workdir)
         shown = " ".join(["python", *cmd[1:]])
         _say(run.name, shown)
         start = time.time()
@@ -132,9 +139,17 @@ def run_one(run: Run, out_dir: str, workdirs: str, force: bool = False) -> str:
             _say(run.name, f"diverged ({record['error']})")
             return "diverged"
         if run.command is not None:
-            if not os.path.exists(out):
-                _say(run.name, f"the command exited 0 but wrote no {out}")
+            if not os.path.exists(written):
+                _say(run.name, f"the command exited 0 but wrote no {written}")
                 return "failed"
+            record = records.read(written)
+            if record.get("git_dirty") and records.is_committed(out) and not force:
+                os.remove(written)
+                raise records.DirtyTreeError(
+                    f"{out}: made from a tree with uncommitted changes; commit first, write "
+                    "elsewhere with --out, or pass --force"
+                )
+            os.replace(written, out)
             return "done"
     record = (run.collect or collect)(run.name, workdir)
     records.write(out, record, overwrite=force, allow_dirty=force)

@@ -32,7 +32,8 @@ def test_commands_run_once_in_parallel_and_a_failure_writes_nothing(tmp_path):
     outcomes = runner.run_all(runs, out, workdirs, jobs=2)
     assert outcomes == {"ok_0": "done", "ok_1": "done", "ok_2": "done", "bad": "failed"}
     record = records.read(os.path.join(out, "ok_1.json"))
-    assert record["argv"] == [os.path.join(out, "ok_1.json"), os.path.join(workdirs, "ok_1")]
+    # written beside the record, then moved into place; a workdir outside the repo stays absolute
+    assert record["argv"] == [os.path.join(out, "ok_1.json.new"), os.path.join(workdirs, "ok_1")]
     assert not os.path.exists(os.path.join(out, "bad.json"))
     assert runner.run_all(runs[:1], out, workdirs) == {"ok_0": "skipped"}
     with pytest.raises(ValueError, match="repeat"):
@@ -64,3 +65,20 @@ def test_a_training_run_is_collected_from_its_workdir(tmp_path):
     assert runner.run_all([run], out, workdirs) == {"tiny": "done"}
     record = json.load(open(os.path.join(out, "tiny.json")))
     assert record["name"] == "tiny" and record["valid_curve"] and sys.executable
+
+
+def test_force_reruns_a_command_and_replaces_its_record_only_once_the_new_one_exists(tmp_path):
+    out, workdirs = str(tmp_path / "out"), str(tmp_path / "work")
+    refuse = (  # a command that, like the study scripts, refuses to overwrite its output
+        "import json, os, sys; assert not os.path.exists(sys.argv[1]); "
+        "json.dump({'v': int(sys.argv[2])}, open(sys.argv[1], 'w'))"
+    )
+    assert runner.run_all([Run("c", command=("-c", refuse, "{out}", "1"))], out, workdirs)
+    assert records.read(os.path.join(out, "c.json")) == {"v": 1}
+    failing = Run("c", command=("-c", "raise SystemExit(1)"))
+    assert runner.run_all([failing], out, workdirs, force=True) == {"c": "failed"}
+    assert records.read(os.path.join(out, "c.json")) == {"v": 1}  # nothing lost
+    again = Run("c", command=("-c", refuse, "{out}", "2"))
+    assert runner.run_all([again], out, workdirs, force=True) == {"c": "done"}
+    assert records.read(os.path.join(out, "c.json")) == {"v": 2}
+    assert not os.path.exists(os.path.join(out, "c.json.new"))
