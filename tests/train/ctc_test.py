@@ -92,7 +92,7 @@ def test_a_tiny_connected_digits_run(utterances, cache, tmp_path):
     assert set(results["test"]) >= {"loss", "digit_error_rate", "string_accuracy"}
     assert np.isfinite(results["test"]["loss"])
 
-    from experiments import speech_results
+    from experiments.studies.speech import render as speech_results
 
     example = speech_results.transcribed_example(str(tmp_path / "run"), index=1, beam=4)
     assert example["features"].ndim == 2 and example["features"].shape[1] == 2 * 40

@@ -196,7 +196,7 @@ def test_config_errors_and_a_tiny_run(utterances, cache, tmp_path):
 
     # The confusion matrix counts every test recording once and its diagonal is the accuracy
     # the trainer reported (the same checkpoint: the run saves one, the best).
-    from experiments import speech_results
+    from experiments.studies.speech import render as speech_results
 
     matrix = speech_results.confusion(str(tmp_path / "run"))
     assert matrix.shape == (10, 10) and matrix.sum() == 300
