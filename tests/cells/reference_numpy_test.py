@@ -2,6 +2,7 @@
 and a registered cell without one fails naming the cell and the file to edit."""
 
 import cells_testing as ct
+import numpy as np
 import pytest
 import reference_numpy
 
@@ -32,3 +33,19 @@ def test_an_unregistered_subclass_uses_its_nearest_registered_ancestor(monkeypat
     marker = object()
     monkeypatch.setitem(reference_numpy.STEPS, "gru", lambda cell: marker)
     assert reference_numpy.step_fn(Mine(ct.H)) is marker
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=() if n in cells.names() else pytest.mark.slow)
+        for n in ct.CELL_IDS  # the option variants are checked per family too (lstm_test ...)
+    ],
+)
+def test_every_cell_matches_its_float64_reference(name, x64):
+    """`cells.scan` (fused) and `cells.reference_scan` against the NumPy step, in float64 with
+    lengths, reverse and a random carry: the check a new registered cell's equations get by
+    themselves (the per-family tests add float32, forward and more options)."""
+    ct.check_against_numpy(
+        ct.CELLS[name], lengths=ct.LENGTHS, reverse=True, dtype=np.float64, tol=1e-10
+    )
