@@ -293,8 +293,7 @@ class _Run:
         """What the run is about to do: task, model, size, devices, workdir, data, length."""
         config, task = self.config, self.task
         m, t = config.model, config.train
-        stack = getattr(task, "stack", None)
-        kind = type(stack).__name__ if stack is not None else "model"
+        kind = type(task.stack).__name__ if task.stack is not None else "model"
         device = jax.devices()[0]
         lines = [
             f"task {config.task} | {m.num_layers} x {m.cell}({m.hidden_size}) in a {kind} | "

@@ -187,7 +187,7 @@ def _check_unused(config: ml_collections.ConfigDict, task_cls, schema) -> None:
                 f"config.{field}={value!r} has no effect in task {config.task!r} ({reason}); "
                 f"leave it at its default {default!r}."
             )
-    if config.train.stop_when_solved and not hasattr(task_cls, "is_solved"):
+    if config.train.stop_when_solved and not task_cls.solvable:
         raise ConfigError(
             f"config.train.stop_when_solved=True needs a task with a 'solved' criterion (adding, "
             f"copy, selective_copy); task {config.task!r} has none: leave it False."

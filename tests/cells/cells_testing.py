@@ -21,8 +21,9 @@ def _example(cls):
 
 # Every registered cell with its defaults (and the options it needs, `example_options`), plus
 # the options that change its equations, named for test ids. A newly registered cell joins
-# every parameterised test here by itself (it also needs its float64 equations in
-# reference_numpy.py). The registered irnn covers SimpleRNN's relu equations.
+# every parameterised test here by itself (it also needs its float64 step in
+# reference_numpy.STEPS under its registered name; reference_numpy_test.py checks). The
+# registered irnn covers SimpleRNN's relu equations.
 CELLS = {name: _example(cells.get(name)) for name in cells.names()} | {
     "gru_reset_before": cells.GRU(H, reset_after=False),
     "indrnn_tanh_bounded": cells.IndRNN(H, activation="tanh", recurrent_max=0.3),

@@ -11,11 +11,16 @@ w_peep [3, H] (rows i, f, o), projection w_hr [H, P], layer norm ln_{x,h,c}_{sca
 IndRNN u [H]. Head-wise recurrent matrices w_hh [NH, D, G*D] (LSTM/GRU num_heads > 1, sLSTM)
 are expanded here to their dense block-diagonal form, loop by loop (`dense_recurrent`).
 minGRU/minLSTM have no w_hh; the sLSTM carry is (h, c, n, m).
+
+Every registered cell has its step in `STEPS` under its registered name; a cell registered
+without one fails every reference test with a message naming it and this file.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+import cells  # only for the registered names (`step_fn`); the equations below are our own
 
 
 def sigmoid(x):
@@ -188,29 +193,52 @@ def slstm_unstabilised_step(p, state, x):
     return (h, c, n), h
 
 
+def _lstm(cell):
+    return lambda p, s, x: lstm_step(
+        p, s, x, cell.peephole, cell.coupled, cell.proj_size > 0, cell.layer_norm
+    )
+
+
+# The float64 step of every registered cell, keyed by its registered name (`cells.names()`):
+# cell -> step(params, state, x) -> (state, h, trace), the cell read only for its options. A
+# newly registered cell adds its entry here, with its equations written above.
+STEPS = {
+    "lstm": _lstm,
+    "lstm_cifg": _lstm,
+    "lstm_ln": _lstm,
+    "lstm_peephole": _lstm,
+    "lstmp": _lstm,
+    "gru": lambda cell: lambda p, s, x: gru_step(p, s, x, cell.reset_after, cell.layer_norm),
+    "gru_ln": lambda cell: lambda p, s, x: gru_step(p, s, x, cell.reset_after, cell.layer_norm),
+    "rnn": lambda cell: lambda p, s, x: simple_step(p, s, x, cell.activation),
+    "irnn": lambda cell: lambda p, s, x: simple_step(p, s, x, cell.activation),
+    "indrnn": lambda cell: (
+        lambda p, s, x: indrnn_step(p, s, x, cell.activation, cell.recurrent_max)
+    ),
+    "mgu": lambda cell: mgu_step,
+    "mingru": lambda cell: mingru_step,
+    "minlstm": lambda cell: minlstm_step,
+    "slstm": lambda cell: slstm_step,
+}
+
+
 def step_fn(cell):
-    """The NumPy step for a `cells` cell, chosen by its class and options."""
-    kind = type(cell).__mro__
-    names = [k.__name__ for k in kind]
-    if "LSTM" in names:
-        return lambda p, s, x: lstm_step(
-            p, s, x, cell.peephole, cell.coupled, cell.proj_size > 0, cell.layer_norm
-        )
-    if "GRU" in names:
-        return lambda p, s, x: gru_step(p, s, x, cell.reset_after, cell.layer_norm)
-    if "SimpleRNN" in names:
-        return lambda p, s, x: simple_step(p, s, x, cell.activation)
-    if "MGU" in names:
-        return mgu_step
-    if "MinGRU" in names:
-        return mingru_step
-    if "MinLSTM" in names:
-        return minlstm_step
-    if "SLSTM" in names:
-        return slstm_step
-    if "IndRNN" in names:
-        return lambda p, s, x: indrnn_step(p, s, x, cell.activation, cell.recurrent_max)
-    raise ValueError(f"no NumPy reference for {cell!r}")
+    """The NumPy step for a `cells` cell: the STEPS entry of its class's registered name (an
+    unregistered subclass, e.g. a test's, uses its nearest registered ancestor's).
+
+    Raises ValueError naming the cell and this file when a registered cell has no entry.
+    """
+    for cls in type(cell).__mro__:
+        name = cells.name_of(cls) if issubclass(cls, cells.Cell) else None
+        if name in STEPS:
+            return STEPS[name](cell)
+        if name in cells.names():
+            raise ValueError(
+                f"cell {name!r} ({cls.__module__}.{cls.__qualname__}) is registered but has no "
+                f"float64 reference step: add its equations and a STEPS[{name!r}] entry to "
+                "tests/cells/reference_numpy.py."
+            )
+    raise ValueError(f"no NumPy reference for {cell!r}: it derives from no registered cell.")
 
 
 def run(cell, params, xs, carry=None, lengths=None, reverse=False, resets=None, initial=None):

@@ -32,7 +32,7 @@ def test_end_to_end_outputs(finished):
     assert glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
     saved = tt.results(workdir)
     assert saved["steps"] == 24 and saved["task"] == "synthetic"
-    for key in ("git_commit", "hardware", "wall_time_s", "date", "command", "config"):
+    for key in ("git_commit", "git_dirty", "hardware", "wall_time_s", "date", "command", "config"):
         assert key in saved
     assert saved["valid"] == result["valid"] and set(saved["test"]) == {"loss", "accuracy"}
     events = metrics.read_events(workdir)

@@ -54,6 +54,15 @@ class Task(abc.ABC):
     # True when config.model.dropout acts only between stacked recurrent layers in this task's
     # model (so with one layer it would do nothing and is refused).
     dropout_between_layers_only: bool = True
+    # True when the task has a 'solved' criterion: it overrides `is_solved` and names the metric
+    # that criterion compares in `loss_metric`. Only then may config.train.stop_when_solved end
+    # its runs early (validation refuses the flag otherwise).
+    solvable: bool = False
+    loss_metric: str = ""
+    # The recurrent stack the model runs its inputs through (a `train.models.Stack` or
+    # `Bidirectional`), set in `__init__` by tasks whose model is one; the start-up banner names
+    # its kind. None (the default): a model of another shape (e.g. an encoder and a decoder).
+    stack: Any = None
 
     def __init__(self, config: ml_collections.ConfigDict):
         """`config` has already passed `validate`; subclasses load their data here."""
@@ -86,6 +95,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         """Turns accumulated sums into the metrics to report (e.g. loss, perplexity)."""
+
+    def is_solved(self, metrics: dict[str, float], split: str) -> bool:
+        """Whether `metrics` (a validation or test pass on `split`) meet the task's 'solved'
+        criterion. Only called on tasks that declare `solvable = True` (which override it)."""
+        raise NotImplementedError(f"task {self.name!r} has no 'solved' criterion (solvable=False).")
 
     # -- data ----------------------------------------------------------------------------------
     @abc.abstractmethod

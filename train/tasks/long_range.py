@@ -164,6 +164,7 @@ class _LongRangeTask(base.Task):
 
     num_inputs: int = 0
     num_outputs: int = 0
+    solvable = True
     loss_metric: str = ""  # the metric `trivial_baseline` and `is_solved` compare
     model_fields = ()
     data_fields = ("length", "num_valid", "num_test")
