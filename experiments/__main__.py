@@ -66,11 +66,10 @@ def _run(args) -> int:
         raise study_lib.StudyError(f"--jobs={args.jobs}: give 1 or more")
     groups = args.groups or study.default_groups
     for group in groups:  # every name checked before anything runs
-        if group.partition("@")[0] not in study.groups:
-            study.runs(group, "")  # raises, naming the valid groups
+        study.check_group(group)
     out = args.out or study.results_dir
     workdirs = args.workdirs or study.workdirs
-    if records.is_committed(os.path.join(out, "x.json")) and not args.force:
+    if records.is_committed(out) and not args.force:
         from train import provenance
 
         if provenance.git_dirty():

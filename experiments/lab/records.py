@@ -28,6 +28,17 @@ class DirtyTreeError(ValueError):
     """A committed result would not say which code made it."""
 
 
+def check_clean(path: str, record: dict, allow_dirty: bool = False) -> None:
+    """DirtyTreeError when `path` is committed reference data (`is_committed`), the record says
+    it was made from a tree with uncommitted changes (`git_dirty`) and `allow_dirty` is False."""
+    if record.get("git_dirty") and is_committed(path) and not allow_dirty:
+        raise DirtyTreeError(
+            f"{path}: the run was made from a tree with uncommitted changes (commit "
+            f"{record.get('git_commit', 'unknown')}); commit first, write elsewhere with --out, "
+            "or pass --force to record it anyway."
+        )
+
+
 def portable_path(path: str) -> str:
     """`path` relative to the repository when inside it (commands run from there), so that a
     command recorded in a result file names no directory of this machine; else unchanged."""
@@ -36,9 +47,10 @@ def portable_path(path: str) -> str:
 
 
 def is_committed(path: str) -> bool:
-    """Whether `path` lies in a study's committed results (experiments/studies/*/results/)."""
+    """Whether `path` (a file or a folder) lies in a study's committed results
+    (experiments/studies/*/results/)."""
     relative = os.path.relpath(os.path.abspath(path), STUDIES_DIR).split(os.sep)
-    return len(relative) >= 3 and relative[0] != ".." and relative[1] == "results"
+    return len(relative) >= 2 and relative[0] != ".." and relative[1] == "results"
 
 
 def provenance() -> dict:
@@ -74,12 +86,7 @@ def write(path: str, record: dict, overwrite: bool = False, allow_dirty: bool = 
             f"{path} exists (committed results are reference data); write elsewhere with an "
             "output-directory flag, or pass --force to replace it."
         )
-    if record.get("git_dirty") and is_committed(path) and not allow_dirty:
-        raise DirtyTreeError(
-            f"{path}: the run was made from a tree with uncommitted changes (commit "
-            f"{record.get('git_commit', 'unknown')}); commit first, write elsewhere with --out, "
-            "or pass --force to record it anyway."
-        )
+    check_clean(path, record, allow_dirty)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

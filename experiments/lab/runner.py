@@ -142,14 +142,12 @@ def run_one(run: Run, out_dir: str, workdirs: str, force: bool = False) -> str:
             if not os.path.exists(written):
                 _say(run.name, f"the command exited 0 but wrote no {written}")
                 return "failed"
-            record = records.read(written)
-            if record.get("git_dirty") and records.is_committed(out) and not force:
+            try:
+                records.check_clean(out, records.read(written), allow_dirty=force)
+            except records.DirtyTreeError:
                 os.remove(written)
-                raise records.DirtyTreeError(
-                    f"{out}: made from a tree with uncommitted changes; commit first, write "
-                    "elsewhere with --out, or pass --force"
-                )
-            os.replace(written, out)
+                raise
+            os.replace(written, out)  # the command's own bytes, not a rewrite
             return "done"
     record = (run.collect or collect)(run.name, workdir)
     records.write(out, record, overwrite=force, allow_dirty=force)

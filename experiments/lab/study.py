@@ -26,7 +26,7 @@ import os
 import types
 from collections.abc import Callable
 
-from experiments.lab import records
+from experiments.lab import records, runner
 from experiments.lab.runner import Run
 
 README = "README.md"
@@ -84,15 +84,18 @@ class Study:
     def default_groups(self) -> tuple[str, ...]:
         return tuple(getattr(self.module, "DEFAULT_GROUPS", tuple(self.groups)))
 
+    def check_group(self, group: str) -> None:
+        """StudyError naming the valid groups when `group` ('group@x' or 'group') is none."""
+        name = group.partition("@")[0]
+        if name not in self.groups:
+            valid = ", ".join(self.groups) or "none: this study has nothing to run"
+            raise StudyError(f"study {self.name}: unknown group {name!r}; valid: {valid}")
+
     def runs(self, group: str, results_dir: str) -> list[Run]:
         """The runs of `group` ('group@x' keeps the runs whose name has x between underscores);
         StudyError naming the valid groups for an unknown one."""
-        from experiments.lab import runner
-
+        self.check_group(group)
         group, _, only = group.partition("@")
-        if group not in self.groups:
-            valid = ", ".join(self.groups) or "none: this study has nothing to run"
-            raise StudyError(f"study {self.name}: unknown group {group!r}; valid: {valid}")
         runs = self.groups[group](results_dir)
         return runner.select(runs, only) if only else runs
 

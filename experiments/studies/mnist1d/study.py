@@ -52,45 +52,42 @@ def mnist1d_runs(results_dir: str) -> list[Run]:
 GROUPS = {"mnist1d": mnist1d_runs}
 
 
-def _percent(values: list[float], per_seed: bool = True) -> str:
-    text = tables.fmt_mean_std([100 * v for v in values], digits=1).replace(" ±", "% ±")
-    text = text + "%" if "±" in text else text + "%"
-    text = text.replace("% ± ", " ± ")  # '89.3 ± 1.1%'
+def _percent(values: list[float], per_seed: bool = True, bold: bool = False) -> str:
+    """'89.3 ± 1.1% (89.6, 88.1, 90.3)': mean ± std in percent (bold if asked), each seed's."""
+    text = tables.fmt_mean_std([100 * v for v in values], digits=1) + "%"
+    text = f"**{text}**" if bold else text
     if per_seed:
         text += " (" + ", ".join(f"{100 * v:.1f}" for v in values) + ")"
     return text
 
 
 def results_table(results_dir: str) -> str:
+    """One row per model of ROWS that has records: both accuracies over the seeds, each
+    column's best mean in bold."""
     runs = records.load_all(results_dir, prefixes=("mnist1d_",))
     final_path = os.path.join(results_dir, f"{FINAL_MODEL}.json")
     final_rows = records.read(final_path)["rows"] if os.path.exists(final_path) else []
     final = {r["name"]: r["final_test"]["accuracy"] for r in final_rows}
-    body = []
-    best = {}
+    rows = {}  # prefix -> (its records, best-checkpoint accuracies, final ones or None)
     for prefix, _, _ in ROWS:
         seeds = [runs[f"{prefix}_s{s}"] for s in SEEDS if f"{prefix}_s{s}" in runs]
-        best[prefix] = (
-            tables.mean_std([r["test"]["accuracy"] for r in seeds])[0] if seeds else None,
-            tables.mean_std([final[f"{prefix}_s{s}"] for s in SEEDS])[0]
-            if all(f"{prefix}_s{s}" in final for s in SEEDS)
-            else None,
-        )
-    top = [max((b[k] for b in best.values() if b[k] is not None), default=None) for k in (0, 1)]
-    for prefix, label, published in ROWS:
-        seeds = [runs[f"{prefix}_s{s}"] for s in SEEDS if f"{prefix}_s{s}" in runs]
-        if not seeds:
-            continue
-        note = NOTES.get(prefix)
-        accuracy = _percent([r["test"]["accuracy"] for r in seeds], per_seed=note is None)
-        accuracy = f"{accuracy} {note}" if note else accuracy
         finals = [final.get(f"{prefix}_s{s}") for s in SEEDS]
-        final_text = _percent(finals, per_seed=note is None) if None not in finals else "-"
-        if best[prefix][0] == top[0]:
-            accuracy = f"**{accuracy.split(' (')[0]}**" + accuracy[len(accuracy.split(" (")[0]) :]
-        if best[prefix][1] == top[1] and final_text != "-":
-            head = final_text.split(" (")[0]
-            final_text = f"**{head}**" + final_text[len(head) :]
+        if seeds:
+            rows[prefix] = (seeds, [r["test"]["accuracy"] for r in seeds],
+                            None if None in finals else finals)  # fmt: skip
+    means = [{p: tables.mean_std(v[k])[0] for p, v in rows.items() if v[k]} for k in (1, 2)]
+    top = [max(m.values(), default=None) for m in means]
+    body = []
+    for prefix, label, published in ROWS:
+        if prefix not in rows:
+            continue
+        seeds, accuracies, finals = rows[prefix]
+        note = NOTES.get(prefix)
+        accuracy = _percent(accuracies, note is None, means[0][prefix] == top[0])
+        accuracy = f"{accuracy} {note}" if note else accuracy
+        final_text = (
+            "-" if finals is None else _percent(finals, note is None, means[1][prefix] == top[1])
+        )
         walls = [r["wall_time_s"] for r in seeds]
         body.append([label, f"{seeds[0]['params']:,}", accuracy, final_text, published,
                      f"{min(walls):.0f}-{max(walls):.0f} s"])  # fmt: skip
