@@ -23,7 +23,6 @@ Writes gates_T<T>.json (with commit, hardware and command) and gates_T<T>.png. T
 from __future__ import annotations
 
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +30,6 @@ import numpy as np
 from absl import app, flags, logging
 
 import cells
-from experiments.lab import records
 from experiments.studies.long_range import gradient_flow
 
 FLAGS = flags.FLAGS
@@ -170,18 +168,7 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    models = gradient_flow.model_names(FLAGS.models)
-    try:
-        results, heat = measure(
-            FLAGS.length,
-            os.path.normpath(records.portable_path(FLAGS.workdirs)),
-            FLAGS.num_sequences,
-            models,
-            FLAGS.run_prefix,
-            FLAGS.require_trained,
-        )
-    except FileNotFoundError as error:  # a model to measure was never trained
-        sys.exit(f"error: {error}")
+    results, heat = gradient_flow.measure_from_flags(measure)
     path, figure, overwrite = gradient_flow.output_paths(FLAGS.name or f"gates_T{FLAGS.length}")
     gradient_flow.write_record(results, path, overwrite)
     if heat:

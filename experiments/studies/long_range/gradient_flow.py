@@ -268,22 +268,27 @@ def model_names(value: str) -> tuple[str, ...]:
     return names
 
 
+def measure_from_flags(measure_fn):
+    """`measure_fn` (this module's `measure`, or gates') called with the flags both scripts
+    share; a model to measure that was never trained is a one-line error."""
+    try:
+        return measure_fn(
+            FLAGS.length,
+            os.path.normpath(records.portable_path(FLAGS.workdirs)),
+            FLAGS.num_sequences,
+            model_names(FLAGS.models),
+            FLAGS.run_prefix,
+            FLAGS.require_trained,
+        )
+    except FileNotFoundError as error:
+        sys.exit(f"error: {error}")
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    models = model_names(FLAGS.models)
-    try:
-        results = measure(
-            FLAGS.length,
-            os.path.normpath(records.portable_path(FLAGS.workdirs)),
-            FLAGS.num_sequences,
-            models,
-            FLAGS.run_prefix,
-            FLAGS.require_trained,
-        )
-    except FileNotFoundError as error:  # a model to measure was never trained
-        sys.exit(f"error: {error}")
+    results = measure_from_flags(measure)
     path, figure, overwrite = output_paths(FLAGS.name or f"gradient_flow_T{FLAGS.length}")
     write_record(results, path, overwrite)
     os.makedirs(os.path.dirname(figure), exist_ok=True)
