@@ -41,6 +41,11 @@ def fmt_mean_std(values: Sequence[float], digits: int = 3, show_n: bool = False)
     return text + (f" (n={len(values)})" if show_n else "")
 
 
+def fmt_value(value: float | None, digits: int = 3) -> str:
+    """A table cell's number with `digits` decimals; '–' where there is none."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def markdown(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> str:
     """A Markdown table; `align` has one letter per column, 'l' (default) or 'r'."""
     rules = ["---:" if k < len(align) and align[k] == "r" else "---" for k in range(len(header))]

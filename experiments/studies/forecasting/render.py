@@ -53,10 +53,6 @@ PUBLISHED = {
 PUB_ORDER = ("LSTMa", "Informer")
 
 
-def _fmt(x, digits=3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
 @functools.cache
 def persistence(features: str, horizon: int, input_len: int = 96) -> tuple[float, float]:
     """Test MSE / MAE of repeating the last input row, on the same windows and scaling."""

@@ -4,13 +4,10 @@ and gate statistics), from the records in results/.
 
 from __future__ import annotations
 
+from experiments.lab import tables
 from experiments.studies.long_range.grid import LONG_RANGE_MODELS
 
 CELLS = ("rnn", "lstm", "gru")
-
-
-def _fmt(x, digits=3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
 
 
 def long_range_table(results: dict, task: str) -> str:
@@ -48,13 +45,13 @@ def long_range_table(results: dict, task: str) -> str:
                 walls.append("–")
                 continue
             base = r["baseline"]["test"][metric]
-            line.append(_fmt(r["test"][metric], 4))
+            line.append(tables.fmt_value(r["test"][metric], 4))
             if task == "copy":
-                line.append(_fmt(r["test"]["copy_accuracy"], 3))
+                line.append(tables.fmt_value(r["test"]["copy_accuracy"], 3))
             solved_at = r.get("steps_to_solve")
             line.append(f"{solved_at}" if solved_at is not None else f"not in {r['steps']}")
             walls.append(f"{r['wall_time_s']:.0f}")
-        line.insert(1, _fmt(base, 4))
+        line.insert(1, tables.fmt_value(base, 4))
         line.append(" / ".join(walls))
         rows.append("| " + " | ".join(line) + " |")
     return head + "\n".join(rows) + "\n"
