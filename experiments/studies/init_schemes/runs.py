@@ -30,10 +30,6 @@ SEQ2SEQ_STEPS = 1200  # flax's example
 FLAGS = flags.FLAGS
 
 
-def record_name(task: str, scheme: str, seed: int) -> str:
-    return f"{task}_{scheme}_s{seed}"
-
-
 def run_seq2seq(scheme: str, seed: int, steps: int) -> tuple[dict, str]:
     """One seq2seq run in this process: (its record, the equivalent command)."""
     import cells
