@@ -69,6 +69,28 @@ def long_range_runs() -> list[Run]:
     ]
 
 
+# The seed check of "chrono init solves in far fewer steps" (issue 36): the gated cells with and
+# without chrono initialisation on the adding problem at every T, with seeds 1 and 2 beside the
+# long_range group's seed 0 (the seed draws the initial weights and the data stream alike).
+LONG_RANGE_SEED_MODELS = ("lstm", "lstm_chrono", "gru", "gru_chrono")
+LONG_RANGE_EXTRA_SEEDS = (1, 2)
+
+
+def long_range_seed_runs() -> list[Run]:
+    """long_adding_<T>_<model>_seed<s>: the long_range group's adding runs of the gated cells
+    again with each of LONG_RANGE_EXTRA_SEEDS."""
+    return [
+        Run(
+            f"long_adding_{t}_{model}_seed{seed}",
+            config=long_range_arg("adding", t, steps, model) + f",seed={seed}",
+            collect=collect,
+        )
+        for t, steps in LONG_RANGE_BUDGETS["adding"].items()
+        for model in LONG_RANGE_SEED_MODELS
+        for seed in LONG_RANGE_EXTRA_SEEDS
+    ]
+
+
 def long_range_cell_runs() -> list[Run]:
     """Every registered cell outside the long-range study on the adding problem at T = 400 with
     its budget: trained models for `gradient_flow` / `gates --models=all` beside this file."""

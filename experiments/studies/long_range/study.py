@@ -15,6 +15,7 @@ GROUPS = {
     "long_range": lambda results_dir: grid.long_range_runs(),
     "long_range_cells": lambda results_dir: grid.long_range_cell_runs(),
     "long_range_irnn": lambda results_dir: grid.long_range_irnn_runs(),
+    "long_range_seeds": lambda results_dir: grid.long_range_seed_runs(),
     "inside": lambda results_dir: grid.inside_runs(),  # reads the models the groups above train
 }
 
