@@ -3,6 +3,8 @@ r"""One command line for every study (experiments/studies/<name>/, found by its 
     python -m experiments list                            # the studies and their groups
     python -m experiments run <study> [group ...] [--out=DIR] [--workdirs=DIR] [--jobs=N] [--force]
     python -m experiments report [<study> ...] [--results=DIR] [--check] [--figures]
+    python -m experiments search <config> --space=NAME --trials=N [--set FIELD=VALUE ...]
+        [--metric=M] [--storage=URL] [--jobs=N] [--out=DIR] [--name=NAME] [--record=FILE]
 
 `run` trains the named groups (all of DEFAULT_GROUPS when none is named) into the study's
 results/ (or --out), resumably: a run whose record exists is skipped; GROUP@x keeps the runs
@@ -13,6 +15,11 @@ recording into results/ from a tree with uncommitted changes, needs --force.
 table when none is named) from the committed records; --check changes nothing and exits 1 when a
 README is not what its records give; --results=DIR renders another run's records to stdout (the
 committed README is left alone); --figures redraws the figures too.
+
+`search` tunes a config on Optuna (experiments/lab/search.py): trials are training runs, pruned
+on their validation curves, the best configuration rerun with --seeds and scored on test once;
+an SQLite file in --out by default, `--storage=postgresql://...` on several machines to share
+one search.
 """
 
 from __future__ import annotations
@@ -49,7 +56,60 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--results", help="render these records to stdout instead")
     report.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     report.add_argument("--figures", action="store_true", help="redraw the figures too")
+    search = commands.add_parser("search", help="tune a config on Optuna")
+    search.add_argument("config", help="<file>.py[:args], a file of experiments/configs/ or a path")
+    search.add_argument("--space", required=True, help="a named search space")
+    search.add_argument("--trials", type=int, required=True, help="trials in all workers")
+    search.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a fixed config field, e.g. model.cell=gru (repeatable)")  # fmt: skip
+    search.add_argument("--metric", help="the validation metric to minimise (default: the "
+                        "config's train.best_metric)")  # fmt: skip
+    search.add_argument("--storage", help="database URL (default: sqlite in --out)")
+    search.add_argument("--jobs", type=int, default=1, help="worker processes here (default 1)")
+    search.add_argument("--out", help="trial workdirs and search.db (default "
+                        "workdirs/searches/<name>)")  # fmt: skip
+    search.add_argument("--name", help="the study's name (default from the arguments)")
+    search.add_argument("--pruner", default="median", help="median | asha | none")
+    search.add_argument("--sampler", default="tpe", help="tpe | random")
+    search.add_argument("--seeds", default="0,1,2", help="seeds of the best's reruns")
+    search.add_argument("--record", help="also write the search's record here")
+    search.add_argument("--study", help="a study whose SEARCH_SPACES come first")
+    search.add_argument("--worker", default="", help=argparse.SUPPRESS)
     return parser
+
+
+def _search(args) -> int:
+    from experiments.lab import search as search_lib
+
+    if args.jobs < 1:
+        raise search_lib.SearchError(f"--jobs={args.jobs}: give 1 or more")
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise search_lib.SearchError(f"--seeds={args.seeds!r}: give integers, e.g. 0,1,2") from None
+    search = search_lib.Search(
+        config=args.config,
+        space=args.space,
+        trials=args.trials,
+        overrides=tuple(args.set),
+        metric=args.metric,
+        storage=args.storage,
+        out=args.out,
+        name=args.name,
+        pruner=args.pruner,
+        sampler=args.sampler,
+        seeds=seeds,
+        study_module=study_lib.load(args.study).module if args.study else None,
+    )
+    record = search.run(jobs=args.jobs, worker=args.worker)
+    if record is None:
+        return 0
+    for line in search_lib.summary_lines(record):
+        print(line)
+    if args.record:
+        records.write(args.record, record, overwrite=True, allow_dirty=True)
+        print(f"search: {records.portable_path(args.record)}")
+    return 0
 
 
 def _list(args) -> int:
@@ -150,7 +210,8 @@ def _report(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"list": _list, "run": _run, "report": _report}[args.command](args)
+        commands = {"list": _list, "run": _run, "report": _report, "search": _search}
+        return commands[args.command](args)
     except (study_lib.StudyError, ValueError, FileExistsError, OSError) as e:
         sys.exit(f"experiments: {e}")
 

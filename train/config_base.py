@@ -30,6 +30,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.cell = "lstm"  # a registered cell (cells.names()) or 'package.module:Class'
     config.model.cell_options = ml_collections.ConfigDict()  # the cell's keyword arguments
     config.model.hidden_size = 128  # units per recurrent layer
+    # > 0: choose hidden_size so the whole model has this many parameters (within 2%;
+    # train/budget.py), replacing the hidden_size above
+    config.model.param_budget = 0
     config.model.num_layers = 1  # stacked recurrent layers
     config.model.dropout = 0.0  # dropout on non-recurrent connections, in [0, 1)
     config.model.block = "stack"  # 'stack' (cells.Stack) | 'residual' (cells.ResidualStack)

@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -28,6 +29,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from train import (
+    budget,
     checkpoint,
     errors,
     metrics,
@@ -132,28 +134,52 @@ def _summarize(task, totals: dict[str, float]) -> dict[str, float]:
 
 
 # -- the loop ------------------------------------------------------------------------------------
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    on_validation: Callable[[int, dict[str, float]], None] | None = None,
+    final_splits: tuple[str, ...] | None = None,
+) -> dict:
     """Trains per `config` in `workdir` (resuming from its latest checkpoint) and evaluates.
 
     Returns the results dict also written to DIR/results.json. Raises ConfigError for invalid
     input (before any compute), NonFiniteError when the loss diverges, Preempted after saving
     on SIGTERM/SIGINT.
+
+    on_validation(step, metrics) is called after each validation pass, once its checkpoint is
+    saved; an exception it raises ends the run there (a hyper-parameter search stops a hopeless
+    trial this way: experiments/lab/search.py). final_splits: the splits the best checkpoint is
+    evaluated on at the end (default: all of the task's; a search trial names ('valid',) so
+    the test set is scored only by the reruns of the chosen configuration).
+    With config.model.param_budget > 0 the width is chosen first (train/budget.py) and
+    config.model.hidden_size is set to it.
     """
     start_time = time.time()
     task_cls = validate.validate(config)
+    chosen_width = budget.apply(config, task_cls)
     validate.check_workdir(workdir)
     primary = jax.process_index() == 0
     lock = checkpoint.WorkdirLock(workdir)
     if primary:
         lock.acquire()
     try:
-        return _train_and_evaluate(config, workdir, task_cls, primary, start_time)
+        run = _Run(
+            config,
+            workdir,
+            task_cls,
+            primary,
+            start_time,
+            chosen_width=chosen_width,
+            on_validation=on_validation,
+            final_splits=final_splits,
+        )
+        return _train_and_evaluate(run)
     finally:
         lock.release()
 
 
-def _train_and_evaluate(config, workdir, task_cls, primary, start_time) -> dict:
-    run = _Run(config, workdir, task_cls, primary, start_time)
+def _train_and_evaluate(run: _Run) -> dict:
     try:
         run.train()
         return run.finish()
@@ -179,6 +205,32 @@ def _fresh_meta() -> dict:
     }
 
 
+def _metric_names(task, abstract_params, batch, batch_size: int) -> set[str] | None:
+    """The metrics an evaluation pass reports, from a trace of `task.loss` on `batch` (nothing
+    computed); None when the trace fails."""
+    try:
+
+        def eval_sums(params):  # the carry traced too: never allocated before the memory check
+            return task.loss(params, task.init_carry(batch_size), batch, None, False)[1][1]
+
+        sums = jax.eval_shape(eval_sums, abstract_params)
+        return set(task.summarize({k: 1.0 for k in sums}))
+    except Exception:  # noqa: BLE001 - a best-effort check
+        return None
+
+
+def validation_metric_names(config: ml_collections.ConfigDict) -> set[str] | None:
+    """The metrics a validation pass of `config` would report (None when they cannot be traced);
+    for checking a metric name before any training (experiments/lab/search.py)."""
+    task_cls = validate.validate(config)
+    task = task_cls(config)
+    batch = next(iter(task.eval_batches("valid")), None)
+    if batch is None:
+        return None
+    abstract = state_lib.abstract(config, task)
+    return _metric_names(task, abstract.params, batch, config.eval.batch_size)
+
+
 def _check_eval_splits(config, task, abstract) -> None:
     """Data-dependent evaluation checks, before step 1 (not after hours of training).
 
@@ -193,15 +245,8 @@ def _check_eval_splits(config, task, abstract) -> None:
                 f"the {split!r} split of task {config.task!r} has no evaluation batch with "
                 f"config.eval.batch_size={config.eval.batch_size}; lower it or add data."
             )
-    try:
-        batch, batch_size = first["valid"], config.eval.batch_size
-
-        def eval_sums(params):  # the carry traced too: never allocated before the memory check
-            return task.loss(params, task.init_carry(batch_size), batch, None, False)[1][1]
-
-        sums = jax.eval_shape(eval_sums, abstract)
-        names = set(task.summarize({k: 1.0 for k in sums}))
-    except Exception:  # noqa: BLE001 - the check is a convenience; the loop checks again
+    names = _metric_names(task, abstract, first["valid"], config.eval.batch_size)
+    if names is None:  # the check is a convenience; the loop checks again
         return
     if config.train.best_metric not in names:
         raise errors.ConfigError(
@@ -218,9 +263,21 @@ def _check_eval_splits(config, task, abstract) -> None:
 class _Run:
     """One invocation of the loop: set-up and restore, the steps, the final evaluation."""
 
-    def __init__(self, config, workdir, task_cls, primary, start_time):
+    def __init__(
+        self,
+        config,
+        workdir,
+        task_cls,
+        primary,
+        start_time,
+        chosen_width=None,
+        on_validation=None,
+        final_splits=None,
+    ):
         self.config, self.workdir, self.primary = config, workdir, primary
         self.start_time = start_time
+        self.chosen_width, self.on_validation = chosen_width, on_validation
+        self.final_splits = final_splits
         # The code this process runs is the checkout at its start, not at the end of a long run.
         self.git_commit = provenance.git_commit()
         self.git_dirty = provenance.git_dirty()
@@ -246,6 +303,12 @@ class _Run:
                 f"number of devices ({n_dev}) for data parallelism."
             )
         self.task = task = task_cls(config)
+        unknown = sorted(set(self.final_splits or ()) - set(task.eval_splits))
+        if unknown:
+            raise errors.ConfigError(
+                f"final_splits: task {config.task!r} has no split {', '.join(unknown)}; its "
+                f"splits: {', '.join(task.eval_splits)}."
+            )
         self.num_steps = num_train_steps(config, task)
         self.tx, self.schedule = optim.make_optimizer(
             config.optim, self.num_steps, task.steps_per_epoch()
@@ -300,6 +363,12 @@ class _Run:
             f"{models.count_params(self.abstract.params):,} parameters | {n_dev} x "
             f"{device.platform} ({device.device_kind}) | workdir {os.path.abspath(self.workdir)}",
         ]
+        if self.chosen_width is not None:
+            chosen = self.chosen_width
+            lines.append(
+                f"param_budget {chosen['budget']:,}: hidden_size {chosen['hidden_size']} gives "
+                f"{chosen['params']:,} parameters ({chosen['deviation']:+.2%})"
+            )
         data = task.data_summary()
         if data:
             lines.append(f"data: {data}")
@@ -378,8 +447,9 @@ class _Run:
         self.console.log(self.done, "train", train_metrics, rates)
         self.pending.clear()
 
-    def validate(self, last: bool) -> tuple[bool, bool]:
-        """A 'valid' pass; updates the best-metric bookkeeping. Returns (improved, stop)."""
+    def validate(self, last: bool) -> tuple[bool, bool, dict[str, float]]:
+        """A 'valid' pass; updates the best-metric bookkeeping. Returns (improved, stop, the
+        pass's metrics)."""
         t, meta = self.config.train, self.meta
         valid = self.evaluate(optim.eval_params(self.state), "valid")
         self.writer.write(self.done, "valid", valid)
@@ -405,7 +475,7 @@ class _Run:
         if reason:
             meta["stopped_early"] = True
             self.console.line(f"early stopping at step {self.done}: {reason}")
-        return improved, reason is not None
+        return improved, reason is not None, valid
 
     def _stop_reason(self, valid: dict[str, float]) -> str | None:
         """Why training ends after this validation pass, or None: the task is solved on the
@@ -487,11 +557,14 @@ class _Run:
                     self.log_train()
                 side_start = time.time()
                 improved = stop_early = False
+                valid = None
                 if do_eval:
-                    improved, stop_early = self.validate(last)
+                    improved, stop_early, valid = self.validate(last)
                 if last or due_save or signum or improved or stop_early:
                     self.save()
                 self.console.exclude(time.time() - side_start)
+                if valid is not None and self.on_validation is not None:
+                    self.on_validation(done, valid)
                 if signum:
                     raise Preempted(signum, done)
                 if stop_early:
@@ -507,7 +580,7 @@ class _Run:
             state, _, best_step = self.ckpts.restore_best(best_step, self.abstract, self.shardings)
             params = optim.eval_params(state)
         final = {}
-        for split in self.task.eval_splits:
+        for split in self.final_splits or self.task.eval_splits:
             reuse = split == "valid" and best_step == self.meta["best_step"]
             if reuse and self.meta.get("best_valid"):  # this checkpoint's own validation pass
                 final[split] = dict(self.meta["best_valid"])
@@ -526,6 +599,7 @@ class _Run:
             "best_step": best_step,
             "stopped_early": self.meta["stopped_early"],
             "params": models.count_params(params),
+            "param_budget": self.chosen_width,
             "memory_estimate_bytes": self.memory,
             **final,
             # Summed over invocations when the run was interrupted and resumed.

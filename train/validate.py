@@ -84,6 +84,7 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
             f"({_MAX_DIM}), far beyond any memory; give a smaller width."
         )
     _at_least("config.model.num_layers", m.num_layers, 1)
+    _at_least("config.model.param_budget", m.param_budget, 0)
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"config.model.dropout must lie in [0, 1), got {m.dropout!r}.")
     _one_of("config.model.block", m.block, config_base.BLOCKS)

@@ -35,7 +35,12 @@ FROZEN_FIELDS = (
 
 
 # model fields a config.json written before they existed lacks, with the value that meant.
-_ADDED_MODEL_FIELDS = {"block": "stack", "block_norm": "rms", "block_ffn_factor": 0.0}
+_ADDED_MODEL_FIELDS = {
+    "block": "stack",
+    "block_norm": "rms",
+    "block_ffn_factor": 0.0,
+    "param_budget": 0,
+}
 
 
 def upgrade(config: dict) -> dict:
