@@ -1,0 +1,245 @@
+"""Gated or not, at equal cost: every cell tuned by the same search at the same parameter budget
+on tasks that pull them apart, the best configuration rerun with 3 seeds and scored on test once
+(README.md has the protocol and the conclusions).
+
+Each run of a group is one search (`python -m experiments search`, experiments/lab/search.py):
+its record in results/<task>_<cell>.json holds every trial, the reruns and the fANOVA importance
+of each searched field. The search's SQLite file and trial workdirs stay in
+workdirs/gating/<task>_<cell>/, so a killed group resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from experiments.lab import Run, records, spaces, tables
+
+# The cells compared (issue 36): the Elman RNN, the LSTM and its coupled (CIFG) and peephole
+# forms, the GRU, the minimal gated unit, the parallel-scan minGRU and the xLSTM's sLSTM; the
+# IRNN (Le et al. 2015) joins them on the long-range task, where it was proposed.
+CELLS = ("rnn", "lstm", "lstm_cifg", "lstm_peephole", "gru", "mgu", "mingru", "slstm")
+TRIALS = 12
+SEEDS = "0,1,2"
+
+# The learning rate (log-uniform), gradient clipping and the forget-gate bias (the LSTM family
+# and the MGU) on the short tasks; on the long-range task chrono initialisation (Tallec &
+# Ollivier 2018, T_max = the sequence length: LSTM family and GRU) in the forget bias's place,
+# since the two set the same bias and a cell refuses both.
+LEARNING_RATE = spaces.LogUniform(1e-4, 3e-2)
+CLIP = spaces.Choice(0.0, 1.0)
+SEARCH_SPACES = {
+    "gating": {
+        "optim.learning_rate": LEARNING_RATE,
+        "optim.grad_clip_norm": CLIP,
+        spaces.CELL_OPTIONS + "forget_bias": spaces.Choice(0.0, 1.0, 2.0),
+    },
+    "gating_long": lambda config: {
+        "optim.learning_rate": LEARNING_RATE,
+        "optim.grad_clip_norm": CLIP,
+        spaces.CELL_OPTIONS + "chrono_t_max": spaces.Choice(0.0, float(config.data.length)),
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One task of the study: its config, budget, space and what its table reports."""
+
+    title: str
+    config: str
+    param_budget: int
+    space: str
+    pruner: str
+    metric: str  # the test metric of the table
+    higher_is_better: bool = False
+    scale: float = 1.0  # the table shows metric * scale
+    unit: str = ""
+    cells: tuple[str, ...] = CELLS
+    overrides: tuple[str, ...] = ()
+
+
+TASKS = {
+    # Bidirectional with a mean-pooled head: the published flatten head's 480 x 10 weights would
+    # outweigh the cells themselves; 2,000 steps of Adam (about 56 epochs), validation every 250 (the pruner's
+    # checkpoints).
+    "mnist1d": Task(
+        "MNIST-1D, 10,000 parameters, 2,000 steps",
+        "mnist1d.py:head=mean,num_steps=2000",
+        10_000,
+        "gating",
+        "median",
+        "accuracy",
+        higher_is_better=True,
+        scale=100,
+        unit="%",
+    ),
+    # T = 400 with a solved-stop; no pruning: these runs sit at the trivial baseline for
+    # hundreds of steps before they drop, so a median rule would stop the ones that would
+    # learn (the long_range study's curves).
+    "adding": Task(
+        "Adding problem, T = 400, 6,000 parameters, up to 3,000 steps",
+        "adding.py:length=400,num_steps=3000,patience=0,stop_when_solved=True",
+        6_000,
+        "gating_long",
+        "none",
+        "mse",
+        cells=(*CELLS, "irnn"),
+    ),
+    "selective_copy": Task(
+        "Selective copying, T = 100, K = 8, 20,000 parameters, up to 2,000 steps",
+        "selective_copy.py:length=100,num_steps=2000,patience=0,stop_when_solved=True",
+        20_000,
+        "gating",
+        "none",
+        "accuracy",
+        higher_is_better=True,
+        scale=100,
+        unit="%",
+    ),
+}
+
+
+def search_runs(task_name: str) -> list[Run]:
+    """One search per cell of the task: TRIALS trials, the best rerun with SEEDS."""
+    task = TASKS[task_name]
+    runs = []
+    for cell in task.cells:
+        name = f"{task_name}_{cell}"
+        command = (
+            "-m", "experiments", "search", task.config, f"--space={task.space}",
+            f"--trials={TRIALS}", f"--set=model.cell={cell}",
+            f"--set=model.param_budget={task.param_budget}", *task.overrides,
+            f"--pruner={task.pruner}", f"--seeds={SEEDS}", "--study=gating",
+            f"--name=gating-{name}", "--out={workdir}", "--record={out}",
+        )  # fmt: skip
+        runs.append(Run(name, command=command))
+    return runs
+
+
+GROUPS = {name: (lambda results_dir, name=name: search_runs(name)) for name in TASKS}
+
+
+# -- tables ------------------------------------------------------------------------------------
+def _scaled(task: Task, stats: dict) -> str:
+    return tables.fmt_mean_std([v * task.scale for v in stats["values"]], digits=2) + task.unit
+
+
+def task_table(task_name: str, results: dict[str, dict]) -> str:
+    """Per cell: the tuned test metric over the reruns, its width and parameters, the best
+    trial's fields, the trials pruned / diverged, and the search's and reruns' wall time."""
+    task = TASKS[task_name]
+    rows = []
+    for cell in task.cells:
+        record = results.get(f"{task_name}_{cell}")
+        if record is None:
+            rows.append([f"`{cell}`", "not run yet", "", "", "", "", ""])
+            continue
+        best = record["best_trial"]
+        test = record["rerun_summary"]["test"].get(task.metric)
+        trials = record["trials"]
+        states = [t["state"] for t in trials]
+        fields = ", ".join(
+            f"{k.rsplit('.', 1)[-1]} {v:.2g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]} {v}"
+            for k, v in best["params"].items()
+        )  # fmt: skip
+        rows.append([
+            f"`{cell}`",
+            _scaled(task, test) if test else "–",
+            f"{best.get('hidden_size', '–')} / {best.get('num_params', 0):,}",
+            fields,
+            f"{len(trials)} ({states.count('PRUNED')} pruned, "
+            f"{sum(s == 'FAIL' for s in states)} failed)",
+            f"{record['search_wall_time_s'] / 60:.1f}",
+            f"{record['rerun_wall_time_s'] / 60:.1f}",
+        ])  # fmt: skip
+    return tables.markdown(
+        ["cell", f"test {task.metric} (3 seeds)", "width / parameters", "best trial's fields",
+         "trials", "search min", "reruns min"],
+        rows, align="lrrlrrr",
+    )  # fmt: skip
+
+
+def importance_table(task_name: str, results: dict[str, dict]) -> str:
+    """fANOVA importance of each searched field per cell (the share of the validation
+    objective's variance over the completed trials)."""
+    task = TASKS[task_name]
+    found = {c: results[f"{task_name}_{c}"] for c in task.cells if f"{task_name}_{c}" in results}
+    fields = []
+    for record in found.values():
+        for field in record["search"]["fields"]:
+            if field not in fields:
+                fields.append(field)
+    rows = []
+    for cell, record in found.items():
+        fanova = record["importance"].get("fanova")
+        if not fanova:
+            rows.append(
+                [f"`{cell}`", *([record["importance"].get("note", "–")] + [""] * (len(fields) - 1))]
+            )
+            continue
+        rows.append([f"`{cell}`", *(f"{fanova[f]:.2f}" if f in fanova else "n/a" for f in fields)])
+    header = ["cell", *(f"`{f.rsplit('.', 1)[-1]}`" for f in fields)]
+    return tables.markdown(header, rows, align="l" + "r" * len(fields))
+
+
+def readme_tables(results_dir: str) -> dict[str, str]:
+    results = records.load_all(results_dir)
+    out = {}
+    for name in TASKS:
+        out[name] = task_table(name, results)
+        out[f"{name}_importance"] = importance_table(name, results)
+    return out
+
+
+def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
+    """Per task, the fANOVA importance of each field for each cell (bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = records.load_all(results_dir)
+    written = []
+    os.makedirs(figures_dir, exist_ok=True)
+    for name, task in TASKS.items():
+        found = {c: results[f"{name}_{c}"] for c in task.cells if f"{name}_{c}" in results}
+        found = {c: r for c, r in found.items() if r["importance"].get("fanova")}
+        if not found:
+            continue
+        fields = sorted({f for r in found.values() for f in r["importance"]["fanova"]})
+        fig, ax = plt.subplots(figsize=(7, 3))
+        width = 0.8 / len(fields)
+        for i, field in enumerate(fields):
+            values = [found[c]["importance"]["fanova"].get(field, 0.0) for c in found]
+            ax.bar([j + i * width for j in range(len(found))], values, width,
+                   label=field.rsplit(".", 1)[-1])  # fmt: skip
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(found))], list(found))
+        ax.set_ylabel("fANOVA importance")
+        ax.set_title(task.title, fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = os.path.join(figures_dir, f"importance_{name}.png")
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def headline(results_dir: str) -> dict[str, str]:
+    results = records.load_all(results_dir)
+    task = TASKS["mnist1d"]
+    scored = {}
+    for cell in task.cells:
+        record = results.get(f"mnist1d_{cell}")
+        stats = record and record["rerun_summary"]["test"].get(task.metric)
+        if stats:
+            scored[cell] = stats
+    if not scored:
+        return {"ours": "searches under way", "published": "-"}
+    best = max(scored, key=lambda c: scored[c]["mean"])
+    return {
+        "ours": f"MNIST-1D at 10k parameters, tuned: {best} {_scaled(task, scored[best])} "
+        f"({len(scored)} cells)",
+        "published": "Greff et al. 2017: no variant beats the LSTM clearly",
+    }
