@@ -61,8 +61,8 @@ class Task:
 
 TASKS = {
     # Bidirectional with a mean-pooled head: the published flatten head's 480 x 10 weights would
-    # outweigh the cells themselves; 2,000 steps of Adam (about 56 epochs), validation every 250 (the pruner's
-    # checkpoints).
+    # outweigh the cells themselves; 2,000 steps of Adam (about 56 epochs), validation every
+    # 250 (the pruner's checkpoints).
     "mnist1d": Task(
         "MNIST-1D, 10,000 parameters, 2,000 steps",
         "mnist1d.py:head=mean,num_steps=2000",
@@ -139,10 +139,7 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
         test = record["rerun_summary"]["test"].get(task.metric)
         trials = record["trials"]
         states = [t["state"] for t in trials]
-        fields = ", ".join(
-            f"{k.rsplit('.', 1)[-1]} {v:.2g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]} {v}"
-            for k, v in best["params"].items()
-        )  # fmt: skip
+        fields = ", ".join(f"{k.rsplit('.', 1)[-1]} {v:.2g}" for k, v in best["params"].items())
         rows.append([
             f"`{cell}`",
             _scaled(task, test) if test else "–",
