@@ -5,7 +5,12 @@ and gate statistics), from the records in results/.
 from __future__ import annotations
 
 from experiments.lab import tables
-from experiments.studies.long_range.grid import LONG_RANGE_MODELS
+from experiments.studies.long_range.grid import (
+    LONG_RANGE_BUDGETS,
+    LONG_RANGE_EXTRA_SEEDS,
+    LONG_RANGE_MODELS,
+    LONG_RANGE_SEED_MODELS,
+)
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -100,7 +105,11 @@ def long_range_cells_table(results: dict, length: int = 400) -> str:
     """The group long_range_cells: every other cell on the adding problem at T = `length`."""
     prefix = f"long_adding_{length}_"
     runs = {n[len(prefix) :]: r for n, r in sorted(results.items()) if n.startswith(prefix)}
-    runs = {c: r for c, r in runs.items() if c not in LONG_RANGE_MODELS and "_lr" not in c}
+    runs = {
+        c: r
+        for c, r in runs.items()
+        if c not in LONG_RANGE_MODELS and "_lr" not in c and "_seed" not in c
+    }
     if not runs:
         return ""
     return (
@@ -108,6 +117,32 @@ def long_range_cells_table(results: dict, length: int = 400) -> str:
         "|---|" + "---|" * len(runs) + "\n"
         f"| T = {length} | " + " | ".join(long_range_cell(r) for r in runs.values()) + " |\n"
     )
+
+
+def long_range_seeds_table(results: dict) -> str:
+    """The group long_range_seeds beside the long_range group's seed 0: per T and model, the
+    steps to solve the adding problem over seeds 0-2 (mean ± std over the seeds that solved
+    it, then each seed's), and how many seeds solved it within the budget."""
+    seeds = (0, *LONG_RANGE_EXTRA_SEEDS)
+    lengths = sorted(LONG_RANGE_BUDGETS["adding"])
+    head = ["T", "budget (steps)", *(m.upper() for m in LONG_RANGE_SEED_MODELS)]
+    rows = []
+    for t in lengths:
+        row = [str(t), f"{LONG_RANGE_BUDGETS['adding'][t]:,}"]
+        for model in LONG_RANGE_SEED_MODELS:
+            found = [results.get(f"long_adding_{t}_{model}" + (f"_seed{s}" if s else ""))
+                     for s in seeds]  # fmt: skip
+            if any(r is None for r in found):
+                row.append(f"{sum(r is not None for r in found)} / {len(seeds)} seeds run")
+                continue
+            solved = [r.get("steps_to_solve") for r in found]
+            done = [x for x in solved if x]
+            shown = ", ".join(f"{x:,}" if x else f"not in {r['steps']:,}"
+                              for x, r in zip(solved, found, strict=True))  # fmt: skip
+            mean = tables.fmt_mean_std(done, digits=0) if done else "–"
+            row.append(f"{mean} ({shown}); {len(done)}/{len(seeds)} solved")
+        rows.append(row)
+    return tables.markdown(head, rows, align="rr" + "r" * len(LONG_RANGE_SEED_MODELS))
 
 
 def long_range_wall_hours(results: dict) -> float:

@@ -57,6 +57,7 @@ def readme_tables(results_dir: str) -> dict[str, str]:
         "up to four runs sharing it.",
         "long_range_adding": render.long_range_study_table(results, "adding"),
         "long_range_cells": render.long_range_cells_table(results),
+        "long_range_seeds": render.long_range_seeds_table(results),
         "long_range_copy": render.long_range_study_table(results, "copy"),
         "gradient_flow": render.gradient_flow_table(results),
         "gates": render.gates_table(results),

@@ -3,7 +3,7 @@ baselines on FSDD, speaker-dependent and speaker-independent, 3 seeds (README.md
 
 from __future__ import annotations
 
-from experiments.lab import Run, records
+from experiments.lab import Run, records, tables
 from experiments.studies.speech import render
 
 SEEDS = (0, 1, 2)
@@ -37,15 +37,66 @@ def speech_runs(results_dir: str) -> list[Run]:
     return isolated + connected
 
 
-GROUPS = {"speech": speech_runs}
+# Leave one speaker out (issue 36): each of the six FSDD speakers is the test speaker once, the
+# next one in the list the validation speaker, the other four train; seed 0 per fold. The
+# models: the speaker-independent ones that normalise each recording (CMVN).
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  # train/data/speech.py
+LOSO_MODELS = (
+    ("spoken_digits", "bilstm_cmvn", "model=rnn,normalization=utterance"),
+    ("spoken_digits", "cnn_cmvn", "model=cnn,normalization=utterance"),
+    ("connected_digits", "bilstm_cmvn", "bidirectional=True,normalization=utterance"),
+)
+
+
+def loso_valid_speaker(test_speaker: str) -> str:
+    """The validation speaker of the fold that tests `test_speaker`: the next in SPEAKERS."""
+    return SPEAKERS[(SPEAKERS.index(test_speaker) + 1) % len(SPEAKERS)]
+
+
+def loso_runs(results_dir: str) -> list[Run]:
+    """<task>_loso_<test speaker>_<model>_s0: 6 folds x 3 models."""
+    return [
+        Run(f"{task}_loso_{speaker}_{label}_s0",
+            config=f"{task}.py:split=speaker_independent,test_speaker={speaker},"
+            f"valid_speaker={loso_valid_speaker(speaker)},{arg},seed=0")
+        for task, label, arg in LOSO_MODELS
+        for speaker in SPEAKERS
+    ]  # fmt: skip
+
+
+GROUPS = {"speech": speech_runs, "speech_loso": loso_runs}
 
 
 def _results(results_dir: str) -> dict:
     return records.load_all(results_dir, prefixes=("spoken_digits_", "connected_digits_"))
 
 
+def loso_table(results_dir: str) -> str:
+    """Per model: the test metrics' mean ± std over the six folds, then each test speaker's."""
+    results = records.load_all(
+        results_dir, prefixes=("spoken_digits_loso_", "connected_digits_loso_")
+    )
+    rows = []
+    for task, label, _ in LOSO_MODELS:
+        metrics = render.METRICS[task]
+        folds = {s: results.get(f"{task}_loso_{s}_{label}_s0") for s in SPEAKERS}
+        done = {s: r for s, r in folds.items() if r is not None and "test" in r}
+        for metric in metrics:
+            values = [done[s]["test"][metric] for s in SPEAKERS if s in done]
+            summary = tables.fmt_mean_std(values) if values else "–"
+            rows.append([
+                f"{task.replace('_', ' ')}, {label}", metric.replace("_", " "),
+                f"{summary} ({len(values)} folds)",
+                *(f"{done[s]['test'][metric]:.3f}" if s in done else "–" for s in SPEAKERS),
+            ])  # fmt: skip
+    return tables.markdown(
+        ["model", "test metric", "mean ± std over folds", *SPEAKERS], rows,
+        align="llr" + "r" * len(SPEAKERS),
+    )  # fmt: skip
+
+
 def readme_tables(results_dir: str) -> dict[str, str]:
-    return {"speech": render.table(_results(results_dir))}
+    return {"speech": render.table(_results(results_dir)), "loso": loso_table(results_dir)}
 
 
 def config_results(results_dir: str) -> dict[str, str]:
