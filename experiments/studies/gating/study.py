@@ -97,6 +97,26 @@ TASKS = {
         scale=100,
         unit="%",
     ),
+    # One layer (no dropout), 32-dim embeddings, 1,000 steps of 32 x 64 characters with the
+    # config's warm-up and cosine decay; 5% of the text held out as a test set of its own (the
+    # config's default reports the validation text again), 10% validates.
+    "shakespeare": Task(
+        "Tiny Shakespeare, 1 layer, 50,000 parameters, 1,000 steps",
+        "shakespeare_char.py",
+        50_000,
+        "gating",
+        "median",
+        "bits_per_char",
+        overrides=(
+            "--set=model.num_layers=1",
+            "--set=model.dropout=0.0",
+            "--set=model.embed_size=32",
+            "--set=train.num_steps=1000",
+            "--set=train.eval_every=250",
+            "--set=train.seq_len=64",
+            "--set=data.test_fraction=0.05",
+        ),  # fmt: skip
+    ),
 }
 
 
