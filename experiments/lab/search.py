@@ -437,7 +437,7 @@ class Search:
         except trainer.Preempted:
             trial.set_user_attr("stopped", True)
             raise
-        for key in ("steps", "best_step", "stopped_early", "wall_time_s"):
+        for key in ("steps", "best_step", "stopped_early", "wall_time_s", "train_time_s"):
             trial.set_user_attr(key, results[key])
         trial.set_user_attr("num_params", results["params"])
         trial.set_user_attr("hidden_size", results["config"]["model"]["hidden_size"])
@@ -515,7 +515,7 @@ class Search:
         trials = [_trial_record(t) for t in study.get_trials(deepcopy=False)]
         reruns, best = self._reruns_study(study)
         seeds = [
-            _trial_record(t) for t in reruns.get_trials(deepcopy=False)
+            _with_train_time(_trial_record(t)) for t in reruns.get_trials(deepcopy=False)
             if t.user_attrs.get("best_trial") is not None and t.state.name in ("COMPLETE", "FAIL")
         ]  # fmt: skip
         summary = {}
@@ -549,6 +549,15 @@ def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
     """The stored form of a running trial (its system attributes say whether it is a retry)."""
     running = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     return next(t for t in running if t.number == trial.number)
+
+
+def _with_train_time(trial: dict) -> dict:
+    """A rerun's record with its training time (without compilation and evaluation), read from
+    its results.json where a search recorded before that attribute existed left it out."""
+    path = os.path.join(records.ROOT, trial.get("workdir", ""), "results.json")
+    if "train_time_s" not in trial and trial.get("workdir") and os.path.exists(path):
+        trial["train_time_s"] = records.read(path)["train_time_s"]
+    return trial
 
 
 def _stats(values: list[float]) -> dict:

@@ -55,6 +55,7 @@ class Task:
     higher_is_better: bool = False
     scale: float = 1.0  # the table shows metric * scale
     unit: str = ""
+    tokens_per_step: int = 0  # sequence steps in one training batch (batch x length)
     cells: tuple[str, ...] = CELLS
     overrides: tuple[str, ...] = ()
 
@@ -73,6 +74,7 @@ TASKS = {
         higher_is_better=True,
         scale=100,
         unit="%",
+        tokens_per_step=100 * 40,
     ),
     # T = 400 with a solved-stop; no pruning: these runs sit at the trivial baseline for
     # hundreds of steps before they drop, so a median rule would stop the ones that would
@@ -84,6 +86,7 @@ TASKS = {
         "gating_long",
         "none",
         "mse",
+        tokens_per_step=50 * 400,
         cells=(*CELLS, "irnn"),
     ),
     "selective_copy": Task(
@@ -96,6 +99,7 @@ TASKS = {
         higher_is_better=True,
         scale=100,
         unit="%",
+        tokens_per_step=50 * (100 + 8),
     ),
     # One layer (no dropout), 32-dim embeddings, 1,000 steps of 32 x 64 characters with the
     # config's warm-up and cosine decay; 5% of the text held out as a test set of its own (the
@@ -107,6 +111,7 @@ TASKS = {
         "gating",
         "median",
         "bits_per_char",
+        tokens_per_step=32 * 64,
         overrides=(
             "--set=model.num_layers=1",
             "--set=model.dropout=0.0",
@@ -145,6 +150,17 @@ def _scaled(task: Task, stats: dict) -> str:
     return tables.fmt_mean_std([v * task.scale for v in stats["values"]], digits=2) + task.unit
 
 
+def _tokens_per_sec(task: Task, reruns: list[dict]) -> str:
+    """Training throughput of the reruns: sequence steps per second of training time
+    (compilation and evaluation excluded), mean over the reruns."""
+    rates = [
+        r["steps"] * task.tokens_per_step / r["train_time_s"]
+        for r in reruns
+        if r.get("train_time_s") and r.get("steps")
+    ]
+    return f"{sum(rates) / len(rates):,.0f}" if rates else "–"
+
+
 def task_table(task_name: str, results: dict[str, dict]) -> str:
     """Per cell: the tuned test metric over the reruns, its width and parameters, the best
     trial's fields, the trials pruned / diverged, and the search's and reruns' wall time."""
@@ -153,7 +169,7 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
     for cell in task.cells:
         record = results.get(f"{task_name}_{cell}")
         if record is None:
-            rows.append([f"`{cell}`", "not run yet", "", "", "", "", ""])
+            rows.append([f"`{cell}`", "not run yet", "", "", "", "", "", ""])
             continue
         best = record["best_trial"]
         test = record["rerun_summary"]["test"].get(task.metric)
@@ -167,13 +183,14 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
             fields,
             f"{len(trials)} ({states.count('PRUNED')} pruned, "
             f"{sum(s == 'FAIL' for s in states)} failed)",
+            _tokens_per_sec(task, record["reruns"]),
             f"{record['search_wall_time_s'] / 60:.1f}",
             f"{record['rerun_wall_time_s'] / 60:.1f}",
         ])  # fmt: skip
     return tables.markdown(
         ["cell", f"test {task.metric} (3 seeds)", "width / parameters", "best trial's fields",
-         "trials", "search min", "reruns min"],
-        rows, align="lrrlrrr",
+         "trials", "tokens/s (reruns)", "search min", "reruns min"],
+        rows, align="lrrlrrrr",
     )  # fmt: skip
 
 
