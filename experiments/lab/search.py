@@ -524,7 +524,7 @@ class Search:
             summary[split] = {
                 key: _stats([v[key] for v in values]) for key in (values[0] if values else {})
             }
-        wall = sum(t.get("wall_time_s") or 0.0 for t in trials)
+        wall = sum(t.get("duration_s") or 0.0 for t in trials)
         record = {
             "name": self.name,
             "search": self.describe(),
@@ -536,7 +536,7 @@ class Search:
             "rerun_summary": summary,
             "importance": importance(study),
             "search_wall_time_s": wall,
-            "rerun_wall_time_s": sum(s.get("wall_time_s") or 0.0 for s in seeds),
+            "rerun_wall_time_s": sum(s.get("duration_s") or 0.0 for s in seeds),
             **records.provenance(),
             "command": "python -m experiments " + " ".join(self.command_args(hide_password=True)),
         }
@@ -573,6 +573,9 @@ def _trial_record(trial: optuna.trial.FrozenTrial) -> dict:
         "params": dict(trial.params),
         "value": trial.value,
         "last_reported_step": max(trial.intermediate_values, default=None),
+        # The trial's whole cost as Optuna timed it (set-up, compilation, evaluation included;
+        # pruned and failed trials too).
+        "duration_s": trial.duration.total_seconds() if trial.duration else None,
     }
     out.update({k: v for k, v in attrs.items() if k != "best_trial"})
     return out
@@ -613,7 +616,7 @@ def summary_lines(record: dict) -> list[str]:
     lines = [
         f"search {record['name']}: {len(record['trials'])} trials "
         f"({sum(t['state'] == 'PRUNED' for t in record['trials'])} pruned), "
-        f"{record['search_wall_time_s'] / 60:.1f} min of training",
+        f"{record['search_wall_time_s'] / 60:.1f} min of trials",
         f"best trial {best['number']}: valid {metric} {best['value']:.4g} with {best['params']}",
     ]
     for split in ("valid", "test"):
