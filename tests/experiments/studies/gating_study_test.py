@@ -1,0 +1,72 @@
+"""The gating study's grid: every search it would launch is accepted before any training (its
+config, fixed fields, space and metric), every cell meets the task's parameter budget within
+2%, and the tables render from a record in the shape `search` writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.lab import search
+from experiments.lab import study as study_lib
+from experiments.studies.gating import study as gating
+from train import budget, validate
+
+
+def _search_of(run) -> search.Search:
+    """The Search a run's command line would build (without running it)."""
+    args = list(run.command[3:])  # after '-m experiments search'
+    config, options = args[0], {}
+    overrides = []
+    for arg in args[1:]:
+        key, _, value = arg[2:].partition("=")
+        if key == "set":
+            overrides.append(value)
+        else:
+            options[key] = value
+    return search.Search(
+        config=config, space=options["space"], trials=int(options["trials"]),
+        overrides=tuple(overrides), pruner=options["pruner"], name=options["name"],
+        out="/nonexistent", study_module=gating,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("task", list(gating.TASKS))
+def test_every_search_of_the_study_is_accepted_and_every_cell_meets_the_budget(task):
+    runs = study_lib.load("gating").runs(task, "unused")
+    assert [r.name for r in runs] == [f"{task}_{cell}" for cell in gating.TASKS[task].cells]
+    first = _search_of(runs[0])  # the whole check (config, space, metric) for one cell
+    assert first.metric == first.base.train.best_metric
+    for run in runs:  # the budget for every cell
+        config = first.base.copy_and_resolve_references()
+        cell = next(a for a in run.command if a.startswith("--set=model.cell=")).split("=")[-1]
+        config.model.cell = cell
+        chosen = budget.choose_width(config, validate.validate(config))
+        assert abs(chosen["deviation"]) <= budget.TOLERANCE, (cell, chosen)
+
+
+def test_a_space_field_a_cell_lacks_is_left_out_for_that_cell():
+    runs = {r.name: r for r in study_lib.load("gating").runs("adding", "unused")}
+    assert _search_of(runs["adding_gru"]).not_applicable == []
+    assert _search_of(runs["adding_mgu"]).not_applicable == ["model.cell_options.chrono_t_max"]
+    assert "model.cell_options.chrono_t_max" in _search_of(runs["adding_lstm"]).fields
+
+
+def test_the_tables_render_a_search_record(tmp_path):
+    record = {
+        "search": {"fields": {"optim.learning_rate": "log-uniform"}},
+        "best_trial": {"params": {"optim.learning_rate": 0.003}, "hidden_size": 38,
+                       "num_params": 9994},
+        "trials": [{"state": "COMPLETE"}, {"state": "PRUNED"}, {"state": "FAIL"}],
+        "rerun_summary": {"test": {"accuracy": {"values": [0.9, 0.92, 0.91]}}},
+        "reruns": [{"steps": 2000, "train_time_s": 40.0}],
+        "importance": {"fanova": {"optim.learning_rate": 1.0}},
+        "search_wall_time_s": 600.0,
+        "rerun_wall_time_s": 120.0,
+    }  # fmt: skip
+    table = gating.task_table("mnist1d", {"mnist1d_gru": record})
+    row = next(line for line in table.splitlines() if line.startswith("| `gru`"))
+    assert "91.00 ± 1.00%" in row and "38 / 9,994" in row and "learning_rate 0.003" in row
+    assert "3 (1 pruned, 1 failed)" in row and "200,000" in row
+    assert "| `lstm` | not run yet |" in table
+    importance = gating.importance_table("mnist1d", {"mnist1d_gru": record})
+    assert "| `gru` | 1.00 |" in importance
