@@ -217,9 +217,32 @@ def importance_table(task_name: str, results: dict[str, dict]) -> str:
     return tables.markdown(header, rows, align="l" + "r" * len(fields))
 
 
+def provenance_table(results: dict[str, dict]) -> str:
+    """Per task: searches recorded, commits, hardware, and the summed wall time of the trials
+    and of the reruns (each search ran as one process on the 2 cores, two searches at a time)."""
+    rows = []
+    for name, task in TASKS.items():
+        found = [results[f"{name}_{c}"] for c in task.cells if f"{name}_{c}" in results]
+        commits = sorted({r["git_commit"][:7] + (" (dirty)" if r.get("git_dirty") else "")
+                          for r in found})  # fmt: skip
+        cpus = sorted({f"{r['hardware']['cpu']}, {r['hardware']['cpu_count']} cores"
+                       for r in found})  # fmt: skip
+        trials = sum(r["search_wall_time_s"] for r in found) / 3600
+        reruns = sum(r["rerun_wall_time_s"] for r in found) / 3600
+        rows.append([
+            name, f"{len(found)} / {len(task.cells)}", ", ".join(commits) or "–",
+            "; ".join(cpus) or "–", f"{trials:.2f} h" if found else "–",
+            f"{reruns:.2f} h" if found else "–",
+        ])  # fmt: skip
+    return tables.markdown(
+        ["task", "searches", "commits", "hardware", "trials' wall time", "reruns' wall time"],
+        rows, align="lrllrr",
+    )  # fmt: skip
+
+
 def readme_tables(results_dir: str) -> dict[str, str]:
     results = records.load_all(results_dir)
-    out = {}
+    out = {"provenance": provenance_table(results)}
     for name in TASKS:
         out[name] = task_table(name, results)
         out[f"{name}_importance"] = importance_table(name, results)
