@@ -58,6 +58,7 @@ PRUNERS = ("median", "asha", "none")
 SAMPLERS = ("tpe", "random")
 HEARTBEAT_S = 30  # a running trial writes a heartbeat this often; stale after 3 missed
 MAX_RETRIES = 3  # retries of a trial whose worker died or was stopped
+POLL_S = 10  # how often a worker with nothing to start looks at the others' progress
 
 
 class SearchError(ValueError):
@@ -345,11 +346,14 @@ class Search:
             _retry_stopped(study)
         if jobs > 1:
             return self._run_workers(jobs)
-        self._search(study)
-        if not self._complete(study):
-            print(f"search {self.name}: trials still run in other workers; the reruns start "
-                  "when the last one ends", flush=True)  # fmt: skip
-            return None
+        while True:  # trials until none is left to start, then wait for the others' to end
+            self._search(study)
+            if self._complete(study):
+                break
+            if not self._counts(study)[2]:  # nothing queued (a retry would be): wait
+                print(f"search {self.name}: waiting for trials running in other workers",
+                      flush=True)  # fmt: skip
+                time.sleep(POLL_S)
         self._rerun_best(study)
         if worker:
             return None
@@ -484,10 +488,23 @@ class Search:
         for seed in self.seeds:  # every worker enqueues; the storage keeps one of each
             reruns.enqueue_trial({"seed": seed}, user_attrs={"best_trial": best.number},
                                  skip_if_exists=True)  # fmt: skip
-        while any(t.state == optuna.trial.TrialState.WAITING for t in reruns.get_trials()):
-            reruns.optimize(
-                lambda trial: self._rerun(trial, best), n_trials=1, catch=(_Stray, _Diverged)
-            )
+        # A rerun that failed for another reason than diverging (a crash, a signal) runs again.
+        _retry_stopped(reruns, lambda t: "best_trial" in t.user_attrs and not t.user_attrs.get(
+            "diverged"))  # fmt: skip
+        while not self._reruns_done(study):  # every worker takes queued seeds until none is
+            optuna.storages.fail_stale_trials(reruns)  # left, then waits for the others' reruns
+            states = [t.state for t in reruns.get_trials(deepcopy=False)]
+            if optuna.trial.TrialState.WAITING in states:
+                reruns.optimize(
+                    lambda trial: self._rerun(trial, best), n_trials=1, catch=(_Stray, _Diverged)
+                )
+            elif optuna.trial.TrialState.RUNNING in states:
+                time.sleep(POLL_S)
+            else:
+                raise SearchError(
+                    f"search {self.name}: a rerun of the best configuration failed; its log "
+                    "says why; the same command runs it again"
+                )
 
     def _rerun(self, trial: optuna.Trial, best: optuna.trial.FrozenTrial) -> float:
         if "best_trial" not in trial.user_attrs:
@@ -597,8 +614,9 @@ def importance(study: optuna.Study) -> dict:
     return {"fanova": {k: float(v) for k, v in values.items()}, "trials": len(complete)}
 
 
-def _retry_stopped(study: optuna.Study) -> None:
-    """Re-queues trials a SIGTERM/SIGINT stopped (failed with 'stopped') that nothing retried."""
+def _retry_stopped(study: optuna.Study, failed=lambda t: t.user_attrs.get("stopped")) -> None:
+    """Re-queues the failed trials `failed` picks (default: those a SIGTERM/SIGINT stopped)
+    that nothing retried yet."""
     trials = study.get_trials(deepcopy=False)
     retried = {
         n for t in trials
@@ -606,7 +624,7 @@ def _retry_stopped(study: optuna.Study) -> None:
     }  # fmt: skip
     callback = optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRIES)
     for t in trials:
-        if t.state.name == "FAIL" and t.user_attrs.get("stopped") and t.number not in retried:
+        if t.state.name == "FAIL" and failed(t) and t.number not in retried:
             callback(study, t)
 
 
