@@ -25,11 +25,17 @@ def git_commit() -> str:
     return (out.stdout.strip() if out else "") or "unknown"
 
 
+# A study's records are what runs write, not code: a grid that replaces committed records
+# (`python -m experiments run ... --force`) must not mark its own later runs dirty.
+_RECORDS = ":(exclude,glob)experiments/studies/*/results/**"
+
+
 def git_dirty() -> bool | None:
     """Whether tracked files differ from the commit (`git_commit`): a result recorded from such
-    a tree was made by code no commit holds. Untracked files (workdirs, new results) do not
-    count. None where git or a checkout is not there to ask."""
-    out = _git("status", "--porcelain", "--untracked-files=no")
+    a tree was made by code no commit holds. Untracked files (workdirs, new results) and the
+    studies' records (experiments/studies/*/results/) do not count. None where git or a
+    checkout is not there to ask."""
+    out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", _RECORDS)
     if out is None or out.returncode != 0:
         return None
     return bool(out.stdout.strip())

@@ -29,6 +29,22 @@ def test_git_dirty_sees_tracked_changes_only(tmp_path, monkeypatch):
     assert provenance.git_dirty() is True
 
 
+def test_a_studys_records_being_replaced_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
+    _repo(tmp_path)
+    records = tmp_path / "experiments" / "studies" / "s" / "results"
+    records.mkdir(parents=True)
+    (records / "run.json").write_text("{}")
+    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+    subprocess.run(["git", "commit", "-qm", "a record"], cwd=tmp_path, check=True)
+    monkeypatch.setattr(provenance, "ROOT", str(tmp_path))
+    (records / "run.json").write_text('{"replaced": true}')  # a grid rerun with --force
+    assert provenance.git_dirty() is False
+    (tmp_path / "experiments" / "studies" / "s" / "study.py").write_text("")  # untracked code
+    assert provenance.git_dirty() is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert provenance.git_dirty() is True
+
+
 @pytest.mark.parametrize("broken", ["not a repository", "no git"])
 def test_git_dirty_is_unknown_without_a_checkout(tmp_path, monkeypatch, broken):
     monkeypatch.setattr(provenance, "ROOT", str(tmp_path))

@@ -201,7 +201,9 @@ def section(results: dict) -> str:
         "The same split as above with the protocol of Zeng et al. 2023 and Lin et al. 2023: "
         "look-back L = 336 for the linear models (720 for SegRNN), every stride-1 test window; "
         "the linear models trained in this harness exactly as their scripts "
-        "(`experiments/configs/ltsf.py`: Adam 0.005, batch 32, lr halved per epoch, 10 epochs, "
+        "(`experiments/configs/ltsf.py`: Adam 0.005, batch 32, their `lradj='type1'`: two epochs "
+        "at the full rate, then halved after each epoch (before issue 36 the rate was halved "
+        "after the first epoch; every linear run was rerun), 10 epochs, "
         "patience 3; DLinear also as its first release, every weight starting at 1/L: "
         "`init=mean`), the last value with no training. Test MSE, mean ± std over seeds, the "
         "published number in brackets (DLinear's / SegRNN's Table 2). SegRNN as the authors' "
@@ -367,7 +369,8 @@ def trained_drop_last_note(results: dict) -> str:
     return (
         "The same for trained runs (their best checkpoints; `python -m "
         "experiments.studies.forecasting.ltsf --trained=WORKDIR,...`, "
-        "`results/ltsf_drop_last_trained.json`), test MSE "
+        "`results/ltsf_drop_last_trained.json`; the linear models there are the runs of the "
+        "schedule before issue 36, which halved the rate after the first epoch), test MSE "
         "over every window -> without the last partial batch: " + "; ".join(parts) + ".\n"
     )
 
