@@ -206,15 +206,16 @@ def importance_table(task_name: str, results: dict[str, dict]) -> str:
                 fields.append(field)
     rows = []
     for cell, record in found.items():
-        fanova = record["importance"].get("fanova")
+        importance = record["importance"]
+        fanova = importance.get("fanova")
         if not fanova:
-            rows.append(
-                [f"`{cell}`", *([record["importance"].get("note", "–")] + [""] * (len(fields) - 1))]
-            )
+            note = importance.get("note", "–")
+            rows.append([f"`{cell}`", "–", note, *[""] * (len(fields) - 1)])
             continue
-        rows.append([f"`{cell}`", *(f"{fanova[f]:.2f}" if f in fanova else "n/a" for f in fields)])
-    header = ["cell", *(f"`{f.rsplit('.', 1)[-1]}`" for f in fields)]
-    return tables.markdown(header, rows, align="l" + "r" * len(fields))
+        values = (f"{fanova[f]:.2f}" if f in fanova else "n/a" for f in fields)
+        rows.append([f"`{cell}`", str(importance["trials"]), *values])
+    header = ["cell", "complete trials", *(f"`{f.rsplit('.', 1)[-1]}`" for f in fields)]
+    return tables.markdown(header, rows, align="lr" + "r" * len(fields))
 
 
 def provenance_table(results: dict[str, dict]) -> str:

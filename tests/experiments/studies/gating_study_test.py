@@ -59,7 +59,7 @@ def test_the_tables_render_a_search_record(tmp_path):
         "trials": [{"state": "COMPLETE"}, {"state": "PRUNED"}, {"state": "FAIL"}],
         "rerun_summary": {"test": {"accuracy": {"values": [0.9, 0.92, 0.91]}}},
         "reruns": [{"steps": 2000, "train_time_s": 40.0}],
-        "importance": {"fanova": {"optim.learning_rate": 1.0}},
+        "importance": {"fanova": {"optim.learning_rate": 1.0}, "trials": 6},
         "search_wall_time_s": 600.0,
         "rerun_wall_time_s": 120.0,
     }  # fmt: skip
@@ -69,4 +69,4 @@ def test_the_tables_render_a_search_record(tmp_path):
     assert "3 (1 pruned, 1 failed)" in row and "200,000" in row
     assert "| `lstm` | not run yet |" in table
     importance = gating.importance_table("mnist1d", {"mnist1d_gru": record})
-    assert "| `gru` | 1.00 |" in importance
+    assert "| `gru` | 6 | 1.00 |" in importance
