@@ -101,7 +101,13 @@ def _search(args) -> int:
         seeds=seeds,
         study_module=study_lib.load(args.study).module if args.study else None,
     )
-    record = search.run(jobs=args.jobs, worker=args.worker)
+    from train import trainer
+
+    try:
+        record = search.run(jobs=args.jobs, worker=args.worker)
+    except trainer.Preempted as e:  # the trial is queued again for the next invocation
+        print(f"search {search.name}: {e}", file=sys.stderr, flush=True)
+        return 128 + e.signum
     if record is None:
         return 0
     for line in search_lib.summary_lines(record):
