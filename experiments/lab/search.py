@@ -209,7 +209,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             engine_kwargs={**engine, "pool_pre_ping": True},
             heartbeat_interval=HEARTBEAT_S,
             grace_period=3 * HEARTBEAT_S,
-            failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                MAX_RETRIES
+            ),
         )
     except Exception as e:  # noqa: BLE001 - SQLAlchemy and driver errors: one line
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
