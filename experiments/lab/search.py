@@ -446,6 +446,8 @@ class Search:
         for key in ("steps", "best_step", "stopped_early", "wall_time_s", "train_time_s"):
             trial.set_user_attr(key, results[key])
         trial.set_user_attr("num_params", results["params"])
+        trial.set_user_attr("git_commit", results["git_commit"])
+        trial.set_user_attr("git_dirty", results["git_dirty"])
         trial.set_user_attr("hidden_size", results["config"]["model"]["hidden_size"])
         for split in ("valid", "test"):
             if split in results:
@@ -531,7 +533,7 @@ class Search:
     # -- the record ------------------------------------------------------------------------
     def record(self, study: optuna.Study) -> dict:
         """The search's record (OUT/search.json): trials, reruns, importance, provenance."""
-        trials = [_trial_record(t) for t in study.get_trials(deepcopy=False)]
+        trials = [_with_train_time(_trial_record(t)) for t in study.get_trials(deepcopy=False)]
         reruns, best = self._reruns_study(study)
         seeds = [
             _with_train_time(_trial_record(t)) for t in reruns.get_trials(deepcopy=False)
@@ -554,6 +556,7 @@ class Search:
             "reruns": seeds,
             "rerun_summary": summary,
             "importance": importance(study),
+            "trained_at": _trained_at(trials + seeds),
             "search_wall_time_s": wall,
             "rerun_wall_time_s": sum(s.get("duration_s") or 0.0 for s in seeds),
             **records.provenance(),
@@ -571,12 +574,22 @@ def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
 
 
 def _with_train_time(trial: dict) -> dict:
-    """A rerun's record with its training time (without compilation and evaluation), read from
-    its results.json where a search recorded before that attribute existed left it out."""
+    """A trial's record with its training time (without compilation and evaluation) and the
+    commit it trained at, read from its results.json where a search recorded before those
+    attributes existed left them out."""
     path = os.path.join(records.ROOT, trial.get("workdir", ""), "results.json")
-    if "train_time_s" not in trial and trial.get("workdir") and os.path.exists(path):
-        trial["train_time_s"] = records.read(path)["train_time_s"]
+    missing = [k for k in ("train_time_s", "git_commit", "git_dirty") if k not in trial]
+    if missing and trial.get("workdir") and os.path.exists(path):
+        results = records.read(path)
+        trial.update({k: results[k] for k in missing if k in results})
     return trial
+
+
+def _trained_at(trials: list[dict]) -> list[dict]:
+    """The commits the trials and reruns trained at (a record is written later, perhaps at
+    another commit: its own git_commit says which code wrote it)."""
+    seen = {(t["git_commit"], t.get("git_dirty")) for t in trials if t.get("git_commit")}
+    return [{"git_commit": c, "git_dirty": d} for c, d in sorted(seen, key=str)]
 
 
 def _stats(values: list[float]) -> dict:

@@ -69,6 +69,8 @@ def test_a_search_records_its_trials_and_reruns_the_best_with_each_seed(finished
     assert record["rerun_summary"]["test"]["loss"]["values"] == losses
     assert record["search"]["fields"] == {"optim.learning_rate": "log-uniform [0.0001, 0.1]"}
     assert record["storage"].startswith("sqlite:///") and record["git_commit"]
+    # the commit the trials trained at (a record rewritten later may be written at another)
+    assert [c["git_commit"] for c in record["trained_at"]] == [record["git_commit"]]
 
 
 def test_the_same_command_resumes_and_a_larger_budget_adds_only_the_missing_trials(finished):

@@ -224,8 +224,8 @@ def provenance_table(results: dict[str, dict]) -> str:
     rows = []
     for name, task in TASKS.items():
         found = [results[f"{name}_{c}"] for c in task.cells if f"{name}_{c}" in results]
-        commits = sorted({r["git_commit"][:7] + (" (dirty)" if r.get("git_dirty") else "")
-                          for r in found})  # fmt: skip
+        commits = sorted({c["git_commit"][:7] + (" (dirty)" if c.get("git_dirty") else "")
+                          for r in found for c in r.get("trained_at") or [r]})  # fmt: skip
         cpus = sorted({f"{r['hardware']['cpu']}, {r['hardware']['cpu_count']} cores"
                        for r in found})  # fmt: skip
         trials = sum(r["search_wall_time_s"] for r in found) / 3600
