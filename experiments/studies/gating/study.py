@@ -266,13 +266,13 @@ def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
         if not found:
             continue
         fields = sorted({f for r in found.values() for f in r["importance"]["fanova"]})
-        fig, ax = plt.subplots(figsize=(7, 3))
+        fig, ax = plt.subplots(figsize=(9, 3.2))
         width = 0.8 / len(fields)
         for i, field in enumerate(fields):
             values = [found[c]["importance"]["fanova"].get(field, 0.0) for c in found]
             ax.bar([j + i * width for j in range(len(found))], values, width,
                    label=field.rsplit(".", 1)[-1])  # fmt: skip
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(found))], list(found))
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(found))], list(found), rotation=15)
         ax.set_ylabel("fANOVA importance")
         ax.set_title(task.title, fontsize=9)
         ax.legend(fontsize=7)
