@@ -90,3 +90,20 @@ def test_list_and_check_succeed():
     listed = _cli("list")
     assert listed.returncode == 0 and "init_schemes" in listed.stdout
     assert _cli("report", "--check").returncode == 0
+
+
+def test_no_record_names_a_folder_of_the_machine_it_ran_on():
+    """Committed records name workdirs relative to the repository (`workdirs/<study>/...`), not
+    by this checkout's absolute location: a record must read the same on every machine."""
+    parent = os.path.dirname(records.ROOT)
+    if len(parent) <= 1:  # a checkout at the file system's root has no parent to look for
+        pytest.skip("the checkout sits at /")
+    found = []
+    for name in STUDIES:
+        results = os.path.join(records.STUDIES_DIR, name, "results")
+        for file in sorted(os.listdir(results)) if os.path.isdir(results) else []:
+            if file.endswith(".json"):
+                with open(os.path.join(results, file)) as f:
+                    if parent + os.sep in f.read():
+                        found.append(f"{name}/results/{file}")
+    assert not found, f"records naming {parent}{os.sep}...: {found[:5]}"
