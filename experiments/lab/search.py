@@ -91,9 +91,10 @@ def load_config_module(config_arg: str):
     return module
 
 
-def load_config(config_arg: str) -> ml_collections.ConfigDict:
-    """get_config() of '<file>.py[:arg]', as `--config=` gives it to train.main."""
-    module = load_config_module(config_arg)
+def load_config(config_arg: str, module=None) -> ml_collections.ConfigDict:
+    """get_config() of '<file>.py[:arg]', as `--config=` gives it to train.main (`module`: its
+    `load_config_module`, when the caller has it already)."""
+    module = module or load_config_module(config_arg)
     _, _, arg = config_arg.partition(":")
     try:
         return module.get_config(arg) if arg else module.get_config()
@@ -245,7 +246,8 @@ class Search:
             raise SearchError(f"--sampler={self.sampler!r}: valid: {', '.join(SAMPLERS)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise SearchError(f"--seeds={self.seeds}: give distinct seeds, e.g. 0,1,2")
-        self.base = load_config(self.config)
+        config_module = load_config_module(self.config)
+        self.base = load_config(self.config, config_module)
         for text in self.overrides:
             field, value = parse_override(text)
             set_field(self.base, field, value, f"--set {text}")
@@ -255,7 +257,7 @@ class Search:
             validate.validate(self.base)
         except errors.ConfigError as e:
             raise SearchError(f"{self.config} with {list(self.overrides)}: {e}") from None
-        space = find_space(self.space, load_config_module(self.config), self.study_module)
+        space = find_space(self.space, config_module, self.study_module)
         self.fields, self.not_applicable = applicable_space(space, self.base)
         for field in self.fields:  # a misspelt field fails here, not in every trial
             set_field(self.base.copy_and_resolve_references(), field, None, f"--space={self.space}")
@@ -392,16 +394,16 @@ class Search:
         if any(codes):
             raise SearchError(f"workers exited with {codes}; their logs say why: {logs}")
         study = self.open()
-        return self.record(study) if self._complete(study) and self._reruns_done(study) else None
+        if not self._complete(study):
+            return None
+        return self.record(study) if self._reruns_done(self._reruns_study(study)[0]) else None
 
     # -- trials --------------------------------------------------------------------------------
     def _counts(self, study: optuna.Study) -> tuple[int, int, int]:
         """(trials done, running, waiting); diverged and refused trials count as done."""
         done = running = waiting = 0
         for t in study.get_trials(deepcopy=False):
-            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
-                done += 1
-            elif t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("diverged"):
+            if _ended(t):
                 done += 1
             elif t.state == optuna.trial.TrialState.RUNNING:
                 running += 1
@@ -495,7 +497,7 @@ class Search:
         # A rerun that failed for another reason than diverging (a crash, a signal) runs again.
         _retry_stopped(reruns, lambda t: "best_trial" in t.user_attrs and not t.user_attrs.get(
             "diverged"))  # fmt: skip
-        while not self._reruns_done(study):  # every worker takes queued seeds until none is
+        while not self._reruns_done(reruns):  # every worker takes queued seeds until none is
             optuna.storages.fail_stale_trials(reruns)  # left, then waits for the others' reruns
             states = [t.state for t in reruns.get_trials(deepcopy=False)]
             if optuna.trial.TrialState.WAITING in states:
@@ -520,13 +522,11 @@ class Search:
         results = self._train(trial, config, workdir, None, prune=False)
         return results["valid"][self.metric]
 
-    def _reruns_done(self, study: optuna.Study) -> bool:
-        reruns, _ = self._reruns_study(study)
+    def _reruns_done(self, reruns: optuna.Study) -> bool:
+        """Whether every seed's rerun has ended (a rerun is never pruned)."""
         done = {
             t.params.get("seed") for t in reruns.get_trials(deepcopy=False)
-            if t.user_attrs.get("best_trial") is not None
-            and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
-            and (t.state == optuna.trial.TrialState.COMPLETE or t.user_attrs.get("diverged"))
+            if t.user_attrs.get("best_trial") is not None and _ended(t)
         }  # fmt: skip
         return set(self.seeds) <= done
 
@@ -565,6 +565,15 @@ class Search:
         path = os.path.join(self.out, "search.json")
         records.write(path, record, overwrite=True, allow_dirty=True)
         return record
+
+
+def _ended(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial is over for good: complete, pruned, or failed by diverging (or by a
+    refused draw), which a retry would repeat; other failures are retried."""
+    state = optuna.trial.TrialState
+    return trial.state in (state.COMPLETE, state.PRUNED) or (
+        trial.state == state.FAIL and bool(trial.user_attrs.get("diverged"))
+    )
 
 
 def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
