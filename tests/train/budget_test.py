@@ -8,6 +8,8 @@ import os
 
 import pytest
 import train_testing as tt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from train_testing import compile_cache  # noqa: F401 - autouse: cached compiles
 
 import cells
@@ -92,3 +94,51 @@ def test_the_validation_hook_sees_every_pass_and_can_stop_the_run(tmp_path):
     assert "valid" in results and "test" not in results
     with pytest.raises(errors.ConfigError, match="final_splits: task 'synthetic' has no split"):
         trainer.train_and_evaluate(tt.tiny_config(), str(tmp_path / "c"), final_splits=("dev",))
+
+
+# Model shapes drawn at random: the budget must hold for every combination the schema accepts
+# (a stack or residual blocks with or without their FFN, 1-3 layers, one or two directions, the
+# heads of MNIST-1D), or be refused in one line; never a width that misses the budget silently.
+_CELLS = tuple(cells.names())
+
+
+@st.composite
+def _budgeted_configs(draw):
+    from experiments.lab import search
+
+    task = draw(st.sampled_from(("synthetic", "mnist1d")))
+    cell = draw(st.sampled_from(_CELLS))
+    if task == "synthetic":
+        config = budget_config(cell, 1)
+        config.model.num_layers = draw(st.integers(1, 3))
+        config.model.block = draw(st.sampled_from(("stack", "residual")))
+        if config.model.block == "residual":
+            config.model.block_ffn_factor = draw(st.sampled_from((0.0, 2.0)))
+            config.model.block_norm = draw(st.sampled_from(("rms", "layer")))
+    else:
+        head = draw(st.sampled_from(("mean", "last", "flatten")))
+        bidirectional = draw(st.booleans())
+        config = search.load_config(
+            f"mnist1d.py:cell={cell},head={head},bidirectional={bidirectional}"
+        )
+        config.model.num_layers = draw(st.integers(1, 2))
+    config.model.param_budget = draw(st.integers(2_000, 60_000))
+    return config
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=_budgeted_configs())
+def test_any_accepted_model_shape_meets_the_budget_or_is_refused_in_one_line(config):
+    try:
+        task_cls = validate.validate(config)
+        chosen = budget.apply(config, task_cls)
+    except errors.ConfigError as e:
+        assert "\n" not in str(e) and str(e).startswith("config.model."), str(e)
+        return
+    budget_n, width = config.model.param_budget, chosen["hidden_size"]
+    assert config.model.hidden_size == width
+    counts = {w: budget.count_at(config, task_cls, w) for w in (width - 1, width, width + 1) if w}
+    assert counts[width] == chosen["params"]
+    assert abs(counts[width] - budget_n) <= budget.TOLERANCE * budget_n, chosen
+    assert all(abs(c - budget_n) >= abs(counts[width] - budget_n) for c in counts.values())
+    assert list(counts.values()) == sorted(counts.values())  # the bisection's premise
