@@ -9,7 +9,11 @@ Run (one cell of the grid; horizon, features and cell are fields of the config s
   python -m train.main --config=experiments/configs/ett.py:features=S,horizon=24,cell=lstm \
       --workdir=/tmp/ett_S_24_lstm
 
-or override any field directly (`--config.data.horizon=168 --config.model.cell=gru`). The whole
+With `epochs=10,batch_size=32` a run gets the LTSF linear models' budget and stopping rule
+(10 epochs, validation after each, stop after 3 without a better valid MSE; ltsf.py), the
+equal-budget comparison with NLinear (`python -m experiments run forecasting ett_M_equal`).
+
+Or override any field directly (`--config.data.horizon=168 --config.model.cell=gru`). The whole
 grid (S/M x 24/48/168/336/720 x LSTM/GRU), resumably: `python -m experiments run forecasting ett_S
 ett_M` (the multivariate runs with num_steps=1000, to fit the shared 2-core CPU).
 
@@ -33,7 +37,7 @@ Test MSE/MAE (standardised), best-validation checkpoint; LSTMa published:
 
 import ml_collections
 
-from experiments.configs import arguments
+from experiments.configs import arguments, ltsf
 from train import config_base
 
 HORIZONS = (24, 48, 168, 336, 720)
@@ -49,6 +53,11 @@ ARGUMENTS = {
     "hidden_size": 64,
     "head": "direct",
     "num_steps": 2000,
+    "batch_size": 64,
+    # > 0: train this many epochs with a validation pass after each and early stopping after 3
+    # without a better valid MSE, the budget and rule of the LTSF linear models (ltsf.py), in
+    # place of num_steps, validation every 100 steps and patience 5
+    "epochs": 0,
 }
 
 
@@ -80,12 +89,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.grad_clip_norm = 1.0  # global-norm clipping
 
     config.train.num_steps = fields["num_steps"]  # about 15 epochs of batch 64
-    config.train.batch_size = 64
+    config.train.batch_size = fields["batch_size"]
     config.train.log_every = 50
     config.train.eval_every = 100  # validation pass every 100 steps
     config.train.checkpoint_every = 100
     config.train.keep_checkpoints = 1
     config.train.early_stopping_patience = 5  # evaluations without a better valid MSE
+    if fields["epochs"]:  # the linear models' budget and rule (experiments/configs/ltsf.py)
+        train_windows = ltsf.ETT_TRAIN_ROWS - fields["input_len"] - fields["horizon"] + 1
+        steps_per_epoch = max(1, train_windows // fields["batch_size"])
+        config.train.num_epochs = fields["epochs"]
+        config.train.num_steps = 0
+        config.train.eval_every = steps_per_epoch
+        config.train.checkpoint_every = steps_per_epoch
+        config.train.early_stopping_patience = 3  # epochs without a better valid MSE
     config.train.best_metric = "mse"  # valid MSE picks the checkpoint evaluated on test
 
     config.eval.batch_size = 1024

@@ -33,6 +33,25 @@ def ett_linear_runs() -> list[Run]:
     ]  # fmt: skip
 
 
+def ett_equal_runs() -> list[Run]:
+    """Multivariate LSTM and GRU under NLinear's budget and stopping rule (batch 32, 10 epochs,
+    validation after each, stop after 3 without a better valid MSE), each model with its own
+    optimiser, 3 seeds each, NLinear's 3 seeds beside them (issue 36)."""
+    runs = []
+    for h in HORIZONS:
+        for seed in LTSF_SEEDS:
+            runs += [
+                Run(f"ett_M_{h}_{cell}_equal_s{seed}", config=f"ett.py:features=M,horizon={h},"
+                    f"cell={cell},epochs=10,batch_size=32,seed={seed}")
+                for cell in ("lstm", "gru")
+            ]  # fmt: skip
+            runs.append(
+                Run(f"ett_M_{h}_nlinear_s{seed}", config=f"ltsf.py:model=nlinear,features=M,"
+                    f"horizon={h},input_len=96,seed={seed}")
+            )  # fmt: skip
+    return runs
+
+
 def seq2seq_runs() -> list[Run]:
     """The decoder head next to the direct head, LSTM, short horizons."""
     return [

@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from experiments.lab import tables
+
 HORIZONS = (24, 48, 168, 336, 720)
 
 # (MSE, MAE) published by Zhou et al. 2021 (Informer, AAAI; Table 1 univariate, Table 2
@@ -155,6 +157,49 @@ def ett_checks_table(results: dict, features: str) -> str:
         "| horizon | last value beats LSTMa (MSE) | LSTM beats the last value | "
         "GRU beats the last value | NLinear MSE / the better of LSTM and GRU |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
+def ett_equal_table(results: dict) -> str:
+    """Multivariate ETTh1 at equal budget: LSTM, GRU and NLinear each 10 epochs of batch 32 with
+    the same early stopping, test MSE mean ± std over 3 seeds, NLinear's mean over the better
+    cell's, the median steps run and how many cell runs chose their last epoch."""
+    rows = []
+    for h in HORIZONS:
+        runs = {
+            model: [results.get(f"ett_M_{h}_{model}_s{s}") for s in range(3)]
+            for model in ("lstm_equal", "gru_equal", "nlinear")
+        }
+        done = {m: [r for r in rs if r is not None] for m, rs in runs.items()}
+        means = {m: float(np.mean([r["test"]["mse"] for r in rs])) for m, rs in done.items() if rs}
+        cells = [m for m in ("lstm_equal", "gru_equal") if m in means]
+        ratio = (
+            f"{means['nlinear'] / min(means[m] for m in cells):.2f}"
+            if "nlinear" in means and cells
+            else "–"
+        )
+        row = [str(h)]
+        for m in ("lstm_equal", "gru_equal", "nlinear"):
+            mse = [r["test"]["mse"] for r in done[m]]
+            mae = [r["test"]["mae"] for r in done[m]]
+            row.append(
+                f"{tables.fmt_mean_std(mse)} / {tables.fmt_mean_std(mae)} ({len(mse)})"
+                if mse else "not run"
+            )  # fmt: skip
+        row.append(ratio)
+        steps = [
+            str(int(np.median([r["steps"] for r in done[m]]))) if done[m] else "–" for m in runs
+        ]
+        row.append(" / ".join(steps))
+        cell_runs = done["lstm_equal"] + done["gru_equal"]
+        at_last = sum(r["best_step"] == r["steps"] for r in cell_runs)
+        row.append(f"{at_last} of {len(cell_runs)}")
+        rows.append("| " + " | ".join(row) + " |")
+    return (
+        "| horizon | LSTM MSE / MAE (seeds) | GRU MSE / MAE (seeds) | NLinear MSE / MAE (seeds) | "
+        "NLinear MSE / the better cell's | median steps LSTM / GRU / NLinear | "
+        "cell runs whose best epoch was the last |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 

@@ -68,7 +68,7 @@ def test_groups_name_every_run_once():
     counts = {"ltsf_linear": 68, "ltsf_exchange": 40, "ltsf_segrnn": 55, "ltsf_lookback": 48}
     counts |= {"ltsf_segrnn_init": 12, "ltsf_dlinear_init": 24 + 6, "ett_linear": 10}
     counts |= {"ltsf": 68 + 40 + 30 + 12 + 55 + 48, "ett_S": 10, "ett_M": 10, "seq2seq": 4}
-    counts |= {"examples": 2}
+    counts |= {"examples": 2, "ett_M_equal": 45}
     for group, count in counts.items():
         runs = study.GROUPS[group]("unused")
         assert len(runs) == count and len({r.name for r in runs}) == count, group
@@ -91,11 +91,35 @@ def test_one_run_per_setting_validates_in_full():
     from train import validate
 
     validated = set()
-    for run in grid.ltsf() + grid.ett_linear_runs():
+    for run in grid.ltsf() + grid.ett_linear_runs() + grid.ett_equal_runs():
         module, _, fields = run.config.partition(":")
         setting = re.sub(r"(horizon|seed)=\d+", "", run.config)
         if setting not in validated:
             validated.add(setting)
             config = importlib.import_module(f"experiments.configs.{module[:-3]}")
             validate.validate(config.get_config(fields))
-    assert len(validated) == 29  # settings of the LTSF table and the Informer-table NLinear
+    # the LTSF table's, the Informer table's NLinear, and the equal-budget group's three models
+    assert len(validated) == 29 + 3
+
+
+def test_the_equal_budget_table_averages_seeds_and_compares_means():
+    """ETTh1 multivariate at NLinear's budget: mean ± std over the seeds that ran, NLinear's
+    mean over the better cell's mean, the median steps, the cell runs still improving."""
+    results = {
+        f"ett_M_24_{model}_s{s}": dict(ett_result("M", 24, model, mse), steps=steps, best_step=best)
+        for model, mses, steps, best in (
+            ("lstm_equal", (0.40, 0.42, 0.44), 2660, 2660),
+            ("gru_equal", (0.38, 0.40), 1596, 798),
+            ("nlinear", (0.30, 0.32, 0.31), 2660, 2394),
+        )
+        for s, mse in enumerate(mses)
+    }
+    lines = render.ett_equal_table(results).splitlines()
+    assert len(lines) == 2 + 5
+    assert lines[2] == (
+        "| 24 | 0.420 ± 0.020 / 0.500 ± 0.000 (3) | 0.390 ± 0.014 / 0.500 ± 0.000 (2) | "
+        "0.310 ± 0.010 / 0.500 ± 0.000 (3) | 0.79 | 2660 / 1596 / 2660 | 3 of 5 |"
+    )
+    assert lines[3] == "| 48 | not run | not run | not run | – | – / – / – | 0 of 0 |"
+    config = study.GROUPS["ett_M_equal"]("unused")[0].config
+    assert config == "ett.py:features=M,horizon=24,cell=lstm,epochs=10,batch_size=32,seed=0"
