@@ -95,7 +95,7 @@ TASKS = {
         20_000,
         "gating",
         "none",
-        "accuracy",
+        "copy_accuracy",
         higher_is_better=True,
         scale=100,
         unit="%",

@@ -9,7 +9,7 @@ import pytest
 from experiments.lab import search
 from experiments.lab import study as study_lib
 from experiments.studies.gating import study as gating
-from train import budget, validate
+from train import budget, trainer, validate
 
 
 def _search_of(run) -> search.Search:
@@ -36,6 +36,8 @@ def test_every_search_of_the_study_is_accepted_and_every_cell_meets_the_budget(t
     assert [r.name for r in runs] == [f"{task}_{cell}" for cell in gating.TASKS[task].cells]
     first = _search_of(runs[0])  # the whole check (config, space, metric) for one cell
     assert first.metric == first.base.train.best_metric
+    # the table's test metric is one the task reports (a wrong name would print '–')
+    assert gating.TASKS[task].metric in trainer.validation_metric_names(first.base)
     for run in runs:  # the budget for every cell
         config = first.base.copy_and_resolve_references()
         cell = next(a for a in run.command if a.startswith("--set=model.cell=")).split("=")[-1]
