@@ -26,16 +26,18 @@ def git_commit() -> str:
 
 
 # A study's records are what runs write, not code: a grid that replaces committed records
-# (`python -m experiments run ... --force`) must not mark its own later runs dirty.
-_RECORDS = ":(exclude,glob)experiments/studies/*/results/**"
+# (`python -m experiments run ... --force`) must not mark its own later runs dirty. Nor do the
+# Markdown pages (the READMEs whose tables `python -m experiments report` rewrites while a grid
+# still runs): no run reads them.
+_NOT_CODE = (":(exclude,glob)experiments/studies/*/results/**", ":(exclude,glob)**/*.md")
 
 
 def git_dirty() -> bool | None:
     """Whether tracked files differ from the commit (`git_commit`): a result recorded from such
-    a tree was made by code no commit holds. Untracked files (workdirs, new results) and the
-    studies' records (experiments/studies/*/results/) do not count. None where git or a
+    a tree was made by code no commit holds. Untracked files (workdirs, new results), the
+    studies' records (experiments/studies/*/results/) and Markdown pages do not count. None where git or a
     checkout is not there to ask."""
-    out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", _RECORDS)
+    out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *_NOT_CODE)
     if out is None or out.returncode != 0:
         return None
     return bool(out.stdout.strip())

@@ -29,15 +29,18 @@ def test_git_dirty_sees_tracked_changes_only(tmp_path, monkeypatch):
     assert provenance.git_dirty() is True
 
 
-def test_a_studys_records_being_replaced_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
+def test_a_studys_records_and_pages_being_rewritten_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
     _repo(tmp_path)
     records = tmp_path / "experiments" / "studies" / "s" / "results"
     records.mkdir(parents=True)
     (records / "run.json").write_text("{}")
+    (records.parent / "README.md").write_text("| table |\n")
     subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
     subprocess.run(["git", "commit", "-qm", "a record"], cwd=tmp_path, check=True)
     monkeypatch.setattr(provenance, "ROOT", str(tmp_path))
     (records / "run.json").write_text('{"replaced": true}')  # a grid rerun with --force
+    assert provenance.git_dirty() is False
+    (records.parent / "README.md").write_text("| new table |\n")  # a report while it runs
     assert provenance.git_dirty() is False
     (tmp_path / "experiments" / "studies" / "s" / "study.py").write_text("")  # untracked code
     assert provenance.git_dirty() is False
