@@ -35,8 +35,8 @@ _NOT_CODE = (":(exclude,glob)experiments/studies/*/results/**", ":(exclude,glob)
 def git_dirty() -> bool | None:
     """Whether tracked files differ from the commit (`git_commit`): a result recorded from such
     a tree was made by code no commit holds. Untracked files (workdirs, new results), the
-    studies' records (experiments/studies/*/results/) and Markdown pages do not count. None where git or a
-    checkout is not there to ask."""
+    studies' records (experiments/studies/*/results/) and Markdown pages do not count. None
+    where git or a checkout is not there to ask."""
     out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *_NOT_CODE)
     if out is None or out.returncode != 0:
         return None

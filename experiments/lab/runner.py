@@ -144,9 +144,10 @@ def run_one(run: Run, out_dir: str, workdirs: str, force: bool = False) -> str:
                 return "failed"
             try:
                 records.check_clean(out, records.read(written), allow_dirty=force)
-            except records.DirtyTreeError:
+            except records.DirtyTreeError as e:  # said now, not after the group's other runs
                 os.remove(written)
-                raise
+                _say(run.name, f"not recorded: {e} (the command resumes from {workdir})")
+                return "failed"
             os.replace(written, out)  # the command's own bytes, not a rewrite
             return "done"
     record = (run.collect or collect)(run.name, workdir)

@@ -82,3 +82,17 @@ def test_force_reruns_a_command_and_replaces_its_record_only_once_the_new_one_ex
     assert runner.run_all([again], out, workdirs, force=True) == {"c": "done"}
     assert records.read(os.path.join(out, "c.json")) == {"v": 2}
     assert not os.path.exists(os.path.join(out, "c.json.new"))
+
+
+def test_a_record_from_a_dirty_tree_is_refused_at_once_and_the_group_goes_on(
+    tmp_path, monkeypatch, capsys
+):
+    """A command whose record says git_dirty, bound for committed results, is not recorded: the
+    runner says so when that run ends (not after the group's other runs) and reports it failed."""
+    out, workdirs = str(tmp_path / "out"), str(tmp_path / "work")
+    monkeypatch.setattr(records, "is_committed", lambda path: True)
+    write = "import json, sys; json.dump({'git_dirty': sys.argv[2] == '1'}, open(sys.argv[1], 'w'))"
+    runs = [Run(n, command=("-c", write, "{out}", flag)) for n, flag in (("d", "1"), ("c", "0"))]
+    assert runner.run_all(runs, out, workdirs) == {"d": "failed", "c": "done"}
+    assert sorted(os.listdir(out)) == ["c.json"]  # no record, no leftover for d
+    assert "[run] d: not recorded: " in capsys.readouterr().out

@@ -29,7 +29,7 @@ def test_git_dirty_sees_tracked_changes_only(tmp_path, monkeypatch):
     assert provenance.git_dirty() is True
 
 
-def test_a_studys_records_and_pages_being_rewritten_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
+def test_a_studys_records_and_pages_being_rewritten_leave_the_tree_clean(tmp_path, monkeypatch):
     _repo(tmp_path)
     records = tmp_path / "experiments" / "studies" / "s" / "results"
     records.mkdir(parents=True)
