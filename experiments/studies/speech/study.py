@@ -114,7 +114,7 @@ def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
 
 def headline(results_dir: str) -> dict:
     """Speaker-dependent BiLSTM over its seeds; the unseen speaker as the leave-one-speaker-out
-    mean ± std over the folds (the isolated BiLSTM with CMVN)."""
+    mean ± std over the folds (the BiLSTM with CMVN, isolated and connected digits)."""
     groups = render.group_runs(_results(results_dir))
     dep = ("spoken_digits", "speaker_dependent", "bilstm")
     _, dep_values, _ = render.summarize_runs("spoken_digits", groups[dep])
@@ -125,6 +125,10 @@ def headline(results_dir: str) -> dict:
         if values
         else "unseen speaker: no fold run yet"
     )
+    connected = records.load_all(results_dir, prefixes=("connected_digits_loso_",))
+    errors = [r["test"]["digit_error_rate"] for r in connected.values()]
+    if errors:
+        unseen += f"; connected digits, digit error rate {tables.fmt_mean_std(errors)}"
     return {
         "ours": f"FSDD test accuracy, BiLSTM: speaker-dependent {dep_values['accuracy']}, {unseen}",
         "published": "-",
