@@ -199,6 +199,14 @@ def shown_url(url: str) -> str:
         return url
 
 
+def recorded_url(url: str) -> str:
+    """`shown_url`, with an SQLite file inside the repository named relative to it
+    (`sqlite:///workdirs/...`): a committed record reads the same on every machine."""
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + records.portable_path(url[len("sqlite:///") :])
+    return shown_url(url)
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage with heartbeats; SearchError (one line) when it cannot connect."""
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
@@ -550,7 +558,7 @@ class Search:
             "name": self.name,
             "search": self.describe(),
             "not_applicable": self.not_applicable,
-            "storage": shown_url(self.url),
+            "storage": recorded_url(self.url),
             "trials": trials,
             "best_trial": _trial_record(best),
             "reruns": seeds,

@@ -162,3 +162,11 @@ def test_joining_a_study_with_another_search_is_refused(tmp_path):
                           overrides=TINY, name="shared")  # fmt: skip
     with pytest.raises(search.SearchError, match="is another search"):
         other.open()
+
+
+def test_a_record_names_its_sqlite_file_relative_to_the_repository():
+    inside = os.path.join(records.ROOT, "workdirs", "s", "search.db")
+    assert search.recorded_url(f"sqlite:///{inside}") == "sqlite:///workdirs/s/search.db"
+    assert search.recorded_url("sqlite:////elsewhere/search.db") == "sqlite:////elsewhere/search.db"
+    shown = search.recorded_url("postgresql+psycopg://u:secret@host:5432/db")
+    assert shown == "postgresql+psycopg://u:***@host:5432/db"
