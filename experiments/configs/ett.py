@@ -96,13 +96,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.keep_checkpoints = 1
     config.train.early_stopping_patience = 5  # evaluations without a better valid MSE
     if fields["epochs"]:  # the linear models' budget and rule (experiments/configs/ltsf.py)
-        train_windows = ltsf.ETT_TRAIN_ROWS - fields["input_len"] - fields["horizon"] + 1
-        steps_per_epoch = max(1, train_windows // fields["batch_size"])
-        config.train.num_epochs = fields["epochs"]
-        config.train.num_steps = 0
-        config.train.eval_every = steps_per_epoch
-        config.train.checkpoint_every = steps_per_epoch
-        config.train.early_stopping_patience = 3  # epochs without a better valid MSE
+        ltsf.train_by_epochs(config, ltsf.ETT_TRAIN_ROWS, fields["epochs"])
     config.train.best_metric = "mse"  # valid MSE picks the checkpoint evaluated on test
 
     config.eval.batch_size = 1024

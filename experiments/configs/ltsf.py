@@ -122,19 +122,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.decay_factor = 0.5
     config.optim.grad_clip_norm = 0.0  # none
 
-    # Training windows of the ETT-hour split, batches per epoch (the last partial one dropped,
-    # as their train loader): validation and a checkpoint after every epoch.
-    train_windows = train_rows - fields["input_len"] - fields["horizon"] + 1
-    steps_per_epoch = max(1, train_windows // fields["batch_size"])
-    config.train.num_epochs = fields["epochs"]
-    config.train.num_steps = 0
     config.train.batch_size = fields["batch_size"]
+    steps_per_epoch = train_by_epochs(config, train_rows, fields["epochs"])
     config.train.log_every = max(1, steps_per_epoch // 4)
-    config.train.eval_every = steps_per_epoch
-    config.train.checkpoint_every = steps_per_epoch
     config.train.keep_checkpoints = 1
-    config.train.early_stopping_patience = 3  # epochs without a lower valid MSE
     config.train.best_metric = "mse"
 
     config.eval.batch_size = 1024
     return config
+
+
+def train_by_epochs(config: ml_collections.ConfigDict, train_rows: int, epochs: int) -> int:
+    """Their budget and stopping rule on `config.train`: `epochs` epochs of the training
+    windows (the last partial batch dropped, as their train loader), validation and a
+    checkpoint after each, stop after 3 without a lower valid MSE; returns the steps per epoch."""
+    train_windows = train_rows - config.data.input_len - config.data.horizon + 1
+    steps_per_epoch = max(1, train_windows // config.train.batch_size)
+    config.train.num_epochs = epochs
+    config.train.num_steps = 0
+    config.train.eval_every = steps_per_epoch
+    config.train.checkpoint_every = steps_per_epoch
+    config.train.early_stopping_patience = 3  # epochs without a lower valid MSE
+    return steps_per_epoch

@@ -171,7 +171,8 @@ def ett_equal_table(results: dict) -> str:
             for model in ("lstm_equal", "gru_equal", "nlinear")
         }
         done = {m: [r for r in rs if r is not None] for m, rs in runs.items()}
-        means = {m: float(np.mean([r["test"]["mse"] for r in rs])) for m, rs in done.items() if rs}
+        mse = {m: [r["test"]["mse"] for r in rs] for m, rs in done.items()}
+        means = {m: float(np.mean(values)) for m, values in mse.items() if values}
         cells = [m for m in ("lstm_equal", "gru_equal") if m in means]
         ratio = (
             f"{means['nlinear'] / min(means[m] for m in cells):.2f}"
@@ -179,12 +180,11 @@ def ett_equal_table(results: dict) -> str:
             else "–"
         )
         row = [str(h)]
-        for m in ("lstm_equal", "gru_equal", "nlinear"):
-            mse = [r["test"]["mse"] for r in done[m]]
+        for m in runs:
             mae = [r["test"]["mae"] for r in done[m]]
             row.append(
-                f"{tables.fmt_mean_std(mse)} / {tables.fmt_mean_std(mae)} ({len(mse)})"
-                if mse else "not run"
+                f"{tables.fmt_mean_std(mse[m])} / {tables.fmt_mean_std(mae)} ({len(mae)})"
+                if mae else "not run"
             )  # fmt: skip
         row.append(ratio)
         steps = [
