@@ -366,7 +366,11 @@ class Search:
                 print(f"search {self.name}: waiting for trials running in other workers",
                       flush=True)  # fmt: skip
                 time.sleep(POLL_S)
-        self._rerun_best(study)
+        if _best(study) is None:
+            print(f"search {self.name}: no trial completed (each diverged or was pruned); "
+                  "nothing to rerun", flush=True)  # fmt: skip
+        else:
+            self._rerun_best(study)
         if worker:
             return None
         return self.record(study)
@@ -404,6 +408,8 @@ class Search:
         study = self.open()
         if not self._complete(study):
             return None
+        if _best(study) is None:
+            return self.record(study)
         return self.record(study) if self._reruns_done(self._reruns_study(study)[0]) else None
 
     # -- trials --------------------------------------------------------------------------------
@@ -449,6 +455,9 @@ class Search:
             )
         except (trainer.NonFiniteError, errors.ConfigError) as e:
             trial.set_user_attr("diverged", str(e).splitlines()[0])
+            if isinstance(e, trainer.NonFiniteError) and config.model.get("param_budget", 0):
+                # the width the budget chose (set on the config before training began)
+                trial.set_user_attr("hidden_size", config.model.hidden_size)
             raise _Diverged(str(e)) from None
         except trainer.Preempted:
             trial.set_user_attr("stopped", True)
@@ -542,11 +551,14 @@ class Search:
     def record(self, study: optuna.Study) -> dict:
         """The search's record (OUT/search.json): trials, reruns, importance, provenance."""
         trials = [_with_train_time(_trial_record(t)) for t in study.get_trials(deepcopy=False)]
-        reruns, best = self._reruns_study(study)
-        seeds = [
-            _with_train_time(_trial_record(t)) for t in reruns.get_trials(deepcopy=False)
-            if t.user_attrs.get("best_trial") is not None and t.state.name in ("COMPLETE", "FAIL")
-        ]  # fmt: skip
+        best, seeds = _best(study), []
+        if best is not None:
+            reruns = self._reruns_study(study)[0]
+            seeds = [
+                _with_train_time(_trial_record(t)) for t in reruns.get_trials(deepcopy=False)
+                if t.user_attrs.get("best_trial") is not None
+                and t.state.name in ("COMPLETE", "FAIL")
+            ]  # fmt: skip
         summary = {}
         for split in ("valid", "test"):
             values = [s[split] for s in seeds if isinstance(s.get(split), dict)]
@@ -560,7 +572,7 @@ class Search:
             "not_applicable": self.not_applicable,
             "storage": recorded_url(self.url),
             "trials": trials,
-            "best_trial": _trial_record(best),
+            "best_trial": _trial_record(best) if best is not None else None,
             "reruns": seeds,
             "rerun_summary": summary,
             "importance": importance(study),
@@ -573,6 +585,14 @@ class Search:
         path = os.path.join(self.out, "search.json")
         records.write(path, record, overwrite=True, allow_dirty=True)
         return record
+
+
+def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial, or None where none completed (every trial diverged or was
+    pruned: a result of the search, recorded with no reruns)."""
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return None
+    return study.best_trial
 
 
 def _ended(trial: optuna.trial.FrozenTrial) -> bool:
@@ -662,13 +682,19 @@ def _retry_stopped(study: optuna.Study, failed=lambda t: t.user_attrs.get("stopp
 
 def summary_lines(record: dict) -> list[str]:
     """A few lines for the console: the best trial and the reruns' mean ± std."""
-    best, metric = record["best_trial"], record["search"]["metric"]
+    best, metric, trials = record["best_trial"], record["search"]["metric"], record["trials"]
     lines = [
-        f"search {record['name']}: {len(record['trials'])} trials "
-        f"({sum(t['state'] == 'PRUNED' for t in record['trials'])} pruned), "
+        f"search {record['name']}: {len(trials)} trials "
+        f"({sum(t['state'] == 'PRUNED' for t in trials)} pruned, "
+        f"{sum(t['state'] == 'FAIL' for t in trials)} failed), "
         f"{record['search_wall_time_s'] / 60:.1f} min of trials",
-        f"best trial {best['number']}: valid {metric} {best['value']:.4g} with {best['params']}",
     ]
+    if best is None:
+        lines.append("no trial completed: no best configuration, no reruns")
+    else:
+        lines.append(
+            f"best trial {best['number']}: valid {metric} {best['value']:.4g} with {best['params']}"
+        )
     for split in ("valid", "test"):
         stats = record["rerun_summary"].get(split, {}).get(metric)
         if stats:

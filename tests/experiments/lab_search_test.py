@@ -97,6 +97,22 @@ def test_a_trial_stopped_by_a_signal_is_retried_with_its_fields_and_workdir(tmp_
     assert sum(t["state"] == "COMPLETE" for t in record["trials"]) == 2
 
 
+def test_a_search_whose_every_trial_diverges_is_recorded_without_reruns(tmp_path, monkeypatch):
+    from train import trainer
+
+    def diverge(config, workdir, **kwargs):
+        raise trainer.NonFiniteError("non-finite loss at step 2")
+
+    monkeypatch.setattr(trainer, "train_and_evaluate", diverge)
+    record = tiny_search(tmp_path, trials=2).run()
+    assert [t["state"] for t in record["trials"]] == ["FAIL", "FAIL"]
+    assert all(t["diverged"].startswith("non-finite") for t in record["trials"])
+    assert record["best_trial"] is None and record["reruns"] == []
+    assert record["rerun_summary"] == {"valid": {}, "test": {}}
+    assert "no trial completed" in "\n".join(search.summary_lines(record))
+    assert tiny_search(tmp_path, trials=2).run()["trials"] == record["trials"]  # nothing reruns
+
+
 def test_a_budget_and_a_cell_option_space_apply_per_cell(tmp_path):
     s = search.Search(config="synthetic.py", space="training", trials=1, out=str(tmp_path),
                       overrides=(*TINY, "model.cell=gru"))  # fmt: skip

@@ -175,11 +175,17 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
         test = record["rerun_summary"]["test"].get(task.metric)
         trials = record["trials"]
         states = [t["state"] for t in trials]
-        fields = ", ".join(f"{k.rsplit('.', 1)[-1]} {v:.2g}" for k, v in best["params"].items())
+        if best is None:  # every trial diverged or was pruned: no configuration to rerun
+            size = next((t for t in trials if t.get("hidden_size")), {})
+            fields = "no trial completed"
+        else:
+            size = best
+            fields = ", ".join(f"{k.rsplit('.', 1)[-1]} {v:.2g}" for k, v in best["params"].items())
         rows.append([
             f"`{cell}`",
             _scaled(task, test) if test else "–",
-            f"{best.get('hidden_size', '–')} / {best.get('num_params', 0):,}",
+            f"{size.get('hidden_size', '–')} / "
+            + (f"{size['num_params']:,}" if size.get("num_params") else "–"),
             fields,
             f"{len(trials)} ({states.count('PRUNED')} pruned, "
             f"{sum(s == 'FAIL' for s in states)} failed)",

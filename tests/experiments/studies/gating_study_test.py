@@ -72,3 +72,19 @@ def test_the_tables_render_a_search_record(tmp_path):
     assert "| `lstm` | not run yet |" in table
     importance = gating.importance_table("mnist1d", {"mnist1d_gru": record})
     assert "| `gru` | 6 | 1.00 |" in importance
+
+
+def test_a_search_with_no_complete_trial_is_a_row_not_a_crash():
+    record = {
+        "search": {"fields": {"optim.learning_rate": "log-uniform"}},
+        "best_trial": None,
+        "trials": [{"state": "FAIL", "hidden_size": 75}, {"state": "FAIL", "hidden_size": 75}],
+        "rerun_summary": {"valid": {}, "test": {}},
+        "reruns": [],
+        "importance": {"note": "0 completed trials: too few for fANOVA (4 or more)"},
+        "search_wall_time_s": 60.0,
+        "rerun_wall_time_s": 0.0,
+    }  # fmt: skip
+    table = gating.task_table("adding", {"adding_irnn": record})
+    row = next(line for line in table.splitlines() if line.startswith("| `irnn`"))
+    assert "| – | 75 / – | no trial completed | 2 (0 pruned, 2 failed) |" in row
