@@ -26,6 +26,7 @@ from cells.lstm import CIFGLSTM, LSTM, LSTMP, LayerNormLSTM, PeepholeLSTM
 from cells.mgu import MGU
 from cells.minimal import MinGRU, MinLSTM
 from cells.registry import get, name_of, names, register
+from cells.rglru import RGLRU
 from cells.sequence import reference_scan, scan
 from cells.simple import IRNN, SimpleRNN, identity_init
 from cells.slstm import SLSTM
@@ -46,6 +47,7 @@ __all__ = [
     "MinGRU",
     "MinLSTM",
     "PeepholeLSTM",
+    "RGLRU",
     "LSTMState",
     "Params",
     "RNNState",

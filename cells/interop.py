@@ -453,3 +453,93 @@ def carry_to_flax(cell: base.Cell, carry: Any):
     if kind is base.RNNState:
         return carry.h
     return carry
+
+
+# -- recurrentgemma (RG-LRU) -------------------------------------------------------------------
+
+
+def _block_diagonal_dense(w: np.ndarray) -> np.ndarray:
+    """recurrentgemma's BlockDiagonalLinear weight [NB, D_in, D_out] as its dense [NB*D_in,
+    NB*D_out] matrix (block k maps inputs k*D_in.. to outputs k*D_out..)."""
+    blocks, d_in, d_out = w.shape
+    dense = np.zeros((blocks * d_in, blocks * d_out), w.dtype)
+    for k in range(blocks):
+        dense[k * d_in : (k + 1) * d_in, k * d_out : (k + 1) * d_out] = w[k]
+    return dense
+
+
+def rglru_from_recurrentgemma(variables: Mapping[str, Any], **cell_options) -> tuple:
+    """(cell, params) equal to a `recurrentgemma.jax.layers.RGLRU` layer's variables
+    ({'params': {'a_param', 'input_gate': {w, b}, 'a_gate': {w, b}}} or the inner dict).
+
+    The cell's input is the layer's input (I = H = width): its value projection is the identity,
+    and the block-diagonal gates become dense ones with zeros off the blocks. The cell equals
+    the layer when the layer runs with segment positions that start at 1 (see `cells.rglru`:
+    at segment_pos == 0 the layer skips the sqrt(1 - a^2) scale). Only real-valued layers
+    (only_real=True, recurrentgemma's default) convert.
+    """
+    from cells.rglru import RGLRU
+
+    tree = _flax_tree(variables)
+    if "a_imag_param" in tree:
+        raise ValueError(
+            "recurrentgemma RGLRU with only_real=False (complex a) has no cells equivalent."
+        )
+    if "a_param" not in tree:
+        raise ValueError(f"variables must hold an RGLRU's 'a_param', got keys {sorted(tree)}.")
+    a_param = to_numpy(tree["a_param"])
+    width = a_param.shape[0]
+    gates = {}
+    for name in ("a_gate", "input_gate"):
+        w, b = (_get(tree, name, leaf) for leaf in ("w", "b"))
+        if w.ndim != 3 or w.shape[0] * w.shape[1] != width or b.shape != (w.shape[0], w.shape[2]):
+            raise ValueError(
+                f"{name}: expected w [num_heads, {width} / num_heads, {width} / num_heads] and b "
+                f"[num_heads, {width} / num_heads], got {w.shape} and {b.shape}."
+            )
+        gates[name] = (_block_diagonal_dense(w), b.reshape(-1))
+    cell = RGLRU(width, **cell_options)
+    arrays = {
+        "w_ih": np.concatenate([gates["a_gate"][0], gates["input_gate"][0], np.eye(width)], 1),
+        "b": np.concatenate([gates["a_gate"][1], gates["input_gate"][1], np.zeros(width)]),
+        "a_param": a_param.astype(np.float64),
+    }
+    return cell, _as_params(cell, arrays)
+
+
+def rglru_to_recurrentgemma(cell: Any, params: Params, num_heads: int = 1) -> dict[str, Any]:
+    """An `cells.RGLRU`'s params as a `recurrentgemma.jax.layers.RGLRU(width=H,
+    num_heads=num_heads)` layer's {'params': ...}. Only a cell whose value projection is the
+    identity (I = H, W_u = 1, b_u = 0) and whose gates are zero off `num_heads` diagonal blocks
+    has one; anything else is refused (the layer has no value projection and block gates)."""
+    from cells.rglru import RGLRU
+
+    if not isinstance(cell, RGLRU):
+        raise ValueError(f"cell must be a cells.RGLRU to convert to recurrentgemma, got {cell!r}.")
+    if cell.c != 8.0:
+        raise ValueError(f"recurrentgemma's RGLRU fixes c = 8; this cell has c={cell.c!r}.")
+    cell.check_params(params)
+    h = cell.hidden_size
+    if cell.input_size(params) != h or h % num_heads:
+        raise ValueError(
+            f"recurrentgemma's RGLRU maps width to width with num_heads dividing it: this cell "
+            f"maps {cell.input_size(params)} inputs to {h} units, num_heads={num_heads}."
+        )
+    w_a, w_x, w_u = (to_numpy(w).astype(np.float64) for w in cell.split_gates(params, "w_ih"))
+    b_a, b_x, b_u = (to_numpy(b).astype(np.float64) for b in cell.split_gates(params, "b"))
+    if not (np.array_equal(w_u, np.eye(h)) and not b_u.any()):
+        raise ValueError(
+            "recurrentgemma's RGLRU has no value projection: this cell's W_u is not the identity "
+            "or b_u is not zero."
+        )
+    d, dtype = h // num_heads, to_numpy(params["w_ih"]).dtype
+    out = {"a_param": to_numpy(params["a_param"])}
+    for name, w, b in (("a_gate", w_a, b_a), ("input_gate", w_x, b_x)):
+        blocks = np.stack([w[k * d : (k + 1) * d, k * d : (k + 1) * d] for k in range(num_heads)])
+        if not np.array_equal(_block_diagonal_dense(blocks), w):
+            raise ValueError(
+                f"{name}: this cell's gate weights are not zero off {num_heads} diagonal blocks; "
+                "give the num_heads they were built with (1 converts any)."
+            )
+        out[name] = {"w": blocks.astype(dtype), "b": b.reshape(num_heads, d).astype(dtype)}
+    return {"params": out}

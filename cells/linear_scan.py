@@ -1,7 +1,7 @@
 """Cells whose recurrence is linear in h, and the scans that run them over a sequence.
 
-A cell of this kind (MinGRU, MinLSTM; Feng et al. 2024) computes its gates from x_t alone, so
-a step is an elementwise affine map of the previous state,
+A cell of this kind (MinGRU, MinLSTM, Feng et al. 2024; RGLRU, De et al. 2024) computes its
+gates from x_t alone, so a step is an elementwise affine map of the previous state,
 
     h_t = a_t * h_{t-1} + b_t,        a_t, b_t functions of x_t only,
 

@@ -280,7 +280,7 @@ def scan(
         Only backward='fused' reads it.
       mode: how the time loop runs. 'sequential': `cell.fused_step` in a `lax.scan`, every
         cell. For cells whose recurrence is linear in h (`cells.linear_scan.
-        LinearRecurrentCell`: MinGRU, MinLSTM), all gates of all steps are computed at once
+        LinearRecurrentCell`: MinGRU, MinLSTM, RGLRU), all gates of all steps are computed at once
         and then only h_t = a_t h_{t-1} + b_t remains: 'hoisted' solves it with a `lax.scan`
         of one multiply-add per element (least work), 'parallel' with
         `jax.lax.associative_scan` (O(log T) depth); both differentiate by autodiff
@@ -365,9 +365,9 @@ def scan(
     linear = getattr(cell, "linear_in_h", False)
     if mode in ("hoisted", "parallel") and not linear:
         raise ValueError(
-            f"mode={mode!r} needs a cell whose recurrence is linear in h (a "
-            f"cells.linear_scan.LinearRecurrentCell: MinGRU, MinLSTM); {type(cell).__name__} "
-            "is not; use mode='sequential' or 'auto'."
+            f"mode={mode!r} needs a cell whose recurrence is linear in h (a cells.linear_scan."
+            f"LinearRecurrentCell: MinGRU, MinLSTM, RGLRU); {type(cell).__name__} is not; use "
+            "mode='sequential' or 'auto'."
         )
     static_steps = isinstance(steps, int)  # False for a symbolic time axis (jax.export)
     if linear and mode == "auto" and not remat:

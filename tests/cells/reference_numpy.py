@@ -163,6 +163,20 @@ def minlstm_step(p, state, x):
     return (h,), h, {"f": f_norm, "i": i_norm, "h_tilde": h_tilde}
 
 
+def rglru_step(p, state, x, c):
+    """RG-LRU (De et al. 2024) as the paper writes it, with a = sigmoid(Lambda) = sigmoid(-a_param)
+    (recurrentgemma's stored parameter) and a_t = a^(c r_t). state = (h,)."""
+    (h_prev,) = state
+    wa, wx, wu = _blocks(p["w_ih"], 3)
+    ba, bx, bu = _blocks(p["b"], 3)
+    u = x @ wu + bu
+    r = sigmoid(x @ wa + ba)
+    i = sigmoid(x @ wx + bx)
+    a = sigmoid(-p["a_param"]) ** (c * r)
+    h = a * h_prev + np.sqrt(1.0 - a**2) * (i * u)
+    return (h,), h, {"r": r, "i": i, "u": u, "a": a}
+
+
 def slstm_step(p, state, x):
     """sLSTM (Beck et al. 2024), stabilised as the official vanilla code. state = (h, c, n, m);
     the trace holds the stabilised gates i', f', z = tanh, o = sigmoid, and c, n."""
@@ -219,6 +233,7 @@ STEPS = {
     "mingru": lambda cell: mingru_step,
     "minlstm": lambda cell: minlstm_step,
     "slstm": lambda cell: slstm_step,
+    "rglru": lambda cell: lambda p, s, x: rglru_step(p, s, x, cell.c),
 }
 
 

@@ -80,6 +80,8 @@ def test_jit_equals_eager_traced_lengths_and_trace_padding(name):
         expected = {"i", "f", "g", "o", "c"}
     if isinstance(cell, cells.SLSTM):  # the gates, the cell and the normaliser
         expected |= {"c", "n"}
+    if isinstance(cell, cells.RGLRU):  # the gates, the value and the decay a_t
+        expected |= {"a"}
     assert set(trace) == expected
     assert all(v.shape == (B, T, H) for v in trace.values())
     for b, length in enumerate(LENGTHS):  # padding: zero outputs, zero gates
