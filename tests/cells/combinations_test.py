@@ -93,7 +93,7 @@ def _refusal(c: Combination) -> str | None:
     regularized = c.regularizer != "none"
     reasons = []
     if c.mode in ("hoisted", "parallel"):
-        if not c.linear:
+        if not c.linear or c.layer == "stack":  # the stack's top layer is an LSTM (_top)
             reasons.append("needs a cell whose recurrence is linear in h")
         if regularized:
             reasons.append("cannot apply them")
