@@ -19,6 +19,7 @@ from cells import regularization
 from cells.base import Cell, LSTMState, Params, RNNState, SLSTMState
 from cells.blocks import ResidualStack
 from cells.gru import GRU, LayerNormGRU
+from cells.hawk import HawkBlock, HawkState
 from cells.indrnn import IndRNN
 from cells.layers import Bidirectional, Stack, dropout
 from cells.linear_scan import LinearRecurrentCell
@@ -36,6 +37,8 @@ __all__ = [
     "CIFGLSTM",
     "Cell",
     "GRU",
+    "HawkBlock",
+    "HawkState",
     "IRNN",
     "IndRNN",
     "LSTM",

@@ -3,7 +3,8 @@ xLSTM (Beck et al. 2024) papers stack, usable with any cell.
 
 Block k of width D (the cells' output size), on inputs x [B, T, D]:
 
-    u = x + dropout(Cell_k(Norm(x)))                 the recurrent branch
+    u = x + dropout(Cell_k(Norm(x)))                 the recurrent branch (a cell, or Hawk's
+                                                     recurrent block `cells.HawkBlock`)
     y = u + dropout(FFN(Norm(u)))                    the optional gated feed-forward branch
     FFN(v) = (GELU(v W_gate) * (v W_up)) W_down      GeGLU (Shazeer 2020), inner width round(f D)
 
@@ -26,11 +27,12 @@ there reaches neither values nor gradients), as in `cells.scan`.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 
-from cells import base, regularization
+from cells import base, hawk, regularization
 from cells import layers as layers_lib
 from cells import sequence as sequence_lib
 
@@ -56,8 +58,9 @@ class ResidualStack:
     """Pre-norm residual blocks, one cell each. See the module docstring.
 
     Attributes:
-      layers: a tuple of cells, bottom first, all with the same output size D, each taking
-        D-wide inputs.
+      layers: a tuple of cells (or `cells.HawkBlock`s: Griffin's Hawk is
+        `ResidualStack.uniform(cells.HawkBlock(D), L, ffn_factor=3)`), bottom first, all with
+        the same output size D, each taking D-wide inputs.
       norm: 'rms' (RMSNorm) or 'layer' (LayerNorm).
       ffn_factor: f > 0 adds the gated feed-forward branch of inner width round(f * D) to every
         block; 0 = none.
@@ -79,8 +82,11 @@ class ResidualStack:
                 f"ResidualStack: layers must be a non-empty tuple of cells, got {self.layers!r}."
             )
         for layer in self.layers:
-            if not isinstance(layer, base.Cell):
-                raise ValueError(f"ResidualStack: every layer must be a cell, got {layer!r}.")
+            if not isinstance(layer, base.Cell | hawk.HawkBlock):
+                raise ValueError(
+                    f"ResidualStack: every layer must be a cell or a cells.HawkBlock, got "
+                    f"{layer!r}."
+                )
         widths = {layer.output_size for layer in self.layers}
         if len(widths) != 1:
             raise ValueError(
@@ -218,8 +224,9 @@ class ResidualStack:
             zip(self.layers, params["blocks"], carries, inits, strict=True)
         ):
             kwargs = layers_lib.layer_scan_kwargs(scan_kwargs, rng, k)
-            ys, c = sequence_lib.scan(
-                cell,
+            hawk_block = isinstance(cell, hawk.HawkBlock)
+            run = cell.scan if hawk_block else partial(sequence_lib.scan, cell)
+            ys, c = run(
                 block["cell"],
                 self._normalise(block["norm"], x),
                 carry=c,
