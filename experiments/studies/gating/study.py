@@ -161,6 +161,18 @@ def _tokens_per_sec(task: Task, reruns: list[dict]) -> str:
     return f"{sum(rates) / len(rates):,.0f}" if rates else "–"
 
 
+def _trial_counts(trials: list[dict]) -> str:
+    """'12 (3 pruned, 1 diverged)': the configurations tried, and how many the pruner stopped
+    and how many diverged; a trial interrupted (a signal, a lost worker) and run again from its
+    checkpoint counts once, as its retry."""
+    failed = [t for t in trials if t["state"] == "FAIL"]
+    diverged = sum(bool(t.get("diverged")) for t in failed)
+    retried = len(failed) - diverged
+    pruned = sum(t["state"] == "PRUNED" for t in trials)
+    note = f", {retried} interrupted and retried" if retried else ""
+    return f"{len(trials) - retried} ({pruned} pruned, {diverged} diverged{note})"
+
+
 def task_table(task_name: str, results: dict[str, dict]) -> str:
     """Per cell: the tuned test metric over the reruns, its width and parameters, the best
     trial's fields, the trials pruned / diverged, and the search's and reruns' wall time."""
@@ -174,7 +186,6 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
         best = record["best_trial"]
         test = record["rerun_summary"]["test"].get(task.metric)
         trials = record["trials"]
-        states = [t["state"] for t in trials]
         if best is None:  # every trial diverged or was pruned: no configuration to rerun
             size = next((t for t in trials if t.get("hidden_size")), {})
             fields = "no trial completed"
@@ -187,8 +198,7 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
             f"{size.get('hidden_size', '–')} / "
             + (f"{size['num_params']:,}" if size.get("num_params") else "–"),
             fields,
-            f"{len(trials)} ({states.count('PRUNED')} pruned, "
-            f"{sum(s == 'FAIL' for s in states)} failed)",
+            _trial_counts(trials),
             _tokens_per_sec(task, record["reruns"]),
             f"{record['search_wall_time_s'] / 60:.1f}",
             f"{record['rerun_wall_time_s'] / 60:.1f}",

@@ -58,7 +58,8 @@ def test_the_tables_render_a_search_record(tmp_path):
         "search": {"fields": {"optim.learning_rate": "log-uniform"}},
         "best_trial": {"params": {"optim.learning_rate": 0.003}, "hidden_size": 38,
                        "num_params": 9994},
-        "trials": [{"state": "COMPLETE"}, {"state": "PRUNED"}, {"state": "FAIL"}],
+        "trials": [{"state": "COMPLETE"}, {"state": "PRUNED"}, {"state": "FAIL", "diverged": "nan"},
+                   {"state": "FAIL", "stopped": True}, {"state": "COMPLETE"}],
         "rerun_summary": {"test": {"accuracy": {"values": [0.9, 0.92, 0.91]}}},
         "reruns": [{"steps": 2000, "train_time_s": 40.0}],
         "importance": {"fanova": {"optim.learning_rate": 1.0}, "trials": 6},
@@ -68,7 +69,7 @@ def test_the_tables_render_a_search_record(tmp_path):
     table = gating.task_table("mnist1d", {"mnist1d_gru": record})
     row = next(line for line in table.splitlines() if line.startswith("| `gru`"))
     assert "91.00 ± 1.00%" in row and "38 / 9,994" in row and "learning_rate 0.003" in row
-    assert "3 (1 pruned, 1 failed)" in row and "200,000" in row
+    assert "4 (1 pruned, 1 diverged, 1 interrupted and retried)" in row and "200,000" in row
     assert "| `lstm` | not run yet |" in table
     importance = gating.importance_table("mnist1d", {"mnist1d_gru": record})
     assert "| `gru` | 6 | 1.00 |" in importance
@@ -78,7 +79,7 @@ def test_a_search_with_no_complete_trial_is_a_row_not_a_crash():
     record = {
         "search": {"fields": {"optim.learning_rate": "log-uniform"}},
         "best_trial": None,
-        "trials": [{"state": "FAIL", "hidden_size": 75}, {"state": "FAIL", "hidden_size": 75}],
+        "trials": [{"state": "FAIL", "hidden_size": 75, "diverged": "non-finite loss"}] * 2,
         "rerun_summary": {"valid": {}, "test": {}},
         "reruns": [],
         "importance": {"note": "0 completed trials: too few for fANOVA (4 or more)"},
@@ -87,4 +88,4 @@ def test_a_search_with_no_complete_trial_is_a_row_not_a_crash():
     }  # fmt: skip
     table = gating.task_table("adding", {"adding_irnn": record})
     row = next(line for line in table.splitlines() if line.startswith("| `irnn`"))
-    assert "| – | 75 / – | no trial completed | 2 (0 pruned, 2 failed) |" in row
+    assert "| – | 75 / – | no trial completed | 2 (0 pruned, 2 diverged) |" in row
