@@ -188,11 +188,19 @@ class HawkBlock:
         resets=None,
         mode: str = "auto",
         backward: str = "autodiff",
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        rng=None,
         **unsupported,
     ):
         """Runs the block over xs [B, T, D]: returns (outputs [B, T, D], final HawkState).
 
-        backward: 'autodiff' (the block has no hand-written backward; 'fused' is refused)."""
+        backward: 'autodiff' (the block has no hand-written backward; 'fused' is refused).
+        recurrent_dropout and zoneout must be 0 (the block has neither; rng is accepted for
+        `cells.ResidualStack`, which passes one)."""
+        del rng
+        if recurrent_dropout or zoneout:
+            raise ValueError("HawkBlock: recurrent_dropout and zoneout are not supported.")
         if backward != "autodiff":
             raise ValueError(
                 f"HawkBlock: backward={backward!r}: the block differentiates by autodiff only."

@@ -15,7 +15,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "epoch_decay", "plateau")
 DTYPES = ("float32", "bfloat16", "auto")
 SCAN_BACKWARDS = ("autodiff", "fused")
-BLOCKS = ("stack", "residual")
+BLOCKS = ("stack", "residual", "hawk")
 BLOCK_NORMS = ("rms", "layer")
 
 
@@ -35,7 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.param_budget = 0
     config.model.num_layers = 1  # stacked recurrent layers
     config.model.dropout = 0.0  # dropout on non-recurrent connections, in [0, 1)
-    config.model.block = "stack"  # 'stack' (cells.Stack) | 'residual' (cells.ResidualStack)
+    # 'stack' (cells.Stack) | 'residual' (cells.ResidualStack) | 'hawk' (Griffin's Hawk:
+    # residual blocks of cells.HawkBlock, the RG-LRU's recurrent block; needs cell='rglru')
+    config.model.block = "stack"
     config.model.block_norm = "rms"  # residual blocks' pre-norm: 'rms' | 'layer'
     config.model.block_ffn_factor = 0.0  # residual blocks' gated FFN width / hidden; 0 = none
 

@@ -99,20 +99,29 @@ def make_stack(
 
     model.block='stack': a `cells.Stack`, model.dropout between layers; 'residual': a
     `cells.ResidualStack` (pre-norm residual blocks, model.block_norm, a gated FFN of width
-    model.block_ffn_factor * hidden when > 0), model.dropout on each branch. Either is
+    model.block_ffn_factor * hidden when > 0), model.dropout on each branch; 'hawk': the same
+    with Hawk's recurrent block (`cells.HawkBlock`, width hidden) for the cell 'rglru' (Griffin
+    uses block_ffn_factor=3). Each is
     variational (one dropout mask per sequence) with model.locked_dropout (the LM's switch).
     """
     cell = make_cell(config) if cell is None else cell
     m = config.model
+    block = m.get("block", "stack")
     if bidirectional:
-        if m.get("block", "stack") == "residual":
+        if block != "stack":
             raise ConfigError(
-                "config.model.block='residual' has no bidirectional form; use 'stack'."
+                f"config.model.block={block!r} has no bidirectional form; use 'stack'."
             )
         layer = cells.Bidirectional(cell, cell)
         return cells.Stack((layer,) * int(m.num_layers), dropout=m.dropout)
     locked = bool(m.get("locked_dropout", False))  # the LM's variational-dropout switch
-    if m.get("block", "stack") == "residual":
+    if block == "hawk":  # Griffin's final-layer init scale, 2 / num_layers (De et al. 2024)
+        cell = cells.HawkBlock(
+            cell.hidden_size,
+            final_init_scale=2.0 / int(m.num_layers),
+            compute_dtype=cell.compute_dtype,
+        )
+    if block in ("residual", "hawk"):
         try:
             return cells.ResidualStack.uniform(
                 cell,
@@ -123,7 +132,7 @@ def make_stack(
                 locked_dropout=locked,
             )
         except ValueError as e:
-            raise ConfigError(f"config.model.block='residual': {e}") from None
+            raise ConfigError(f"config.model.block={block!r}: {e}") from None
     return cells.Stack.uniform(cell, m.num_layers, dropout=m.dropout, locked_dropout=locked)
 
 

@@ -65,6 +65,33 @@ def _check_keys(config: ml_collections.ConfigDict, task_cls, schema) -> None:
             check_type(f"config.{group}.{key}", config[group][key], schema[group][key])
 
 
+def _check_hawk(config) -> None:
+    """block='hawk' runs the RG-LRU inside Hawk's recurrent block (cells.HawkBlock): it names
+    the cell 'rglru' and takes none of what the block lacks."""
+    m = config.model
+    if m.cell != "rglru":
+        raise ConfigError(
+            f"config.model.block='hawk' runs the RG-LRU in Hawk's recurrent block; set "
+            f"config.model.cell=rglru (got {m.cell!r})."
+        )
+    if m.cell_options.to_dict():
+        raise ConfigError(
+            f"config.model.cell_options={m.cell_options.to_dict()}: the Hawk block's RG-LRU takes "
+            "recurrentgemma's fixed settings; leave cell_options empty."
+        )
+    for field in ("recurrent_dropout", "zoneout", "weight_drop"):
+        if m.get(field):
+            raise ConfigError(
+                f"config.model.{field}={m[field]!r}: the Hawk block has no such regulariser; "
+                "use config.model.dropout (on each residual branch)."
+            )
+    if config.train.scan_backward != "autodiff":
+        raise ConfigError(
+            f"config.train.scan_backward={config.train.scan_backward!r}: the Hawk block "
+            "differentiates by autodiff only."
+        )
+
+
 def _one_of(field: str, value, valid) -> None:
     if value not in valid:
         raise ConfigError(f"{field} must be one of {', '.join(map(repr, valid))}; got {value!r}.")
@@ -95,8 +122,10 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
             if m[field] != schema.model[field]:
                 raise ConfigError(
                     f"config.model.{field}={m[field]!r} applies to residual blocks only; set "
-                    "config.model.block='residual' or leave it at its default."
+                    "config.model.block='residual' or 'hawk', or leave it at its default."
                 )
+    if m.block == "hawk":
+        _check_hawk(config)
     _one_of("config.optim.optimizer", o.optimizer, config_base.OPTIMIZERS)
     _one_of("config.optim.schedule", o.schedule, config_base.SCHEDULES)
     if not o.learning_rate > 0:

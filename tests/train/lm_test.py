@@ -251,6 +251,36 @@ def test_residual_block_trains_and_generates_step_by_step(corpus_path, tmp_path,
     assert results["valid"]["loss"] < math.log(len(set(TEXT)))  # below the uniform guess
 
 
+def test_hawk_block_trains_and_generates_step_by_step(corpus_path, tmp_path):
+    """model.block='hawk' (Griffin's Hawk: residual blocks of cells.HawkBlock) end to end."""
+    from train import trainer
+
+    config = tiny_config(corpus_path, cell="rglru", block="hawk", block_ffn_factor=3.0)
+    config.model.embed_size = 16
+    config.model.init_scale = 0.0  # the block's own initialisation (the RG-LRU's ring)
+    task = lm.LMTask(config)
+    assert isinstance(task.stack.layers[0], cells.HawkBlock) and task.stack.ffn_size == 48
+    _assert_generation_is_the_evaluated_model(corpus_path, "hawk", cell="rglru")
+    config.optim.learning_rate = 1e-2
+    config.train.num_steps = 60
+    config.train.eval_every = config.train.checkpoint_every = 60
+    results = trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    assert results["valid"]["loss"] < math.log(len(set(TEXT)))  # below the uniform guess
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"cell": "lstm"}, "set config.model.cell=rglru"),
+        ({"zoneout": 0.1}, "the Hawk block has no such regulariser"),
+    ],
+)
+def test_hawk_block_refuses_what_it_lacks_in_one_line(corpus_path, overrides, message):
+    config = tiny_config(corpus_path, **{"cell": "rglru", "block": "hawk", **overrides})
+    with pytest.raises(errors.ConfigError, match=message):
+        validate.validate(config)
+
+
 # Every regulariser of the LM at once (each alone: the slow variant below).
 _ALL_REGULARIZERS = dict(
     dropout=0.3, dropout_input=0.2, dropout_output=0.3, locked_dropout=True, embed_dropout=0.2,
@@ -261,7 +291,7 @@ _ALL_REGULARIZERS = dict(
 def _assert_generation_is_the_evaluated_model(corpus_path, block, cell="lstm", **regularizers):
     """task.step (what experiments/tools/sample.py runs) token by token == task.apply in evaluation
     (rng None): the sampled model is the evaluated one."""
-    extra = {"block_ffn_factor": 1.0} if block == "residual" else {}
+    extra = {"block_ffn_factor": 1.0} if block in ("residual", "hawk") else {}
     config = tiny_config(corpus_path, cell=cell, block=block, **extra, **regularizers)
     config.model.embed_size = 16  # the residual stream's width
     config.model.init_scale = 0.3

@@ -24,7 +24,8 @@ evaluation), ar_alpha / tar_beta add AR on the dropped top output
 and TAR on the raw one to the objective (training only). tie_embeddings with embed_size !=
 the top output size inserts a linear map [H, D] before the tied softmax E^T (Inan et al. 2017).
 
-With model.block='residual' the stack is a `cells.ResidualStack` (pre-norm residual blocks,
+With model.block='residual' (or 'hawk': Hawk's recurrent block, `cells.HawkBlock`, for the
+cell 'rglru') the stack is a `cells.ResidualStack` (pre-norm residual blocks,
 optional gated FFN, a final norm; the minGRU/xLSTM papers' block): h^l = h^{l-1} +
 dropout(cell_l(Norm(h^{l-1}))) (+ the FFN branch), dropout on every branch; its norms keep
 their scale 1 / bias 0 under init_scale.
