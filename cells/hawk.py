@@ -114,18 +114,17 @@ class HawkBlock:
             )
         d, h, k, heads = self.width, self.hidden_size, self.conv_width, self.num_heads
         keys = jax.random.split(key, 7)
-        dense = _variance_scaling(1.0)
-        gate = _variance_scaling(1.0)
+        normal = _variance_scaling(1.0)  # the linear maps' and the gates' (recurrentgemma's)
         return {
-            "w_y": dense(keys[0], (d, h)),
+            "w_y": normal(keys[0], (d, h)),
             "b_y": jnp.zeros((h,)),
-            "w_x": dense(keys[1], (d, h)),
+            "w_x": normal(keys[1], (d, h)),
             "b_x": jnp.zeros((h,)),
             "conv_w": _variance_scaling(0.01)(keys[2], (k, h)),
             "conv_b": jnp.zeros((h,)),
-            "a_gate_w": gate(keys[3], (heads, h // heads, h // heads)),
+            "a_gate_w": normal(keys[3], (heads, h // heads, h // heads)),
             "a_gate_b": jnp.zeros((h,)),
-            "input_gate_w": gate(keys[4], (heads, h // heads, h // heads)),
+            "input_gate_w": normal(keys[4], (heads, h // heads, h // heads)),
             "input_gate_b": jnp.zeros((h,)),
             "a_param": rglru.ring_init(0.9, 0.999)(keys[5], (h,)),
             "w_out": _variance_scaling(self.final_init_scale)(keys[6], (h, d)),
