@@ -418,6 +418,12 @@ def _names(flag: str, value: str, valid: tuple[str, ...]) -> list[str]:
     return chosen
 
 
+def tasks_with_records(out: str) -> list[str]:
+    """The tasks of which `out` holds at least one run record (board_<task>_<cell>_s<seed>)."""
+    names = os.listdir(out) if os.path.isdir(out) else []
+    return [t for t in TASKS if any(n.startswith(f"board_{t}_") for n in names)]
+
+
 def define_flags() -> None:
     """The command-line flags (defined only when run as a script, so importing is side-free)."""
     flags.DEFINE_string("out", None, "Result directory (default the study's results/,"
@@ -459,7 +465,10 @@ def main(argv) -> None:
         board = runs(chosen_cells, tasks, seeds, FLAGS.quick)
         print(f"[board] {len(board)} runs, {FLAGS.jobs} at a time -> {out}", flush=True)
         runner.run_all(board, out, workdirs, FLAGS.jobs, FLAGS.force)
-    summary = summarize(out, chosen_cells, tasks)
+    # The summary keeps every column the board holds, not only the tasks named (or run) now: the
+    # opt-in speech columns stay when the default ones are rerun or rendered.
+    shown = [t for t in TASKS if t in tasks or t in tasks_with_records(out)]
+    summary = summarize(out, chosen_cells, shown)
     summary["quick"] = FLAGS.quick
     records.write(os.path.join(out, "leaderboard.json"), summary, overwrite=True)
     body = render(summary)

@@ -112,3 +112,12 @@ def test_the_groups_are_the_columns_over_every_cell():
     runs = study.GROUPS["copy"]("unused")
     assert len(runs) == len(cells.names()) * 3 and runs[0].name.startswith("board_copy_")
     assert study.DEFAULT_GROUPS == ("adding", "copy", "selective", "mnist1d", "shakespeare")
+
+
+def test_the_summary_keeps_every_column_the_board_holds(tmp_path):
+    """Rendering or rerunning the default columns keeps the opt-in ones already recorded (a
+    render with the default --tasks once dropped the speech columns from the summary)."""
+    for name in ("board_adding_lstm_s0.json", "board_spoken_digits_gru_s1.json", "notes.txt"):
+        (tmp_path / name).write_text("{}")
+    assert leaderboard.tasks_with_records(str(tmp_path)) == ["adding", "spoken_digits"]
+    assert leaderboard.tasks_with_records(str(tmp_path / "missing")) == []
