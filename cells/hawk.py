@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from cells import base, linear_scan, rglru
+from cells import base, linear_scan, rglru, sequence
 
 MODES = ("auto", "hoisted", "parallel", "sequential")
 
@@ -223,7 +223,7 @@ class HawkBlock:
         if lengths is not None:
             lengths = jnp.asarray(lengths)
             valid = jnp.arange(steps)[None, :] < lengths[:, None]
-            xs = jnp.where(valid[:, :, None], xs, jnp.zeros((), xs.dtype))
+            xs = sequence._zero_padding(xs, lengths)
         resets = None if resets is None else jnp.asarray(resets, bool)
         y = jax.nn.gelu(self._dense(xs, params["w_y"], params["b_y"]))
         z = self._dense(xs, params["w_x"], params["b_x"])
