@@ -18,6 +18,7 @@ import importlib
 from cells import regularization
 from cells.base import Cell, LSTMState, Params, RNNState, SLSTMState
 from cells.blocks import ResidualStack
+from cells.convlstm import ConvLSTM
 from cells.gru import GRU, LayerNormGRU
 from cells.hawk import HawkBlock, HawkState
 from cells.indrnn import IndRNN
@@ -36,6 +37,7 @@ __all__ = [
     "Bidirectional",
     "CIFGLSTM",
     "Cell",
+    "ConvLSTM",
     "GRU",
     "HawkBlock",
     "HawkState",

@@ -12,7 +12,9 @@ bidirectional layer. Layouts:
     flax       LSTMCell / OptimizedLSTMCell {'ii','if','ig','io': {kernel}, 'hi','hf','hg','ho':
                {kernel, bias}}; GRUCell {'ir','iz','in': {kernel, bias}, 'hr','hz': {kernel},
                'hn': {kernel, bias}}; MGUCell {'if','in': {kernel, bias}, 'hf': {kernel},
-               'hn': {kernel, bias}}; SimpleCell {'i': {kernel, bias}, 'h': {kernel}}
+               'hn': {kernel, bias}}; SimpleCell {'i': {kernel, bias}, 'h': {kernel}};
+               ConvLSTMCell {'ih', 'hh': {kernel [*K, in, 4F], bias [4F]}}, gates i, g, f, o
+               (`convlstm_from_flax` / `convlstm_to_flax`)
 
 PyTorch has two biases where a cell needs one. They are folded: LSTM and Elman b = b_ih + b_hh;
 GRU b[r, z] = b_ih + b_hh, b[n] = b_ih[n] and b_hn = b_hh[n] (n's recurrent bias sits inside
@@ -543,3 +545,91 @@ def rglru_to_recurrentgemma(cell: Any, params: Params, num_heads: int = 1) -> di
             )
         out[name] = {"w": blocks.astype(dtype), "b": b.reshape(num_heads, d).astype(dtype)}
     return {"params": out}
+
+
+# -- flax.linen.ConvLSTMCell -------------------------------------------------------------------
+
+# flax's ConvLSTMCell splits its gates i, g, f, o (this library: i, f, g, o): swapping the
+# middle two blocks maps either order to the other.
+_FLAX_CONVLSTM_ORDER = (0, 2, 1, 3)
+
+
+def _swap_middle_gates(a: np.ndarray) -> np.ndarray:
+    blocks = np.split(a, 4, axis=-1)
+    return np.concatenate([blocks[k] for k in _FLAX_CONVLSTM_ORDER], axis=-1)
+
+
+def convlstm_from_flax(
+    variables: Mapping[str, Any], spatial_shape: tuple[int, ...], **cell_options
+) -> tuple:
+    """(cell, params) equal to a `flax.linen.ConvLSTMCell`'s variables ({'params': {'ih':
+    {kernel, bias}, 'hh': {kernel, bias}}}, the inner dict, or nn.RNN's), for frames of
+    `spatial_shape`. The two conv biases are summed and flax's forget-gate +1 (added in its
+    forward) is folded into b_f; a cell built with use_bias=False has only that +1. The cell
+    equals flax's for its default strides (1) and padding ('SAME'), the only ones that keep the
+    state's shape; `cell_options` (dtypes, init_scheme) pass to `cells.ConvLSTM`."""
+    from cells.convlstm import ConvLSTM
+
+    tree = _flax_tree(variables)
+    try:
+        w_ih, w_hh = (to_numpy(tree[name]["kernel"]) for name in ("ih", "hh"))
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"variables must be a flax.linen.ConvLSTMCell's, with ih/kernel and hh/kernel; got "
+            f"keys {sorted(tree) if isinstance(tree, Mapping) else type(tree).__name__}."
+        ) from e
+    if w_ih.ndim != len(spatial_shape) + 2 or w_hh.shape[:-2] != w_ih.shape[:-2]:
+        raise ValueError(
+            f"ConvLSTMCell kernels {w_ih.shape} and {w_hh.shape} do not fit spatial_shape="
+            f"{tuple(spatial_shape)} (expected [*kernel_size, in, 4 * features] for a "
+            f"{len(spatial_shape)}-D grid)."
+        )
+    features = w_hh.shape[-2]
+    b = np.zeros(4 * features)
+    for name in ("ih", "hh"):
+        if "bias" in tree[name]:
+            b = b + to_numpy(tree[name]["bias"]).astype(np.float64)
+    b = _swap_middle_gates(b)
+    b[features : 2 * features] += 1.0  # sigmoid(f + 1) in flax's forward
+    cell = ConvLSTM(
+        features,
+        spatial_shape=tuple(spatial_shape),
+        kernel_size=tuple(w_ih.shape[:-2]),
+        **cell_options,
+    )
+    arrays = {
+        "w_ih": _swap_middle_gates(w_ih.astype(np.float64)),
+        "w_hh": _swap_middle_gates(w_hh.astype(np.float64)),
+        "b": b,
+    }
+    try:
+        return cell, _as_params(cell, arrays)
+    except ValueError as e:
+        raise ValueError(f"flax ConvLSTMCell params do not fit {cell!r}: {e}") from e
+
+
+def convlstm_to_flax(cell: Any, params: Params) -> dict[str, Any]:
+    """A `cells.ConvLSTM`'s params as `flax.linen.ConvLSTMCell(features=F, kernel_size=K)`
+    variables {'params': {'ih', 'hh'}} (use_bias=True, the default): the bias goes to ih (less
+    flax's forget-gate +1), hh's bias is zero. Peepholes have no flax form and are refused."""
+    from cells.convlstm import ConvLSTM
+
+    if not isinstance(cell, ConvLSTM):
+        raise ValueError(f"cell must be a cells.ConvLSTM to convert to ConvLSTMCell, got {cell!r}.")
+    if cell.peephole:
+        raise ValueError("flax.linen.ConvLSTMCell has no peepholes; this cell has peephole=True.")
+    cell.check_params(params)
+    features = cell.hidden_size
+    b = to_numpy(params["b"]).copy()
+    b[features : 2 * features] -= 1.0
+    tree = {
+        "ih": {
+            "kernel": _swap_middle_gates(to_numpy(params["w_ih"])),
+            "bias": _swap_middle_gates(b),
+        },
+        "hh": {
+            "kernel": _swap_middle_gates(to_numpy(params["w_hh"])),
+            "bias": np.zeros_like(b),
+        },
+    }
+    return {"params": tree}

@@ -20,9 +20,16 @@ def check_type(field: str, value, default) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif expected is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif expected is tuple:  # a JSON round trip turns a tuple into a list
+        ok = isinstance(value, tuple | list) and all(
+            isinstance(v, int | float | str) and not isinstance(v, bool) for v in value
+        )
     else:
         ok = isinstance(value, expected)
     if not ok:
-        names = {bool: "a bool", int: "an int", float: "a number", str: "a string"}
+        names = {
+            bool: "a bool", int: "an int", float: "a number", str: "a string",
+            tuple: "a tuple of numbers or strings",
+        }  # fmt: skip
         expected_name = names.get(expected, expected.__name__)
         raise ConfigError(f"{field} must be {expected_name}, got {value!r}.")

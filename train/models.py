@@ -58,14 +58,15 @@ def cell_class(config: ml_collections.ConfigDict) -> type[cells.Cell]:
 
 
 def configurable_options(cls: type[cells.Cell]) -> dict[str, Any]:
-    """name -> default of the constructor arguments a config may set (scalar-valued fields)."""
+    """name -> default of the constructor arguments a config may set (fields whose default is
+    a scalar or a tuple, e.g. the ConvLSTM's spatial_shape)."""
     return {
         f.name: f.default
         for f in dataclasses.fields(cls)
         if f.init
         and f.name not in GOVERNED_OPTIONS
         and f.default is not dataclasses.MISSING
-        and (f.default is None or isinstance(f.default, _SCALAR_TYPES))
+        and (f.default is None or isinstance(f.default, _SCALAR_TYPES + (tuple,)))
     }
 
 
@@ -83,6 +84,8 @@ def make_cell(config: ml_collections.ConfigDict) -> cells.Cell:
             raise ConfigError(f"{field}: {cls.__name__} has no such option; valid: {listed}.")
         if valid[key] is not None:
             check_type(field, value, valid[key])
+        if isinstance(value, list):  # a tuple option read back from config.json
+            options[key] = tuple(value)
     try:
         return cls(int(config.model.hidden_size), compute_dtype=compute_dtype(config), **options)
     except (TypeError, ValueError) as e:

@@ -18,6 +18,8 @@ without one fails every reference test with a message naming it and this file.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 import cells  # only for the registered names (`step_fn`); the equations below are our own
@@ -177,6 +179,43 @@ def rglru_step(p, state, x, c):
     return (h,), h, {"r": r, "i": i, "u": u, "a": a}
 
 
+def conv_same(x, w):
+    """Stride-1 'same' convolution (cross-correlation) of x [B, *S, C] with w [*K, C, O]: zero
+    padding (k - 1) // 2 before and k // 2 after each axis; out[b, s] = sum over the kernel
+    offsets d of xpad[b, s + d] @ w[d]."""
+    spatial = x.shape[1:-1]
+    kernel = w.shape[:-2]
+    pads = [(0, 0)] + [((k - 1) // 2, k // 2) for k in kernel] + [(0, 0)]
+    xpad = np.pad(x, pads)
+    out = np.zeros(x.shape[:1] + spatial + w.shape[-1:])
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        window = tuple(slice(d, d + n) for d, n in zip(offset, spatial, strict=True))
+        out += xpad[(slice(None), *window)] @ w[offset]
+    return out
+
+
+def convlstm_step(p, state, x, spatial_shape, peephole):
+    """ConvLSTM (Shi et al. 2015) on flattened grids: x [B, prod(S) * C], state (h, c) each
+    [B, prod(S) * F]; each gate from its own kernel blocks, peepholes W_c o C optional."""
+    h_prev, c_prev = state
+    batch = x.shape[0]
+    grid = lambda a: a.reshape((batch, *spatial_shape, -1))  # noqa: E731
+    names = ["i", "f", "g", "o"]
+    w_x, w_h, b = (_blocks(p[k], 4) for k in ("w_ih", "w_hh", "b"))
+    a = {
+        n: (conv_same(grid(x), w_x[k]) + conv_same(grid(h_prev), w_h[k]) + b[k]).reshape(batch, -1)
+        for k, n in enumerate(names)
+    }
+    pi, pf, po = p["w_peep"] if peephole else (0.0, 0.0, 0.0)
+    i = sigmoid(a["i"] + pi * c_prev)
+    f = sigmoid(a["f"] + pf * c_prev)
+    g = np.tanh(a["g"])
+    c = f * c_prev + i * g
+    o = sigmoid(a["o"] + po * c)
+    h = o * np.tanh(c)
+    return (h, c), h, {"i": i, "f": f, "g": g, "o": o, "c": c}
+
+
 def slstm_step(p, state, x):
     """sLSTM (Beck et al. 2024), stabilised as the official vanilla code. state = (h, c, n, m);
     the trace holds the stabilised gates i', f', z = tanh, o = sigmoid, and c, n."""
@@ -234,6 +273,9 @@ STEPS = {
     "minlstm": lambda cell: minlstm_step,
     "slstm": lambda cell: slstm_step,
     "rglru": lambda cell: lambda p, s, x: rglru_step(p, s, x, cell.c),
+    "convlstm": lambda cell: (
+        lambda p, s, x: convlstm_step(p, s, x, cell.spatial_shape, cell.peephole)
+    ),
 }
 
 
@@ -269,7 +311,6 @@ def run(cell, params, xs, carry=None, lengths=None, reverse=False, resets=None, 
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     xs = np.asarray(xs, np.float64)
     batch, steps, _ = xs.shape
-    hidden = cell.hidden_size
     sizes = list(cell.carry_sizes)
     if initial is None:
         initial = [np.zeros((batch, n)) for n in sizes]
@@ -303,7 +344,9 @@ def run(cell, params, xs, carry=None, lengths=None, reverse=False, resets=None, 
                 state, h, gates = step(p, state, xs[b : b + 1, t])
                 ys[b, t] = h[0]
                 for name, value in gates.items():
-                    trace.setdefault(name, np.zeros((batch, steps, hidden)))[b, t] = value[0]
+                    trace.setdefault(name, np.zeros((batch, steps, value.shape[-1])))[b, t] = value[
+                        0
+                    ]
         for k in range(len(sizes)):
             final[k][b] = state[k][0]
     return ys, tuple(final), trace

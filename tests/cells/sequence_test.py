@@ -76,14 +76,14 @@ def test_jit_equals_eager_traced_lengths_and_trace_padding(name):
     jax.tree.map(lambda a, b: assert_close(a, b, 1e-6), eager, jitted)
     ys, final, trace = eager
     expected = set(cell.gate_names)
-    if isinstance(cell, cells.LSTM):  # every gate (i = 1 - f when coupled) and c
+    if isinstance(cell, cells.LSTM | cells.ConvLSTM):  # every gate (i = 1 - f when coupled), c
         expected = {"i", "f", "g", "o", "c"}
     if isinstance(cell, cells.SLSTM):  # the gates, the cell and the normaliser
         expected |= {"c", "n"}
     if isinstance(cell, cells.RGLRU):  # the gates, the value and the decay a_t
         expected |= {"a"}
     assert set(trace) == expected
-    assert all(v.shape == (B, T, H) for v in trace.values())
+    assert all(v.shape == (B, T, cell.carry_sizes[-1]) for v in trace.values())  # ConvLSTM: S*F
     for b, length in enumerate(LENGTHS):  # padding: zero outputs, zero gates
         assert not np.asarray(ys[b, length:]).any()
         assert all(not np.asarray(v[b, length:]).any() for v in trace.values())
@@ -138,10 +138,11 @@ def test_bfloat16_compute(name):
 
 
 def _dots(jaxpr, in_loop=False):
-    """All dot_general equations of a jaxpr, recursively, with whether they sit in a scan body."""
+    """All products (dot_general, and the ConvLSTM's conv_general_dilated) of a jaxpr,
+    recursively, with whether they sit in a scan body."""
     found = []
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
             found.append((eqn, in_loop))
         for value in eqn.params.values():
             for sub in value if isinstance(value, tuple | list) else (value,):
@@ -161,7 +162,10 @@ def test_one_input_gemm_outside_one_recurrent_gemm_per_step(name):
     outside = [e for e, in_loop in dots if not in_loop]
     inside = [e for e, in_loop in dots if in_loop]
     assert len(outside) == 1  # x W_ih for all B*T rows at once
-    assert outside[0].invars[0].aval.shape == (B, T, I)
+    if isinstance(cell, cells.ConvLSTM):  # one convolution of all B*T frames [B*T, *S, C]
+        assert outside[0].invars[0].aval.shape == (B * T, *cell.spatial_shape, I // cell.positions)
+    else:
+        assert outside[0].invars[0].aval.shape == (B, T, I)
     # One [B, H] x [H, G*H] GEMM per step; Cho's GRU needs its reset gate before the n block,
     # the LSTM's projection one more [B, H] x [H, P], and the IndRNN none (u * h, elementwise).
     expected = 2 if name == "gru_reset_before" else 1

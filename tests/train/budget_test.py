@@ -15,8 +15,9 @@ from train_testing import compile_cache  # noqa: F401 - autouse: cached compiles
 import cells
 from train import budget, errors, trainer, validate
 
-# Cell options a cell needs to be built at all (LSTMP: its projection's width).
-REQUIRED_OPTIONS = {"lstmp": {"proj_size": 16}}
+# Cell options a cell needs to be built at all (LSTMP: its projection's width; ConvLSTM: its
+# grid, one position on these vector inputs).
+REQUIRED_OPTIONS = {"lstmp": {"proj_size": 16}, "convlstm": {"spatial_shape": (1,)}}
 
 
 def budget_config(cell: str, param_budget: int, **overrides):
