@@ -246,6 +246,9 @@ class Cell:
     # Zoneout's masks (`cells.scan(..., zoneout=)`): groups[k] is the mask carry field k draws;
     # fields of one group keep or update together. None: every field its own.
     zoneout_groups: ClassVar[tuple[int, ...] | None] = None
+    # True for cells whose inputs are flattened spatial grids (`cells.ConvLSTM`): studies of
+    # vector sequences leave them out (`cells.names(grids=False)`).
+    on_grids: ClassVar[bool] = False
 
     def __post_init__(self):
         h = self.hidden_size

@@ -43,6 +43,7 @@ default); b_f = forget_bias (1.0 by default, the +1 both flax's and Keras' ConvL
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any, ClassVar
 
@@ -60,20 +61,48 @@ _DIMENSIONS = {
 }
 
 
-def conv_same(x_NxSxC, w_KxCxO, compute_dtype: Any = None):
+CONV_METHODS = ("auto", "patches", "lax")
+
+
+def conv_same(x_NxSxC, w_KxCxO, compute_dtype: Any = None, method: str = "auto"):
     """The stride-1, 'same'-padded convolution x * w: [N, *S, C] x [*K, C, O] -> [N, *S, O],
-    float32 (or wider) accumulation, inputs cast to `compute_dtype` when given."""
+    float32 (or wider) accumulation, inputs cast to `compute_dtype` when given.
+
+    method: 'patches' gathers the prod(K) shifted copies of the zero-padded input side by side
+    ([N, *S, prod(K) C], im2col) and does one GEMM with w as [prod(K) C, O]; 'lax' calls
+    `jax.lax.conv_general_dilated`; 'auto' is 'patches' on CPU, where XLA's convolutions run a
+    ConvLSTM's forward and backward over 20 steps 4-11x slower than the GEMM (measured,
+    experiments/studies/moving_digits/README.md), and 'lax' on GPU/TPU (cuDNN's and the TPU's
+    own convolutions; not yet measured here). Same values up to float rounding. The patches
+    are prod(K) times the input: for large or 3-D kernels pass method='lax'.
+    """
+    if method not in CONV_METHODS:
+        raise ValueError(f"conv_same: method must be one of {CONV_METHODS}, got {method!r}.")
+    if method == "auto":
+        method = "patches" if jax.default_backend() == "cpu" else "lax"
     acc = jnp.promote_types(jnp.float32, jnp.result_type(x_NxSxC, w_KxCxO))
     if compute_dtype is not None:
         x_NxSxC, w_KxCxO = x_NxSxC.astype(compute_dtype), w_KxCxO.astype(compute_dtype)
-    return lax.conv_general_dilated(
-        x_NxSxC,
-        w_KxCxO,
-        window_strides=(1,) * (w_KxCxO.ndim - 2),
-        padding="SAME",
-        dimension_numbers=_DIMENSIONS[w_KxCxO.ndim - 2],
-        preferred_element_type=acc,
-    )
+    kernel, spatial = w_KxCxO.shape[:-2], x_NxSxC.shape[1:-1]
+    if method == "lax":
+        return lax.conv_general_dilated(
+            x_NxSxC,
+            w_KxCxO,
+            window_strides=(1,) * len(kernel),
+            padding="SAME",
+            dimension_numbers=_DIMENSIONS[len(kernel)],
+            preferred_element_type=acc,
+        )
+    # lax's 'SAME': (k - 1) // 2 zeros before, k // 2 after each axis.
+    pads = [(0, 0)] + [((k - 1) // 2, k // 2) for k in kernel] + [(0, 0)]
+    padded = jnp.pad(x_NxSxC, pads)
+    shifted = [
+        padded[(slice(None), *(slice(d, d + n) for d, n in zip(offset, spatial, strict=True)))]
+        for offset in itertools.product(*(range(k) for k in kernel))
+    ]  # offsets in row-major order, as w's leading axes flatten
+    patches = jnp.concatenate(shifted, axis=-1)  # [N, *S, prod(K) * C]
+    w = w_KxCxO.reshape(-1, w_KxCxO.shape[-1])
+    return jnp.matmul(patches, w, preferred_element_type=acc)
 
 
 def _positive_ints(value) -> bool:
@@ -105,6 +134,7 @@ class ConvLSTM(base.Cell):
     num_gates: ClassVar[int] = 4
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
     carry_type: ClassVar[type] = base.LSTMState
+    on_grids: ClassVar[bool] = True
 
     def __post_init__(self):
         super().__post_init__()

@@ -47,9 +47,11 @@ def register(name: str):
     return decorate
 
 
-def names() -> tuple[str, ...]:
-    """The registered cell names, sorted."""
-    return tuple(sorted(_CELLS))
+def names(grids: bool = True) -> tuple[str, ...]:
+    """The registered cell names, sorted. grids=False leaves out the cells made for spatial
+    grids (`Cell.on_grids`: the ConvLSTM), which on a sequence of vectors are a one-position
+    grid, i.e. a plain cell with unused weights: what studies of vector sequences compare."""
+    return tuple(sorted(n for n, cls in _CELLS.items() if grids or not cls.on_grids))
 
 
 def get(name: str) -> type[base.Cell]:

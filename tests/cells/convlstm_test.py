@@ -112,6 +112,28 @@ def test_a_3d_grid_and_a_stack_whose_feature_maps_change_match_float64_numpy():
     assert stack.layers[1].unflatten(ys).shape == (B, T, *spatial, 2)
 
 
+@pytest.mark.parametrize(
+    "x_shape, w_shape",
+    [((3, 7, 2), (3, 2, 5)), ((2, 5, 6, 3), (4, 3, 3, 4)), ((2, 3, 4, 2, 1), (2, 3, 1, 1, 3))],
+)
+def test_both_convolution_methods_equal_float64_numpy(x_shape, w_shape):
+    """conv_same's 'patches' (im2col + one GEMM, the CPU default) and 'lax' methods, odd and
+    even kernels, 1-, 2- and 3-D, values and gradients."""
+    from cells.convlstm import conv_same
+
+    x, w = _frames(x_shape, seed=1), _frames(w_shape, seed=2)
+    expected = reference_numpy.conv_same(np.asarray(x, np.float64), np.asarray(w, np.float64))
+    grads = {}
+    for method in ("patches", "lax"):
+        assert_close(conv_same(x, w, method=method), expected, 1e-6, method)
+        loss = lambda x, w, m=method: jnp.sum(jnp.sin(conv_same(x, w, method=m)))  # noqa: E731
+        grads[method] = jax.grad(loss, argnums=(0, 1))(x, w)
+    for a, b in zip(grads["patches"], grads["lax"], strict=True):
+        assert_close(a, b, 1e-5, "gradients")
+    with pytest.raises(ValueError, match="method must be one of"):
+        conv_same(x, w, method="fft")
+
+
 def test_init_uses_the_convolution_fans_and_the_forget_bias():
     cell = cells.ConvLSTM(8, spatial_shape=(16, 16), kernel_size=5)
     params = cell.init(jax.random.key(0), 16 * 16 * 3)

@@ -25,7 +25,7 @@ def test_builtin_cells_are_registered_under_their_names():
 
 
 def test_unknown_name_lists_the_registered_cells():
-    with pytest.raises(ValueError, match=r"unknown cell 'lstmm'; registered cells: gru, gru_ln"):
+    with pytest.raises(ValueError, match=r"unknown cell 'lstmm'; registered cells: convlstm, gru,"):
         cells.get("lstmm")
 
 
@@ -137,3 +137,9 @@ def test_fused_on_a_cell_without_backward_falls_back_to_autodiff_and_warns_once(
     for name in expected:
         np.testing.assert_array_equal(fused[name], expected[name])
         np.testing.assert_array_equal(fused_again[name], expected[name])
+
+
+def test_grid_cells_can_be_left_out_of_vector_studies():
+    assert "convlstm" in cells.names() and "convlstm" not in cells.names(grids=False)
+    assert set(cells.names()) - set(cells.names(grids=False)) == {"convlstm"}
+    assert cells.ConvLSTM.on_grids and not cells.LSTM.on_grids

@@ -203,6 +203,25 @@ class EpochIterator(DataIterator):
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
 
 
+class SeededIterator(DataIterator):
+    """Endless generated batches: batch k is make_batch(np.random.default_rng([seed, 0, k])),
+    so the position is the batch counter k (tasks whose training examples are drawn fresh)."""
+
+    def __init__(self, make_batch, seed: int):
+        self.make_batch, self.seed, self.step = make_batch, seed, 0
+
+    def __next__(self):
+        batch = self.make_batch(np.random.default_rng([self.seed, 0, self.step]))
+        self.step += 1
+        return batch
+
+    def get_state(self):
+        return {"step": self.step}
+
+    def set_state(self, state):
+        self.step = int(state["step"])
+
+
 def padded_batches(num_examples: int, batch_size: int, take) -> Iterator[Batch]:
     """Every example once, in order, in batches of exactly `batch_size` (one compiled shape).
 

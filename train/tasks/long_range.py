@@ -140,25 +140,6 @@ def solved(loss: float, baseline_loss: float) -> bool:
     return bool(loss <= SOLVED_FRACTION * baseline_loss)
 
 
-# -- iterators ------------------------------------------------------------------------------
-class SeededIterator(data_base.DataIterator):
-    """Batch k comes from default_rng([seed, 0, k]): the position is the batch counter."""
-
-    def __init__(self, make_batch, seed: int):
-        self.make_batch, self.seed, self.step = make_batch, seed, 0
-
-    def __next__(self):
-        batch = self.make_batch(np.random.default_rng([self.seed, 0, self.step]))
-        self.step += 1
-        return batch
-
-    def get_state(self):
-        return {"step": self.step}
-
-    def set_state(self, state):
-        self.step = int(state["step"])
-
-
 class _LongRangeTask(base.Task):
     """Shared parts: config checks, the recurrent stack, fixed eval sets, batching."""
 
@@ -241,7 +222,7 @@ class _LongRangeTask(base.Task):
             batch["weight"] = np.ones((batch_size,), np.float32)
             return batch
 
-        return SeededIterator(make, int(self.config.seed))
+        return data_base.SeededIterator(make, int(self.config.seed))
 
     def eval_batches(self, split):
         data = self._examples[split]

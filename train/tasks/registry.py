@@ -25,6 +25,7 @@ TASKS: dict[str, str] = {
     "spoken_digits": "train.tasks.speech:SpokenDigitsTask",
     "connected_digits": "train.tasks.speech:ConnectedDigitsTask",
     "mnist1d": "train.tasks.mnist1d:MNIST1DTask",
+    "moving_digits": "train.tasks.moving_digits:MovingDigitsTask",
 }
 
 

@@ -38,7 +38,6 @@ from train.data import base as data_base
 from train.data import speech
 from train.errors import ConfigError
 from train.tasks import base, ctc
-from train.tasks.long_range import SeededIterator
 
 ARCHITECTURES = ("rnn", "cnn", "logistic")
 NORMALIZATIONS = ("train", "utterance")
@@ -375,7 +374,7 @@ class ConnectedDigitsTask(base.Task):
 
     def train_iterator(self):
         batch_size = int(self.config.train.batch_size)
-        return SeededIterator(
+        return data_base.SeededIterator(
             lambda rng: (
                 self.data.strings(rng, batch_size, "train")
                 | {"weight": np.ones((batch_size,), np.float32)}

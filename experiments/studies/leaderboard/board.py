@@ -445,7 +445,7 @@ def main(argv) -> None:
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    chosen_cells = _names("cells", FLAGS.cells, cells_lib.names())
+    chosen_cells = _names("cells", FLAGS.cells, cells_lib.names(grids=False))
     tasks = _names("tasks", FLAGS.tasks, tuple(TASKS)) if FLAGS.tasks else list(DEFAULT_TASKS)
     try:
         seeds = [int(s) for s in FLAGS.seeds.split(",") if s]

@@ -12,7 +12,7 @@ from experiments.lab import Run, records
 from experiments.studies.leaderboard import board
 
 GROUPS = {
-    task: (lambda results_dir, task=task: board.runs(list(cells.names()), [task],
+    task: (lambda results_dir, task=task: board.runs(list(cells.names(grids=False)), [task],
                                                      list(board.SEEDS), quick=False))
     for task in board.TASKS
 }  # fmt: skip

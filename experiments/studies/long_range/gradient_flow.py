@@ -258,7 +258,7 @@ def model_names(value: str) -> tuple[str, ...]:
     """--models: 'all' or comma-separated names; UsageError naming the valid ones."""
     import cells
 
-    valid = (*cells.names(), *CHRONO)
+    valid = (*cells.names(grids=False), *CHRONO)
     if value == "all":
         return valid
     names = tuple(v for v in value.split(",") if v)

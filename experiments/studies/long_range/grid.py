@@ -104,7 +104,7 @@ def long_range_cell_runs() -> list[Run]:
             config=long_range_arg("adding", t, steps, cell),
             collect=collect,
         )
-        for cell in cells.names()
+        for cell in cells.names(grids=False)
         if cell not in LONG_RANGE_MODELS
     ]
 

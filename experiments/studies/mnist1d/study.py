@@ -43,7 +43,7 @@ def mnist1d_runs(results_dir: str) -> list[Run]:
     ]
     every_cell = [
         Run(f"mnist1d_{cell}_s{s}", config=f"mnist1d.py:cell={cell},seed={s}")
-        for cell in ("gru", *(c for c in cells.names() if c != "gru"))
+        for cell in ("gru", *(c for c in cells.names(grids=False) if c != "gru"))
         for s in SEEDS
     ]
     return torch_init + baselines + every_cell
