@@ -34,7 +34,7 @@ ARGUMENTS = {
     "digit_size": 16,
     "num_digits": 2,
     "learning_rate": 1e-3,
-    "num_steps": 2000,
+    "num_steps": 1000,
     "batch_size": 16,
     "param_budget": 0,
 }
