@@ -30,9 +30,9 @@ CELLS = {name: _example(cells.get(name)) for name in cells.names()} | {
     "lstm_all": cells.LSTM(H, peephole=True, coupled=True, proj_size=4),
     "lstm_peephole_ln_proj": cells.LSTM(H, peephole=True, proj_size=3, layer_norm=True),
     "slstm_heads": cells.SLSTM(H, num_heads=2),  # head-wise LSTM/GRU: headwise_test.py
-    # I = 4 inputs as a 4-position 1-D grid of one channel, and a 2 x 2 grid, so the kernels
-    # overhang the borders (the registered example is a one-position grid).
-    "convlstm_1d": cells.ConvLSTM(H, spatial_shape=(4,), kernel_size=3),
+    # I = 4 inputs as a 2 x 2 grid of one channel, so the (even and odd) kernels overhang the
+    # borders (the registered example is a one-position grid; convlstm_test.py runs 1-D and
+    # 3-D grids against the same NumPy reference and flax).
     "convlstm_2d_peephole": cells.ConvLSTM(
         H, spatial_shape=(2, 2), kernel_size=(2, 3), peephole=True
     ),
