@@ -360,14 +360,18 @@ class Cell:
         """The width of each carry field, in the carry NamedTuple's order (h first)."""
         return (self.output_size,) + (self.hidden_size,) * (len(self.carry_type._fields) - 1)
 
-    def input_size(self, params: Params) -> int:
+    def input_kernel_shape(self, params: Params) -> tuple[int, ...]:
+        """The shape of params['w_ih']; ValueError when params is not a dict holding it."""
         if not isinstance(params, dict) or "w_ih" not in params:
             keys = sorted(params) if isinstance(params, dict) else type(params).__name__
             raise ValueError(
                 f"{type(self).__name__}: params must be a dict with 'w_ih' (from cell.init), "
                 f"got {keys}."
             )
-        shape = jnp.shape(params["w_ih"])
+        return tuple(jnp.shape(params["w_ih"]))
+
+    def input_size(self, params: Params) -> int:
+        shape = self.input_kernel_shape(params)
         if len(shape) != 2 or shape[0] == 0:
             raise ValueError(
                 f"{type(self).__name__}: params['w_ih'] must be a 2-D array [input_size, "

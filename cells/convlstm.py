@@ -192,13 +192,7 @@ class ConvLSTM(base.Cell):
         return input_size // self.positions
 
     def input_size(self, params) -> int:
-        if not isinstance(params, dict) or "w_ih" not in params:
-            keys = sorted(params) if isinstance(params, dict) else type(params).__name__
-            raise ValueError(
-                f"{type(self).__name__}: params must be a dict with 'w_ih' (from cell.init), "
-                f"got {keys}."
-            )
-        shape = jnp.shape(params["w_ih"])
+        shape = self.input_kernel_shape(params)
         if len(shape) != len(self.spatial_shape) + 2:
             raise ValueError(
                 f"{type(self).__name__}: params['w_ih'] must be a kernel [*kernel_size, "
