@@ -11,8 +11,9 @@ Three parts, each printed as a table and written to --json (refused if the file 
 
   parallel   forward+backward tokens/s (B*T / median seconds) at I = H = 256 of
              'gru' / 'lstm' (`cells.scan`, hand-written backward, the library's fastest
-             sequential path), 'mingru-*' / 'minlstm-*' in `cells.scan`'s 'parallel' mode
-             (gates at once, associative scan) and 'hoisted' mode (gates at once, elementwise
+             sequential path), 'mingru-*' / 'minlstm-*' / 'rglru-*' (the RG-LRU: 3H gate
+             columns, measured against the minLSTM's 3H ceiling) in `cells.scan`'s 'parallel'
+             mode (gates at once, associative scan) and 'hoisted' mode (gates at once, elementwise
              loop; what mode='auto' runs on CPU), 'mingru-sequential' (gates step by step in
              a `lax.scan`), and 'mingru-input-gemms' / 'minlstm-input-gemms' (the cell's
              input projection x W_ih + b alone, [I, 2H] / [I, 3H], forward+backward: what the
@@ -115,6 +116,8 @@ def parallel_part(shapes, hidden, repeats) -> list[dict]:
         "minlstm-parallel": (cells.MinLSTM(hidden), {"mode": "parallel"}),
         "minlstm-hoisted": (cells.MinLSTM(hidden), {"mode": "hoisted"}),
         "mingru-sequential": (cells.MinGRU(hidden), {"mode": "sequential"}),
+        "rglru-parallel": (cells.RGLRU(hidden), {"mode": "parallel"}),
+        "rglru-hoisted": (cells.RGLRU(hidden), {"mode": "hoisted"}),
     }
     rows = []
     for batch, steps in shapes:
@@ -129,7 +132,7 @@ def parallel_part(shapes, hidden, repeats) -> list[dict]:
         timed = _time_interleaved(fns, args, repeats)
         gru_s = timed["gru"]["median_s"]
         for name, t in timed.items():
-            ceiling = "minlstm" if name.startswith("minlstm") else "mingru"
+            ceiling = "minlstm" if name.startswith(("minlstm", "rglru")) else "mingru"
             ceiling_s = timed[f"{ceiling}-input-gemms"]["median_s"]
             rows.append(
                 {
