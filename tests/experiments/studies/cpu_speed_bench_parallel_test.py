@@ -17,7 +17,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 def test_parts_report_every_implementation():
     rows = bench_parallel.parallel_part([(1, 16)], hidden=8, repeats=1)
     impls = {"gru", "lstm", "mingru-sequential"}
-    impls |= {f"{c}-{m}" for c in ("mingru", "minlstm") for m in ("parallel", "hoisted")}
+    impls |= {f"{c}-{m}" for c in ("mingru", "minlstm", "rglru") for m in ("parallel", "hoisted")}
     impls |= {"mingru-input-gemms", "minlstm-input-gemms"}
     assert {r["impl"] for r in rows} == impls
     for ceiling in ("mingru-input-gemms", "minlstm-input-gemms"):
