@@ -40,6 +40,7 @@ def test_trajectories_bounce_inside_the_canvas_and_keep_their_speed():
     assert corners.min() >= 0 and corners.max() <= 12
     steps = np.abs(np.diff(corners, axis=2)).max()
     assert steps <= 3  # 2 px per frame (rounded), less at a wall
+
     # A digit moving straight right from 10 with speed 2 reaches the wall at 12 and comes back.
     class Rightward:  # position (row 5, column 10), angle 0: velocity (0, 2), to the right
         def uniform(self, low, high, size):

@@ -19,7 +19,10 @@ def test_the_grid_gives_the_baselines_the_conv_lstms_parameters():
     assert (
         runs["md_conv3d_s0"].config == f"moving_digits.py:model=conv3d,param_budget={budget},seed=0"
     )
-    assert f"param_budget={budget}" in runs["md_fc_lstm_s2"].config
+    assert (
+        runs["md_fc_lstm_s2"].config == "moving_digits.py:model=fc,cell=lstm,hidden_size=8,seed=2"
+    )
+    assert study.fc_lstm_width() == 8  # 43,680 parameters; 7 units would have 38,180
     assert runs["md_copy_last_s0"].command[1] == "experiments.studies.moving_digits.copy_last"
 
 
