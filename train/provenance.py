@@ -44,10 +44,15 @@ def git_dirty() -> bool | None:
 
 
 def command() -> str:
-    """The command line, as `python -m train.main ...` when run that way."""
+    """The command line, as `python -m package.module ...` when a module of this repository
+    was run that way (Python reports its file's absolute path, which names this machine's
+    folders)."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith(os.path.join("train", "main.py")):
-        argv[0:1] = ["-m", "train.main"]
+    script = os.path.abspath(argv[0]) if argv else ""
+    relative = os.path.relpath(script, ROOT) if script else ".."
+    if script.endswith(".py") and not relative.startswith(".."):
+        module = relative[: -len(".py")].replace(os.sep, ".")
+        argv[0:1] = ["-m", module.removesuffix(".__main__")]
     return " ".join(["python"] + argv)
 
 

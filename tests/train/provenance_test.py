@@ -56,3 +56,22 @@ def test_git_dirty_is_unknown_without_a_checkout(tmp_path, monkeypatch, broken):
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert provenance.git_dirty() is None
     assert provenance.git_commit() == "unknown"
+
+
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        ("train/main.py", "python -m train.main --x=1"),
+        ("experiments/studies/moving_digits/copy_last.py", "python -m "
+         "experiments.studies.moving_digits.copy_last --x=1"),
+        ("experiments/__main__.py", "python -m experiments --x=1"),
+    ],
+)  # fmt: skip
+def test_a_module_of_the_repository_is_recorded_as_python_dash_m(monkeypatch, script, expected):
+    """Python puts a module's absolute file path in argv[0]; the record names no folder."""
+    import os
+
+    monkeypatch.setattr("sys.argv", [os.path.join(provenance.ROOT, script), "--x=1"])
+    assert provenance.command() == expected
+    monkeypatch.setattr("sys.argv", ["/elsewhere/tool.py", "--x=1"])
+    assert provenance.command() == "python /elsewhere/tool.py --x=1"
