@@ -539,6 +539,12 @@ class _Run:
                     self.console.line(f"compiled and ran the first step in {first:.1f} s")
                     self.console.restart_clock(step + 1)
                 self.pending.append(sums)
+                if len(self.pending) >= 2:
+                    # At most one step in flight: XLA:CPU allocates a dispatched step's buffers
+                    # before it runs, so an unbounded run-ahead to the next log holds log_every
+                    # steps' temporaries at once (a ConvLSTM step's 1.3 GB x 50 was killed for
+                    # memory). One queued step still overlaps the next batch with this one.
+                    jax.block_until_ready(self.pending[-2])
                 self.done = done = step + 1
                 last = done == self.num_steps
                 do_log = done % t.log_every == 0 or last

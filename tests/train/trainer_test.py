@@ -244,3 +244,15 @@ def test_the_best_checkpoint_is_not_evaluated_twice_at_the_end(tmp_path, monkeyp
     finals = [e for e in metrics.read_events(workdir) if e.get("final")]
     valids = [e for e in metrics.read_events(workdir) if e["split"] == "valid"]
     assert finals[0]["loss"] == valids[0]["loss"]  # the same numbers, recorded as final
+
+
+def test_at_most_one_train_step_is_in_flight(tmp_path, monkeypatch):
+    """The loop waits for step k - 1 after dispatching step k (XLA:CPU allocates a dispatched
+    step's buffers before it runs; a run-ahead to the next log held them all at once)."""
+    waited = []
+    real = jax.block_until_ready
+    monkeypatch.setattr(trainer.jax, "block_until_ready", lambda x: waited.append(x) or real(x))
+    config = tt.tiny_config(**{"train.num_steps": 6, "train.log_every": 6})
+    trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    # The first step's own wait (compile timing), then one wait per later step for the one before.
+    assert len(waited) >= 6
