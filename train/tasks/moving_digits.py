@@ -172,7 +172,6 @@ class MovingDigitsTask(base.Task):
         "num_valid", "num_test",
     )  # fmt: skip
     unused_fields = {"train.seq_len": "a sequence is input_frames + output_frames frames"}
-    loss_metric = "loss"
 
     @classmethod
     def validate(cls, config):
@@ -299,7 +298,7 @@ class MovingDigitsTask(base.Task):
             p = params[f"conv{i + 1}"]
             # XLA's convolution: im2col would hold 3 * k^2 copies of every activation.
             h = jax.nn.relu(cells.base.add_bias(conv_same(h, p["w"], method="lax"), p["b"]))
-        batch, frames, rows, cols, channels = h.shape
+        batch, _, rows, cols, _ = h.shape
         per_pixel = jnp.transpose(h, (0, 2, 3, 1, 4)).reshape(batch, rows * cols, -1)
         logits = models.dense(params["head"], per_pixel)  # [B, P, output_frames]
         return jnp.swapaxes(logits, 1, 2)
