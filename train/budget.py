@@ -4,13 +4,15 @@ Comparing cells at the same `hidden_size` gives an LSTM four times the recurrent
 Elman RNN and a minGRU a fraction of them. With a budget, each cell gets the width at which the
 whole model (embeddings, every layer, the head) has as many parameters as N allows:
 
-    H* = the width H >= 1 whose count P(H) is nearest N      (ties: the smaller H)
+    H* = the width H whose count P(H) is nearest N           (ties: the smaller H)
     accepted when |P(H*) - N| <= TOLERANCE * N                (refused in one line otherwise)
 
 P(H) is counted, not estimated: the task builds its model at width H and `jax.eval_shape`
 traces the initialisation (no arrays are allocated). P is non-decreasing in H for every
 registered task and cell (each layer's matrices grow with H), so a bisection finds the two
-widths around N in about log2(N) counts. The chosen width replaces `config.model.hidden_size`
+widths around N in about log2(N) counts. H runs over the widths the cell accepts: multiples of
+its `num_heads` option (1 without it), from the smallest it builds (1; the mLSTM's head norm
+needs 2 units per head). The chosen width replaces `config.model.hidden_size`
 before the workdir records the config, so config.json and results.json hold the width that
 ran; results.json's 'param_budget' entry records the budget, the width and the count.
 """
@@ -36,13 +38,31 @@ def count_at(config, task_cls, width: int) -> int:
     return models.count_params(params)
 
 
+def _smallest_width(config, task_cls, unit: int) -> int:
+    """The smallest multiple of `unit` the cell accepts (the mLSTM's head norm needs two units
+    per head): ConfigError from the cell itself when none of the first four is."""
+    for k in range(1, 4):
+        try:
+            count_at(config, task_cls, unit * k)
+            return unit * k
+        except ConfigError:
+            continue
+    count_at(config, task_cls, unit * 4)  # raises the cell's own one-line error, or passes
+    return unit * 4
+
+
 def choose_width(config, task_cls) -> dict:
     """{'budget', 'hidden_size', 'params', 'deviation'} for config.model.param_budget.
 
-    Raises ConfigError when no width comes within TOLERANCE of the budget (the two nearest
-    widths and their counts are named, so the user can pick a budget that fits).
+    Widths are multiples of the cell's `num_heads` option (1 without it), from the smallest
+    width the cell accepts. Raises ConfigError when no width comes within TOLERANCE of the
+    budget (the two nearest widths and their counts are named, so the user can pick a budget
+    that fits).
     """
     budget = int(config.model.param_budget)
+    heads = config.model.cell_options.to_dict().get("num_heads", 1)
+    unit = heads if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 else 1
+    first = _smallest_width(config, task_cls, unit)
     cache: dict[int, int] = {}
 
     def count(width: int) -> int:
@@ -50,26 +70,27 @@ def choose_width(config, task_cls) -> dict:
             cache[width] = count_at(config, task_cls, width)
         return cache[width]
 
-    if count(1) > budget:
+    if count(first) > budget:
         raise ConfigError(
             f"config.model.param_budget={budget}: the smallest model ({config.model.cell}, "
-            f"hidden_size=1) already has {count(1):,} parameters; give a budget >= {count(1)}."
+            f"hidden_size={first}) already has {count(first):,} parameters; give a budget >= "
+            f"{count(first)}."
         )
-    if count(2) == count(1):
+    if count(first + unit) == count(first):
         raise ConfigError(
             f"config.model.param_budget={budget}: the model of task {config.task!r} does not "
             "grow with config.model.hidden_size, so no width can meet a budget; leave it at 0."
         )
-    low, high = 1, 2
+    low, high = first, first + unit
     while count(high) <= budget:  # grow until the count passes the budget
-        low, high = high, high * 2
+        low, high = high, first + 2 * (high - first)
         if high > _MAX_WIDTH:
             raise ConfigError(
                 f"config.model.param_budget={budget} needs a width beyond {_MAX_WIDTH:,}; "
                 "give a smaller budget."
             )
-    while high - low > 1:  # count(low) <= budget < count(high)
-        middle = (low + high) // 2
+    while high - low > unit:  # count(low) <= budget < count(high)
+        middle = low + (high - low) // (2 * unit) * unit
         if count(middle) <= budget:
             low = middle
         else:
