@@ -16,7 +16,7 @@ Usage:
 import importlib
 
 from cells import regularization
-from cells.base import Cell, LSTMState, Params, RNNState, SLSTMState
+from cells.base import Cell, LSTMState, MLSTMState, Params, RNNState, SLSTMState
 from cells.blocks import ResidualStack
 from cells.convlstm import ConvLSTM
 from cells.gru import GRU, LayerNormGRU
@@ -27,6 +27,7 @@ from cells.linear_scan import LinearRecurrentCell
 from cells.lstm import CIFGLSTM, LSTM, LSTMP, LayerNormLSTM, PeepholeLSTM
 from cells.mgu import MGU
 from cells.minimal import MinGRU, MinLSTM
+from cells.mlstm import MLSTM
 from cells.registry import get, name_of, names, register
 from cells.rglru import RGLRU
 from cells.sequence import reference_scan, scan
@@ -49,6 +50,8 @@ __all__ = [
     "LayerNormLSTM",
     "LinearRecurrentCell",
     "MGU",
+    "MLSTM",
+    "MLSTMState",
     "MinGRU",
     "MinLSTM",
     "PeepholeLSTM",

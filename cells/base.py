@@ -65,6 +65,17 @@ class SLSTMState(NamedTuple):
     m: Array
 
 
+class MLSTMState(NamedTuple):
+    """mLSTM carry (`cells.MLSTM`, NH heads of D units, H = NH D), each field flattened per
+    sequence: hidden state h [B, H], matrix memory c [B, NH D D] (head-major, then the key
+    and the value axis), normaliser n [B, NH D], stabiliser m [B, NH]."""
+
+    h: Array
+    c: Array
+    n: Array
+    m: Array
+
+
 # What a subclass may define without changing the function `cells.scan` computes, so it keeps
 # its parent's hand-written backward (see Cell.backward_rule): its dataclass fields (which
 # the backward reads from the cell itself), validation, examples, the parameters' initial

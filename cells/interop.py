@@ -15,6 +15,8 @@ bidirectional layer. Layouts:
                'hn': {kernel, bias}}; SimpleCell {'i': {kernel, bias}, 'h': {kernel}};
                ConvLSTMCell {'ih', 'hh': {kernel [*K, in, 4F], bias [4F]}}, gates i, g, f, o
                (`convlstm_from_flax` / `convlstm_to_flax`)
+    xlstm      mLSTMCell {'igate', 'fgate': {weight [NH, 3H], bias}, 'outnorm': {weight}}
+               (`mlstm_from_xlstm`: its input q, k, v concatenated)
 
 PyTorch has two biases where a cell needs one. They are folded: LSTM and Elman b = b_ih + b_hh;
 GRU b[r, z] = b_ih + b_hh, b[n] = b_ih[n] and b_hn = b_hh[n] (n's recurrent bias sits inside
@@ -505,6 +507,50 @@ def rglru_from_recurrentgemma(variables: Mapping[str, Any], **cell_options) -> t
         "w_ih": np.concatenate([gates["a_gate"][0], gates["input_gate"][0], np.eye(width)], 1),
         "b": np.concatenate([gates["a_gate"][1], gates["input_gate"][1], np.zeros(width)]),
         "a_param": a_param.astype(np.float64),
+    }
+    return cell, _as_params(cell, arrays)
+
+
+def mlstm_from_xlstm(state_dict: Mapping[str, Any], num_heads: int, **cell_options) -> tuple:
+    """(cell, params) equal to the `xlstm` package's mLSTM cell (`xlstm.blocks.mlstm.cell.
+    mLSTMCell`, NX-AI/xlstm) from its state dict: 'igate.weight' [NH, 3H], 'igate.bias' [NH],
+    'fgate.weight', 'fgate.bias' (the same) and 'outnorm.weight' [H].
+
+    That cell takes q, k and v [B, T, H] and computes its gates from their concatenation; it
+    has no output gate (its block multiplies by another branch). So the returned `cells.MLSTM`
+    takes x = concat(q, k, v) [B, T, 3H]: W_q, W_k, W_v select the three parts (the key scaled
+    by 1 / sqrt(D) in the cell, as in the package's backends), w_i and w_f are the package's
+    gate weights, norm_scale = 1 + outnorm.weight (the package's residual weight), and the
+    output gate is held open: W_o = 0 and b_o = 30, sigmoid(30) = 1 in float32 (1 - 1e-13 in
+    float64). Outputs then equal mLSTMCell.forward (its parallel form) and mLSTMCell.step (its
+    recurrent form) to float32 rounding (tests/cells/mlstm_test.py).
+    """
+    from cells.mlstm import MLSTM
+
+    def array(name):
+        if name not in state_dict:
+            raise ValueError(
+                f"state_dict must hold an xlstm mLSTMCell's {name!r}, got keys "
+                f"{sorted(state_dict)}."
+            )
+        return to_numpy(state_dict[name]).astype(np.float64)
+
+    scale = array("outnorm.weight")
+    width = scale.shape[0]
+    cell = MLSTM(width, num_heads=num_heads, head_norm=True, **cell_options)
+    gates = {}
+    for name in ("igate", "fgate"):
+        w, b = array(f"{name}.weight"), array(f"{name}.bias")
+        _check_shape(f"{name}.weight", w, (num_heads, 3 * width))
+        _check_shape(f"{name}.bias", b, (num_heads,))
+        gates[name] = (w.T, b)
+    eye, zeros = np.eye(3 * width), np.zeros((3 * width, width))
+    arrays = {
+        "w_ih": np.concatenate([eye, zeros, gates["igate"][0], gates["fgate"][0]], axis=1),
+        "b": np.concatenate(
+            [np.zeros(3 * width), np.full(width, 30.0), gates["igate"][1], gates["fgate"][1]]
+        ),
+        "norm_scale": 1.0 + scale,
     }
     return cell, _as_params(cell, arrays)
 

@@ -38,6 +38,8 @@ Sequence features are folded into the coefficients before either solver:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -92,6 +94,35 @@ class LinearRecurrentCell(base.Cell):
 
     def recurrent(self, params, h):
         raise TypeError(f"{type(self).__name__} has no recurrent matrix (its gates see x only).")
+
+    # -- the whole sequence at once (`cells.scan`'s hoisted and parallel modes) ----------------
+    static_time_modes: ClassVar[tuple[str, ...]] = ("parallel",)  # associative_scan needs T
+
+    def auto_mode(self, on_cpu: bool, static_steps: bool) -> str:
+        """`cells.scan`'s mode='auto': the loop ('hoisted') measured faster on CPU;
+        accelerators get the O(log T)-depth scan ('parallel', unmeasured), which needs a static
+        number of steps."""
+        return "hoisted" if on_cpu or not static_steps else "parallel"
+
+    def whole_sequence(self, params, xp_BxTxG, carry, init, valid_BxT, resets_BxT, mode):
+        """(h [B, T, H], the final carry, the trace): every step's coefficients at once, then
+        `linear_recurrence` by the mode's method (hoisted: 'loop', parallel: 'associative')."""
+        (h0,) = carry
+        a, b, gates = self.coefficients(params, xp_BxTxG)
+        batch, steps = xp_BxTxG.shape[:2]
+        if steps == 0:
+            return jnp.zeros((batch, 0, self.hidden_size), h0.dtype), carry, gates
+        hs = linear_recurrence(
+            a,
+            b,
+            h0,
+            valid_BxT=valid_BxT,
+            resets_BxT=resets_BxT,
+            init_BxH=init.h,
+            method=METHOD_OF_MODE[mode],
+        )
+        # Padded steps keep the state: the last position holds the final one.
+        return hs, base.RNNState(hs[:, -1]), gates
 
 
 def _compose(first, second):

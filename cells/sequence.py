@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from cells import base, kernels, linear_scan, regularization
+from cells import base, kernels, regularization
 
 _BACKWARDS = ("autodiff", "fused")
 _MODES = ("auto", "sequential", "hoisted", "parallel")
@@ -287,7 +287,10 @@ def scan(
         (`backward`, `projection`, `unroll` unused). 'auto': for those cells 'hoisted' on CPU
         (measured faster there) and 'parallel' on GPU/TPU, unless remat=True (sequential) or
         the time axis is symbolic under `jax.export` ('hoisted': 'parallel' needs static T);
-        'sequential' for every other cell. Same values up to float rounding.
+        'sequential' for every other cell. The mLSTM (`cells.MLSTM`, gates from x, a state
+        linear in its matrix memory) has its own two: 'hoisted' is its chunkwise form and
+        'parallel' the whole sequence as one chunk ([T, T] per head); 'auto' is 'hoisted'
+        wherever T is static, else 'sequential'. Same values up to float rounding.
 
       recurrent_dropout: p in [0, 1): variational dropout of the hidden state fed to the
         recurrent product (Gal & Ghahramani 2016): one mask per sequence and unit, the same at
@@ -371,25 +374,22 @@ def scan(
         )
     static_steps = isinstance(steps, int)  # False for a symbolic time axis (jax.export)
     if linear and mode == "auto" and not remat:
-        # The loop measured faster on CPU; accelerators get the O(log T)-depth scan (unmeasured),
-        # which needs a static number of steps.
-        on_cpu = jax.default_backend() == "cpu"
-        mode = "hoisted" if on_cpu or not static_steps else "parallel"
+        mode = cell.auto_mode(jax.default_backend() == "cpu", static_steps)
     if remat and mode in ("hoisted", "parallel"):
         raise ValueError(
             f"remat=True recomputes each step of mode='sequential'; mode={mode!r} has no steps "
             "to recompute (its residuals are the [B, T, H] coefficients, the size of the carries "
             "remat keeps): drop remat, or use mode='sequential' or 'auto'."
         )
-    if mode == "parallel" and not static_steps:
+    if linear and mode in cell.static_time_modes and not static_steps:
         raise ValueError(
-            "mode='parallel' needs a static number of steps (jax.lax.associative_scan); the "
-            f"time axis is symbolic ({steps}, jax.export): use mode='hoisted' or 'auto'."
+            f"mode={mode!r} needs a static number of steps for {type(cell).__name__}; the time "
+            f"axis is symbolic ({steps}, jax.export): use mode='auto' (it picks a mode that "
+            "runs)."
         )
     if linear and mode in ("hoisted", "parallel"):
-        method = linear_scan.METHOD_OF_MODE[mode]
-        return _scan_linear(
-            cell, params, xs, carry, init, lengths, resets_BxT, reverse, return_trace, method
+        return _scan_whole(
+            cell, params, xs, carry, init, lengths, resets_BxT, reverse, return_trace, mode
         )
     if backward == "fused" and not (return_trace or remat) and _has_fused_backward(cell):
         if projection == "auto":
@@ -570,32 +570,24 @@ def _zoneout_weights_at(cell, rates, rng, steps: int, carry):
     return weights_at
 
 
-def _scan_linear(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, trace, method):
-    """The hoisted and parallel modes for a `linear_scan.LinearRecurrentCell`: the inputs'
-    coefficients for all steps at once, then `linear_scan.linear_recurrence` by `method`
-    (arguments already checked, padding zeroed, resets in scan order). Returns (ys, carry) or
-    (ys, carry, trace)."""
+def _scan_whole(cell, params, xs_BxTxI, carry, init, lengths, resets_BxT, reverse, trace, mode):
+    """The hoisted and parallel modes of a cell that runs a whole sequence at once
+    (`linear_in_h`: `linear_scan.LinearRecurrentCell`, `cells.MLSTM`): the inputs' projection
+    for all steps, then `cell.whole_sequence` (arguments already checked, padding zeroed,
+    resets in scan order). Returns (ys, carry) or (ys, carry, trace)."""
     batch, steps, _ = xs_BxTxI.shape
-    (h0,) = carry
     if reverse:
         idx_BxT = jnp.broadcast_to(reverse_index(lengths, steps), (batch, steps))
         xs_BxTxI = _take_time(xs_BxTxI, idx_BxT)
-    xp_BxTxG = cell.input_projection(params, xs_BxTxI).astype(h0.dtype)
-    a, b, gates = cell.coefficients(params, xp_BxTxG)
+    xp_BxTxG = cell.input_projection(params, xs_BxTxI).astype(carry[0].dtype)
     valid_BxT = None if lengths is None else jnp.arange(steps)[None, :] < lengths[:, None]
-    if steps == 0:
-        hs = jnp.zeros((batch, 0, cell.hidden_size), h0.dtype)
-        final = h0
-    else:
-        hs = linear_scan.linear_recurrence(
-            a, b, h0, valid_BxT=valid_BxT, resets_BxT=resets_BxT, init_BxH=init.h, method=method
-        )
-        final = hs[:, -1]  # padded steps keep the state: the last position holds the final one
+    hs, carry, gates = cell.whole_sequence(
+        params, xp_BxTxG, carry, init, valid_BxT, resets_BxT, mode
+    )
     outputs = {"h": hs, **gates} if trace else {"h": hs}
     if valid_BxT is not None:
         outputs = {k: jnp.where(valid_BxT[:, :, None], v, 0.0) for k, v in outputs.items()}
     if reverse:
         outputs = {k: _take_time(v, idx_BxT) for k, v in outputs.items()}
     ys = outputs.pop("h")
-    carry = base.RNNState(final)
     return (ys, carry, outputs) if trace else (ys, carry)

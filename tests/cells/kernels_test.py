@@ -82,8 +82,9 @@ def test_matches_reference_scan_float64(x64, name, use_lengths, reverse, project
     v_ref, g_ref = _value_and_grads(spec, params, xs, carry)
     np.testing.assert_allclose(v, v_ref, rtol=1e-12)
     _assert_tree_close(g, g_ref, 1e-10)
-    # The initial-carry gradient is non-trivial (not all zeros), so the test could fail.
-    assert float(jnp.max(jnp.abs(g[2][0]))) > 1e-3
+    # The initial-carry gradient is non-trivial (not all zeros), so the test could fail (in
+    # some field: the mLSTM's h is not fed back, only its memory).
+    assert max(float(jnp.max(jnp.abs(field))) for field in g[2]) > 1e-3
 
 
 @pytest.mark.parametrize(

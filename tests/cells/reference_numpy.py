@@ -10,7 +10,8 @@ gate order LSTM i, f, g, o (coupled: f, g, o); GRU r, z, n; MGU f, n. Variants: 
 w_peep [3, H] (rows i, f, o), projection w_hr [H, P], layer norm ln_{x,h,c}_{scale,bias},
 IndRNN u [H]. Head-wise recurrent matrices w_hh [NH, D, G*D] (LSTM/GRU num_heads > 1, sLSTM)
 are expanded here to their dense block-diagonal form, loop by loop (`dense_recurrent`).
-minGRU/minLSTM have no w_hh; the sLSTM carry is (h, c, n, m).
+minGRU/minLSTM have no w_hh; the sLSTM carry is (h, c, n, m); the mLSTM's (h, C, n, m), its
+w_ih [I, 4H + 2NH] = [W_q | W_k | W_v | W_o | w_i | w_f] with no w_hh.
 
 Every registered cell has its step in `STEPS` under its registered name; a cell registered
 without one fails every reference test with a message naming it and this file.
@@ -246,6 +247,44 @@ def slstm_unstabilised_step(p, state, x):
     return (h, c, n), h
 
 
+def mlstm_step(p, state, x, num_heads, head_norm):
+    """mLSTM (Beck et al. 2024), stabilised as the official code, head by head. state = (h, C,
+    n, m) flattened per sequence (C head-major, key rows then value columns); the trace holds
+    the stabilised gates i', f' (one per head), o and the retrieved h~ (before the norm)."""
+    _, c_flat, n_flat, m_prev = state
+    hidden = n_flat.shape[-1]
+    d = hidden // num_heads
+    pre = x @ p["w_ih"] + p["b"]
+    q_all, k_all, v_all, o_pre = (pre[:, j * hidden : (j + 1) * hidden] for j in range(4))
+    i_all, f_all = pre[:, 4 * hidden : 4 * hidden + num_heads], pre[:, 4 * hidden + num_heads :]
+    h_tilde = np.zeros((x.shape[0], hidden))
+    c_new, n_new = np.zeros_like(c_flat), np.zeros_like(n_flat)
+    m_new, i_act, f_act = np.zeros_like(m_prev), np.zeros_like(m_prev), np.zeros_like(m_prev)
+    for b in range(x.shape[0]):
+        for head in range(num_heads):
+            units = slice(head * d, (head + 1) * d)
+            memory = slice(head * d * d, (head + 1) * d * d)
+            q, k, v = q_all[b, units], k_all[b, units] / np.sqrt(d), v_all[b, units]
+            log_f = -np.log1p(np.exp(-f_all[b, head]))
+            m = max(log_f + m_prev[b, head], i_all[b, head])
+            f, i = np.exp(log_f + m_prev[b, head] - m), np.exp(i_all[b, head] - m)
+            c = f * c_flat[b, memory].reshape(d, d) + i * np.outer(k, v)
+            n = f * n_flat[b, units] + i * k
+            h_tilde[b, units] = (q @ c) / (max(abs(n @ q), np.exp(-m)) + 1e-6)
+            c_new[b, memory], n_new[b, units] = c.reshape(-1), n
+            m_new[b, head], i_act[b, head], f_act[b, head] = m, i, f
+    normed = h_tilde
+    if head_norm:
+        heads = h_tilde.reshape(x.shape[0], num_heads, d)
+        mean = heads.mean(-1, keepdims=True)
+        var = ((heads - mean) ** 2).mean(-1, keepdims=True)
+        normed = ((heads - mean) / np.sqrt(var + 1e-5)).reshape(x.shape[0], hidden)
+        normed = normed * p["norm_scale"]
+    o = sigmoid(o_pre)
+    h = o * normed
+    return (h, c_new, n_new, m_new), h, {"i": i_act, "f": f_act, "o": o, "h_tilde": h_tilde}
+
+
 def _lstm(cell):
     return lambda p, s, x: lstm_step(
         p, s, x, cell.peephole, cell.coupled, cell.proj_size > 0, cell.layer_norm
@@ -272,6 +311,7 @@ STEPS = {
     "mingru": lambda cell: mingru_step,
     "minlstm": lambda cell: minlstm_step,
     "slstm": lambda cell: slstm_step,
+    "mlstm": lambda cell: lambda p, s, x: mlstm_step(p, s, x, cell.num_heads, cell.head_norm),
     "rglru": lambda cell: lambda p, s, x: rglru_step(p, s, x, cell.c),
     "convlstm": lambda cell: (
         lambda p, s, x: convlstm_step(p, s, x, cell.spatial_shape, cell.peephole)
