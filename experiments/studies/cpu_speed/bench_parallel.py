@@ -24,6 +24,12 @@ Three parts, each printed as a table and written to --json (refused if the file 
   headwise   forward+backward milliseconds at B=32, T=128, H=512 of the dense LSTM (fused and
              autodiff backward), the head-wise LSTM (NH = 4, 8) and the sLSTM (NH = 1, 4, 8),
              all autodiff unless named; ratios to the dense LSTM with the fused backward.
+  mlstm      forward+backward tokens/s at I = H = 256 of the mLSTM (4 heads of 64) in its three
+             forms, 'mlstm-sequential' (the recurrent step in a `lax.scan`), 'mlstm-hoisted'
+             (chunkwise, chunks of 64: mode='auto') and 'mlstm-parallel' (one [T, T] chunk),
+             beside 'lstm' and 'gru' (hand-written backward) and 'slstm' (4 heads), B = 1 and
+             32; and the peak memory of each form's compiled forward+backward at B = 1 against
+             T (compiled only, not run: the parallel form's [T, T] matrices grow as T^2).
   precision  max |h - h_float64| / max |h_float64| of the minGRU/minLSTM in float32 at T in
              {1024, 4096, 16384}: the parallel mode, the sequential mode, and the log-space
              form of Feng et al. (log h_t = a*_t + logcumsumexp(log b - a*)), which
@@ -53,7 +59,7 @@ from train import provenance
 
 def define_flags() -> None:
     """The command-line flags (defined on demand: tests import this module beside bench.py)."""
-    flags.DEFINE_list("parts", ["parallel", "headwise", "precision"], "Parts to run.")
+    flags.DEFINE_list("parts", ["parallel", "headwise", "mlstm", "precision"], "Parts to run.")
     flags.DEFINE_integer("repeats", 7, "Timed repetitions per implementation (median).")
     flags.DEFINE_bool("quick", False, "Tiny shapes, 2 repeats: a smoke test.")
     flags.DEFINE_string("json", None, "Write the results to this JSON file.")
@@ -62,6 +68,9 @@ def define_flags() -> None:
 
 PARALLEL_SHAPES = [(1, 256), (1, 1024), (1, 4096), (1, 16384), (32, 1024)]  # (B, T), H = 256
 HEADWISE_SHAPE = (32, 128, 512)  # B, T, H
+MLSTM_SHAPES = [(1, 256), (1, 1024), (1, 4096), (32, 256), (32, 1024)]  # (B, T), H = 256
+MLSTM_MEMORY_LENGTHS = [256, 1024, 4096, 16384]  # T at B = 1, H = 256
+MLSTM_FORMS = ("sequential", "hoisted", "parallel")
 
 
 def _loss_and_grad(cell, params, xs, **scan_kwargs):
@@ -181,6 +190,55 @@ def headwise_part(shape, repeats) -> list[dict]:
     return rows
 
 
+def _mlstm_made(hidden: int) -> dict:
+    cell = cells.MLSTM(hidden, num_heads=4)
+    made = {
+        "lstm": (cells.LSTM(hidden), {"backward": "fused"}),
+        "gru": (cells.GRU(hidden), {"backward": "fused"}),
+        "slstm": (cells.SLSTM(hidden, num_heads=4), {}),
+    }
+    return made | {f"mlstm-{form}": (cell, {"mode": form}) for form in MLSTM_FORMS}
+
+
+def mlstm_part(shapes, hidden, memory_lengths, repeats) -> dict:
+    """The mLSTM's forms beside the gated cells (tokens/s), and each form's memory against T."""
+    made = _mlstm_made(hidden)
+    speed = []
+    for batch, steps in shapes:
+        fns, args = {}, {}
+        for name, (cell, kwargs) in made.items():
+            params, xs = _case(cell, batch, steps, hidden)
+            fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
+        timed = _time_interleaved(fns, args, repeats)
+        lstm_s = timed["lstm"]["median_s"]
+        rows = [
+            {
+                "impl": name,
+                "batch": batch,
+                "seq_len": steps,
+                "hidden": hidden,
+                **t,
+                "tokens_per_s": batch * steps / t["median_s"],
+                "ratio_vs_lstm": t["median_s"] / lstm_s,
+            }
+            for name, t in timed.items()
+        ]
+        print(format_mlstm_speed(rows))
+        speed += rows
+    memory = []
+    for steps in memory_lengths:
+        row = {"seq_len": steps, "hidden": hidden}
+        for form in MLSTM_FORMS:
+            cell, kwargs = made[f"mlstm-{form}"]
+            params, xs = _case(cell, 1, steps, hidden)
+            compiled = _loss_and_grad(cell, params, xs, **kwargs).lower(params, xs).compile()
+            used = timing.xla_memory(compiled)
+            row[form] = None if used is None else used["temp"] + used["output"]
+        memory.append(row)
+    print(format_mlstm_memory(memory))
+    return {"speed": speed, "memory": memory}
+
+
 def _log_space(cell, params, xs, h0):
     """Feng et al.'s log-space parallel form, for the precision comparison only."""
     a, b, _ = cell.coefficients(params, cell.input_projection(params, xs))
@@ -284,6 +342,26 @@ def format_headwise(rows) -> str:
     )  # fmt: skip
 
 
+def format_mlstm_speed(rows) -> str:
+    headers = ["impl", "B", "T", "tokens/s", "time vs LSTM", "peak MiB", "compile s"]
+    return _markdown(
+        headers,
+        [
+            [r["impl"], str(r["batch"]), str(r["seq_len"]), f"{r['tokens_per_s']:,.0f}",
+             f"{r['ratio_vs_lstm']:.2f}x", _mib(r), f"{r['compile_s']:.1f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def format_mlstm_memory(rows) -> str:
+    mib = lambda b: "-" if b is None else f"{b / 2**20:,.1f}"  # noqa: E731
+    return _markdown(
+        ["T", *(f"{form} MiB" for form in MLSTM_FORMS)],
+        [[str(r["seq_len"]), *(mib(r[form]) for form in MLSTM_FORMS)] for r in rows],
+    )
+
+
 def format_precision(rows) -> str:
     headers = ["cell", "T", "parallel (linear space)", "sequential", "log space"]
     return _markdown(
@@ -312,6 +390,13 @@ def main(argv):
         result["parallel"] = parallel_part(shapes, 16 if quick else 256, repeats)
     if "headwise" in f.parts:
         result["headwise"] = headwise_part((2, 8, 16) if quick else HEADWISE_SHAPE, repeats)
+    if "mlstm" in f.parts:
+        result["mlstm"] = mlstm_part(
+            [(1, 32), (2, 16)] if quick else MLSTM_SHAPES,
+            16 if quick else 256,
+            [16, 64] if quick else MLSTM_MEMORY_LENGTHS,
+            repeats,
+        )
     if "precision" in f.parts:
         result["precision"] = precision_part([64] if quick else [1024, 4096, 16384])
     result.update(

@@ -29,6 +29,13 @@ def test_parts_report_every_implementation():
     by_name = {r["impl"]: r for r in rows}
     assert by_name["lstm NH=4"]["recurrent_weights"] == 8 * 4 * 8 // 4  # block-diagonal: 1/NH
     assert by_name["lstm (fused)"]["ratio_vs_dense_fused"] == 1.0
+    result = bench_parallel.mlstm_part([(1, 16)], 8, [8, 32], repeats=1)
+    assert {r["impl"] for r in result["speed"]} == {
+        "lstm", "gru", "slstm", "mlstm-sequential", "mlstm-hoisted", "mlstm-parallel"
+    }  # fmt: skip
+    assert [r["seq_len"] for r in result["memory"]] == [8, 32]
+    assert all(r[form] > 0 for r in result["memory"] for form in bench_parallel.MLSTM_FORMS)
+    assert "| 32 |" in bench_parallel.format_mlstm_memory(result["memory"])
 
 
 def test_precision_part_measures_the_parallel_scan_against_float64():
