@@ -102,6 +102,20 @@ def test_copy_last_baseline_repeats_the_last_input_frame():
     assert got["eps"] in md.COPY_LAST_EPS
 
 
+def test_mean_frame_baseline_is_the_best_constant():
+    """The per-pixel training mean beats other constants (all-zero, the mean shifted) on
+    squared error, and it is the same image for every frame and sequence."""
+    task = _task()
+    got = task.mean_frame_baseline("test", sequences=512)
+    frames = task.examples("test")["x"]
+    future = task.targets(frames)
+    mean = task.targets(task._sequences(np.random.default_rng([0, 3]), "train", 512)).mean((0, 1))
+    se = ((np.clip(mean, 1e-6, 1 - 1e-6) - future) ** 2).sum(-1)
+    np.testing.assert_allclose(got["mse_per_frame"], se.mean(), rtol=1e-4)
+    for other in (np.zeros_like(mean), np.clip(mean + 0.05, 0, 1)):
+        assert ((other - future) ** 2).sum(-1).mean() > got["mse_per_frame"]
+
+
 @pytest.mark.parametrize("model", ["convlstm", "fc", "conv3d"])
 def test_every_model_predicts_every_future_pixel_and_learns(model):
     task = _task(f"{TINY},model={model}")

@@ -33,7 +33,9 @@ Models (config.model.architecture):
       output_frames logits (every output frame sees every input frame; the spatial reach is
       num_layers * (conv_kernel - 1) + 1 pixels).
 The copy-last-frame baseline (every predicted frame = the last input frame; no parameters) is
-computed on each fixed set by `copy_last_baseline`, with the same metrics.
+computed on each fixed set by `copy_last_baseline`, and the mean-frame baseline (every
+predicted frame = the training frames' per-pixel mean, the best input-blind constant) by
+`mean_frame_baseline`, with the same metrics.
 
 Loss: per-pixel binary cross-entropy of sigmoid(logit) against the target intensity, averaged
 over pixels, frames and sequences (`loss`). Reported besides, per frame as the Moving MNIST
@@ -335,6 +337,22 @@ class MovingDigitsTask(base.Task):
         smoothed, plain = metrics(split, eps), metrics(split, 0.0)
         squared = {k: v for k, v in plain.items() if k.startswith("mse")}
         return {**smoothed, **squared, "eps": eps}
+
+    def mean_frame_baseline(self, split: str, sequences: int = 4096) -> dict[str, float]:
+        """The best constant predictor's metrics on the fixed set of `split`: every predicted
+        frame is the per-pixel mean intensity of `sequences` training sequences' target frames
+        (drawn from the stream [seed, 3], apart from the training batches'). Under squared error
+        and cross-entropy the per-pixel mean is the best prediction that ignores the input, so
+        a model at this level has learned where digits tend to be, not where they are."""
+        rng = np.random.default_rng([int(self.config.seed), 3])
+        mean = self.targets(self._sequences(rng, "train", sequences)).mean(axis=(0, 1))
+        p = np.clip(mean, 1e-6, 1.0 - 1e-6)  # a pixel no digit reached stays finite
+        frames = self._examples[split]["x"]
+        logits = np.broadcast_to(
+            np.log(p) - np.log1p(-p), (len(frames), self.output_frames, p.size)
+        )
+        sums = frame_sums(jnp.asarray(logits), self.targets(frames), jnp.ones(len(frames)))
+        return self.summarize(sums)
 
     # -- data -----------------------------------------------------------------------------------
     def train_iterator(self):

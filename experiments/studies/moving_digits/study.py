@@ -1,6 +1,7 @@
 """Moving digits (README.md): Shi et al. (2015)'s ConvLSTM encoder-forecaster against a
 non-recurrent 3-D convolutional network and an FC-LSTM at the ConvLSTM's parameter count, and
-the copy-last-frame baseline, 3 seeds each, in one harness (train/tasks/moving_digits.py)."""
+the copy-last-frame and mean-frame baselines, 3 seeds each, in one harness
+(train/tasks/moving_digits.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ MODELS = (
      "above those parameters", "model=fc,cell=lstm"),
 )  # fmt: skip
 COPY_LAST = ("copy_last", "copy the last input frame (no parameters)")
+MEAN_FRAME = ("mean_frame", "the training frames' per-pixel mean, every frame (no parameters)")
+BASELINES = (COPY_LAST, MEAN_FRAME)
 CURVE_FRAMES = (1, 5, 10)
 
 
@@ -71,6 +74,18 @@ def runs(results_dir: str) -> list[Run]:
                 ),
             )  # fmt: skip
         )
+        out.append(
+            Run(
+                f"md_mean_frame_s{s}",
+                command=(
+                    "-m",
+                    "experiments.studies.moving_digits.copy_last",
+                    "--baseline=mean_frame",
+                    f"--seed={s}",
+                    "--out={out}",
+                ),
+            )  # fmt: skip
+        )
     return out
 
 
@@ -81,7 +96,7 @@ def _rows(results_dir: str) -> list[tuple[str, str, list[dict]]]:
     """(model, label, its records over the seeds) for every model with records."""
     found = records.load_all(results_dir, prefixes=("md_",))
     rows = []
-    for model, label, *_ in (*MODELS, COPY_LAST):
+    for model, label, *_ in (*MODELS, *BASELINES):
         seeds = [found[f"md_{model}_s{s}"] for s in SEEDS if f"md_{model}_s{s}" in found]
         if seeds:
             rows.append((model, label, seeds))
@@ -104,7 +119,8 @@ def results_table(results_dir: str) -> str:
         ]
         bce = tables.fmt_mean_std([r["test"]["bce_per_frame"] for r in seeds], digits=1)
         walls = [r["wall_time_s"] for r in seeds]
-        steps = "-" if model == COPY_LAST[0] else f"{seeds[0].get('steps', '?')}"
+        trained = model not in {b[0] for b in BASELINES}
+        steps = f"{seeds[0].get('steps', '?')}" if trained else "-"
         body.append([label, f"{seeds[0].get('params', 0):,}", f"{text} (n={len(seeds)})",
                      *per_frame, bce, steps, f"{min(walls):.0f}-{max(walls):.0f} s"])  # fmt: skip
     header = ["model", "params", "test MSE per frame", *(f"frame {k}" for k in CURVE_FRAMES),

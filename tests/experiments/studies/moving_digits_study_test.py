@@ -1,5 +1,6 @@
 """The moving-digits study: its grid (the baselines at the ConvLSTM's parameter count, the
-copy-last command), its table from the records, the copy-last record and both figures."""
+copy-last and mean-frame commands), its table from the records, the baselines' records and
+both figures."""
 
 import json
 import os
@@ -13,7 +14,7 @@ TINY = "canvas=8,digit_size=4,hidden_size=2,num_layers=1,kernel=3"
 
 def test_the_grid_gives_the_baselines_the_conv_lstms_parameters():
     runs = {r.name: r for r in study.runs("unused")}
-    assert len(runs) == 4 * len(study.SEEDS)
+    assert len(runs) == 5 * len(study.SEEDS)
     budget = study.convlstm_params()
     assert runs["md_convlstm_s1"].config == "moving_digits.py:seed=1"
     assert (
@@ -24,6 +25,7 @@ def test_the_grid_gives_the_baselines_the_conv_lstms_parameters():
     )
     assert study.fc_lstm_width() == 8  # 43,680 parameters; 7 units would have 38,180
     assert runs["md_copy_last_s0"].command[1] == "experiments.studies.moving_digits.copy_last"
+    assert "--baseline=mean_frame" in runs["md_mean_frame_s1"].command
 
 
 def _write(directory, name, mse, params=100, wall=10.0):
@@ -53,6 +55,9 @@ def test_the_copy_last_record_scores_the_fixed_test_set():
     assert record["name"] == "md_copy_last_s0" and record["params"] == 0
     assert record["test"]["mse_per_frame"] > 0 and record["valid"]["eps"] == record["test"]["eps"]
     assert "git_commit" in record
+    mean = copy_last.record(seed=0, config_arg=TINY, baseline="mean_frame")
+    assert mean["name"] == "md_mean_frame_s0" and mean["model"] == "mean_frame"
+    assert mean["test"]["mse_per_frame"] > 0
 
 
 def test_predictions_are_drawn_from_trained_workdirs(tmp_path):
