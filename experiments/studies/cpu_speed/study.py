@@ -21,6 +21,13 @@ GROUPS = {
         Run("bench_parallel_cpu", command=("-m", "experiments.studies.cpu_speed.bench_parallel",
                                            "--json={out}"))
     ],
+    # The RG-LRU's rows of the parallel part and the mLSTM's part, measured after those cells
+    # were added (the record above predates them).
+    "parallel_rglru_mlstm": lambda results_dir: [
+        Run("bench_parallel_rglru_mlstm_cpu",
+            command=("-m", "experiments.studies.cpu_speed.bench_parallel",
+                     "--parts=parallel,mlstm", "--json={out}"))
+    ],
 }  # fmt: skip
 
 
