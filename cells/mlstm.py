@@ -96,8 +96,11 @@ def chunk(q, k, v, i_pre, log_f, start, valid=None, resets=None, init=None, comp
     """The parallel form over one chunk of L steps, from the stabilised state `start`.
 
     Args:
-      q, k, v: [B, NH, L, D] (k already scaled by 1 / sqrt(D)).
-      i_pre, log_f: [B, NH, L]: i~ and log sigmoid(f~).
+      q: queries [B, NH, L, D].
+      k: keys [B, NH, L, D], already scaled by 1 / sqrt(D).
+      v: values [B, NH, L, D].
+      i_pre: the input gate's pre-activations i~ [B, NH, L].
+      log_f: log sigmoid(f~) [B, NH, L].
       start: (C [B, NH, D, D], n [B, NH, D], m [B, NH]) before the chunk's first step.
       valid: optional bool [B, L]; False steps are identity steps (they keep the state).
       resets: optional bool [B, L]; True restarts from `init` (same layout as start) before
