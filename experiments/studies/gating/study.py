@@ -301,7 +301,8 @@ def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
 
 
 def headline(results_dir: str) -> dict[str, str]:
-    """The best tuned cell of every task whose searches have reruns (3 seeds each)."""
+    """The best tuned cell of every finished task: every cell's search has its reruns (3 seeds
+    each). A task still under way names no best cell (one finished search is not a ranking)."""
     results = records.load_all(results_dir)
     parts = []
     for name, task in TASKS.items():
@@ -311,7 +312,7 @@ def headline(results_dir: str) -> dict[str, str]:
             stats = record and (record.get("rerun_summary") or {}).get("test", {}).get(task.metric)
             if stats:
                 scored[cell] = stats
-        if not scored:
+        if len(scored) < len(task.cells):
             continue
         pick = max if task.higher_is_better else min
         best = pick(scored, key=lambda c: scored[c]["mean"])

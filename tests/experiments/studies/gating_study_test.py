@@ -89,3 +89,22 @@ def test_a_search_with_no_complete_trial_is_a_row_not_a_crash():
     table = gating.task_table("adding", {"adding_irnn": record})
     row = next(line for line in table.splitlines() if line.startswith("| `irnn`"))
     assert "| – | 75 / – | no trial completed | 2 (0 pruned, 2 diverged) |" in row
+
+
+def test_the_headline_ranks_only_finished_tasks(tmp_path):
+    """A task names its best cell once every cell's search has its reruns, not before."""
+    import json
+
+    task = gating.TASKS["adding"]
+    scores = {cell: 0.01 * (k + 1) for k, cell in enumerate(task.cells)}
+
+    def write(cell):
+        stats = {"mean": scores[cell], "values": [scores[cell]] * 3}
+        record = {"rerun_summary": {"test": {task.metric: stats}}}
+        (tmp_path / f"adding_{cell}.json").write_text(json.dumps(record))
+
+    write(task.cells[-1])
+    assert gating.headline(str(tmp_path))["ours"] == "searches under way"
+    for cell in task.cells:
+        write(cell)
+    assert f"Adding problem {task.cells[0]} " in gating.headline(str(tmp_path))["ours"]
