@@ -69,7 +69,7 @@ def test_flag_errors(files, extra, words):
 VALIDATION_CASES = [
     (["--config.model.dropout=1.5"], ["config.model.dropout", "[0, 1)"]),
     (["--config.data.path=/no/such/data.txt"], ["config.data.path", "no effect"]),
-    (["--config.model.cell=gruu"], ["config.model.cell", "registered cells: convlstm, gru,"]),
+    (["--config.model.cell=gruu"], ["config.model.cell", tt.REGISTERED_CELLS]),
     (["--workdir={d}/afile"], ["afile", "is a file"]),
 ]
 

@@ -13,10 +13,13 @@ import jax
 import numpy as np
 import pytest
 
+import cells
 from train import checkpoint, metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SYNTHETIC = os.path.join("experiments", "configs", "synthetic.py")
+# What an unknown cell's one-line error lists: every registered name, from the registry.
+REGISTERED_CELLS = "registered cells: " + ", ".join(cells.names())
 # Compiled executables are cached across the test subprocesses (each would compile the same
 # train step again); the cache changes nothing numerically.
 _CACHE = os.path.join(tempfile.gettempdir(), "rnn_cells_train_tests_jax_cache")

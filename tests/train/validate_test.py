@@ -11,7 +11,7 @@ from train import errors, validate
 
 CASES = [
     # (overrides, words the message must contain)
-    ({"model.cell": "lstmx"}, ["config.model.cell", "'lstmx'", "registered cells: convlstm, gru,"]),
+    ({"model.cell": "lstmx"}, ["config.model.cell", "'lstmx'", tt.REGISTERED_CELLS]),
     ({"model.cell": "no_such_pkg.cells:Peephole"}, ["config.model.cell", "cannot import"]),
     ({"model.cell_options": {"peepholes": True}}, ["cell_options.peepholes", "LSTM has no such"]),
     ({"model.cell_options": {"forget_bias": "x"}}, ["cell_options", "forget_bias must be a"]),
