@@ -609,6 +609,18 @@ def headwise_matmul(h_BxH: Array, w_hh_NxDxGD: Array, num_gates: int, compute_dt
     return y_BxGxNxD.reshape(batch, num_gates * heads * d)
 
 
+def check_num_heads(cell) -> None:
+    """Raises ValueError unless cell.num_heads is a positive int dividing cell.hidden_size."""
+    n, name = cell.num_heads, type(cell).__name__
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name}: num_heads must be a positive int, got {n!r}.")
+    if cell.hidden_size % n:
+        raise ValueError(
+            f"{name}: num_heads={n} must divide hidden_size={cell.hidden_size} "
+            "(each head has hidden_size / num_heads units)."
+        )
+
+
 class HeadwiseOption:
     """Mixin for cells with a `num_heads` field (LSTM, GRU; FlashRNN's multi-head cells and the
     sLSTM's head-wise memory mixing, Beck et al. 2024): the recurrent matrix is block-diagonal
@@ -626,14 +638,7 @@ class HeadwiseOption:
         return self.always_headwise or self.num_heads > 1
 
     def check_heads(self) -> None:
-        n, name = self.num_heads, type(self).__name__
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name}: num_heads must be a positive int, got {n!r}.")
-        if self.hidden_size % n:
-            raise ValueError(
-                f"{name}: num_heads={n} must divide hidden_size={self.hidden_size} "
-                "(each head has hidden_size / num_heads units)."
-            )
+        check_num_heads(self)
 
     def _init_recurrent(self, key):
         """Head-wise: each head's [D, G*D] drawn as a dense cell's w_hh of width D (gate block

@@ -188,14 +188,8 @@ class MLSTM(base.Cell):
 
     def __post_init__(self):
         super().__post_init__()
+        base.check_num_heads(self)
         heads, name = self.num_heads, type(self).__name__
-        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
-            raise ValueError(f"{name}: num_heads must be a positive int, got {heads!r}.")
-        if self.hidden_size % heads:
-            raise ValueError(
-                f"{name}: num_heads={heads} must divide hidden_size={self.hidden_size} (each "
-                "head has hidden_size / num_heads units)."
-            )
         if not isinstance(self.head_norm, bool):
             raise ValueError(f"{name}: head_norm must be True or False, got {self.head_norm!r}.")
         if self.head_norm and self.head_dim < 2:

@@ -110,6 +110,19 @@ def _time_interleaved(fns: dict, args: dict, repeats: int) -> dict:
     return out
 
 
+def _time_made(made: dict, batch, steps, hidden, repeats, extra=None) -> tuple[dict, dict]:
+    """(timings, args) of every {name: (cell, scan options)} in `made`, interleaved, each on
+    its own [B, T, hidden] inputs; `extra` {name: (make, source)} times make(params, xs) on
+    the inputs of the entry `source` beside them."""
+    fns, args = {}, {}
+    for name, (cell, kwargs) in made.items():
+        params, xs = _case(cell, batch, steps, hidden)
+        fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
+    for name, (make, source) in (extra or {}).items():
+        fns[name], args[name] = make(*args[source]), args[source]
+    return _time_interleaved(fns, args, repeats), args
+
+
 def _case(cell, batch, steps, inputs, seed=0):
     params = cell.init(jax.random.key(seed), inputs)
     xs = jax.random.normal(jax.random.key(seed + 1), (batch, steps, inputs))
@@ -130,15 +143,12 @@ def parallel_part(shapes, hidden, repeats) -> list[dict]:
     }
     rows = []
     for batch, steps in shapes:
-        fns, args = {}, {}
-        for name, (cell, kwargs) in made.items():
-            params, xs = _case(cell, batch, steps, hidden)
-            fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
-        for cell_name in ("mingru", "minlstm"):  # each cell's own input GEMM (2H, 3H wide)
-            key = f"{cell_name}-parallel"
-            fns[f"{cell_name}-input-gemms"] = _input_gemms(made[key][0], *args[key])
-            args[f"{cell_name}-input-gemms"] = args[key]
-        timed = _time_interleaved(fns, args, repeats)
+        ceilings = {  # each cell's own input GEMM (2H, 3H wide), on that cell's inputs
+            f"{c}-input-gemms": (functools.partial(_input_gemms, made[f"{c}-parallel"][0]),
+                                 f"{c}-parallel")
+            for c in ("mingru", "minlstm")
+        }  # fmt: skip
+        timed, _ = _time_made(made, batch, steps, hidden, repeats, ceilings)
         gru_s = timed["gru"]["median_s"]
         for name, t in timed.items():
             ceiling = "minlstm" if name.startswith(("minlstm", "rglru")) else "mingru"
@@ -167,11 +177,7 @@ def headwise_part(shape, repeats) -> list[dict]:
         made[f"lstm NH={heads}"] = (cells.LSTM(hidden, num_heads=heads), {})
     for heads in (1, 4, 8):
         made[f"slstm NH={heads}"] = (cells.SLSTM(hidden, num_heads=heads), {})
-    fns, args = {}, {}
-    for name, (cell, kwargs) in made.items():
-        params, xs = _case(cell, batch, steps, hidden)
-        fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
-    timed = _time_interleaved(fns, args, repeats)
+    timed, args = _time_made(made, batch, steps, hidden, repeats)
     base_s = timed["lstm (fused)"]["median_s"]
     rows = [
         {
@@ -205,11 +211,7 @@ def mlstm_part(shapes, hidden, memory_lengths, repeats) -> dict:
     made = _mlstm_made(hidden)
     speed = []
     for batch, steps in shapes:
-        fns, args = {}, {}
-        for name, (cell, kwargs) in made.items():
-            params, xs = _case(cell, batch, steps, hidden)
-            fns[name], args[name] = _loss_and_grad(cell, params, xs, **kwargs), (params, xs)
-        timed = _time_interleaved(fns, args, repeats)
+        timed, _ = _time_made(made, batch, steps, hidden, repeats)
         lstm_s = timed["lstm"]["median_s"]
         rows = [
             {
