@@ -69,6 +69,7 @@ def scan_programs():
         ("gru", 256, "autodiff", "sequential"),
         ("gru", 256, "fused", "sequential"),
         ("mingru", 256, "autodiff", "parallel"),
+        ("mlstm", 256, "autodiff", "hoisted"),  # the chunkwise form (mode='auto')
     ]
     for name, hidden, backward, mode in grid:
         cell = cells.get(name)(hidden)
