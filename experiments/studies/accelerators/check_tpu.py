@@ -9,13 +9,12 @@ this is XLA's TPU compiler, so what fails here (an op without a TPU lowering, a 
 over the chip's HBM) fails on the device too. It runs nothing, so it proves nothing about speed
 or values; those need the device.
 
-For each topology it compiles `cells.scan`'s gradient (LSTM and GRU, autodiff and the
-hand-written fused backward; the LSTM at H = 256 and 1024; minGRU's parallel mode) and the
-ptb_small training step (`train.export`'s step: loss, gradient, clipping, SGD) and the
-Pallas LSTM/GRU kernels (`backend='pallas'`, H = 256 and 1024, VMEM per shape), and records
-the compile time and XLA's memory analysis (arguments, outputs, temporaries, generated code)
-in OUT/tpu_compile.json. Exit status 1 if any compilation fails (the error in the JSON and
-on stderr).
+For each topology it compiles `cells.scan`'s gradient (LSTM and GRU, autodiff and the hand-written
+fused backward; the LSTM at H = 256 and 1024; minGRU's parallel mode; the mLSTM's chunkwise form)
+and the ptb_small training step (`train.export`'s step: loss, gradient, clipping, SGD) and the
+Pallas LSTM/GRU kernels (`backend='pallas'`, H = 256 and 1024, VMEM per shape), and records the
+compile time and XLA's memory analysis (arguments, outputs, temporaries, generated code) in
+OUT/tpu_compile.json. Exit status 1 if any compilation fails (the error in the JSON and on stderr).
 
 The environment it needs is set by `make check-tpu`: JAX_PLATFORMS=cpu (JAX must not look for
 a TPU to run on), TPU_SKIP_MDS_QUERY=1 (no cloud metadata server to ask). libtpu lives in its
