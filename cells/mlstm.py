@@ -57,6 +57,7 @@ runs any cell in a residual block).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import ClassVar
 
 import jax
@@ -365,8 +366,13 @@ class MLSTM(base.Cell):
         """All outputs at once: (h [B, T, H], the final carry, the trace {i, f, o, h_tilde}).
 
         mode 'parallel' is one chunk of T steps; 'hoisted' chunks of `chunk_size` (the last
-        padded with identity steps), the state carried between them by a `lax.scan`.
+        padded with identity steps), the state carried between them by a `lax.scan`. Compiled
+        as one program even when `cells.scan` is called eagerly (the chunk's dozens of small
+        operations would otherwise each be dispatched, and differentiated, one by one).
         """
+        return _whole_sequence(self, params, xp_BxTxG, carry, init, valid_BxT, resets_BxT, mode)
+
+    def _whole_sequence(self, params, xp_BxTxG, carry, init, valid_BxT, resets_BxT, mode):
         batch, steps, _ = xp_BxTxG.shape
         heads, d, dtype = self.num_heads, self.head_dim, carry.c.dtype
         if steps == 0:
@@ -436,3 +442,9 @@ class MLSTM(base.Cell):
         c, n, m_last = final
         final_carry = base.MLSTMState(h_last, c.reshape(batch, -1), n.reshape(batch, -1), m_last)
         return hs, final_carry, gates
+
+
+# One compiled program per cell, mode and shapes (a nested jit is inlined under an outer one).
+_whole_sequence = functools.partial(jax.jit, static_argnums=(0, 7))(
+    lambda cell, *args: cell._whole_sequence(*args)
+)
