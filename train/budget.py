@@ -38,16 +38,17 @@ def count_at(config, task_cls, width: int) -> int:
     return models.count_params(params)
 
 
-def _smallest_width(config, task_cls, unit: int) -> int:
+def _smallest_width(count, unit: int) -> int:
     """The smallest multiple of `unit` the cell accepts (the mLSTM's head norm needs two units
-    per head): ConfigError from the cell itself when none of the first four is."""
+    per head), trying them with `count`: ConfigError from the cell itself when none of the
+    first four is."""
     for k in range(1, 4):
         try:
-            count_at(config, task_cls, unit * k)
+            count(unit * k)
             return unit * k
         except ConfigError:
             continue
-    count_at(config, task_cls, unit * 4)  # raises the cell's own one-line error, or passes
+    count(unit * 4)  # raises the cell's own one-line error, or passes
     return unit * 4
 
 
@@ -62,13 +63,14 @@ def choose_width(config, task_cls) -> dict:
     budget = int(config.model.param_budget)
     heads = config.model.cell_options.to_dict().get("num_heads", 1)
     unit = heads if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 else 1
-    first = _smallest_width(config, task_cls, unit)
     cache: dict[int, int] = {}
 
     def count(width: int) -> int:
         if width not in cache:
             cache[width] = count_at(config, task_cls, width)
         return cache[width]
+
+    first = _smallest_width(count, unit)
 
     if count(first) > budget:
         raise ConfigError(
