@@ -10,11 +10,12 @@ whole model (embeddings, every layer, the head) has as many parameters as N allo
 P(H) is counted, not estimated: the task builds its model at width H and `jax.eval_shape`
 traces the initialisation (no arrays are allocated). P is non-decreasing in H for every
 registered task and cell (each layer's matrices grow with H), so a bisection finds the two
-widths around N in about log2(N) counts. H runs over the widths the cell accepts: multiples of
-its `num_heads` option (1 without it), from the smallest it builds (1; the mLSTM's head norm
-needs 2 units per head). The chosen width replaces `config.model.hidden_size`
-before the workdir records the config, so config.json and results.json hold the width that
-ran; results.json's 'param_budget' entry records the budget, the width and the count.
+widths around N in about log2(N) counts. H runs over the widths the model accepts: multiples
+of `task_cls.width_unit` (the cell's `num_heads` option, 1 without it; a GPT's heads), from the
+smallest it builds (1; the mLSTM's head norm needs 2 units per head). The chosen width
+replaces `config.model.hidden_size` before the workdir records the config, so config.json and
+results.json hold the width that ran; results.json's 'param_budget' entry records the budget,
+the width and the count.
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ def choose_width(config, task_cls) -> dict:
     that fits).
     """
     budget = int(config.model.param_budget)
-    heads = config.model.cell_options.to_dict().get("num_heads", 1)
-    unit = heads if isinstance(heads, int) and not isinstance(heads, bool) and heads > 0 else 1
+    unit = task_cls.width_unit(config)
     cache: dict[int, int] = {}
 
     def count(width: int) -> int:

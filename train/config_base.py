@@ -51,6 +51,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim.learning_rate = 1e-3  # peak learning rate
     config.optim.momentum = 0.0  # SGD momentum (0 = plain SGD); sgd only
     config.optim.weight_decay = 0.0  # adamw: decoupled decay; sgd/adam: L2 added to the gradient
+    # decay only the tensors of >= 2 dimensions (matrices, embeddings), not biases or norm
+    # scales: nanoGPT's AdamW groups
+    config.optim.decay_matrices_only = False
+    config.optim.beta1 = 0.9  # adam/adamw: first-moment decay
+    config.optim.beta2 = 0.999  # adam/adamw: second-moment decay (nanoGPT's char model: 0.99)
     config.optim.schedule = "constant"  # 'constant' | 'cosine' | 'epoch_decay' | 'plateau'
     config.optim.decay_after_epochs = 0  # epoch_decay: lr * decay_factor**max(0, epoch+1-this)
     config.optim.decay_factor = 1.0  # epoch_decay / plateau: multiplicative decay, in (0, 1]
@@ -58,11 +63,16 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim.plateau_threshold = 0.0  # plateau: decay when it improves by less than this
     config.optim.nt_asgd_patience = 0  # > 0: NT-ASGD, average iterates once valid stalls n evals
     config.optim.warmup_steps = 0  # linear warm-up from 0 over this many steps
+    config.optim.min_learning_rate = 0.0  # cosine: the rate it decays to (nanoGPT's min_lr)
     config.optim.grad_clip_norm = 0.0  # clip gradients to this global norm; 0 = off
 
     config.train = ml_collections.ConfigDict()
     config.train.num_steps = 1000  # training steps, used when num_epochs == 0
     config.train.num_epochs = 0  # > 0: train num_epochs * task.steps_per_epoch() steps
+    # > 0: train for this many minutes of training steps instead (compilation, validation and
+    # checkpoints not counted); the step count is planned from the speed measured after
+    # compilation (train/time_budget.py), replacing num_steps
+    config.train.time_budget_minutes = 0.0
     config.train.batch_size = 32  # global batch (split over all devices; must divide evenly)
     config.train.seq_len = 32  # time steps per training window (truncated BPTT length)
     config.train.log_every = 100  # steps between train-metric logs

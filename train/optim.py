@@ -3,7 +3,8 @@
 Schedules map the update count t (0-based; equal to the train step) to a learning rate:
 
     constant:     lr
-    cosine:       lr * (1 + cos(pi * min(1, (t - w) / (num_steps - w)))) / 2   after warm-up w
+    cosine:       m + (lr - m) (1 + cos(pi * min(1, (t - w) / (num_steps - w)))) / 2   after
+                  warm-up w, m = min_learning_rate (0 by default; nanoGPT's min_lr)
     epoch_decay:  lr * decay_factor ** max(0, epoch + 1 - decay_after_epochs),
                   epoch = t // steps_per_epoch                    (Zaremba et al. 2014)
 
@@ -23,6 +24,10 @@ With warmup_steps = w > 0 the rate is also scaled by min(1, (t + 1) / w) (cosine
 warm-up from 0; plateau has none). Gradient clipping is done by the train step (it also
 reports the norm), so the optimizer state's structure depends only on the optimizer's name,
 momentum/weight decay and whether the rate is injected (plateau).
+
+Adam and AdamW use beta1 / beta2 (PyTorch's and optax's 0.9 / 0.999 by default). With
+decay_matrices_only the weight decay skips every tensor of fewer than two dimensions (biases,
+norm scales): nanoGPT's two AdamW parameter groups.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import optax
 
 from train.config_base import OPTIMIZERS, SCHEDULES  # noqa: F401 - re-exported
 
+_BETAS = {"b1": 0.9, "b2": 0.999}  # optax's (and PyTorch's) Adam defaults
+
 
 def make_schedule(
     optim: ml_collections.ConfigDict, num_steps: int, steps_per_epoch: int | None
@@ -44,7 +51,7 @@ def make_schedule(
     lr, warmup = optim.learning_rate, optim.warmup_steps
     if optim.schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(
-            0.0, lr, warmup, max(num_steps, warmup + 1), end_value=0.0
+            0.0, lr, warmup, max(num_steps, warmup + 1), end_value=optim.min_learning_rate
         )
     if optim.schedule == "epoch_decay":
         if not steps_per_epoch:
@@ -73,28 +80,38 @@ def make_optimizer(
     the returned schedule is None (`learning_rate(opt_state)` reads the current rate).
     """
     name, wd = optim.optimizer, optim.weight_decay
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optim.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+    mask = decay_mask if optim.decay_matrices_only else None
+    # Only what differs from optax's defaults is passed: a plateau optimizer injects every
+    # numeric argument into its state, whose structure checkpoints are checked against.
+    kwargs = {"weight_decay": wd} if name == "adamw" else {}
+    if name == "adamw" and mask is not None:
+        kwargs["mask"] = mask
+    if name in ("adam", "adamw"):
+        kwargs.update(
+            {k: v for k, v in (("b1", optim.beta1), ("b2", optim.beta2)) if v != _BETAS[k]}
+        )
+    if name == "sgd":
+        kwargs["momentum"] = optim.momentum or None
+    make = {"adamw": optax.adamw, "adam": optax.adam, "sgd": optax.sgd}[name]
     if optim.schedule == "plateau":
-        schedule, lr = None, optim.learning_rate
-        make = {"adamw": optax.adamw, "adam": optax.adam, "sgd": optax.sgd}[name]
-        kwargs = {"weight_decay": wd} if name == "adamw" else {}
-        if name == "sgd":
-            kwargs["momentum"] = optim.momentum or None
-        tx = optax.inject_hyperparams(make)(learning_rate=lr, **kwargs)
+        schedule = None
+        inject = optax.inject_hyperparams(make, static_args=("mask",) if "mask" in kwargs else ())
+        tx = inject(learning_rate=optim.learning_rate, **kwargs)
     else:
         schedule = make_schedule(optim, num_steps, steps_per_epoch)
-        if name == "adamw":
-            tx = optax.adamw(schedule, weight_decay=wd)
-        elif name == "adam":
-            tx = optax.adam(schedule)
-        elif name == "sgd":
-            tx = optax.sgd(schedule, momentum=optim.momentum or None)
-        else:
-            raise ValueError(f"optim.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+        tx = make(schedule, **kwargs)
     if wd > 0 and name != "adamw":
-        tx = optax.chain(optax.add_decayed_weights(wd), tx)
+        tx = optax.chain(optax.add_decayed_weights(wd, mask), tx)
     if optim.nt_asgd_patience > 0:
         tx = averaged(tx)
     return tx, schedule
+
+
+def decay_mask(params):
+    """True for the tensors weight decay acts on under decay_matrices_only: ndim >= 2."""
+    return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
 
 
 class AveragingState(NamedTuple):

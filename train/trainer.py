@@ -39,6 +39,7 @@ from train import (
     resources,
     sharding,
     steps,
+    time_budget,
     validate,
 )
 from train import state as state_lib
@@ -202,6 +203,13 @@ def _fresh_meta() -> dict:
         "nt_asgd_step": None,  # NT-ASGD: the step averaging started at
         "train_time_s": 0.0,  # summed over invocations, up to the last checkpoint
         "wall_time_s": 0.0,
+        # train.time_budget_minutes (train/time_budget.py): the plan, and the seconds counted
+        # against the budget (training steps), spent on compiling, and beside (eval, saving)
+        "budget_plan": None,
+        "budget_train_s": 0.0,
+        "budget_compile_s": 0.0,
+        "budget_side_s": 0.0,
+        "stopped_at_budget": False,
     }
 
 
@@ -340,6 +348,13 @@ class _Run:
             self.iterator.set_state(self.meta["iterator"])
         self.start_step = self.done = int(self.meta["step"])
         self.pending: list[dict] = list(self.meta["pending"])  # per-step sums since last log
+        if config.train.time_budget_minutes > 0:  # the plan replaces num_steps and the schedule
+            if self.meta["budget_plan"] is None:
+                self.meta["budget_plan"] = self._plan_budget()
+            self.num_steps = int(self.meta["budget_plan"]["planned_steps"])
+            self.tx, self.schedule = optim.make_optimizer(
+                config.optim, self.num_steps, task.steps_per_epoch()
+            )
 
         self.writer = metrics.Writer(workdir, self.start_step, enabled=primary)
         self.console = metrics.Console(self.num_steps, self.start_step, enabled=primary)
@@ -352,14 +367,31 @@ class _Run:
         self.eval_step = steps.make_eval_step(task)
         self.run_start = time.time()
 
+    def _plan_budget(self) -> dict:
+        """`time_budget.plan` from steps timed on a copy of the fresh state (every process
+        keeps process 0's measurement, so all plan the same steps)."""
+        config = self.config
+        probe_step = steps.make_train_step(
+            self.task, self.tx, config.optim.grad_clip_norm, self.shardings
+        )
+        copy = jax.tree.map(lambda x: x.copy(), self.state)  # the probe's step donates it
+
+        def to_device(batch):
+            return sharding.to_global(batch, sharding.leading_axis_sharding(self.mesh, batch))
+
+        measured = time_budget.measure(probe_step, copy, self.task.train_iterator(), to_device)
+        if jax.process_count() > 1:
+            seconds = np.float64(measured["seconds_per_step"])
+            measured["seconds_per_step"] = float(multihost_utils.broadcast_one_to_all(seconds))
+        return time_budget.plan(config.train.time_budget_minutes, measured)
+
     def _banner(self, n_dev: int) -> None:
         """What the run is about to do: task, model, size, devices, workdir, data, length."""
         config, task = self.config, self.task
-        m, t = config.model, config.train
-        kind = type(task.stack).__name__ if task.stack is not None else "model"
+        t = config.train
         device = jax.devices()[0]
         lines = [
-            f"task {config.task} | {m.num_layers} x {m.cell}({m.hidden_size}) in a {kind} | "
+            f"task {config.task} | {task.model_summary()} | "
             f"{models.count_params(self.abstract.params):,} parameters | {n_dev} x "
             f"{device.platform} ({device.device_kind}) | workdir {os.path.abspath(self.workdir)}",
         ]
@@ -376,6 +408,13 @@ class _Run:
         length = f"{self.num_steps:,} steps"
         if t.num_epochs > 0 and spe:
             length += f" ({t.num_epochs} epochs x {spe:,})"
+        plan = self.meta["budget_plan"]
+        if plan is not None:
+            length += (
+                f" planned for a budget of {plan['budget_s'] / 60:g} min of training steps at "
+                f"{plan['seconds_per_step'] * 1e3:.1f} ms/step (median of {plan['probe_steps']} "
+                "probe steps)"
+            )
         lines.append(
             f"training: {length}, batch {t.batch_size}; objective: {task.objective_note()}; "
             f"memory estimate {resources.human_bytes(self.memory['total'])}"
@@ -523,10 +562,13 @@ class _Run:
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self) -> None:
-        t = self.config.train
-        end = self.start_step if self.meta["stopped_early"] else self.num_steps
+        t, meta = self.config.train, self.meta
+        plan = meta["budget_plan"]
+        ended = meta["stopped_early"] or meta["stopped_at_budget"]
+        end = self.start_step if ended else self.num_steps
         with _StopFlag() as stop:
             for step in range(self.start_step, end):
+                step_start = time.perf_counter()
                 batch = next(self.iterator)
                 batch = sharding.to_global(batch, sharding.leading_axis_sharding(self.mesh, batch))
                 if step == self.start_step:
@@ -546,7 +588,22 @@ class _Run:
                     # memory). One queued step still overlaps the next batch with this one.
                     jax.block_until_ready(self.pending[-2])
                 self.done = done = step + 1
-                last = done == self.num_steps
+                out_of_time = False
+                if plan is not None:  # steps run one at a time, as the probe timed them
+                    jax.block_until_ready(sums)
+                    spent = time.perf_counter() - step_start
+                    if step == self.start_step:  # compilation: counted at the planned speed
+                        meta["budget_compile_s"] += spent
+                        spent = plan["seconds_per_step"]
+                    meta["budget_train_s"] += spent
+                    out_of_time = meta["budget_train_s"] >= plan["budget_s"]
+                    if out_of_time and done < self.num_steps:
+                        meta["stopped_at_budget"] = True
+                        self.console.line(
+                            f"time budget reached at step {done} of {self.num_steps} planned "
+                            f"({meta['budget_train_s']:.1f} s of training steps)"
+                        )
+                last = done == self.num_steps or meta["stopped_at_budget"]
                 do_log = done % t.log_every == 0 or last
                 do_eval = last or (t.eval_every > 0 and done % t.eval_every == 0)
                 due_save = t.checkpoint_every > 0 and done % t.checkpoint_every == 0
@@ -569,11 +626,12 @@ class _Run:
                 if last or due_save or signum or improved or stop_early:
                     self.save()
                 self.console.exclude(time.time() - side_start)
+                meta["budget_side_s"] += time.time() - side_start
                 if valid is not None and self.on_validation is not None:
                     self.on_validation(done, valid)
                 if signum:
                     raise Preempted(signum, done)
-                if stop_early:
+                if stop_early or last:
                     break
         self.console.close()
 
@@ -612,6 +670,7 @@ class _Run:
             "wall_time_s": self.meta["wall_time_s"] + now - self.start_time,
             "train_time_s": self.meta["train_time_s"] + now - self.run_start,
             "resumed_from_step": self.start_step or None,
+            "time_budget": self._budget_record(),
             "git_commit": self.git_commit,
             "git_dirty": self.git_dirty,
             "hardware": provenance.hardware(),
@@ -625,6 +684,19 @@ class _Run:
                 json.dump(results, f, indent=2)
             os.replace(path + ".tmp", path)
         return results
+
+    def _budget_record(self) -> dict | None:
+        """The plan and the seconds counted (None without train.time_budget_minutes)."""
+        meta = self.meta
+        if meta["budget_plan"] is None:
+            return None
+        return {
+            **meta["budget_plan"],
+            "train_s": meta["budget_train_s"],
+            "compile_s": meta["budget_compile_s"] + meta["budget_plan"]["compile_s"],
+            "eval_and_checkpoint_s": meta["budget_side_s"],
+            "stopped_at_budget": meta["stopped_at_budget"],
+        }
 
     def close(self) -> None:
         for closable in (self.console, self.writer, self.ckpts):

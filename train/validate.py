@@ -138,6 +138,30 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
             f"{o.optimizer!r}; leave it at 0."
         )
     _at_least("config.optim.weight_decay", o.weight_decay, 0)
+    for field in ("beta1", "beta2"):
+        if not 0.0 <= o[field] < 1.0:
+            raise ConfigError(f"config.optim.{field} must lie in [0, 1), got {o[field]!r}.")
+        if o[field] != schema.optim[field] and o.optimizer not in ("adam", "adamw"):
+            raise ConfigError(
+                f"config.optim.{field}={o[field]} applies to 'adam' and 'adamw' only, not "
+                f"{o.optimizer!r}; leave it at {schema.optim[field]}."
+            )
+    if o.decay_matrices_only and not o.weight_decay:
+        raise ConfigError(
+            "config.optim.decay_matrices_only=True selects what weight decay acts on, and "
+            "config.optim.weight_decay is 0; set a decay or leave it False."
+        )
+    _at_least("config.optim.min_learning_rate", o.min_learning_rate, 0)
+    if o.min_learning_rate and o.schedule != "cosine":
+        raise ConfigError(
+            f"config.optim.min_learning_rate={o.min_learning_rate} is the cosine schedule's "
+            f"floor; the schedule is {o.schedule!r}: leave it at 0."
+        )
+    if not o.min_learning_rate <= o.learning_rate:
+        raise ConfigError(
+            f"config.optim.min_learning_rate={o.min_learning_rate} exceeds "
+            f"config.optim.learning_rate={o.learning_rate}."
+        )
     _at_least("config.optim.decay_after_epochs", o.decay_after_epochs, 0)
     _at_least("config.optim.plateau_threshold", o.plateau_threshold, 0)
     _at_least("config.optim.nt_asgd_patience", o.nt_asgd_patience, 0)
@@ -169,6 +193,12 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
     _at_least("config.optim.warmup_steps", o.warmup_steps, 0)
     _at_least("config.optim.grad_clip_norm", o.grad_clip_norm, 0)
     _at_least("config.train.num_epochs", t.num_epochs, 0)
+    _at_least("config.train.time_budget_minutes", t.time_budget_minutes, 0)
+    if t.time_budget_minutes and t.num_epochs:
+        raise ConfigError(
+            f"config.train.time_budget_minutes={t.time_budget_minutes} and "
+            f"config.train.num_epochs={t.num_epochs} both set the run's length; keep one."
+        )
     if t.num_epochs == 0:
         _at_least("config.train.num_steps (with num_epochs = 0)", t.num_steps, 1)
     elif t.num_steps not in (0, schema.train.num_steps):

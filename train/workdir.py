@@ -62,6 +62,14 @@ def upgrade(config: dict) -> dict:
             task_defaults = {}
         for key, default in {**_ADDED_MODEL_FIELDS, **task_defaults}.items():
             model.setdefault(key, default)
+    data = config.get("data")
+    if isinstance(data, dict):
+        try:
+            data_defaults = registry.get_task_class(config.get("task")).data_defaults
+        except ConfigError:
+            data_defaults = {}
+        for key, default in data_defaults.items():
+            data.setdefault(key, default)
     if not isinstance(model, dict) or "cell_options" in model:
         return config
     try:

@@ -3,7 +3,8 @@ r"""Generate text from a trained language model's checkpoint.
     python -m experiments.tools.sample --workdir=workdirs/shakespeare_lstm --prompt="ROMEO:" \
         --length=400 --temperature=0.8 --seed=0
 
-The prompt is fed through the model (carry from zeros), then `length` tokens are drawn one at a
+The prompt is fed through the model (carry from zeros; a GPT keeps its last block_size
+tokens as its context), then `length` tokens are drawn one at a
 time from softmax(logits / temperature), each fed back in. The same seed gives the same text.
 Character models take the prompt character by character; word models split it on whitespace
 (unknown words become '<unk>'), and '<eos>' prints as a newline.
@@ -70,7 +71,7 @@ def generate(task, params, prompt: str, length: int, temperature: float, seed: i
 
     @jax.jit
     def run(params, prompt_1xP, key):
-        logits_1xPxV, carry = task.apply(params, task.init_carry(1), prompt_1xP)
+        carry, logits_1xV = task.prime(params, prompt_1xP)
 
         def body(state, k):  # one token per step through the model's step API
             carry, logits_1xV = state
@@ -79,7 +80,7 @@ def generate(task, params, prompt: str, length: int, temperature: float, seed: i
             return (carry, logits_1xV), token_1[0]
 
         keys = jax.random.split(key, length)
-        _, tokens_L = jax.lax.scan(body, (carry, logits_1xPxV[:, -1]), keys)
+        _, tokens_L = jax.lax.scan(body, (carry, logits_1xV), keys)
         return tokens_L
 
     tokens = np.asarray(run(params, prompt_1xP, jax.random.key(seed)))

@@ -173,3 +173,44 @@ def max_abs_diff(a, b) -> float:
 def results(workdir: str) -> dict:
     with open(os.path.join(workdir, "results.json")) as f:
         return json.load(f)
+
+
+LM_TEXT = "to be or not to be that is the question\n" * 40  # a tiny character corpus
+
+
+def tiny_gpt_config(path, **model):
+    """A tiny GPT LM config on the corpus file `path` (4 heads of 4, context 8, 6 steps)."""
+    from train import config_base
+    from train.tasks import lm
+
+    config = config_base.base_config()
+    config.task = "lm"
+    config.data.path = str(path)
+    config.data.level = "char"
+    config.data.valid_fraction = 0.2
+    config.data.test_fraction = 0.0
+    config.data.update(lm.DATA_FIELDS)
+    config.data.train_windows = "random"
+    config.data.eval_window = 8
+    config.model.update(lm.REGULARIZATION)
+    config.model.update(lm.GPT_FIELDS)
+    config.model.kind = "gpt"
+    config.model.hidden_size = 16
+    config.model.num_layers = 2
+    config.model.num_heads = 4
+    config.model.block_size = 8
+    config.model.tie_embeddings = True
+    config.model.objective = "token_mean"
+    for k, v in model.items():
+        config.model[k] = v
+    config.optim.optimizer = "adamw"
+    config.optim.weight_decay = 0.1
+    config.optim.decay_matrices_only = True
+    config.train.batch_size = 4
+    config.train.seq_len = 8
+    config.train.num_steps = 6
+    config.train.log_every = 3
+    config.train.eval_every = 3
+    config.train.checkpoint_every = 3
+    config.eval.batch_size = 3
+    return config

@@ -245,3 +245,75 @@ def eval_windows(ids: np.ndarray, batch_size: int, seq_len: int) -> Iterator[dic
             "mask": mask,
             "reset": np.full((b,), start == 0),
         }
+
+
+class RandomWindowIterator(base.DataIterator):
+    """Endless training windows at random offsets (nanoGPT's `get_batch`).
+
+    Batch k: for each row an offset o uniform in [0, N - T) (with replacement), inputs
+    ids[o : o + T] and targets ids[o + 1 : o + T + 1]; 'reset' all True (a window carries
+    nothing from the one before). The offsets come from a generator seeded with (seed, k), so
+    the position is k alone and a resumed run draws the same windows.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, seed: int):
+        if len(ids) <= seq_len:
+            raise ConfigError(
+                f"config.train.seq_len={seq_len} needs more than the {len(ids)} training tokens."
+            )
+        self.ids, self.batch_size, self.seq_len, self.seed = ids, batch_size, seq_len, seed
+        self.step = 0
+
+    def offsets(self, step: int) -> np.ndarray:
+        """The B window offsets of batch `step`."""
+        rng = np.random.default_rng([self.seed, step])
+        return rng.integers(0, len(self.ids) - self.seq_len, size=self.batch_size)
+
+    def __next__(self):
+        rows_BxT1 = np.stack([self.ids[o : o + self.seq_len + 1] for o in self.offsets(self.step)])
+        self.step += 1
+        return {
+            "inputs": rows_BxT1[:, :-1],
+            "targets": rows_BxT1[:, 1:],
+            "reset": np.ones((self.batch_size,), bool),
+        }
+
+    def get_state(self) -> dict[str, int]:
+        return {"step": int(self.step)}
+
+    def set_state(self, state: dict[str, int]) -> None:
+        step = int(state["step"])
+        if step < 0:
+            raise ValueError(f"RandomWindowIterator: step {step} < 0.")
+        self.step = step
+
+
+def fixed_windows(ids: np.ndarray, batch_size: int, window: int) -> Iterator[dict]:
+    """Every non-overlapping window of `window` targets, each scored from inside itself.
+
+    Window j (j < (N - 1) // window) has inputs ids[j W : (j + 1) W] and targets
+    ids[j W + 1 : (j + 1) W + 1]: every token but the first is a target once, predicted from the
+    tokens of its own window only (no carried state; 'reset' True). The (N - 1) % W targets of
+    the last partial window are not scored, so every model sees the same windows. Windows come
+    batch_size at a time; the last batch is padded with rows of 'mask' 0.
+    """
+    count = (len(ids) - 1) // window
+    if count < 1:
+        raise ConfigError(
+            f"config.data.eval_window={window} is longer than the split ({len(ids)} tokens)."
+        )
+    for start in range(0, count, batch_size):
+        rows = range(start, min(start + batch_size, count))
+        inputs = np.zeros((batch_size, window), np.int32)
+        targets = np.zeros((batch_size, window), np.int32)
+        mask = np.zeros((batch_size, window), np.float32)
+        for i, j in enumerate(rows):
+            inputs[i] = ids[j * window : (j + 1) * window]
+            targets[i] = ids[j * window + 1 : (j + 1) * window + 1]
+            mask[i] = 1.0
+        yield {
+            "inputs": inputs,
+            "targets": targets,
+            "mask": mask,
+            "reset": np.ones((batch_size,), bool),
+        }

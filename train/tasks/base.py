@@ -48,6 +48,8 @@ class Task(abc.ABC):
     # reproduces the old behaviour: an older config.json (or a config file leaving them out) is
     # read with these values (`train.workdir.upgrade`).
     model_defaults: dict[str, object] = {}
+    # The same for config.data fields.
+    data_defaults: dict[str, object] = {}
     # Shared-schema fields this task does not read, with the reason: validation refuses them
     # when set to anything but the schema's default (a setting never silently ignored).
     unused_fields: dict[str, str] = {}
@@ -114,7 +116,21 @@ class Task(abc.ABC):
         """Training batches in one epoch, when the task has epochs (for epoch-based configs)."""
         return None
 
+    @classmethod
+    def width_unit(cls, config: ml_collections.ConfigDict) -> int:
+        """The step between the widths (config.model.hidden_size) the model accepts: the
+        cell's `num_heads` option (1 without it). `train/budget.py` searches its multiples."""
+        heads = config.model.cell_options.to_dict().get("num_heads", 1)
+        ok = isinstance(heads, int) and not isinstance(heads, bool) and heads > 0
+        return heads if ok else 1
+
     # -- what the run reports at start ---------------------------------------------------------
+    def model_summary(self) -> str:
+        """The model in a few words, for the banner (default: the recurrent layers)."""
+        m = self.config.model
+        kind = type(self.stack).__name__ if self.stack is not None else "model"
+        return f"{m.num_layers} x {m.cell}({m.hidden_size}) in a {kind}"
+
     def data_summary(self) -> str:
         """One line on the data (sizes of the splits), for the start-up banner."""
         return ""

@@ -40,6 +40,22 @@ bits_per_char = loss / ln 2.
 The carry passes from one window to the next (truncated BPTT); the loop's steps restart it from
 `init_carry` (zeros) where the batch's 'reset' is True, i.e. on each epoch's first window.
 Evaluation carries it over the whole split, window after window.
+
+Model kinds (config.model.kind): 'rnn' (the stack above) or 'gpt', a decoder-only Transformer
+as nanoGPT writes it (`train/tasks/lm_gpt.py`): config.model.num_layers blocks of width
+hidden_size with model.num_heads heads, model.block_size learned positions (0: train.seq_len),
+model.bias, model.dropout; its embedding is always tied. A GPT carries nothing between windows.
+
+Training windows (config.data.train_windows): 'streams', the truncated-BPTT layout above, or
+'random', nanoGPT's `get_batch`: each row a window of seq_len + 1 tokens at an offset drawn
+uniformly from the training split (batch k's offsets from the seed and k, so a resumed run draws
+the same ones), the carry restarting at every window.
+
+Evaluation (config.data.eval_window): 0 carries the state over the whole split (above); N > 0
+scores every non-overlapping window of N targets, each predicted from the context inside its
+window only (`text.fixed_windows`): the like-for-like number for models that cannot carry state
+(a GPT). A recurrent model scored this way also reports its carried-state score, as the extra
+splits 'valid_carried' and 'test_carried'.
 """
 
 from __future__ import annotations
@@ -56,9 +72,33 @@ from cells import regularization
 from train import models
 from train.data import text
 from train.errors import ConfigError
-from train.tasks import base
+from train.tasks import base, lm_gpt
 
 _OBJECTIVES = ("window_sum", "token_mean")
+KINDS = ("rnn", "gpt")
+TRAIN_WINDOWS = ("streams", "random")
+CARRIED = "_carried"  # the suffix of the carried-state splits beside windowed evaluation
+
+# The GPT's config.model fields, with the defaults a recurrent model leaves them at.
+GPT_FIELDS = {
+    "kind": "rnn",  # 'rnn' (model.cell in a stack) | 'gpt' (lm_gpt.py)
+    "num_heads": 1,  # gpt: attention heads (hidden_size must be a multiple)
+    "block_size": 0,  # gpt: the longest context (learned positions); 0 = train.seq_len
+    "bias": False,  # gpt: biases in the linear maps and LayerNorms (nanoGPT's switch)
+}
+# config.data fields added since configs were first saved, with their old meaning.
+DATA_FIELDS = {
+    "train_windows": "streams",  # 'streams' (truncated BPTT, carry kept) | 'random' (nanoGPT)
+    "eval_window": 0,  # 0: carry the state over the split; N > 0: every window of N targets
+}
+# config.model fields that describe only the recurrent model (refused for the GPT).
+_RNN_ONLY = {
+    "cell": "lstm",  # the schema's default
+    "cell_options": {},
+    "block": "stack",
+    "init_scale": 0.0,
+    "embed_size": 0,
+}
 
 # The AWD-LSTM toolbox (Merity et al. 2018; `cells.regularization`): config.model fields and
 # their defaults (all off). A config adds them with `config.model.update(lm.REGULARIZATION)`
@@ -85,9 +125,17 @@ class LMTask(base.Task):
     """Next-token prediction over a text corpus with an embedding -> RNN stack -> softmax model."""
 
     name = "lm"
-    model_fields = ("embed_size", "tie_embeddings", "init_scale", "objective", *REGULARIZATION)
-    model_defaults = REGULARIZATION
-    data_fields = ("level", "valid_fraction", "test_fraction")
+    model_fields = (
+        "embed_size",
+        "tie_embeddings",
+        "init_scale",
+        "objective",
+        *REGULARIZATION,
+        *GPT_FIELDS,
+    )
+    model_defaults = {**REGULARIZATION, **GPT_FIELDS}
+    data_fields = ("level", "valid_fraction", "test_fraction", *DATA_FIELDS)
+    data_defaults = DATA_FIELDS
     dropout_between_layers_only = False  # also on the embedding output and the top output
 
     def __init__(self, config: ml_collections.ConfigDict):
@@ -101,6 +149,23 @@ class LMTask(base.Task):
         )
         self.vocab_size = len(self.corpus.vocab)
         m = config.model
+        self.kind = m.get("kind", "rnn")
+        self.train_windows = data.get("train_windows", "streams")
+        self.eval_window = int(data.get("eval_window", 0))
+        self.objective = m.get("objective", "window_sum")
+        self.gpt = None
+        if self.kind == "gpt":
+            self.gpt = lm_gpt.GPTConfig(
+                vocab_size=self.vocab_size,
+                block_size=int(m.get("block_size", 0)) or int(config.train.seq_len),
+                num_layers=int(m.num_layers),
+                width=int(m.hidden_size),
+                num_heads=int(m.get("num_heads", 1)),
+                dropout=float(m.dropout),
+                bias=bool(m.get("bias", False)),
+                compute_dtype=models.compute_dtype(config),
+            )
+            return
         self.cell = models.make_cell(config)
         self.stack = models.make_stack(config, self.cell)
         self.embed_size = m.get("embed_size", 0) or m.hidden_size
@@ -108,7 +173,6 @@ class LMTask(base.Task):
         # Tied with different widths: a linear map [H, D] before the tied softmax E^T.
         self.tied_projection = self.tied and self.embed_size != self.stack.output_size
         self.dropout = float(m.dropout)
-        self.objective = m.get("objective", "window_sum")
         self.reg = {k: m.get(k, v) for k, v in REGULARIZATION.items()}
         for k in ("dropout_input", "dropout_output"):
             if self.reg[k] < 0:
@@ -149,9 +213,81 @@ class LMTask(base.Task):
         for k in ("ar_alpha", "tar_beta"):
             if not m.get(k, 0.0) >= 0:  # also refuses NaN
                 raise ConfigError(f"config.model.{k} must be >= 0, got {m.get(k)!r}.")
+        cls._validate_windows(config)
+        if m.get("kind", "rnn") == "gpt":
+            cls._validate_gpt(config)
+        elif m.get("kind", "rnn") != "rnn":
+            raise ConfigError(f"config.model.kind must be one of {KINDS}, got {m.kind!r}.")
+        else:
+            for k in ("num_heads", "block_size", "bias"):
+                if m.get(k, GPT_FIELDS[k]) != GPT_FIELDS[k]:
+                    raise ConfigError(
+                        f"config.model.{k}={m.get(k)!r} applies to kind='gpt' only; leave it "
+                        f"at {GPT_FIELDS[k]!r} for kind='rnn'."
+                    )
+
+    @staticmethod
+    def _validate_windows(config):
+        d = config.data
+        windows = d.get("train_windows", "streams")
+        if windows not in TRAIN_WINDOWS:
+            raise ConfigError(
+                f"config.data.train_windows must be one of {TRAIN_WINDOWS}, got {windows!r}."
+            )
+        n = d.get("eval_window", 0)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(
+                f"config.data.eval_window must be an integer >= 0 (0: carry the state over "
+                f"the split), got {n!r}."
+            )
+
+    @staticmethod
+    def _validate_gpt(config):
+        """The GPT's own limits, and the recurrent model's fields refused (never ignored)."""
+        m, d, t = config.model, config.data, config.train
+        for k, default in {**_RNN_ONLY, **REGULARIZATION}.items():
+            value = m.get(k, default)
+            value = value.to_dict() if hasattr(value, "to_dict") else value
+            if value != default:
+                raise ConfigError(
+                    f"config.model.{k}={value!r} applies to kind='rnn' only; leave it at "
+                    f"{default!r} for kind='gpt'."
+                )
+        if t.scan_backward != "autodiff":
+            raise ConfigError(
+                f"config.train.scan_backward={t.scan_backward!r} chooses a recurrent scan's "
+                "backward pass; a GPT has no scan: leave it at 'autodiff'."
+            )
+        if not m.get("tie_embeddings", False):
+            raise ConfigError(
+                "config.model.tie_embeddings must be True for kind='gpt' (its output layer is "
+                "the input embedding, as nanoGPT's)."
+            )
+        heads = m.get("num_heads", 1)
+        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
+            raise ConfigError(f"config.model.num_heads must be an integer >= 1, got {heads!r}.")
+        if m.hidden_size % heads:
+            raise ConfigError(
+                f"config.model.hidden_size={m.hidden_size} must be a multiple of "
+                f"config.model.num_heads={heads} for kind='gpt'."
+            )
+        block = m.get("block_size", 0) or t.seq_len
+        if t.seq_len > block:
+            raise ConfigError(
+                f"config.train.seq_len={t.seq_len} exceeds config.model.block_size={block}, the "
+                "GPT's longest context; raise block_size or lower seq_len."
+            )
+        window = d.get("eval_window", 0)
+        if not 0 < window <= block:
+            raise ConfigError(
+                f"config.data.eval_window={window}: a GPT cannot carry state over the split; set "
+                f"it to a window of 1..{block} (config.model.block_size) targets."
+            )
 
     # -- model ---------------------------------------------------------------------------------
     def init_params(self, rng):
+        if self.gpt is not None:
+            return lm_gpt.init(rng, self.gpt)
         k_embed, k_rnn, k_out, k_uniform = jax.random.split(rng, 4)
         v, d, h = self.vocab_size, self.embed_size, self.stack.output_size
         params = {
@@ -169,6 +305,8 @@ class LMTask(base.Task):
         return params
 
     def init_carry(self, batch_size: int):
+        if self.gpt is not None:  # nothing passes between a GPT's windows
+            return None
         return self.stack.initial_carry(batch_size)
 
     def _drop(self, rng, rate, x):
@@ -179,6 +317,9 @@ class LMTask(base.Task):
     def apply(self, params, carry, inputs_BxT, rng=None, return_outputs=False):
         """Logits [B, T, V] for every position, and the carry after the window (and with
         return_outputs the top layer's outputs before and after dropout, for AR/TAR)."""
+        if self.gpt is not None:
+            logits = lm_gpt.apply(params, inputs_BxT, self.gpt, rng)
+            return (logits, None, (None, None)) if return_outputs else (logits, None)
         keys = (None,) * 5 if rng is None else jax.random.split(rng, 5)
         r_embed, r_in, r_stack, r_out, r_weights = keys
         embed = regularization.embedding_dropout(
@@ -204,11 +345,21 @@ class LMTask(base.Task):
         evaluation computes (no dropout; zoneout's expectation).
 
         `cells.Stack.step` over the embedded token; the carry is `init_carry(B)` or what
-        `apply` returned after a prompt.
+        `apply` returned after a prompt (`prime`). A GPT's carry is its context
+        (`lm_gpt.Context`): the whole context runs through it again, as nanoGPT generates.
         """
+        if self.gpt is not None:
+            return lm_gpt.step(params, carry, token_B, self.gpt)
         x_BxD = jnp.take(params["embed"], token_B, axis=0)
         carry, h_BxH = self.stack.step(params["rnn"], carry, x_BxD, **self.recurrent_options)
         return carry, self._logits(params, h_BxH)
+
+    def prime(self, params, prompt_BxP):
+        """(carry, logits [B, V] of the token after the prompt): what `step` continues from."""
+        if self.gpt is not None:
+            return lm_gpt.prime(params, prompt_BxP, self.gpt)
+        logits_BxPxV, carry = self.apply(params, self.init_carry(prompt_BxP.shape[0]), prompt_BxP)
+        return carry, logits_BxPxV[:, -1]
 
     def _logits(self, params, h_NxH):
         """The softmax layer's logits [N, V] (float32) from top-layer outputs [N, H]."""
@@ -232,7 +383,9 @@ class LMTask(base.Task):
         onehot_NxV = jax.nn.one_hot(targets_BxT.reshape(b * t), v, dtype=logits_NxV.dtype)
         nll_N = jax.nn.logsumexp(logits_NxV, axis=-1) - jnp.sum(logits_NxV * onehot_NxV, axis=-1)
         penalty = jnp.zeros((), jnp.float32)
-        if rng is not None:  # AR on the dropped-out outputs, TAR on the raw ones (Merity et al.)
+        if (
+            rng is not None and self.gpt is None
+        ):  # AR on the dropped-out outputs, TAR on the raw ones (Merity et al.)
             penalty = regularization.activation_regularization(dropped, self.reg["ar_alpha"])
             penalty += regularization.temporal_activation_regularization(raw, self.reg["tar_beta"])
         return nll_N.reshape(b, t), carry, penalty
@@ -260,13 +413,38 @@ class LMTask(base.Task):
 
     # -- data ----------------------------------------------------------------------------------
     def train_iterator(self):
-        tc = self.config.train
-        return text.WindowIterator(self.corpus.splits["train"], tc.batch_size, tc.seq_len)
+        tc, ids = self.config.train, self.corpus.splits["train"]
+        if self.train_windows == "random":
+            return text.RandomWindowIterator(ids, tc.batch_size, tc.seq_len, self.config.seed)
+        return text.WindowIterator(ids, tc.batch_size, tc.seq_len)
+
+    @property
+    def eval_splits(self):
+        if self.eval_window and self.gpt is None:  # the recurrent model's natural use beside it
+            return ("valid", "test", "valid" + CARRIED, "test" + CARRIED)
+        return ("valid", "test")
 
     def eval_batches(self, split):
-        return text.eval_windows(
-            self.corpus.splits[split], self.config.eval.batch_size, self.config.train.seq_len
+        batch_size = self.config.eval.batch_size
+        if self.eval_window and not split.endswith(CARRIED):
+            return text.fixed_windows(self.corpus.splits[split], batch_size, self.eval_window)
+        ids = self.corpus.splits[split.removesuffix(CARRIED)]
+        return text.eval_windows(ids, batch_size, self.config.train.seq_len)
+
+    def model_summary(self) -> str:
+        if self.gpt is None:
+            return super().model_summary()
+        g = self.gpt
+        return (
+            f"{g.num_layers} x GPT block(width {g.width}, {g.num_heads} heads, context "
+            f"{g.block_size})"
         )
+
+    @classmethod
+    def width_unit(cls, config) -> int:
+        if config.model.get("kind", "rnn") == "gpt":
+            return int(config.model.get("num_heads", 1))
+        return super().width_unit(config)
 
     def data_summary(self):
         sizes = "/".join(
@@ -283,5 +461,7 @@ class LMTask(base.Task):
         return "'token_mean' = the per-token nll (the loss)"
 
     def steps_per_epoch(self):
+        if self.train_windows == "random":  # offsets drawn with replacement: no epochs
+            return None
         tc = self.config.train
         return text.windows_per_epoch(len(self.corpus.splits["train"]), tc.batch_size, tc.seq_len)
