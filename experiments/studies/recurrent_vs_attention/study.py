@@ -3,14 +3,25 @@ Tiny Shakespeare, a GPT as nanoGPT writes it against recurrent families, scored 
 fixed validation windows.
 
 Groups:
-  nanogpt   the GPT at nanoGPT's published CPU configuration (experiments/configs/
-            shakespeare_gpt.py defaults), 3 seeds: the baseline checked against their README's
-            validation loss of about 1.88 nats/char before it is set against anything.
+  nanogpt     the GPT at nanoGPT's published CPU configuration (experiments/configs/
+              shakespeare_gpt.py defaults), 3 seeds: the baseline checked against their
+              README's validation loss of about 1.88 nats/char before it is set against anything.
+  search_M    every family's sizes x learning rates at a budget of M minutes (M in 1, 5, 15,
+              45), seed 0 (grid.py); search_45 needs search_15's records.
+  best_M      each family's best setting at M minutes, rerun with seeds 1 and 2 (none at 45).
+
+Run the budget groups with the machine to themselves, two runs at a time, each on one thread:
+
+    XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \
+        python -m experiments run recurrent_vs_attention search_1 best_1 --jobs=2
 """
 
 from __future__ import annotations
 
+import os
+
 from experiments.lab import Run, records, tables
+from experiments.studies.recurrent_vs_attention import grid
 
 SEEDS = (0, 1, 2)
 NANOGPT_LOSS = 1.88  # nanoGPT's README, its CPU command (nats/char, validation)
@@ -22,7 +33,37 @@ def nanogpt_runs(results_dir: str) -> list[Run]:
     return [Run(f"gpt_nanogpt_s{s}", config=f"shakespeare_gpt.py:seed={s}") for s in SEEDS]
 
 
+def _budget_records(results_dir: str) -> dict[str, dict]:
+    return records.load_all(results_dir, prefixes=tuple(f"{f}_" for f in grid.FAMILIES))
+
+
+def search_runs(minutes: int):
+    def runs(results_dir: str) -> list[Run]:
+        found = _budget_records(results_dir)
+        return [grid.run(f, minutes, size, rate, 0) for f in grid.FAMILIES
+                for size, rate in grid.searched(f, minutes, found)]  # fmt: skip
+
+    return runs
+
+
+def best_runs(minutes: int):
+    def runs(results_dir: str) -> list[Run]:
+        found = _budget_records(results_dir)
+        out = []
+        for family in grid.FAMILIES:
+            chosen = grid.best(family, minutes, found)
+            if chosen is not None:
+                out += [grid.run(family, minutes, *chosen, seed)
+                        for seed in grid.RERUN_SEEDS[minutes]]  # fmt: skip
+        return out
+
+    return runs
+
+
 GROUPS = {"nanogpt": nanogpt_runs}
+for _m in grid.BUDGETS:
+    GROUPS[f"search_{_m}"] = search_runs(_m)
+    GROUPS[f"best_{_m}"] = best_runs(_m)
 DEFAULT_GROUPS = ("nanogpt",)
 
 
@@ -52,8 +93,80 @@ def nanogpt_table(results_dir: str) -> str:
     return tables.markdown(header, rows, align="lrrrrrrl")
 
 
+def budget_rows(results_dir: str) -> list[dict]:
+    """Per budget and family with a chosen setting: its records over the seeds and numbers."""
+    found = _budget_records(results_dir)
+    rows = []
+    for minutes in grid.BUDGETS:
+        for family in grid.FAMILIES:
+            chosen = grid.best(family, minutes, found)
+            if chosen is None:
+                continue
+            seeds = (0, *grid.RERUN_SEEDS[minutes])
+            runs = [found[n] for n in (grid.name(family, minutes, *chosen, s) for s in seeds)
+                    if n in found]  # fmt: skip
+            rows.append({"minutes": minutes, "family": family, "size": chosen[0],
+                         "rate": chosen[1], "runs": runs})  # fmt: skip
+    return rows
+
+
+def _tokens(record: dict) -> int:
+    t = record["config"]["train"]
+    return int(record["steps"]) * int(t["batch_size"]) * int(t["seq_len"])
+
+
+def budget_table(results_dir: str) -> str:
+    body = []
+    for row in budget_rows(results_dir):
+        runs = row["runs"]
+        losses = [r["valid"]["loss"] for r in runs]
+        carried = [r["valid_carried"]["loss"] for r in runs if "valid_carried" in r]
+        rates = [_tokens(r) / r["time_budget"]["train_s"] for r in runs]
+        size = row["size"]
+        body.append([f"{row['minutes']}", grid.LABELS[row["family"]],
+                     f"{size.num_layers} x {size.hidden_size}, lr {row['rate']:g}",
+                     f"{runs[0]['params']:,}", f"{sum(map(_tokens, runs)) / len(runs):,.0f}",
+                     f"{sum(rates) / len(rates):,.0f}",
+                     f"{tables.fmt_mean_std(losses, 3)} (n={len(runs)})",
+                     tables.fmt_mean_std(carried, 3) if carried else "-"])  # fmt: skip
+    header = ["minutes", "family", "best setting", "params", "tokens seen", "tokens/s",
+              "valid nats/char, windows of 256", "carried state"]  # fmt: skip
+    return tables.markdown(header, body, align="llllrrll")
+
+
 def readme_tables(results_dir: str) -> dict[str, str]:
-    return {"nanogpt": nanogpt_table(results_dir)}
+    return {"nanogpt": nanogpt_table(results_dir), "budgets": budget_table(results_dir)}
+
+
+def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
+    """The frontier: like-for-like validation loss against training minutes, per family."""
+    rows = budget_rows(results_dir)
+    if not rows:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(figures_dir, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for family in grid.FAMILIES:
+        points = [r for r in rows if r["family"] == family]
+        if not points:
+            continue
+        stats = [tables.mean_std([x["valid"]["loss"] for x in p["runs"]]) for p in points]
+        ax.errorbar([p["minutes"] for p in points], [m for m, _ in stats],
+                    yerr=[s for _, s in stats], marker="o", capsize=3,
+                    label=grid.LABELS[family])  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("training minutes (2-core CPU)")
+    ax.set_ylabel("validation nats/char (windows of 256)")
+    ax.legend(fontsize=8)
+    path = os.path.join(figures_dir, "frontier.png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
 
 
 def headline(results_dir: str) -> dict:
