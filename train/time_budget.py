@@ -18,7 +18,9 @@ step as an uninterrupted run. What the loop counts: the time from the start of e
 its result, excluding each invocation's first step (compilation; counted at s instead),
 validation passes, logs and checkpoints, which are reported beside it. As a guard against a
 machine that slows down after the probe, the loop also stops once the counted time reaches B
-(`stopped_at_budget` in the record; the schedule has then not finished).
+(`stopped_at_budget` in the record; the schedule has then not finished). With several
+processes (`jax.distributed`) every process plans process 0's N and the guard is off: their
+clocks differ, and they must agree on the last step.
 
 Why planned steps and not a schedule driven by the clock: a step count makes the run a
 function of (config, plan), so an interrupted run resumes to exactly the same steps and

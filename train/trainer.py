@@ -588,7 +588,6 @@ class _Run:
                     # memory). One queued step still overlaps the next batch with this one.
                     jax.block_until_ready(self.pending[-2])
                 self.done = done = step + 1
-                out_of_time = False
                 if plan is not None:  # steps run one at a time, as the probe timed them
                     jax.block_until_ready(sums)
                     spent = time.perf_counter() - step_start
@@ -596,8 +595,10 @@ class _Run:
                         meta["budget_compile_s"] += spent
                         spent = plan["seconds_per_step"]
                     meta["budget_train_s"] += spent
+                    # The guard is one process's clock: with several, the planned steps alone
+                    # end the run (processes must agree on their last step).
                     out_of_time = meta["budget_train_s"] >= plan["budget_s"]
-                    if out_of_time and done < self.num_steps:
+                    if out_of_time and done < self.num_steps and jax.process_count() == 1:
                         meta["stopped_at_budget"] = True
                         self.console.line(
                             f"time budget reached at step {done} of {self.num_steps} planned "
