@@ -71,3 +71,19 @@ def test_the_45_minute_search_takes_each_size_s_best_rate_at_15(tmp_path):
 
 def grid_records(results):
     return study._budget_records(results)
+
+
+def test_nanogpt_data_is_written_as_their_prepare_script_prints_it(tmp_path):
+    import numpy as np
+
+    from experiments.lab import records
+    from experiments.studies.recurrent_vs_attention import nanogpt_reference
+
+    (tmp_path / "data" / "shakespeare_char").mkdir(parents=True)
+    text = os.path.join(records.ROOT, "data", "tinyshakespeare", "input.txt.gz")
+    nanogpt_reference.prepare(str(tmp_path), text)
+    folder = tmp_path / "data" / "shakespeare_char"
+    # Their prepare.py's closing comment: 1,003,854 / 111,540 tokens, 65 characters.
+    assert len(np.fromfile(folder / "train.bin", np.uint16)) == 1_003_854
+    assert len(np.fromfile(folder / "val.bin", np.uint16)) == 111_540
+    assert int(np.fromfile(folder / "train.bin", np.uint16).max()) == 64
