@@ -18,6 +18,7 @@ Run the budget groups with the machine to themselves, two runs at a time, each o
 
 from __future__ import annotations
 
+import math
 import os
 
 from experiments.lab import Run, records, tables
@@ -88,6 +89,12 @@ def nanogpt_table(results_dir: str) -> str:
         rows.append([f"**mean (n={len(runs)})**", f"**{tables.fmt_mean_std(losses, 4)}**",
                      tables.fmt_mean_std([r["valid"]["bits_per_char"] for r in runs], 4),
                      "", "", "", "", f"{gap:+.1%} from {NANOGPT_LOSS}"])  # fmt: skip
+    own = records.load_all(results_dir, prefixes=("nanogpt_own_code",)).get("nanogpt_own_code")
+    if own is not None:  # their train.py and model.py, run here (nanogpt_reference.py)
+        rows.append([f"nanoGPT's own code (seed 1337; their estimate {own['their_estimate']:.4f})",
+                     f"{own['window_loss']:.4f}", f"{own['window_loss'] / math.log(2):.4f}",
+                     f"{own['iter_num']:,}", "", "", f"{own['wall_time_s']:.0f} s (wall)",
+                     f"nanoGPT {own['nanogpt_commit'][:7]}"])  # fmt: skip
     header = ["run", "valid nats/char", "bits/char", "steps", "best step", "params",
               "train time", "commit"]  # fmt: skip
     return tables.markdown(header, rows, align="lrrrrrrl")
