@@ -19,8 +19,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m experiments.tools.demo
 
+# --durations: every run prints its 20 slowest tests, to keep the default suite near 10 min
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not slow" --durations=20 $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)

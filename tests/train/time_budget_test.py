@@ -37,7 +37,8 @@ def test_planned_steps_is_the_budget_over_the_speed():
     assert plan["budget_s"] == 120.0 and plan["planned_steps"] == 240
 
 
-def test_a_measured_plan_sets_the_steps_and_the_schedule(tmp_path):
+def test_a_measured_plan_sets_the_steps_and_the_schedule(tmp_path, monkeypatch):
+    monkeypatch.setattr(time_budget, "PROBE_SECONDS", 1.0)  # the test's time, not a real probe's
     config = tt.tiny_config(**{**BUDGET, "train.time_budget_minutes": 0.02,
                                "optim.schedule": "cosine"})  # fmt: skip
     results = trainer.train_and_evaluate(config, str(tmp_path))
