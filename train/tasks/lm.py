@@ -149,12 +149,11 @@ class LMTask(base.Task):
         )
         self.vocab_size = len(self.corpus.vocab)
         m = config.model
-        self.kind = m.get("kind", "rnn")
         self.train_windows = data.get("train_windows", "streams")
         self.eval_window = int(data.get("eval_window", 0))
         self.objective = m.get("objective", "window_sum")
         self.gpt = None
-        if self.kind == "gpt":
+        if m.get("kind", "rnn") == "gpt":
             self.gpt = lm_gpt.GPTConfig(
                 vocab_size=self.vocab_size,
                 block_size=int(m.get("block_size", 0)) or int(config.train.seq_len),

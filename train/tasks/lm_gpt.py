@@ -179,10 +179,6 @@ def apply(params: dict, tokens_BxT, cfg: GPTConfig, rng=None):
     return logits_from_hidden(params, h_BxTxD.reshape(b * t, -1), cfg).reshape(b, t, -1)
 
 
-def empty_context(batch_size: int, cfg: GPTConfig) -> Context:
-    return Context(jnp.zeros((batch_size, cfg.block_size), jnp.int32), jnp.zeros((), jnp.int32))
-
-
 def prime(params: dict, tokens_BxP, cfg: GPTConfig):
     """(context, logits [B, V] of the token after the prompt): the prompt's last block_size
     tokens, as nanoGPT's `generate` crops it."""

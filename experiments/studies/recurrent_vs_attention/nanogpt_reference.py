@@ -33,6 +33,7 @@ from absl import app, flags
 
 from experiments.lab import records
 from train import provenance
+from train.data import text
 
 FLAGS = flags.FLAGS
 WINDOW = 64
@@ -73,17 +74,18 @@ def score_windows(nanogpt: str) -> dict:
     model.load_state_dict(ckpt["model"])
     model.eval()
     val = np.fromfile(os.path.join(nanogpt, "data", "shakespeare_char", "val.bin"), np.uint16)
-    val = val.astype(np.int64)
+    total, tokens = 0.0, 0.0
+    with torch.no_grad():  # the windows our scorer uses (padded rows carry mask 0)
+        for batch in text.fixed_windows(val.astype(np.int64), 256, WINDOW):
+            logits, _ = model(torch.from_numpy(batch["inputs"]).long(),
+                              torch.from_numpy(batch["targets"]).long())  # fmt: skip
+            nll = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), torch.from_numpy(batch["targets"]).long(), reduction="none"
+            )
+            mask = torch.from_numpy(batch["mask"])
+            total += float((nll * mask).sum())
+            tokens += float(mask.sum())
     count = (len(val) - 1) // WINDOW
-    total, tokens = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, count, 256):
-            rows = range(start, min(start + 256, count))
-            x = torch.tensor(np.stack([val[j * WINDOW : (j + 1) * WINDOW] for j in rows]))
-            y = torch.tensor(np.stack([val[j * WINDOW + 1 : (j + 1) * WINDOW + 1] for j in rows]))
-            _, loss = model(x, y)
-            total += float(loss) * y.numel()
-            tokens += y.numel()
     return {
         "iter_num": int(ckpt["iter_num"]),
         "their_estimate": float(ckpt["best_val_loss"]),
