@@ -97,3 +97,31 @@ def test_a_recurrent_run_reports_both_scores(corpus_path, tmp_path):
     results = trainer.train_and_evaluate(config, str(tmp_path))
     assert {"valid", "test", "valid_carried", "test_carried"} <= set(results)
     assert results["valid_carried"]["loss"] != results["valid"]["loss"]
+
+
+@pytest.mark.parametrize(
+    "cell, block", [("lstm", "stack"), ("mingru", "residual"), ("slstm", "residual")]
+)
+def test_the_window_scorer_matches_by_hand_for_other_cells_and_blocks(corpus_path, cell, block):
+    config = rnn_config(corpus_path, 8)
+    config.model.cell, config.model.block = cell, block
+    task = validate.validate(config)(config)
+    params = task.init_params(jax.random.key(2))
+    eval_step = steps.make_eval_step(task)
+    got = trainer.evaluate(task, eval_step, params, "valid", sharding.make_mesh(), 3)
+    want = _by_hand(task, params, task.corpus.splits["valid"], 8)
+    np.testing.assert_allclose(got["loss"], want, rtol=1e-5)
+
+
+def test_a_bfloat16_gpt_tracks_the_float32_one(corpus_path):
+    config = gpt_config(corpus_path)
+    task32 = validate.validate(config)(config)
+    config.train.dtype = "bfloat16"
+    task16 = validate.validate(config)(config)
+    params = task32.init_params(jax.random.key(0))
+    batch = next(task32.train_iterator())
+    loss32, _ = task32.loss(params, None, batch, None, False)
+    loss16, _ = task16.loss(params, None, batch, None, False)
+    np.testing.assert_allclose(float(loss16), float(loss32), rtol=2e-2)
+    grads = jax.grad(lambda p: task16.loss(p, None, batch, None, False)[0])(params)
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
