@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all lint format bench check-tpu device-check docs clean
+.PHONY: install onednn demo test test-all lint format bench check-tpu device-check docs clean
 
 $(STAMP): setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,16 +14,30 @@ $(STAMP): setup.cfg constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The optional oneDNN extension (cells.scan(..., backend='onednn'), cells/kernels/native): built
+# where oneDNN is installed (Debian/Ubuntu: apt-get install libdnnl-dev), else one line says why
+# and the install goes on. `make onednn` rebuilds it and fails when it cannot.
+ONEDNN_STAMP := $(VENV)/.built-onednn
+NATIVE := cells/kernels/native
 
-demo: $(STAMP)
+$(ONEDNN_STAMP): $(STAMP) $(NATIVE)/onednn_rnn.cc $(NATIVE)/build.py
+	$(PY) -m cells.kernels.native.build --quiet
+	touch $(ONEDNN_STAMP)
+
+onednn: $(STAMP)
+	$(PY) -m cells.kernels.native.build --quiet --require
+	touch $(ONEDNN_STAMP)
+
+install: $(STAMP) $(ONEDNN_STAMP)
+
+demo: install
 	$(PY) -m experiments.tools.demo
 
 # --durations: every run prints its 20 slowest tests, to keep the default suite near 10 min
-test: $(STAMP)
+test: install
 	$(PY) -m pytest -q -n 2 -m "not slow" --durations=20 $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: install
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -34,7 +48,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)
+bench: install
 	$(PY) -m experiments.studies.cpu_speed.bench
 
 # Deviceless TPU compilation (experiments/studies/accelerators/check_tpu.py). libtpu gets its
@@ -73,4 +87,4 @@ device-check:
 	bash experiments/studies/accelerators/device_check.sh
 
 clean:
-	rm -rf $(VENV) $(TPU_VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TPU_VENV) build dist *.egg-info .pytest_cache .ruff_cache $(NATIVE)/_onednn_rnn.so

@@ -35,7 +35,7 @@ from cells import base, kernels, regularization
 _BACKWARDS = ("autodiff", "fused")
 _MODES = ("auto", "sequential", "hoisted", "parallel")
 _PROJECTIONS = ("auto", "hoisted", "in_loop")
-_BACKENDS = ("xla", "pallas", "cudnn")
+_BACKENDS = ("xla", "auto", "onednn", "pallas", "cudnn")
 # The fused path projects inputs inside the loop from this batch size up (PERF_NOTES section 10).
 IN_LOOP_MIN_BATCH = 8
 
@@ -313,6 +313,12 @@ def scan(
         anywhere. 'cudnn': the plain LSTM
         through cuDNN (`jax.experimental.rnn`, `cells.kernels.cudnn_lstm`), float32, on GPU
         only (a one-line ValueError elsewhere), with `carry` and `lengths`.
+        'onednn': the plain LSTM and both GRUs through oneDNN's RNN primitive on CPU
+        (`cells.kernels.onednn_rnn`: one library call per sequence, forward and backward),
+        float32, with `carry` and `reverse`; no lengths, resets, trace, remat or regularisers
+        (a one-line ValueError, which also says when the optional extension is not built).
+        'auto': 'onednn' wherever it applies, else the XLA paths (silently). `backward`,
+        `projection` and `unroll` choose among the XLA paths; oneDNN has its own backward.
 
     Returns:
       (ys [B, T, H], final carry), or (ys, carry, trace) with return_trace=True.
@@ -332,10 +338,29 @@ def scan(
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}.")
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
+    if backward not in _BACKWARDS:
+        raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
+    if projection not in _PROJECTIONS:
+        raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
     recurrent_dropout, (zone_h, zone_c) = _check_regularizers(
         cell, recurrent_dropout, zoneout, mode
     )
     zoned = zone_h > 0 or zone_c > 0
+    if backend in ("auto", "onednn"):
+        from cells.kernels import onednn_rnn
+
+        why = onednn_rnn.why_not(
+            cell, params, xs, lengths=lengths is not None, resets=resets is not None,
+            return_trace=return_trace, remat=remat, recurrent_dropout=recurrent_dropout > 0,
+            zoneout=zoned, **{f"mode={mode!r}": mode not in ("auto", "sequential")},
+        )  # fmt: skip
+        if not why:
+            if 0 in (batch, steps):  # nothing to run
+                return jnp.zeros((batch, steps, cell.output_size), carry[0].dtype), carry
+            return onednn_rnn.scan(cell, params, xs, carry, reverse)
+        if backend == "onednn":
+            raise ValueError(f"backend='onednn' cannot run this call: {why}; use backend='xla'.")
+        backend = "xla"  # 'auto': everything else runs the XLA paths below
     if backend in ("pallas", "cudnn"):
         unsupported = {
             "reverse": reverse, "resets": resets is not None, "return_trace": return_trace,
@@ -356,10 +381,6 @@ def scan(
         from cells.kernels import pallas_rnn  # imports Pallas (about 1 s) only when asked
 
         return pallas_rnn.scan(cell, params, xs, carry, lengths)
-    if backward not in _BACKWARDS:
-        raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}.")
-    if projection not in _PROJECTIONS:
-        raise ValueError(f"projection must be one of {_PROJECTIONS}, got {projection!r}.")
     if recurrent_dropout > 0 or zoned:
         mode = "sequential"  # both act inside the step (checked: not asked of hoisted/parallel)
     params = regularization.with_recurrent_mask(

@@ -15,6 +15,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "epoch_decay", "plateau")
 DTYPES = ("float32", "bfloat16", "auto")
 SCAN_BACKWARDS = ("autodiff", "fused")
+SCAN_BACKENDS = ("xla", "auto", "onednn")
 BLOCKS = ("stack", "residual", "hawk")
 BLOCK_NORMS = ("rms", "layer")
 
@@ -83,6 +84,9 @@ def base_config() -> ml_collections.ConfigDict:
     # GPU / TPU: the accelerators' fast matmul type; unmeasured there so far)
     config.train.dtype = "float32"
     config.train.scan_backward = "autodiff"  # cells.scan's backward pass: 'autodiff' | 'fused'
+    # cells.scan's engine: 'xla' | 'onednn' (oneDNN's RNN primitive on CPU: plain LSTM / GRU,
+    # float32, no lengths or recurrent regularisers) | 'auto' (oneDNN where it applies)
+    config.train.scan_backend = "xla"
     config.train.early_stopping_patience = 0  # evals without a new best before stopping; 0 = off
     # stop at the first validation pass that solves the task (tasks with a "solved" criterion:
     # adding, copy, selective_copy; train/tasks/long_range.py)

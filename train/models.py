@@ -147,6 +147,7 @@ def check_model(config: ml_collections.ConfigDict, task_cls) -> None:
     """
     cell = make_cell(config)
     _check_recurrent_regularizers(config, cell)
+    _check_scan_backend(config, cell)
     m = config.model
     between_layers = m.get("block", "stack") == "stack"  # residual blocks drop every branch
     if (
@@ -159,6 +160,34 @@ def check_model(config: ml_collections.ConfigDict, task_cls) -> None:
             f"config.model.dropout={m.dropout} has no effect in task {config.task!r} with "
             "num_layers=1: it acts between recurrent layers only; set num_layers >= 2 or "
             "dropout=0."
+        )
+
+
+def _check_scan_backend(config: ml_collections.ConfigDict, cell: cells.Cell) -> None:
+    """Refuses config.train.scan_backend='onednn' where oneDNN cannot run the model, in one
+    line before anything is traced ('auto' falls back to XLA there instead)."""
+    if config.train.get("scan_backend", "xla") != "onednn":
+        return
+    from cells.kernels import onednn_rnn
+
+    m = config.model
+    zoneout = m.get("zoneout", 0.0)
+    zoned = any(
+        _rate({"z": z}, "z") for z in (zoneout if isinstance(zoneout, tuple) else (zoneout,))
+    )
+    why = onednn_rnn.unavailable()
+    if not why and onednn_rnn.cell_kind(cell) is None:
+        why = f"it runs the plain LSTM and GRU only, not {m.cell!r} ({type(cell).__name__})"
+    if not why and m.get("block", "stack") != "stack":
+        why = f"it runs plain stacks only, not block={m.block!r}"
+    if not why and config.train.dtype == "bfloat16":
+        why = "it computes in float32 only"
+    if not why and (_rate(m, "recurrent_dropout") or zoned):
+        why = "it has no recurrent dropout or zoneout"
+    if why:
+        raise ConfigError(
+            f"config.train.scan_backend='onednn': {why}; use 'xla' (or 'auto', which uses "
+            "oneDNN only where it applies)."
         )
 
 

@@ -21,6 +21,7 @@ from train.errors import ConfigError, check_type
 from train.tasks import base, registry
 
 DTYPES, SCAN_BACKWARDS = config_base.DTYPES, config_base.SCAN_BACKWARDS
+SCAN_BACKENDS = config_base.SCAN_BACKENDS
 _GROUPS = ("model", "data", "optim", "train", "eval")
 _MAX_DIM = 2**31 - 1  # JAX array dimensions are int32
 
@@ -89,6 +90,11 @@ def _check_hawk(config) -> None:
         raise ConfigError(
             f"config.train.scan_backward={config.train.scan_backward!r}: the Hawk block "
             "differentiates by autodiff only."
+        )
+    if config.train.scan_backend != "xla":
+        raise ConfigError(
+            f"config.train.scan_backend={config.train.scan_backend!r}: the Hawk block runs on "
+            "XLA only; leave it at 'xla'."
         )
 
 
@@ -213,6 +219,7 @@ def _check_values(config: ml_collections.ConfigDict, schema) -> None:
         _at_least(f"config.train.{field}", t[field], 0)
     _one_of("config.train.dtype", t.dtype, DTYPES)
     _one_of("config.train.scan_backward", t.scan_backward, SCAN_BACKWARDS)
+    _one_of("config.train.scan_backend", t.scan_backend, SCAN_BACKENDS)
     if not t.best_metric:
         raise ConfigError("config.train.best_metric must name a validation metric, e.g. 'loss'.")
     _at_least("config.eval.batch_size", config.eval.batch_size, 1)

@@ -164,6 +164,7 @@ def test_gpt_task_trains_scores_windows_and_samples(corpus_path, tmp_path):
         ({"model.block": "residual"}, "config.model.block='residual' applies to kind='rnn'"),
         ({"model.cell": "gru"}, "config.model.cell='gru' applies to kind='rnn' only"),
         ({"train.scan_backward": "fused"}, "a GPT has no scan"),
+        ({"train.scan_backend": "onednn"}, "a GPT has no scan"),
         ({"model.tie_embeddings": False}, "tie_embeddings must be True for kind='gpt'"),
         ({"model.num_heads": 3}, "hidden_size=16 must be a multiple of config.model.num_heads=3"),
         ({"train.seq_len": 9}, "seq_len=9 exceeds config.model.block_size=8"),

@@ -229,6 +229,36 @@ def test_fused_scan_backward_gives_the_same_gradients(corpus_path, cell):
         assert float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale < 1e-5, path
 
 
+@pytest.mark.parametrize("cell", ["lstm", pytest.param("gru", marks=pytest.mark.slow)])
+def test_onednn_scan_backend_gives_the_same_loss_and_gradients(corpus_path, cell):
+    """config.train.scan_backend='onednn' swaps only the engine of cells.scan (2 layers)."""
+    from cells.kernels import onednn_rnn
+
+    if not onednn_rnn.available():
+        pytest.skip(f"oneDNN extension: {onednn_rnn.unavailable()}")
+    config = tiny_config(corpus_path, cell=cell, dropout=0.3)
+    config.model.num_layers = 2
+    out = {}
+    for backend in ("xla", "onednn"):
+        config.train.scan_backend = backend
+        task = lm.LMTask(config)
+        params = task.init_params(jax.random.key(3))
+        batch = next(task.train_iterator())
+        carry = jax.tree.map(lambda c: c + 0.1, task.init_carry(4))
+
+        def objective(p, task=task, batch=batch, carry=carry):
+            return task.loss(p, carry, batch, jax.random.key(4), True)[0]
+
+        out[backend] = jax.jit(jax.value_and_grad(objective))(params)
+        # The option reaches cells.scan: oneDNN's primitive is an FFI call.
+        assert ("onednn" in str(jax.make_jaxpr(objective)(params))) == (backend == "onednn")
+    assert float(out["onednn"][0]) == pytest.approx(float(out["xla"][0]), rel=1e-6)
+    for path, a in jax.tree_util.tree_leaves_with_path(out["xla"][1]):
+        b = dict(jax.tree_util.tree_leaves_with_path(out["onednn"][1]))[path]
+        scale = float(np.max(np.abs(a))) + 1e-12
+        assert float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale < 1e-5, path
+
+
 @pytest.mark.parametrize("cell", [pytest.param("mingru", marks=pytest.mark.slow), "slstm"])
 def test_residual_block_trains_and_generates_step_by_step(corpus_path, tmp_path, cell):
     from train import trainer

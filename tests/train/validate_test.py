@@ -50,6 +50,11 @@ CASES = [
     ({"train.eval_every": -1}, ["config.train.eval_every"]),
     ({"train.dtype": "float16"}, ["config.train.dtype", "'bfloat16'"]),
     ({"train.scan_backward": "manual"}, ["config.train.scan_backward", "'fused'"]),
+    ({"train.scan_backend": "mkl"}, ["config.train.scan_backend", "'onednn'"]),
+    (  # MGU: not a cell oneDNN has (or, where the extension is not built, it says so)
+        {"train.scan_backend": "onednn", "model.cell": "mgu"},
+        ["config.train.scan_backend='onednn': ", "use 'xla'"],
+    ),
     ({"train.best_metric": ""}, ["config.train.best_metric"]),
     ({"eval.batch_size": 0}, ["config.eval.batch_size"]),
     ({"data.path": "/no/such/file.txt"}, ["config.data.path", "no effect", "'synthetic'"]),

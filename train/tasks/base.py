@@ -71,6 +71,8 @@ class Task(abc.ABC):
         self.config = config
         # Keyword arguments for every `cells.scan` the model runs (through Stack/Bidirectional).
         self.scan_kwargs = {"backward": config.train.scan_backward}
+        if config.train.get("scan_backend", "xla") != "xla":
+            self.scan_kwargs["backend"] = config.train.scan_backend
 
     # -- checks, before any compute --------------------------------------------------------
     @classmethod

@@ -257,6 +257,11 @@ class LMTask(base.Task):
                 f"config.train.scan_backward={t.scan_backward!r} chooses a recurrent scan's "
                 "backward pass; a GPT has no scan: leave it at 'autodiff'."
             )
+        if t.scan_backend != "xla":
+            raise ConfigError(
+                f"config.train.scan_backend={t.scan_backend!r} chooses a recurrent scan's "
+                "engine; a GPT has no scan: leave it at 'xla'."
+            )
         if not m.get("tie_embeddings", False):
             raise ConfigError(
                 "config.model.tie_embeddings must be True for kind='gpt' (its output layer is "

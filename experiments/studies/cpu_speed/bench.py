@@ -12,7 +12,10 @@ implementation in turn, so background load hits them alike; we report medians. M
 Implementations: 'ours' (`cells.scan`, backward='fused'), 'ours-autodiff' (`cells.scan`,
 backward='autodiff'), 'ours-hoisted' / 'ours-in_loop' (backward='fused' with that `projection`
 instead of 'auto'; not in the default list), 'flax' (nn.RNN over nn.OptimizedLSTMCell /
-nn.GRUCell), 'torch' (nn.LSTM / nn.GRU, torch.set_num_threads = the core count) and
+nn.GRUCell), 'ours-onednn' (`cells.scan(..., backend='onednn')`: oneDNN's RNN primitive through
+the optional extension, `cells.kernels.onednn_rnn`; on as many threads as XLA, skipped with a
+line saying why where it is not built), 'torch' (nn.LSTM / nn.GRU, torch.set_num_threads = the
+core count) and
 'torch-1thread' (the same, one thread: on a machine shared with other jobs OpenMP's spinning
 threads can slow PyTorch down many times; not in the default list), when torch is installed,
 and 'gemms-only' (`gemm_floor.py`: our fused path's GEMMs with the gate math taken
@@ -49,7 +52,9 @@ _SEQ_LEN = flags.DEFINE_list("seq_len", ["128", "1024"], "Sequence lengths T.")
 _HIDDEN = flags.DEFINE_list("hidden", ["128", "256", "512", "1024"], "Hidden sizes H (= I).")
 _MODES = flags.DEFINE_list("modes", ["fwd", "fwd+bwd"], "Modes: fwd, fwd+bwd.")
 _IMPLS = flags.DEFINE_list(
-    "impls", ["ours", "ours-autodiff", "flax", "torch"], "Implementations to compare."
+    "impls",
+    ["ours", "ours-autodiff", "ours-onednn", "flax", "torch"],
+    "Implementations to compare.",
 )
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions per implementation (median).")
 _MAX_GFLOP = flags.DEFINE_float(
@@ -137,7 +142,7 @@ def build(impl: str, name: str, params, xs, mode: str):
         fn = gemm_floor.make(name, params, xs.shape[0])[0 if mode == "fwd" else 1]
         compiled, compile_s = _compile(fn, params, xs)
         return (lambda: jax.block_until_ready(compiled(params, xs))), None, compile_s
-    if impl in ("ours", "ours-autodiff", "ours-hoisted", "ours-in_loop", "flax"):
+    if impl in ("ours", "ours-autodiff", "ours-hoisted", "ours-in_loop", "ours-onednn", "flax"):
         if impl == "flax":
             import flax.linen as nn
 
@@ -150,10 +155,13 @@ def build(impl: str, name: str, params, xs, mode: str):
             cell = _our_cell(name, xs.shape[-1])
             backward = "autodiff" if impl == "ours-autodiff" else "fused"
             projection = {"ours-hoisted": "hoisted", "ours-in_loop": "in_loop"}.get(impl, "auto")
+            backend = "onednn" if impl == "ours-onednn" else "xla"
             variables = params
 
             def apply(p, x):
-                return cells.scan(cell, p, x, backward=backward, projection=projection)[0]
+                return cells.scan(
+                    cell, p, x, backward=backward, projection=projection, backend=backend
+                )[0]
 
         compiled, compile_s = _compile(_jax_fns(apply)[mode], variables, xs)
 
@@ -251,6 +259,7 @@ def bench_shape(name, batch, steps, hidden, mode, impls, repeats, atol):
 # classic two; PyTorch's nn.LSTM also with proj_size).
 _OUTSIDE = {
     "flax": ("lstm", "gru"),
+    "ours-onednn": ("lstm", "gru"),
     "gemms-only": ("lstm", "gru"),
     "torch": ("lstm", "gru", "lstmp"),
 }
@@ -264,6 +273,12 @@ def impls_for(name: str, impls) -> list[str]:
 def _available(impls):
     out = []
     for impl in impls:
+        if impl == "ours-onednn":
+            from cells.kernels import onednn_rnn
+
+            if not onednn_rnn.available():
+                print(f"ours-onednn skipped: {onednn_rnn.unavailable()}", file=sys.stderr)
+                continue
         if impl.startswith("torch"):
             try:
                 import torch  # noqa: F401
@@ -284,15 +299,19 @@ def format_table(records) -> str:
         keyed[key] = None
     head = "cell  B     T     H     mode     " + "".join(f"{i:>14}" for i in impls)
     others = [i for i in ("flax", "torch", "torch-1thread") if i in impls]
-    head += "".join(f"  ours/{o:<6}" for o in others)
+    pairs = [(o, "ours") for o in others]
+    if "ours-onednn" in impls:  # oneDNN against PyTorch (which calls oneDNN) and our XLA path
+        pairs += [(o, "ours-onednn") for o in ("torch", "ours") if o in impls]
+    names = {"ours": "ours", "ours-onednn": "onednn"}
+    head += "".join(f"  {names[mine] + '/' + o:>14}" for o, mine in pairs)
     lines = [head, "-" * len(head)]
     for key, tps in rows.items():
         cell, b, t, h, mode = key
         line = f"{cell:<5} {b:<5} {t:<5} {h:<5} {mode:<8} "
         line += "".join(f"{tps.get(i, float('nan')):>14.0f}" for i in impls)
-        for o in others:
-            ratio = tps.get("ours", float("nan")) / tps.get(o, float("nan"))
-            line += f"  {ratio:>10.2f}x"
+        for o, mine in pairs:
+            ratio = tps.get(mine, float("nan")) / tps.get(o, float("nan"))
+            line += f"  {ratio:>13.2f}x"
         lines.append(line)
     return "\n".join(lines)
 
