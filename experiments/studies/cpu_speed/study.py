@@ -28,7 +28,18 @@ GROUPS = {
             command=("-m", "experiments.studies.cpu_speed.bench_parallel",
                      "--parts=parallel,mlstm", "--json={out}"))
     ],
+    # oneDNN's RNN primitive (cells.scan(backend='onednn'), the optional extension) against our
+    # XLA path, flax and PyTorch at the shapes of the oneDNN issue, forward and forward+backward.
+    "onednn": lambda results_dir: [
+        Run(f"bench_onednn_B{b}_T{t}_H{h}",
+            command=("-m", "experiments.studies.cpu_speed.bench", "--cells=lstm,gru",
+                     f"--batch={b}", f"--seq_len={t}", f"--hidden={h}", "--modes=fwd,fwd+bwd",
+                     "--impls=ours,ours-onednn,flax,torch", f"--repeats={repeats}",
+                     "--max_gflop=2000", "--json={out}"))
+        for b, t, h, repeats in ONEDNN_SHAPES
+    ],
 }  # fmt: skip
+ONEDNN_SHAPES = ((1, 1024, 256, 5), (32, 128, 512, 5), (64, 256, 1024, 3))  # B, T, H, repeats
 
 
 def target_table(results_dir: str) -> str:
