@@ -11,12 +11,13 @@ PYTEST_ARGS ?=
 $(STAMP): setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,onednn]'
 	touch $(STAMP)
 
 # The optional oneDNN extension (cells.scan(..., backend='onednn'), cells/kernels/native): built
-# where oneDNN is installed (Debian/Ubuntu: apt-get install libdnnl-dev), else one line says why
-# and the install goes on. `make onednn` rebuilds it and fails when it cannot.
+# against the venv's oneDNN (the onednn extra: Intel's CPU wheels, x86-64 Linux) or a system one;
+# where there is none or no compiler, one line says why and the install goes on. `make onednn`
+# rebuilds it and fails when it cannot.
 ONEDNN_STAMP := $(VENV)/.built-onednn
 NATIVE := cells/kernels/native
 

@@ -31,8 +31,9 @@ Threads: each call runs on `threads()` threads, XLA's own setting:
 every core this process may use; RNN_CELLS_ONEDNN_THREADS=N overrides both.
 
 The extension is optional. `available()` says whether it is built and loads; `unavailable()`
-says why not, in one line. Build it with `python -m cells.kernels.native.build` (`make
-install` does, where oneDNN is installed: Debian's libdnnl-dev, or ONEDNN_ROOT).
+says why not, in one line. `make install` installs oneDNN (the `onednn` extra: Intel's CPU
+wheels `onednn-cpu-gomp` / `onednn-devel-cpu-gomp`, oneDNN 3.2, x86-64 Linux) and builds it;
+by hand: `python -m cells.kernels.native.build` (see there for other oneDNN installs).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _load(path: pathlib.Path) -> tuple[ctypes.CDLL | None, str]:
     if not path.exists():
         return None, (
             f"the native extension is not built ({path.name} is missing): install oneDNN "
-            "(Debian: apt-get install libdnnl-dev) and run `python -m cells.kernels.native.build`"
+            "(pip install onednn-devel-cpu-gomp) and run `python -m cells.kernels.native.build`"
         )
     try:
         lib = ctypes.CDLL(str(path))

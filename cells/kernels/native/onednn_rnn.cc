@@ -102,7 +102,7 @@ dnnl::primitive_attr user_scratchpad() {
 }
 
 // A primitive descriptor from the memory descriptors, in oneDNN 3's API (engine first) or 2's
-// (an operation descriptor first; Debian 12 ships 2.6).
+// (an operation descriptor first; e.g. Debian 12's libdnnl 2.6).
 template <typename Prim, typename... Mds>
 typename Prim::primitive_desc forward_pd(dnnl::prop_kind prop, const Key& k, const Mds&... mds) {
 #if DNNL_VERSION_MAJOR >= 3
@@ -185,7 +185,7 @@ const Plan& plan_for(const Key& k) {
   return *plans.emplace(k, std::make_unique<Plan>(std::move(plan))).first->second;
 }
 
-// Runs `body` on `threads` threads: an OpenMP team of that size (Debian's build) or a TBB arena
+// Runs `body` on `threads` threads: an OpenMP team of that size (Intel's gomp wheels, Debian's build) or a TBB arena
 // (Intel's); a sequential build runs on the calling thread.
 template <typename F>
 void run_with_threads(int64_t threads, F&& body) {

@@ -289,6 +289,19 @@ def _available(impls):
     return out
 
 
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def _onednn_version() -> str:
+    """The oneDNN the extension was built against, and the threads it runs on."""
+    from cells.kernels import onednn_rnn
+
+    return f"{onednn_rnn.version()}, {onednn_rnn.threads()} threads"
+
+
 def format_table(records) -> str:
     """One row per (cell, B, T, H, mode): tokens/s per impl and ours' ratios."""
     impls = list(dict.fromkeys(r["impl"] for r in records))
@@ -536,6 +549,8 @@ def main(argv):
                 "jax": jax.__version__,
                 "backend": jax.default_backend(),
                 "torch_threads": os.cpu_count() if "torch" in impls else None,
+                "torch": _torch_version() if any(i.startswith("torch") for i in impls) else None,
+                "onednn": _onednn_version() if "ours-onednn" in impls else None,
             },
             "reuse_host_memory": reused_memory,
             "loadavg_end": os.getloadavg(),
