@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 
-from experiments.lab import Run, records, tables
+from experiments.lab import Run, records, runner, tables
+from train import metrics
 
 GRID = "bench_cpu_grid_idle_reuse"  # the default grid, idle machine, malloc reuse on
 TARGET_SHAPES = ((1, 1024, 256), (32, 128, 512), (64, 128, 256))  # the issue's (B, T, H)
@@ -38,8 +39,25 @@ GROUPS = {
                      "--max_gflop=2000", "--json={out}"))
         for b, t, h, repeats in ONEDNN_SHAPES
     ],
+    # One epoch of ptb_small (2-layer LSTM, B = 20, T = 35) on each engine: loss curves and time.
+    "onednn_ptb": lambda results_dir: [
+        Run(f"ptb_small_epoch_{backend}", config="ptb_small.py", collect=collect_with_train_curve,
+            overrides=("--config.train.num_epochs=1", f"--config.train.scan_backend={backend}"))
+        for backend in ("xla", "onednn")
+    ],
 }  # fmt: skip
 ONEDNN_SHAPES = ((1, 1024, 256, 5), (32, 128, 512, 5), (64, 256, 1024, 3))  # B, T, H, repeats
+
+
+def collect_with_train_curve(name: str, workdir: str) -> dict:
+    """The runner's record plus every logged training loss and step rate ('train_curve')."""
+    record = runner.collect(name, workdir)
+    record["train_curve"] = [
+        {k: e[k] for k in ("step", "loss", "steps_per_s") if k in e}
+        for e in metrics.read_events(workdir)
+        if e.get("split") == "train" and not e.get("final")
+    ]
+    return record
 
 
 def target_table(results_dir: str) -> str:
