@@ -102,6 +102,18 @@ def threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
+# cells.scan(backend='auto') uses oneDNN from this batch size up: below it our XLA path was
+# measured faster (B = 1: 2.8x for the LSTM, 3.4x for the GRU, forward+backward), above it
+# oneDNN (B = 32 and 64: 1.2-1.3x); experiments/studies/cpu_speed, the onednn group.
+AUTO_MIN_BATCH = 16
+
+
+def faster_than_xla(batch) -> bool:
+    """Whether oneDNN was measured faster than the XLA path at this batch size (a symbolic
+    batch under jax.export: no, it needs static shapes anyway)."""
+    return isinstance(batch, int) and batch >= AUTO_MIN_BATCH
+
+
 def cell_kind(cell) -> str | None:
     """'lstm', 'lbr_gru' or 'gru' for a cell oneDNN runs exactly, else None."""
     from cells import gru, lstm

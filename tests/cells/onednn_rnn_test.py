@@ -261,6 +261,16 @@ def test_onednn_refuses_in_one_line_and_auto_falls_back(cell, options, message):
         np.testing.assert_array_equal(a, b)
 
 
+@needs_extension
+def test_auto_takes_onednn_from_the_measured_batch_size():
+    cell = CELLS["gru"]
+    for batch, used in ((onednn_rnn.AUTO_MIN_BATCH - 1, False), (onednn_rnn.AUTO_MIN_BATCH, True)):
+        params, xs, _ = _inputs(cell, batch, 3)
+        scan = lambda p, x: cells.scan(cell, p, x, backend="auto")
+        jaxpr = str(jax.make_jaxpr(scan)(params, xs))
+        assert ("onednn" in jaxpr) == used, batch
+
+
 def test_without_the_extension_onednn_says_why_and_auto_runs_xla(monkeypatch):
     """A machine where the build did not happen: the library file is missing."""
     monkeypatch.setattr(onednn_rnn, "LIBRARY", pathlib.Path("/nonexistent/_onednn_rnn.so"))

@@ -39,6 +39,14 @@ GROUPS = {
                      "--max_gflop=2000", "--json={out}"))
         for b, t, h, repeats in ONEDNN_SHAPES
     ],
+    # Where oneDNN overtakes our XLA path as the batch grows (cells.kernels.onednn_rnn's
+    # AUTO_MIN_BATCH, what backend='auto' uses): forward+backward, B = 1 to 32.
+    "onednn_batch": lambda results_dir: [
+        Run("bench_onednn_batch_T128_H256",
+            command=("-m", "experiments.studies.cpu_speed.bench", "--cells=lstm,gru",
+                     "--batch=1,4,8,16,32", "--seq_len=128", "--hidden=256", "--modes=fwd+bwd",
+                     "--impls=ours,ours-onednn", "--repeats=5", "--json={out}"))
+    ],
     # One epoch of ptb_small (2-layer LSTM, B = 20, T = 35) on each engine: loss curves and time.
     "onednn_ptb": lambda results_dir: [
         Run(f"ptb_small_epoch_{backend}", config="ptb_small.py", collect=collect_with_train_curve,
@@ -83,8 +91,39 @@ def target_table(results_dir: str) -> str:
     return tables.markdown(header, rows)
 
 
+def onednn_table(results_dir: str, prefix: str = "bench_onednn") -> str:
+    """Tokens/s of ours (XLA, fused backward), ours through oneDNN, flax and PyTorch at the
+    oneDNN issue's shapes, both modes, with oneDNN's ratios to PyTorch and to our XLA path."""
+    impls = ("ours", "ours-onednn", "flax", "torch")
+    rows, versions = [], set()
+    for b, t, h, _ in ONEDNN_SHAPES:
+        path = os.path.join(results_dir, f"{prefix}_B{b}_T{t}_H{h}.json")
+        if not os.path.exists(path):
+            continue
+        record = records.read(path)
+        versions.add(record["hardware"].get("onednn") or "")
+        speed = {(r["cell"], r["mode"], r["impl"]): r["tokens_per_s"] for r in record["records"]}
+        for cell in ("lstm", "gru"):
+            for mode in ("fwd", "fwd+bwd"):
+                values = [speed.get((cell, mode, impl)) for impl in impls]
+                if None in values:
+                    continue
+                ours, onednn, _, torch = values
+                rows.append([cell.upper(), b, t, h, mode, *(f"{v:,.0f}" for v in values),
+                             f"{onednn / torch:.2f}x", f"{ours / torch:.2f}x",
+                             f"{onednn / ours:.2f}x"])  # fmt: skip
+    header = ["cell", "B", "T", "H", "mode", "ours (XLA)", "ours (oneDNN)", "flax", "PyTorch",
+              "oneDNN/PyTorch", "XLA/PyTorch", "oneDNN/XLA"]  # fmt: skip
+    table = tables.markdown(header, rows)
+    return table + "\n\noneDNN: " + "; ".join(sorted(v for v in versions if v))
+
+
 def readme_tables(results_dir: str) -> dict[str, str]:
-    return {"targets": target_table(results_dir)}
+    return {
+        "targets": target_table(results_dir),
+        "onednn": onednn_table(results_dir),
+        "onednn26": onednn_table(results_dir, "bench_onednn26"),
+    }
 
 
 def headline(results_dir: str) -> dict:
