@@ -39,13 +39,15 @@ GROUPS = {
                      "--max_gflop=2000", "--json={out}"))
         for b, t, h, repeats in ONEDNN_SHAPES
     ],
-    # Where oneDNN overtakes our XLA path as the batch grows (cells.kernels.onednn_rnn's
-    # AUTO_MIN_BATCH, what backend='auto' uses): forward+backward, B = 1 to 32.
+    # Where oneDNN overtakes our XLA path as the batch and width grow (what backend='auto'
+    # uses: cells.kernels.onednn_rnn.faster_than_xla): forward+backward, T = 128.
     "onednn_batch": lambda results_dir: [
-        Run("bench_onednn_batch_T128_H256",
+        Run(f"bench_onednn_batch_T128_H{h}",
             command=("-m", "experiments.studies.cpu_speed.bench", "--cells=lstm,gru",
-                     "--batch=1,4,8,16,32", "--seq_len=128", "--hidden=256", "--modes=fwd+bwd",
-                     "--impls=ours,ours-onednn", "--repeats=5", "--json={out}"))
+                     f"--batch={batches}", "--seq_len=128", f"--hidden={h}", "--modes=fwd+bwd",
+                     "--impls=ours,ours-onednn", "--repeats=5", "--max_gflop=2000",
+                     "--json={out}"))
+        for h, batches in ((256, "1,4,8,16,32"), (512, "8,16,32"), (1024, "8,16,32"))
     ],
     # One epoch of ptb_small (2-layer LSTM, B = 20, T = 35) on each engine: loss curves and time.
     "onednn_ptb": lambda results_dir: [
