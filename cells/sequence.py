@@ -317,8 +317,8 @@ def scan(
         (`cells.kernels.onednn_rnn`: one library call per sequence, forward and backward),
         float32, with `carry` and `reverse`; no lengths, resets, trace, remat or regularisers
         (a one-line ValueError, which also says when the optional extension is not built).
-        'auto': 'onednn' wherever it applies and was measured faster (a batch of at least
-        `cells.kernels.onednn_rnn.AUTO_MIN_BATCH`), else the XLA paths (silently). `backward`,
+        'auto': 'onednn' wherever it applies and was measured faster (by cell, width and
+        batch: `cells.kernels.onednn_rnn.AUTO_FASTER`), else the XLA paths (silently). `backward`,
         `projection` and `unroll` choose among the XLA paths; oneDNN has its own backward.
 
     Returns:
@@ -355,8 +355,8 @@ def scan(
             return_trace=return_trace, remat=remat, recurrent_dropout=recurrent_dropout > 0,
             zoneout=zoned, **{f"mode={mode!r}": mode not in ("auto", "sequential")},
         )  # fmt: skip
-        if backend == "auto" and not why and not onednn_rnn.faster_than_xla(batch):
-            why = f"batch {batch} < {onednn_rnn.AUTO_MIN_BATCH}"  # measured slower there
+        if backend == "auto" and not why and not onednn_rnn.faster_than_xla(cell, batch):
+            why = "measured slower than XLA at this size"
         if not why:
             if 0 in (batch, steps):  # nothing to run
                 return jnp.zeros((batch, steps, cell.output_size), carry[0].dtype), carry

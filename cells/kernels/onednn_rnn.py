@@ -102,16 +102,26 @@ def threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
-# cells.scan(backend='auto') uses oneDNN from this batch size up: below it our XLA path was
-# measured faster (B = 1: 2.8x for the LSTM, 3.4x for the GRU, forward+backward), above it
-# oneDNN (B = 32 and 64: 1.2-1.3x); experiments/studies/cpu_speed, the onednn group.
-AUTO_MIN_BATCH = 16
+# cells.scan(backend='auto') takes oneDNN where it was measured faster than our XLA path,
+# forward+backward on the 2-core development CPU (experiments/studies/cpu_speed, the onednn and
+# onednn_batch groups): {kind: ((min hidden, min batch), ...)}, any pair sufficing. Measured:
+# at H = 256 the XLA path is faster at every B up to 32 (LSTM 0.59-0.99x, GRU 0.33-0.91x
+# oneDNN's speed); the LSTM gains from B = 8 at H = 512 and 1024 (1.05-1.77x), the GRU from
+# B = 32 at H = 512 (1.16x) and B = 16 at H = 1024 (1.15-1.55x). Elsewhere: unmeasured, XLA.
+AUTO_FASTER = {
+    "lstm": ((512, 8),),
+    "lbr_gru": ((512, 32), (1024, 16)),
+    "gru": ((512, 32), (1024, 16)),  # Cho's GRU: unmeasured apart; the reset-after GRU's rule
+}
 
 
-def faster_than_xla(batch) -> bool:
-    """Whether oneDNN was measured faster than the XLA path at this batch size (a symbolic
-    batch under jax.export: no, it needs static shapes anyway)."""
-    return isinstance(batch, int) and batch >= AUTO_MIN_BATCH
+def faster_than_xla(cell, batch) -> bool:
+    """Whether oneDNN was measured faster than the XLA path for this cell and batch size (a
+    symbolic batch under jax.export: no; oneDNN needs static shapes anyway)."""
+    rules = AUTO_FASTER.get(cell_kind(cell) or "", ())
+    if not isinstance(batch, int):
+        return False
+    return any(cell.hidden_size >= h and batch >= b for h, b in rules)
 
 
 def cell_kind(cell) -> str | None:

@@ -262,13 +262,21 @@ def test_onednn_refuses_in_one_line_and_auto_falls_back(cell, options, message):
 
 
 @needs_extension
-def test_auto_takes_onednn_from_the_measured_batch_size():
-    cell = CELLS["gru"]
-    for batch, used in ((onednn_rnn.AUTO_MIN_BATCH - 1, False), (onednn_rnn.AUTO_MIN_BATCH, True)):
-        params, xs, _ = _inputs(cell, batch, 3)
-        scan = lambda p, x: cells.scan(cell, p, x, backend="auto")
-        jaxpr = str(jax.make_jaxpr(scan)(params, xs))
-        assert ("onednn" in jaxpr) == used, batch
+@pytest.mark.parametrize(
+    "cell, batch, used",
+    [
+        (cells.LSTM(512), 8, True),  # measured faster
+        (cells.LSTM(512), 4, False),
+        (cells.LSTM(256), 32, False),  # measured slower
+        (cells.GRU(512), 16, False),
+        (cells.GRU(1024), 16, True),
+    ],
+)
+def test_auto_takes_onednn_where_it_was_measured_faster(cell, batch, used):
+    params = cell.init(jax.random.key(0), 3)
+    xs = jnp.zeros((batch, 2, 3))
+    jaxpr = str(jax.make_jaxpr(lambda p, x: cells.scan(cell, p, x, backend="auto"))(params, xs))
+    assert ("onednn" in jaxpr) == used
 
 
 def test_without_the_extension_onednn_says_why_and_auto_runs_xla(monkeypatch):

@@ -60,10 +60,10 @@ ONEDNN_SHAPES = ((1, 1024, 256, 5), (32, 128, 512, 5), (64, 256, 1024, 3))  # B,
 
 
 def collect_with_train_curve(name: str, workdir: str) -> dict:
-    """The runner's record plus every logged training loss and step rate ('train_curve')."""
+    """The runner's record plus every logged training loss ('train_curve')."""
     record = runner.collect(name, workdir)
     record["train_curve"] = [
-        {k: e[k] for k in ("step", "loss", "steps_per_s") if k in e}
+        {k: e[k] for k in ("step", "loss") if k in e}
         for e in metrics.read_events(workdir)
         if e.get("split") == "train" and not e.get("final")
     ]
@@ -120,11 +120,50 @@ def onednn_table(results_dir: str, prefix: str = "bench_onednn") -> str:
     return table + "\n\noneDNN: " + "; ".join(sorted(v for v in versions if v))
 
 
+def onednn_batch_table(results_dir: str) -> str:
+    """Forward+backward tokens/s of our XLA path and oneDNN as B and H grow (T = 128)."""
+    rows = []
+    for h in (256, 512, 1024):
+        path = os.path.join(results_dir, f"bench_onednn_batch_T128_H{h}.json")
+        if not os.path.exists(path):
+            continue
+        speed = {(r["cell"], r["batch"], r["impl"]): r["tokens_per_s"]
+                 for r in records.read(path)["records"]}  # fmt: skip
+        for cell in ("lstm", "gru"):
+            for b in sorted({k[1] for k in speed if k[0] == cell}):
+                xla, onednn = speed[(cell, b, "ours")], speed[(cell, b, "ours-onednn")]
+                rows.append([cell.upper(), h, b, f"{xla:,.0f}", f"{onednn:,.0f}",
+                             f"{onednn / xla:.2f}x"])  # fmt: skip
+    return tables.markdown(["cell", "H", "B", "ours (XLA)", "ours (oneDNN)", "oneDNN/XLA"], rows)
+
+
+def ptb_epoch_lines(results_dir: str) -> str:
+    """One ptb_small epoch on each engine: training time, steps/s, perplexities."""
+    lines = []
+    for backend in ("xla", "onednn"):
+        path = os.path.join(results_dir, f"ptb_small_epoch_{backend}.json")
+        if not os.path.exists(path):
+            continue
+        r = records.read(path)
+        curve = r["train_curve"]
+        lines.append(
+            f"- `scan_backend={backend}`: {r['train_time_s']:.0f} s of training "
+            f"({r['steps'] / r['train_time_s']:.2f} steps/s), {r['wall_time_s']:.0f} s wall; "
+            f"training loss at steps {curve[0]['step']} / {curve[-1]['step']}: "
+            f"{curve[0]['loss']:.4f} / {curve[-1]['loss']:.4f}; valid / test perplexity "
+            f"{r['valid']['perplexity']:.2f} / {r['test']['perplexity']:.2f} (commit "
+            f"{r['git_commit'][:7]})"
+        )
+    return "\n".join(lines)
+
+
 def readme_tables(results_dir: str) -> dict[str, str]:
     return {
         "targets": target_table(results_dir),
         "onednn": onednn_table(results_dir),
         "onednn26": onednn_table(results_dir, "bench_onednn26"),
+        "onednn_batch": onednn_batch_table(results_dir),
+        "onednn_ptb": ptb_epoch_lines(results_dir),
     }
 
 
