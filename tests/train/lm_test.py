@@ -212,21 +212,28 @@ def test_fused_scan_backward_gives_the_same_gradients(corpus_path, cell):
     grads = {}
     for backward in ("autodiff", "fused"):
         config.train.scan_backward = backward
-        task = lm.LMTask(config)
-        params = task.init_params(jax.random.key(3))
-        batch = next(task.train_iterator())
-        carry = jax.tree.map(lambda c: c + 0.1, task.init_carry(4))
-
-        def objective(p, task=task, batch=batch, carry=carry):
-            return task.loss(p, carry, batch, jax.random.key(4), True)[0]
-
+        objective, params = _objective(config)
         grads[backward] = jax.grad(objective)(params)
         # The option reaches cells.scan: only the fused path is a custom_vjp.
         assert ("custom_vjp" in str(jax.make_jaxpr(objective)(params))) == (backward == "fused")
-    for path, a in jax.tree_util.tree_leaves_with_path(grads["autodiff"]):
-        b = dict(jax.tree_util.tree_leaves_with_path(grads["fused"]))[path]
+    _assert_trees_close(grads["fused"], grads["autodiff"], 1e-5)
+
+
+def _objective(config):
+    """(objective(params), params): the LM's training loss on one fixed batch, carry and key."""
+    task = lm.LMTask(config)
+    params = task.init_params(jax.random.key(3))
+    batch = next(task.train_iterator())
+    carry = jax.tree.map(lambda c: c + 0.1, task.init_carry(4))
+    return (lambda p: task.loss(p, carry, batch, jax.random.key(4), True)[0]), params
+
+
+def _assert_trees_close(got, want, tol):
+    """Every leaf within tol of want's, relative to that leaf's largest magnitude."""
+    for path, a in jax.tree_util.tree_leaves_with_path(want):
+        b = dict(jax.tree_util.tree_leaves_with_path(got))[path]
         scale = float(np.max(np.abs(a))) + 1e-12
-        assert float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale < 1e-5, path
+        assert float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale < tol, path
 
 
 @pytest.mark.parametrize("cell", ["lstm", pytest.param("gru", marks=pytest.mark.slow)])
@@ -241,22 +248,12 @@ def test_onednn_scan_backend_gives_the_same_loss_and_gradients(corpus_path, cell
     out = {}
     for backend in ("xla", "onednn"):
         config.train.scan_backend = backend
-        task = lm.LMTask(config)
-        params = task.init_params(jax.random.key(3))
-        batch = next(task.train_iterator())
-        carry = jax.tree.map(lambda c: c + 0.1, task.init_carry(4))
-
-        def objective(p, task=task, batch=batch, carry=carry):
-            return task.loss(p, carry, batch, jax.random.key(4), True)[0]
-
+        objective, params = _objective(config)
         out[backend] = jax.jit(jax.value_and_grad(objective))(params)
         # The option reaches cells.scan: oneDNN's primitive is an FFI call.
         assert ("onednn" in str(jax.make_jaxpr(objective)(params))) == (backend == "onednn")
     assert float(out["onednn"][0]) == pytest.approx(float(out["xla"][0]), rel=1e-6)
-    for path, a in jax.tree_util.tree_leaves_with_path(out["xla"][1]):
-        b = dict(jax.tree_util.tree_leaves_with_path(out["onednn"][1]))[path]
-        scale = float(np.max(np.abs(a))) + 1e-12
-        assert float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale < 1e-5, path
+    _assert_trees_close(out["onednn"][1], out["xla"][1], 1e-5)
 
 
 @pytest.mark.parametrize("cell", [pytest.param("mingru", marks=pytest.mark.slow), "slstm"])

@@ -233,6 +233,26 @@ void copy_back(const memory& from, memory& user, dnnl::stream& s) {
   dnnl::reorder(from, user).execute(s, const_cast<memory&>(from), user);
 }
 
+// The arguments forward and backward share: the inputs, the weights in the primitive's layout,
+// the outputs of the forward (written by it, read by the backward) and a fresh scratchpad.
+std::unordered_map<int, memory> shared_args(const Descs& d, const dnnl::primitive_desc& pd,
+                                            dnnl::stream& s, const void* x, const void* h0,
+                                            const void* w_layer, const void* w_iter,
+                                            const void* bias, const void* y, const void* hn) {
+  const auto md = [&](int arg) { return pd.query_md(dnnl::query::exec_arg_md, arg); };
+  return {
+      {DNNL_ARG_SRC_LAYER, wrap(d.src_layer, x)},
+      {DNNL_ARG_SRC_ITER, wrap(d.iter, h0)},
+      {DNNL_ARG_WEIGHTS_LAYER,
+       as_layout(wrap(d.weights_layer, w_layer), md(DNNL_ARG_WEIGHTS_LAYER), s)},
+      {DNNL_ARG_WEIGHTS_ITER, as_layout(wrap(d.weights_iter, w_iter), md(DNNL_ARG_WEIGHTS_ITER), s)},
+      {DNNL_ARG_BIAS, wrap(d.bias, bias)},
+      {DNNL_ARG_DST_LAYER, wrap(d.dst_layer, y)},
+      {DNNL_ARG_DST_ITER, wrap(d.iter, hn)},
+      {DNNL_ARG_SCRATCHPAD, memory(pd.scratchpad_desc(), cpu_engine())},
+  };
+}
+
 Key key_of(int64_t cell, int64_t direction, bool training, ffi::AnyBuffer x,
            ffi::AnyBuffer h0, ffi::AnyBuffer w_layer) {
   const auto xd = x.dimensions(), hd = h0.dimensions();
@@ -274,21 +294,9 @@ ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0,
     }
     run_with_threads(threads, [&] {
       dnnl::stream s(cpu_engine());
-      memory wl = as_layout(wrap(d.weights_layer, w_layer.untyped_data()),
-                            md(DNNL_ARG_WEIGHTS_LAYER), s);
-      memory wi = as_layout(wrap(d.weights_iter, w_iter.untyped_data()),
-                            md(DNNL_ARG_WEIGHTS_ITER), s);
-      memory scratch(pd.scratchpad_desc(), cpu_engine());
-      std::unordered_map<int, memory> args = {
-          {DNNL_ARG_SRC_LAYER, wrap(d.src_layer, x.untyped_data())},
-          {DNNL_ARG_SRC_ITER, wrap(d.iter, h0.untyped_data())},
-          {DNNL_ARG_WEIGHTS_LAYER, wl},
-          {DNNL_ARG_WEIGHTS_ITER, wi},
-          {DNNL_ARG_BIAS, wrap(d.bias, bias.untyped_data())},
-          {DNNL_ARG_DST_LAYER, wrap(d.dst_layer, y->untyped_data())},
-          {DNNL_ARG_DST_ITER, wrap(d.iter, hn->untyped_data())},
-          {DNNL_ARG_SCRATCHPAD, scratch},
-      };
+      auto args = shared_args(d, pd, s, x.untyped_data(), h0.untyped_data(),
+                              w_layer.untyped_data(), w_iter.untyped_data(), bias.untyped_data(),
+                              y->untyped_data(), hn->untyped_data());
       if (cell == kLstm) {
         args[DNNL_ARG_SRC_ITER_C] = wrap(d.iter, c0.untyped_data());
         args[DNNL_ARG_DST_ITER_C] = wrap(d.iter, cn->untyped_data());
@@ -323,25 +331,16 @@ ffi::Error Backward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0,
     const auto md = [&](int arg) { return pd.query_md(dnnl::query::exec_arg_md, arg); };
     run_with_threads(threads, [&] {
       dnnl::stream s(cpu_engine());
-      memory wl = as_layout(wrap(d.weights_layer, w_layer.untyped_data()),
-                            md(DNNL_ARG_WEIGHTS_LAYER), s);
-      memory wi = as_layout(wrap(d.weights_iter, w_iter.untyped_data()),
-                            md(DNNL_ARG_WEIGHTS_ITER), s);
+      auto args = shared_args(d, pd, s, x.untyped_data(), h0.untyped_data(),
+                              w_layer.untyped_data(), w_iter.untyped_data(), bias.untyped_data(),
+                              y.untyped_data(), hn.untyped_data());
       memory dwl_user = wrap(d.weights_layer, dw_layer->untyped_data());
       memory dwi_user = wrap(d.weights_iter, dw_iter->untyped_data());
       memory db_user = wrap(d.bias, dbias->untyped_data());
       memory dwl = zeroed(dwl_user, md(DNNL_ARG_DIFF_WEIGHTS_LAYER));
       memory dwi = zeroed(dwi_user, md(DNNL_ARG_DIFF_WEIGHTS_ITER));
       memory db = zeroed(db_user, md(DNNL_ARG_DIFF_BIAS));
-      memory scratch(pd.scratchpad_desc(), cpu_engine());
-      std::unordered_map<int, memory> args = {
-          {DNNL_ARG_SRC_LAYER, wrap(d.src_layer, x.untyped_data())},
-          {DNNL_ARG_SRC_ITER, wrap(d.iter, h0.untyped_data())},
-          {DNNL_ARG_WEIGHTS_LAYER, wl},
-          {DNNL_ARG_WEIGHTS_ITER, wi},
-          {DNNL_ARG_BIAS, wrap(d.bias, bias.untyped_data())},
-          {DNNL_ARG_DST_LAYER, wrap(d.dst_layer, y.untyped_data())},
-          {DNNL_ARG_DST_ITER, wrap(d.iter, hn.untyped_data())},
+      args.insert({
           {DNNL_ARG_WORKSPACE, wrap(md(DNNL_ARG_WORKSPACE), workspace.untyped_data())},
           {DNNL_ARG_DIFF_SRC_LAYER, wrap(d.src_layer, dx->untyped_data())},
           {DNNL_ARG_DIFF_SRC_ITER, wrap(d.iter, dh0->untyped_data())},
@@ -350,8 +349,7 @@ ffi::Error Backward(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0,
           {DNNL_ARG_DIFF_BIAS, db},
           {DNNL_ARG_DIFF_DST_LAYER, wrap(d.dst_layer, dy.untyped_data())},
           {DNNL_ARG_DIFF_DST_ITER, wrap(d.iter, dhn.untyped_data())},
-          {DNNL_ARG_SCRATCHPAD, scratch},
-      };
+      });
       if (cell == kLstm) {
         args[DNNL_ARG_SRC_ITER_C] = wrap(d.iter, c0.untyped_data());
         args[DNNL_ARG_DST_ITER_C] = wrap(d.iter, cn.untyped_data());
