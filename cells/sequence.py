@@ -351,7 +351,7 @@ def scan(
         from cells.kernels import onednn_rnn
 
         why = onednn_rnn.why_not(
-            cell, params, xs, lengths=lengths is not None, resets=resets is not None,
+            cell, params, xs, carry, lengths=lengths is not None, resets=resets is not None,
             return_trace=return_trace, remat=remat, recurrent_dropout=recurrent_dropout > 0,
             zoneout=zoned, **{f"mode={mode!r}": mode not in ("auto", "sequential")},
         )  # fmt: skip

@@ -138,8 +138,11 @@ def cell_kind(cell) -> str | None:
     return None
 
 
-def why_not(cell, params, xs, **options) -> str:
+def why_not(cell, params, xs, carry=(), **options) -> str:
     """'' when this call can run on oneDNN, else why not (one clause, for the error message).
+
+    carry: the carry the scan starts from (its dtype is the computation's: `cells.scan` makes
+    it float64 when the params, inputs or a given carry are).
 
     options: the `cells.scan` arguments oneDNN does not implement, by name, with their values
     (lengths, resets, return_trace, remat, recurrent_dropout, zoneout).
@@ -148,10 +151,11 @@ def why_not(cell, params, xs, **options) -> str:
         return f"it runs on CPU only (this process runs on {jax.default_backend()!r})"
     if cell_kind(cell) is None:
         return f"it runs the plain LSTM and GRU only, not {cell!r}"
-    dtypes = {jnp.dtype(xs.dtype), *(jnp.dtype(p.dtype) for p in jax.tree.leaves(params))}
+    leaves = [*jax.tree.leaves(params), *jax.tree.leaves(carry)]
+    dtypes = {jnp.dtype(xs.dtype), *(jnp.dtype(p.dtype) for p in leaves)}
     if dtypes != {jnp.dtype(jnp.float32)} or cell.compute_dtype not in (None, jnp.float32):
         return (
-            f"it takes float32 inputs, params and compute (got "
+            f"it takes float32 inputs, params, carries and compute (got "
             f"{sorted(str(d) for d in dtypes)}, compute_dtype={cell.compute_dtype})"
         )
     if not all(isinstance(n, int) for n in xs.shape):

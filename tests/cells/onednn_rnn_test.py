@@ -282,6 +282,19 @@ def test_auto_takes_onednn_where_it_was_measured_faster(cell, batch, used):
     assert ("onednn" in jaxpr) == used
 
 
+def test_a_float64_carry_is_refused_not_narrowed(x64):
+    """cells.scan computes in float64 when a given carry is float64; oneDNN computes in float32,
+    so 'onednn' refuses and 'auto' runs XLA in float64."""
+    cell = CELLS["lstm"]
+    params, xs, carry = _inputs(cell, 2, 3)
+    carry = cells.LSTMState(*(c.astype(jnp.float64) for c in carry))
+    message = "takes float32" if onednn_rnn.available() else "cannot run this call"
+    with pytest.raises(ValueError, match=message):
+        cells.scan(cell, params, xs, carry=carry, backend="onednn")
+    ys, _ = cells.scan(cell, params, xs, carry=carry, backend="auto")
+    assert ys.dtype == jnp.float64
+
+
 def test_without_the_extension_onednn_says_why_and_auto_runs_xla(monkeypatch):
     """A machine where the build did not happen: the library file is missing."""
     monkeypatch.setattr(onednn_rnn, "LIBRARY", pathlib.Path("/nonexistent/_onednn_rnn.so"))
