@@ -4,7 +4,8 @@ Each example draws a cell (every registered cell and option set of `cells_testin
 layer (the cell alone, a two-layer `cells.Stack`, a `cells.Bidirectional`), a carry source
 (zeros, a given carry, an initial carry with or without resets, a learned or broadcast one),
 a dtype, the backward, the mode, the projection, unroll, remat, lengths, the direction and a
-regulariser, and then either
+regulariser (and, in a second test over the cells oneDNN runs, the backend 'onednn' or 'auto'),
+and then either
 
   * the library refuses the combination in one line (a ValueError) exactly where it cannot
     apply (`_refusal` below says where), or
@@ -30,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cells
+from cells.kernels import onednn_rnn
 
 _REGULARIZERS = {
     "none": {},
@@ -56,6 +58,7 @@ class Combination:
     reverse: bool
     regularizer: str
     between_dropout: float
+    backend: str = "xla"
 
     @property
     def cell(self) -> cells.Cell:
@@ -67,11 +70,11 @@ class Combination:
 
 
 @st.composite
-def combinations(draw) -> Combination:
+def combinations(draw, names=tuple(ct.CELL_IDS), backends=("xla",)) -> Combination:
     layer = draw(st.sampled_from(("cell", "stack", "bidirectional")))
     lengths = draw(st.none() | st.lists(st.integers(0, ct.T), min_size=ct.B, max_size=ct.B))
     return Combination(
-        name=draw(st.sampled_from(ct.CELL_IDS)),
+        name=draw(st.sampled_from(names)),
         layer=layer,
         carry_source=draw(st.sampled_from(_CARRY_SOURCES)),
         dtype=draw(st.sampled_from(("float32", "float64"))),
@@ -84,6 +87,22 @@ def combinations(draw) -> Combination:
         reverse=draw(st.booleans()),
         regularizer=draw(st.sampled_from(tuple(_REGULARIZERS))),
         between_dropout=draw(st.sampled_from((0.0, 0.3))) if layer == "stack" else 0.0,
+        backend=draw(st.sampled_from(backends)) if len(backends) > 1 else backends[0],
+    )
+
+
+def _onednn_runs(c: Combination) -> bool:
+    """Whether backend='onednn' runs every scan of `c` (cells.kernels.onednn_rnn's scope)."""
+    layers = (c.cell, _top()) if c.layer == "stack" else (c.cell,)
+    return (
+        onednn_rnn.available()
+        and all(onednn_rnn.cell_kind(cell) for cell in layers)
+        and c.dtype == "float32"
+        and c.lengths is None
+        and c.carry_source != "initial_carry_resets"
+        and c.regularizer == "none"
+        and not c.remat
+        and c.mode in ("auto", "sequential")
     )
 
 
@@ -101,6 +120,8 @@ def _refusal(c: Combination) -> str | None:
             reasons.append("has no steps to recompute")
     if "recurrent_dropout" in _REGULARIZERS[c.regularizer] and c.linear:
         reasons.append("has no recurrent product to drop")
+    if c.backend == "onednn" and not _onednn_runs(c):
+        reasons.append("backend='onednn' cannot run this call")
     return "|".join(reasons) or None
 
 
@@ -192,7 +213,8 @@ def _model_run(c: Combination, params, xs, carry, initial, lengths, resets, rng)
     """The library under test, every option as drawn."""
     kwargs = dict(
         lengths=lengths, resets=resets, backward=c.backward, mode=c.mode,
-        projection=c.projection, unroll=c.unroll, remat=c.remat, **_scan_options(c, rng),
+        projection=c.projection, unroll=c.unroll, remat=c.remat, backend=c.backend,
+        **_scan_options(c, rng),
     )  # fmt: skip
     cell = c.cell
     if c.layer == "cell":
@@ -320,4 +342,22 @@ def test_drawn_combinations_equal_the_specification(combination):
 @_MANY
 @given(combinations(), st.integers(0, 2**16))
 def test_many_drawn_combinations_equal_the_specification(combination, seed):
+    check(combination, seed)
+
+
+# The cells oneDNN runs (a stack's top layer is an LSTM), under backend='onednn' (runs or
+# refuses in one line) and 'auto' (oneDNN or XLA, whichever it picks, always the same values).
+_ONEDNN = combinations(names=("lstm", "gru", "gru_reset_before"), backends=("onednn", "auto"))
+
+
+@settings(_QUICK, max_examples=10)
+@given(_ONEDNN)
+def test_drawn_onednn_combinations_equal_the_specification(combination):
+    check(combination)
+
+
+@pytest.mark.slow
+@_MANY
+@given(_ONEDNN, st.integers(0, 2**16))
+def test_many_drawn_onednn_combinations_equal_the_specification(combination, seed):
     check(combination, seed)
