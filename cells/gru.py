@@ -85,6 +85,12 @@ class GRU(base.LayerNormOption, base.HeadwiseOption, base.Cell):
             raise ValueError("GRU: num_heads > 1 needs reset_after=True.")
 
     @property
+    def is_plain(self) -> bool:
+        """This class itself (no subclass) with no layer norm or heads, in either reset form;
+        what the library kernels (oneDNN both forms, the Pallas kernels reset_after) compute."""
+        return type(self) is GRU and not self.layer_norm and self.num_heads == 1
+
+    @property
     def bias_terms(self):
         """Torch biases per block of b: b_ih + b_hh for r and z; b_n is b_ih[n] alone when
         b_hn holds b_hh[n] (reset_after), else both (a torch-style Cho GRU)."""

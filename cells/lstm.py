@@ -129,6 +129,15 @@ class LSTM(base.LayerNormOption, base.HeadwiseOption, base.Cell):
     def output_size(self) -> int:
         return self.proj_size or self.hidden_size
 
+    @property
+    def is_plain(self) -> bool:
+        """The classic LSTM: this class itself (no subclass) with no peephole, coupling,
+        projection, layer norm or heads; what the library kernels (cuDNN, oneDNN, the Pallas
+        kernels) compute."""
+        return type(self) is LSTM and not (
+            self.peephole or self.coupled or self.proj_size or self.layer_norm or self.num_heads > 1
+        )
+
     def _block(self, name: str) -> slice:
         """Columns of gate `name` in the fused [.., G*H] arrays."""
         k, h = self.gate_names.index(name), self.hidden_size

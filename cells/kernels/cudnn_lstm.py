@@ -36,10 +36,7 @@ def weights(params) -> jax.Array:
 def check(cell, xs, params) -> None:
     from cells import lstm
 
-    plain = type(cell) is lstm.LSTM and not (
-        cell.peephole or cell.coupled or cell.proj_size or cell.layer_norm or cell.num_heads > 1
-    )
-    if not plain:
+    if not (isinstance(cell, lstm.LSTM) and cell.is_plain):
         raise ValueError(
             f"backend='cudnn' runs the plain LSTM only; {cell!r} is another cell or variant: "
             "use backend='xla'."

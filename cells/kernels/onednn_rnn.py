@@ -128,12 +128,9 @@ def cell_kind(cell) -> str | None:
     """'lstm', 'lbr_gru' or 'gru' for a cell oneDNN runs exactly, else None."""
     from cells import gru, lstm
 
-    if type(cell) is lstm.LSTM:
-        plain = not (
-            cell.peephole or cell.coupled or cell.proj_size or cell.layer_norm or cell.num_heads > 1
-        )
-        return "lstm" if plain else None
-    if type(cell) is gru.GRU and not cell.layer_norm and cell.num_heads == 1:
+    if isinstance(cell, lstm.LSTM) and cell.is_plain:
+        return "lstm"
+    if isinstance(cell, gru.GRU) and cell.is_plain:
         return "lbr_gru" if cell.reset_after else "gru"
     return None
 

@@ -404,12 +404,10 @@ def kind_of(cell) -> str | None:
     reset-after `cells.GRU` (no layer norm or heads)."""
     from cells import gru, lstm
 
-    if type(cell) is lstm.LSTM:
-        plain = not (cell.peephole or cell.coupled or cell.proj_size or cell.layer_norm)
-        return "lstm" if plain and cell.num_heads == 1 else None
-    if type(cell) is gru.GRU:
-        plain = cell.reset_after and not cell.layer_norm and cell.num_heads == 1
-        return "gru" if plain else None
+    if isinstance(cell, lstm.LSTM) and cell.is_plain:
+        return "lstm"
+    if isinstance(cell, gru.GRU) and cell.is_plain and cell.reset_after:
+        return "gru"
     return None
 
 
