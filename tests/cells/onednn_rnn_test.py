@@ -125,7 +125,15 @@ def test_eager_and_initial_carry_default():
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-def test_matches_pytorch(mode, num_layers, bidirectional):
+@pytest.mark.parametrize(  # the issue's other B and T in the slow suite
+    "batch, steps",
+    [
+        (3, 7),
+        pytest.param(1, 1, marks=pytest.mark.slow),
+        pytest.param(32, 128, marks=pytest.mark.slow),
+    ],
+)
+def test_matches_pytorch(mode, num_layers, bidirectional, batch, steps):
     """nn.LSTM / nn.GRU read into a `cells.Stack` (cells.interop) and run by oneDNN: outputs,
     final states, and the gradients of the inputs, initial states and every weight and bias
     (ours mapped back to PyTorch's names) of one loss."""
@@ -135,7 +143,6 @@ def test_matches_pytorch(mode, num_layers, bidirectional):
         I, H, num_layers=num_layers, batch_first=True, bidirectional=bidirectional
     )
     stack, params = interop.from_torch_module(module)
-    batch, steps = 3, 7
     xs = ct.random_inputs((batch, steps, I), seed=4)
     n = num_layers * (2 if bidirectional else 1)
     rng = np.random.default_rng(5)
