@@ -1,5 +1,5 @@
 """The moving-digits study's figures: the test MSE of each predicted frame per model (from the
-records), and predicted frames beside the truth (from the trained seed-0 runs)."""
+records), and predicted frames beside the truth (from one seed's trained runs)."""
 
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def plot_mse_per_frame(rows, path: str) -> bool:
     return True
 
 
-def plot_predictions(workdirs: dict[str, str], path: str) -> bool:
-    """Test sequence SEQUENCE: the input frames and the truth, then each trained model's
-    predictions (best-validation checkpoint) and the copy-last baseline. False when no model's
-    workdir has a checkpoint."""
+def plot_predictions(workdirs: dict[str, str], path: str, seed: int) -> bool:
+    """Test sequence SEQUENCE of `seed`'s test set (every workdir is that seed's run): the input
+    frames and the truth, then each trained model's predictions (best-validation checkpoint) and
+    the copy-last baseline. False when no model's workdir has a checkpoint."""
     from train import checkpoint
 
     trained = {}
@@ -84,8 +84,8 @@ def plot_predictions(workdirs: dict[str, str], path: str) -> bool:
                 ax.set_ylabel(name, fontsize=7)
             if r == 0:
                 ax.set_title(f"{'in' if t < steps_in else 'out'} {t + 1}", fontsize=6)
-    fig.suptitle(f"Moving digits, test sequence {SEQUENCE}: predictions beside the truth",
-                 fontsize=9)  # fmt: skip
+    fig.suptitle(f"Moving digits, seed {seed}'s test sequence {SEQUENCE}: predictions beside "
+                 "the truth", fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -133,8 +133,9 @@ def readme_tables(results_dir: str) -> dict[str, str]:
 
 
 def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
-    """The test MSE of each predicted frame (from the records) and, where the trained seed-0
-    runs are in workdirs/moving_digits, their predictions beside the truth."""
+    """The test MSE of each predicted frame (from the records) and, where trained runs are in
+    workdirs/moving_digits, their predictions beside the truth: from the lowest seed whose
+    workdirs hold the most trained models, so every row is the same seed's test sequence."""
     from experiments.studies.moving_digits import render
 
     os.makedirs(figures_dir, exist_ok=True)
@@ -143,10 +144,22 @@ def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
     if render.plot_mse_per_frame(_rows(results_dir), path):
         written.append(path)
     path = os.path.join(figures_dir, "predictions.png")
-    trained = {model: os.path.join(workdirs, f"md_{model}_s0") for model, *_ in MODELS}
-    if render.plot_predictions(trained, path):
+    seed = figure_seed(workdirs)
+    trained = {model: os.path.join(workdirs, f"md_{model}_s{seed}") for model, *_ in MODELS}
+    if render.plot_predictions(trained, path, seed):
         written.append(path)
     return written
+
+
+def figure_seed(workdirs: str) -> int:
+    """The seed of the predictions figure: the lowest with the most trained models' checkpoints
+    in `workdirs` (seed 0 when none has any)."""
+
+    def count(seed: int) -> int:
+        return sum(os.path.isdir(os.path.join(workdirs, f"md_{model}_s{seed}", "checkpoints"))
+                   for model, *_ in MODELS)  # fmt: skip
+
+    return max(SEEDS, key=lambda seed: (count(seed), -seed))
 
 
 def headline(results_dir: str) -> dict:
