@@ -124,12 +124,16 @@ class ConvLSTM(base.Cell):
         int per spatial axis. Both convolutions use it.
       peephole: the paper's peephole terms W_c o C on the gates (w_peep [3, prod(S) * F]).
       forget_bias: initial b_f (1.0: flax's and Keras' ConvLSTMs).
+      conv_method: how the sequence path convolves (`conv_same`'s method): 'auto' (im2col and
+        one GEMM on CPU, XLA's convolution elsewhere), 'patches' or 'lax'. Same values up to
+        float rounding; `reference_step` always runs 'auto'.
     """
 
     spatial_shape: tuple[int, ...] = ()
     kernel_size: int | tuple[int, ...] = 3
     peephole: bool = False
     forget_bias: float = 1.0
+    conv_method: str = "auto"
 
     num_gates: ClassVar[int] = 4
     gate_names: ClassVar[tuple[str, ...]] = ("i", "f", "g", "o")
@@ -159,6 +163,11 @@ class ConvLSTM(base.Cell):
             )
         if not isinstance(self.peephole, bool):
             raise ValueError(f"{name}: peephole must be True or False, got {self.peephole!r}.")
+        if self.conv_method not in CONV_METHODS:
+            raise ValueError(
+                f"{name}: conv_method must be one of {', '.join(CONV_METHODS)}, got "
+                f"{self.conv_method!r}."
+            )
         base.check_forget_bias(self)
 
     @classmethod
@@ -267,14 +276,14 @@ class ConvLSTM(base.Cell):
     def input_projection(self, params, xs):
         """W_x * X_t + b for every step at once: one convolution over all leading axes,
         [..., prod(S) * C] -> [..., prod(S) * 4F] (positions first, the 4F gates last)."""
-        xw = conv_same(self._grid(xs), params["w_ih"], self.compute_dtype)
+        xw = conv_same(self._grid(xs), params["w_ih"], self.compute_dtype, self.conv_method)
         xw = base.add_bias(xw, params["b"])
         return jnp.reshape(xw, xs.shape[:-1] + (self.positions * 4 * self.hidden_size,))
 
     def recurrent(self, params, h):
         """W_h * H_{t-1}: [B, prod(S) * F] -> [B, *S, 4F] (variational-dropout mask first)."""
         h = base.recurrent_input(params, h)
-        return conv_same(self._grid(h), params["w_hh"], self.compute_dtype)
+        return conv_same(self._grid(h), params["w_hh"], self.compute_dtype, self.conv_method)
 
     def fused_step(self, params, carry, xp):
         h_prev, c_prev = carry

@@ -134,6 +134,26 @@ def test_both_convolution_methods_equal_float64_numpy(x_shape, w_shape):
         conv_same(x, w, method="fft")
 
 
+def test_the_cells_convolution_method_changes_no_value_or_gradient():
+    """ConvLSTM(conv_method='patches' | 'lax') over a sequence with peepholes: the same outputs,
+    final carry and gradients (params and inputs) as the float64 reference."""
+    made = {m: cells.ConvLSTM(3, spatial_shape=(4, 5), kernel_size=(3, 2), peephole=True,
+                              conv_method=m) for m in ("patches", "lax")}  # fmt: skip
+    xs = _frames((B, T, 4 * 5 * 2))
+    params = jax.tree.map(lambda a: a + 0.1, made["lax"].init(jax.random.key(3), xs.shape[-1]))
+    expected, _, _ = reference_numpy.run(
+        made["lax"], jax.tree.map(lambda a: np.asarray(a, np.float64), params), np.asarray(xs)
+    )
+    grads = {}
+    for method, cell in made.items():
+        ys, _ = cells.scan(cell, params, xs)
+        assert_close(ys, expected, 1e-5, method)
+        loss = lambda p, x, c=cell: jnp.sum(jnp.sin(cells.scan(c, p, x)[0]))  # noqa: E731
+        grads[method] = jax.grad(loss, argnums=(0, 1))(params, xs)
+    for a, b in zip(jax.tree.leaves(grads["patches"]), jax.tree.leaves(grads["lax"]), strict=True):
+        assert_close(a, b, 1e-5, "gradients")
+
+
 def test_init_uses_the_convolution_fans_and_the_forget_bias():
     cell = cells.ConvLSTM(8, spatial_shape=(16, 16), kernel_size=5)
     params = cell.init(jax.random.key(0), 16 * 16 * 3)
@@ -168,6 +188,8 @@ def test_flatten_and_unflatten_are_inverse_reshapes():
         (lambda: cells.ConvLSTM(4, spatial_shape=(8, 8), kernel_size=(3,)), r"kernel_size must"),
         (lambda: cells.ConvLSTM(4, spatial_shape=(8,), kernel_size=0), r"kernel_size must"),
         (lambda: cells.ConvLSTM(4, spatial_shape=(8,), peephole=1), r"peephole must be True"),
+        (lambda: cells.ConvLSTM(4, spatial_shape=(8,), conv_method="fft"),
+         r"conv_method must be one of auto, patches, lax, got 'fft'"),
         (lambda: cells.ConvLSTM(4, spatial_shape=(8,)).init(jax.random.key(0), 12),
          r"input_size=12 is not a multiple of the 8 positions"),
         (lambda: cells.ConvLSTM(4, spatial_shape=(8,)).flatten(jnp.zeros((2, 3, 7, 1))),

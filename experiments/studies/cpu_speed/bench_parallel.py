@@ -30,6 +30,12 @@ Three parts, each printed as a table and written to --json (refused if the file 
              beside 'lstm' and 'gru' (hand-written backward) and 'slstm' (4 heads), B = 1 and
              32; and the peak memory of each form's compiled forward+backward at B = 1 against
              T (compiled only, not run: the parallel form's [T, T] matrices grow as T^2).
+  convlstm   forward+backward frames/s of one ConvLSTM layer as the moving-digits study runs it
+             (32 x 32 grid, 8 input and 8 state maps, 5 x 5 kernels, T = 20) at B = 1 and 32,
+             with its convolutions as im2col + one GEMM ('patches', the CPU default) and as
+             XLA's convolution ('lax'), beside the dense LSTM (H = 256, hand-written backward)
+             at the same B and T for scale; at most 3 repetitions (one 'lax' call at B = 32
+             takes tens of seconds).
   precision  max |h - h_float64| / max |h_float64| of the minGRU/minLSTM in float32 at T in
              {1024, 4096, 16384}: the parallel mode, the sequential mode, and the log-space
              form of Feng et al. (log h_t = a*_t + logcumsumexp(log b - a*)), which
@@ -59,7 +65,9 @@ from train import provenance
 
 def define_flags() -> None:
     """The command-line flags (defined on demand: tests import this module beside bench.py)."""
-    flags.DEFINE_list("parts", ["parallel", "headwise", "mlstm", "precision"], "Parts to run.")
+    flags.DEFINE_list(
+        "parts", ["parallel", "headwise", "mlstm", "convlstm", "precision"], "Parts to run."
+    )
     flags.DEFINE_integer("repeats", 7, "Timed repetitions per implementation (median).")
     flags.DEFINE_bool("quick", False, "Tiny shapes, 2 repeats: a smoke test.")
     flags.DEFINE_string("json", None, "Write the results to this JSON file.")
@@ -71,6 +79,9 @@ HEADWISE_SHAPE = (32, 128, 512)  # B, T, H
 MLSTM_SHAPES = [(1, 256), (1, 1024), (1, 4096), (32, 256), (32, 1024)]  # (B, T), H = 256
 MLSTM_MEMORY_LENGTHS = [256, 1024, 4096, 16384]  # T at B = 1, H = 256
 MLSTM_FORMS = ("sequential", "hoisted", "parallel")
+CONVLSTM_LAYER = {"grid": (32, 32), "maps": 8, "kernel": 5, "steps": 20}  # moving digits' layer
+CONVLSTM_BATCHES = (1, 32)
+CONVLSTM_METHODS = ("patches", "lax")
 
 
 def _loss_and_grad(cell, params, xs, **scan_kwargs):
@@ -241,6 +252,43 @@ def mlstm_part(shapes, hidden, memory_lengths, repeats) -> dict:
     return {"speed": speed, "memory": memory}
 
 
+def convlstm_part(layer: dict, batches, repeats, lstm_hidden: int = 256) -> list[dict]:
+    """One ConvLSTM layer's frames/s with each convolution method, beside the dense LSTM."""
+    grid, maps, steps = layer["grid"], layer["maps"], layer["steps"]
+    width = int(np.prod(grid)) * maps  # a flattened frame of `maps` channels
+    made = {  # name: (cell, scan options, input width)
+        f"convlstm-{m}": (
+            cells.ConvLSTM(maps, spatial_shape=grid, kernel_size=layer["kernel"], conv_method=m),
+            {},
+            width,
+        )
+        for m in CONVLSTM_METHODS
+    }
+    made["lstm"] = (cells.LSTM(lstm_hidden), {"backward": "fused"}, lstm_hidden)
+    rows = []
+    for batch in batches:
+        fns, args = {}, {}
+        for name, (cell, kwargs, inputs) in made.items():
+            args[name] = _case(cell, batch, steps, inputs)
+            fns[name] = _loss_and_grad(cell, *args[name], **kwargs)
+        timed = _time_interleaved(fns, args, repeats)
+        patches_s = timed["convlstm-patches"]["median_s"]
+        rows += [
+            {
+                "impl": name,
+                "batch": batch,
+                "seq_len": steps,
+                "layer": None if name == "lstm" else {**layer, "grid": list(grid)},
+                **t,
+                "frames_per_s": batch * steps / t["median_s"],
+                "time_vs_patches": t["median_s"] / patches_s,
+            }
+            for name, t in timed.items()
+        ]
+        print(format_convlstm([r for r in rows if r["batch"] == batch]))
+    return rows
+
+
 def _log_space(cell, params, xs, h0):
     """Feng et al.'s log-space parallel form, for the precision comparison only."""
     a, b, _ = cell.coefficients(params, cell.input_projection(params, xs))
@@ -364,6 +412,18 @@ def format_mlstm_memory(rows) -> str:
     )
 
 
+def format_convlstm(rows) -> str:
+    headers = ["impl", "B", "T", "frames (tokens)/s", "time vs patches", "peak MiB", "compile s"]
+    return _markdown(
+        headers,
+        [
+            [r["impl"], str(r["batch"]), str(r["seq_len"]), f"{r['frames_per_s']:,.1f}",
+             f"{r['time_vs_patches']:.2f}x", _mib(r), f"{r['compile_s']:.1f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
 def format_precision(rows) -> str:
     headers = ["cell", "T", "parallel (linear space)", "sequential", "log space"]
     return _markdown(
@@ -398,6 +458,11 @@ def main(argv):
             16 if quick else 256,
             [16, 64] if quick else MLSTM_MEMORY_LENGTHS,
             repeats,
+        )
+    if "convlstm" in f.parts:
+        layer = {"grid": (6, 5), "maps": 2, "kernel": 3, "steps": 4} if quick else CONVLSTM_LAYER
+        result["convlstm"] = convlstm_part(
+            layer, CONVLSTM_BATCHES, min(repeats, 3), lstm_hidden=16 if quick else 256
         )
     if "precision" in f.parts:
         result["precision"] = precision_part([64] if quick else [1024, 4096, 16384])

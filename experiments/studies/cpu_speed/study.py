@@ -29,6 +29,13 @@ GROUPS = {
             command=("-m", "experiments.studies.cpu_speed.bench_parallel",
                      "--parts=parallel,mlstm", "--json={out}"))
     ],
+    # The ConvLSTM's layer of the moving-digits study, both convolution methods, beside the
+    # dense LSTM (measured after that cell was added).
+    "convlstm": lambda results_dir: [
+        Run("bench_parallel_convlstm_cpu",
+            command=("-m", "experiments.studies.cpu_speed.bench_parallel",
+                     "--parts=convlstm", "--json={out}"))
+    ],
     # oneDNN's RNN primitive (cells.scan(backend='onednn'), the optional extension) against our
     # XLA path, flax and PyTorch at the shapes of the oneDNN issue, forward and forward+backward.
     "onednn": lambda results_dir: [

@@ -36,6 +36,14 @@ def test_parts_report_every_implementation():
     assert [r["seq_len"] for r in result["memory"]] == [8, 32]
     assert all(r[form] > 0 for r in result["memory"] for form in bench_parallel.MLSTM_FORMS)
     assert "| 32 |" in bench_parallel.format_mlstm_memory(result["memory"])
+    layer = {"grid": (4, 3), "maps": 2, "kernel": 3, "steps": 3}
+    rows = bench_parallel.convlstm_part(layer, (1, 2), repeats=1, lstm_hidden=8)
+    assert [(r["impl"], r["batch"]) for r in rows] == [
+        (f"{impl}", b) for b in (1, 2) for impl in ("convlstm-patches", "convlstm-lax", "lstm")
+    ]
+    assert all(r["frames_per_s"] > 0 for r in rows) and rows[0]["time_vs_patches"] == 1.0
+    assert rows[0]["layer"]["grid"] == [4, 3] and rows[2]["layer"] is None
+    assert "| convlstm-lax | 2 | 3 |" in bench_parallel.format_convlstm(rows)
 
 
 def test_precision_part_measures_the_parallel_scan_against_float64():
