@@ -71,8 +71,8 @@ def conv_same(x_NxSxC, w_KxCxO, compute_dtype: Any = None, method: str = "auto")
     method: 'patches' gathers the prod(K) shifted copies of the zero-padded input side by side
     ([N, *S, prod(K) C], im2col) and does one GEMM with w as [prod(K) C, O]; 'lax' calls
     `jax.lax.conv_general_dilated`; 'auto' is 'patches' on CPU, where XLA's convolutions run a
-    ConvLSTM's forward and backward over 20 steps 4-11x slower than the GEMM (measured,
-    experiments/studies/moving_digits/README.md), and 'lax' on GPU/TPU (cuDNN's and the TPU's
+    ConvLSTM's forward and backward over 20 steps 2.6-4.4x slower than the GEMM (measured,
+    experiments/studies/cpu_speed/README.md), and 'lax' on GPU/TPU (cuDNN's and the TPU's
     own convolutions; not yet measured here). Same values up to float rounding. The patches
     are prod(K) times the input: for large or 3-D kernels pass method='lax'.
     """
