@@ -42,12 +42,13 @@ def plot_mse_per_frame(rows, path: str) -> bool:
 def plot_predictions(workdirs: dict[str, str], path: str, seed: int) -> bool:
     """Test sequence SEQUENCE of `seed`'s test set (every workdir is that seed's run): the input
     frames and the truth, then each trained model's predictions (best-validation checkpoint) and
-    the copy-last baseline. False when no model's workdir has a checkpoint."""
+    the copy-last baseline. A run still training (no results.json) is left out; False when no
+    model's run has finished."""
     from train import checkpoint
 
     trained = {}
     for model, workdir in workdirs.items():
-        if os.path.isdir(os.path.join(workdir, "checkpoints")):
+        if os.path.exists(os.path.join(workdir, "results.json")):  # finished, not training
             trained[model] = checkpoint.load_trained(workdir, "best")
     if not trained:
         return False

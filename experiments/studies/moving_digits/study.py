@@ -152,11 +152,11 @@ def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
 
 
 def figure_seed(workdirs: str) -> int:
-    """The seed of the predictions figure: the lowest with the most trained models' checkpoints
-    in `workdirs` (seed 0 when none has any)."""
+    """The seed of the predictions figure: the lowest with the most finished runs (a
+    results.json) in `workdirs` (seed 0 when none has any); a run still training is skipped."""
 
     def count(seed: int) -> int:
-        return sum(os.path.isdir(os.path.join(workdirs, f"md_{model}_s{seed}", "checkpoints"))
+        return sum(os.path.exists(os.path.join(workdirs, f"md_{model}_s{seed}", "results.json"))
                    for model, *_ in MODELS)  # fmt: skip
 
     return max(SEEDS, key=lambda seed: (count(seed), -seed))

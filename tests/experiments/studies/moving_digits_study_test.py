@@ -67,6 +67,7 @@ def test_predictions_are_drawn_from_trained_workdirs(tmp_path):
     trainer.train_and_evaluate(config, workdir)
     path = str(tmp_path / "predictions.png")
     missing = str(tmp_path / "md_conv3d_s0")
+    os.makedirs(os.path.join(missing, "checkpoints"))  # a run still training: left out
     assert render.plot_predictions({"convlstm": workdir, "conv3d": missing}, path, seed=0)
     assert os.path.getsize(path) > 0
     assert not render.plot_predictions({"conv3d": missing}, path, seed=0)
@@ -75,7 +76,10 @@ def test_predictions_are_drawn_from_trained_workdirs(tmp_path):
 def test_the_predictions_figure_takes_one_seed_with_the_most_trained_models(tmp_path):
     assert study.figure_seed(str(tmp_path)) == 0  # nothing trained
     for name in ("md_convlstm_s0", "md_convlstm_s2", "md_conv3d_s2", "md_conv3d_s1"):
-        os.makedirs(tmp_path / name / "checkpoints")
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / "results.json").write_text("{}")
     assert study.figure_seed(str(tmp_path)) == 2  # both models' seed-2 runs
-    os.makedirs(tmp_path / "md_conv3d_s0" / "checkpoints")
+    os.makedirs(tmp_path / "md_conv3d_s0" / "checkpoints")  # still training
+    assert study.figure_seed(str(tmp_path)) == 2
+    (tmp_path / "md_conv3d_s0" / "results.json").write_text("{}")
     assert study.figure_seed(str(tmp_path)) == 0  # a tie goes to the lowest seed
