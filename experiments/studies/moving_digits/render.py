@@ -39,6 +39,11 @@ def plot_mse_per_frame(rows, path: str) -> bool:
     return True
 
 
+def finished(workdir: str) -> bool:
+    """Whether the run in `workdir` has finished (its results.json), not still training."""
+    return os.path.exists(os.path.join(workdir, "results.json"))
+
+
 def plot_predictions(workdirs: dict[str, str], path: str, seed: int) -> bool:
     """Test sequence SEQUENCE of `seed`'s test set (every workdir is that seed's run): the input
     frames and the truth, then each trained model's predictions (best-validation checkpoint) and
@@ -48,7 +53,7 @@ def plot_predictions(workdirs: dict[str, str], path: str, seed: int) -> bool:
 
     trained = {}
     for model, workdir in workdirs.items():
-        if os.path.exists(os.path.join(workdir, "results.json")):  # finished, not training
+        if finished(workdir):
             trained[model] = checkpoint.load_trained(workdir, "best")
     if not trained:
         return False

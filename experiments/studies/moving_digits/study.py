@@ -155,8 +155,10 @@ def figure_seed(workdirs: str) -> int:
     """The seed of the predictions figure: the lowest with the most finished runs (a
     results.json) in `workdirs` (seed 0 when none has any); a run still training is skipped."""
 
+    from experiments.studies.moving_digits import render
+
     def count(seed: int) -> int:
-        return sum(os.path.exists(os.path.join(workdirs, f"md_{model}_s{seed}", "results.json"))
+        return sum(render.finished(os.path.join(workdirs, f"md_{model}_s{seed}"))
                    for model, *_ in MODELS)  # fmt: skip
 
     return max(SEEDS, key=lambda seed: (count(seed), -seed))
