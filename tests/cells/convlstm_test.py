@@ -154,6 +154,45 @@ def test_the_cells_convolution_method_changes_no_value_or_gradient():
         assert_close(a, b, 1e-5, "gradients")
 
 
+@pytest.mark.parametrize("draw", range(6))
+def test_drawn_combinations_give_the_same_values_and_gradients_with_either_method(draw):
+    """conv_method across drawn combinations (1-D or 2-D grid, odd or even kernel, peepholes,
+    bfloat16 compute, lengths, resets, reverse, a two-layer Stack): 'lax'
+    equals 'patches' (the path every parameterised cell test checks against float64 NumPy)
+    in outputs, final carries and gradients of params, inputs and carry."""
+    rng = np.random.default_rng(draw)
+    spatial = ((5,), (3, 4))[rng.integers(2)]
+    kernel = tuple(int(k) for k in rng.choice([2, 3], size=len(spatial)))
+    options = dict(spatial_shape=spatial, kernel_size=kernel, peephole=bool(rng.integers(2)),
+                   compute_dtype=(None, jnp.bfloat16)[rng.integers(2)])  # fmt: skip
+    layers = int(rng.integers(1, 3))
+    channels = 2
+    xs = _frames((B, T, int(np.prod(spatial)) * channels), seed=draw)
+    kwargs = dict(reverse=bool(rng.integers(2)))
+    if rng.integers(2):
+        kwargs["lengths"] = np.array([T, int(rng.integers(1, T))])
+    if rng.integers(2):
+        kwargs["resets"] = rng.random((B, T)) < 0.3
+    tol = 1e-5 if options["compute_dtype"] is None else 2e-2
+    results = {}
+    for method in ("patches", "lax"):
+        made = [cells.ConvLSTM(3, conv_method=method, **options) for _ in range(layers)]
+        model = cells.Stack(tuple(made)) if layers > 1 else made[0]
+        params = model.init(jax.random.key(draw), xs.shape[-1])
+        params = jax.tree.map(lambda a: a + 0.1, params)
+
+        def loss(p, x, m=model):
+            ys, final = m(p, x, **kwargs) if layers > 1 else cells.scan(m, p, x, **kwargs)
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c) for c in jax.tree.leaves(final)), ys
+
+        (_, ys), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, xs)
+        results[method] = (ys, grads)
+    assert_close(results["lax"][0], results["patches"][0], tol, "outputs")
+    for a, b in zip(jax.tree.leaves(results["lax"][1]), jax.tree.leaves(results["patches"][1]),
+                    strict=True):  # fmt: skip
+        assert_close(a, b, tol, "gradients")
+
+
 def test_init_uses_the_convolution_fans_and_the_forget_bias():
     cell = cells.ConvLSTM(8, spatial_shape=(16, 16), kernel_size=5)
     params = cell.init(jax.random.key(0), 16 * 16 * 3)
