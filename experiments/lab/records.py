@@ -46,6 +46,12 @@ def portable_path(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
+def portable_text(text: str) -> str:
+    """`text` (an error message, a log line) with every path inside the repository written
+    relative to it, so that a result file names no directory of this machine."""
+    return text.replace(ROOT + os.sep, "")
+
+
 def is_committed(path: str) -> bool:
     """Whether `path` (a file or a folder) lies in a study's committed results
     (experiments/studies/*/results/)."""

@@ -82,7 +82,7 @@ def diverged(name: str, workdir: str, command: str, wall_time_s: float) -> dict 
     return {
         "name": name,
         "status": "diverged",
-        "error": lines[-1],
+        "error": records.portable_text(lines[-1]),
         **records.provenance(),
         "command": command,
         "wall_time_s": wall_time_s,

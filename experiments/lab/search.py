@@ -454,7 +454,7 @@ class Search:
                 config, workdir, on_validation=report, final_splits=final_splits
             )
         except (trainer.NonFiniteError, errors.ConfigError) as e:
-            trial.set_user_attr("diverged", str(e).splitlines()[0])
+            trial.set_user_attr("diverged", records.portable_text(str(e).splitlines()[0]))
             if isinstance(e, trainer.NonFiniteError) and config.model.get("param_budget", 0):
                 # the width the budget chose (set on the config before training began)
                 trial.set_user_attr("hidden_size", config.model.hidden_size)

@@ -47,6 +47,10 @@ def test_a_diverged_training_run_is_a_result_and_other_failures_are_not(tmp_path
     assert record["status"] == "diverged" and record["command"] == "python -m x"
     assert record["error"] == "error: non-finite loss at step 7 (objective=nan)"
     assert "git_commit" in record and "git_dirty" in record
+    inside = os.path.join(records.ROOT, "workdirs", "r", "checkpoints")
+    log.write_text(f"non-finite loss at step 2; no checkpoint in {inside}\n")
+    record = runner.diverged("x", str(tmp_path), "python", 1.0)
+    assert record["error"] == "non-finite loss at step 2; no checkpoint in workdirs/r/checkpoints"
     log.write_text("Traceback ... MemoryError\n")
     assert runner.diverged("x", str(tmp_path), "python", 1.0) is None
 

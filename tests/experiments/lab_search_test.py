@@ -101,12 +101,15 @@ def test_a_search_whose_every_trial_diverges_is_recorded_without_reruns(tmp_path
     from train import trainer
 
     def diverge(config, workdir, **kwargs):
-        raise trainer.NonFiniteError("non-finite loss at step 2")
+        inside = os.path.join(records.ROOT, "workdirs", "s", "checkpoints")
+        raise trainer.NonFiniteError(f"non-finite loss at step 2; no checkpoint in {inside}")
 
     monkeypatch.setattr(trainer, "train_and_evaluate", diverge)
     record = tiny_search(tmp_path, trials=2).run()
     assert [t["state"] for t in record["trials"]] == ["FAIL", "FAIL"]
     assert all(t["diverged"].startswith("non-finite") for t in record["trials"])
+    # the message names the repository's folders relatively, no machine's
+    assert record["trials"][0]["diverged"].endswith(" in workdirs/s/checkpoints")
     assert record["best_trial"] is None and record["reruns"] == []
     assert record["rerun_summary"] == {"valid": {}, "test": {}}
     assert "no trial completed" in "\n".join(search.summary_lines(record))
