@@ -59,6 +59,11 @@ class Task:
     cells: tuple[str, ...] = CELLS
     overrides: tuple[str, ...] = ()
 
+    @property
+    def solved_stop(self) -> bool:
+        """Whether a run stops at the first validation pass that solves the task."""
+        return "stop_when_solved=True" in self.config
+
 
 TASKS = {
     # Bidirectional with a mean-pooled head: the published flatten head's 480 x 10 weights would
@@ -175,15 +180,25 @@ def _trial_counts(trials: list[dict]) -> str:
     return f"{len(trials) - retried} ({pruned} pruned, {diverged} diverged{note})"
 
 
+def _solved(trials: list[dict], reruns: list[dict]) -> str:
+    """'6 of 12; 900, 500, –': how many of the configurations tried stopped as solved, and the
+    step each rerun solved at ('–': not within the budget). A retried trial counts once."""
+    tried = _trial_counts(trials).split(" ", 1)[0]
+    solved = sum(t["state"] == "COMPLETE" and bool(t.get("stopped_early")) for t in trials)
+    steps = ", ".join(f"{r['steps']:,}" if r.get("stopped_early") else "–" for r in reruns)
+    return f"{solved} of {tried}" + (f"; {steps}" if steps else "")
+
+
 def task_table(task_name: str, results: dict[str, dict]) -> str:
     """Per cell: the tuned test metric over the reruns, its width and parameters, the best
-    trial's fields, the trials pruned / diverged, and the search's and reruns' wall time."""
+    trial's fields, the trials pruned / diverged, and the search's and reruns' wall time; on a
+    task with a solved-stop, also the trials that solved it and the step each rerun did."""
     task = TASKS[task_name]
     rows = []
     for cell in task.cells:
         record = results.get(f"{task_name}_{cell}")
         if record is None:
-            rows.append([f"`{cell}`", "not run yet", "", "", "", "", "", ""])
+            rows.append([f"`{cell}`", "not run yet", *[""] * (6 + task.solved_stop)])
             continue
         best = record["best_trial"]
         test = record["rerun_summary"]["test"].get(task.metric)
@@ -197,6 +212,7 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
         rows.append([
             f"`{cell}`",
             _scaled(task, test) if test else "–",
+            *([_solved(trials, record["reruns"])] if task.solved_stop else []),
             f"{size.get('hidden_size', '–')} / "
             + (f"{size['num_params']:,}" if size.get("num_params") else "–"),
             fields,
@@ -205,10 +221,11 @@ def task_table(task_name: str, results: dict[str, dict]) -> str:
             f"{record['search_wall_time_s'] / 60:.1f}",
             f"{record['rerun_wall_time_s'] / 60:.1f}",
         ])  # fmt: skip
+    solved = ["solved: trials; reruns at step"] if task.solved_stop else []
     return tables.markdown(
-        ["cell", f"test {task.metric} (3 seeds)", "width / parameters", "best trial's fields",
-         "trials", "tokens/s (reruns)", "search min", "reruns min"],
-        rows, align="lrrlrrrr",
+        ["cell", f"test {task.metric} (3 seeds)", *solved, "width / parameters",
+         "best trial's fields", "trials", "tokens/s (reruns)", "search min", "reruns min"],
+        rows, align="lr" + "r" * len(solved) + "rlrrrr",
     )  # fmt: skip
 
 

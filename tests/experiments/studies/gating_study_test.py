@@ -88,7 +88,32 @@ def test_a_search_with_no_complete_trial_is_a_row_not_a_crash():
     }  # fmt: skip
     table = gating.task_table("adding", {"adding_irnn": record})
     row = next(line for line in table.splitlines() if line.startswith("| `irnn`"))
-    assert "| – | 75 / – | no trial completed | 2 (0 pruned, 2 diverged) |" in row
+    assert "| – | 0 of 2 | 75 / – | no trial completed | 2 (0 pruned, 2 diverged) |" in row
+
+
+def test_a_task_with_a_solved_stop_shows_the_trials_and_reruns_that_solved_it():
+    record = {
+        "search": {"fields": {"optim.learning_rate": "log-uniform"}},
+        "best_trial": {"params": {"optim.learning_rate": 0.02}, "hidden_size": 43,
+                       "num_params": 6021},
+        "trials": [{"state": "COMPLETE", "stopped_early": True, "steps": 400},
+                   {"state": "COMPLETE", "stopped_early": False, "steps": 3000},
+                   {"state": "FAIL", "stopped": True},  # interrupted, then retried below
+                   {"state": "COMPLETE", "stopped_early": True, "steps": 1200}],
+        "rerun_summary": {"test": {"mse": {"values": [0.001, 0.002, 0.003]}}},
+        "reruns": [{"steps": 200, "stopped_early": True}, {"steps": 3000, "stopped_early": False},
+                   {"steps": 1500, "stopped_early": True}],
+        "importance": {},
+        "search_wall_time_s": 60.0,
+        "rerun_wall_time_s": 6.0,
+    }  # fmt: skip
+    row = next(
+        line
+        for line in gating.task_table("adding", {"adding_gru": record}).splitlines()
+        if line.startswith("| `gru`")
+    )
+    assert "| 2 of 3; 200, –, 1,500 | 43 / 6,021 |" in row
+    assert "solved" not in gating.task_table("mnist1d", {}).splitlines()[0]  # no solved-stop
 
 
 def test_the_headline_ranks_only_finished_tasks(tmp_path):
