@@ -172,18 +172,23 @@ def _trial_counts(trials: list[dict]) -> str:
     """'12 (3 pruned, 1 diverged)': the configurations tried, and how many the pruner stopped
     and how many diverged; a trial interrupted (a signal, a lost worker) and run again from its
     checkpoint counts once, as its retry."""
-    failed = [t for t in trials if t["state"] == "FAIL"]
-    diverged = sum(bool(t.get("diverged")) for t in failed)
-    retried = len(failed) - diverged
+    retried = _retried(trials)
+    diverged = sum(t["state"] == "FAIL" and bool(t.get("diverged")) for t in trials)
     pruned = sum(t["state"] == "PRUNED" for t in trials)
     note = f", {retried} interrupted and retried" if retried else ""
     return f"{len(trials) - retried} ({pruned} pruned, {diverged} diverged{note})"
 
 
+def _retried(trials: list[dict]) -> int:
+    """The trials that failed without diverging (a signal, a lost worker): each was run again
+    as a later trial, so it is not a configuration of its own."""
+    return sum(t["state"] == "FAIL" and not t.get("diverged") for t in trials)
+
+
 def _solved(trials: list[dict], reruns: list[dict]) -> str:
     """'6 of 12; 900, 500, –': how many of the configurations tried stopped as solved, and the
     step each rerun solved at ('–': not within the budget). A retried trial counts once."""
-    tried = _trial_counts(trials).split(" ", 1)[0]
+    tried = len(trials) - _retried(trials)
     solved = sum(t["state"] == "COMPLETE" and bool(t.get("stopped_early")) for t in trials)
     steps = ", ".join(f"{r['steps']:,}" if r.get("stopped_early") else "–" for r in reruns)
     return f"{solved} of {tried}" + (f"; {steps}" if steps else "")
