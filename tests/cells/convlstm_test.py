@@ -159,7 +159,8 @@ def test_drawn_combinations_give_the_same_values_and_gradients_with_either_metho
     """conv_method across drawn combinations (1-D or 2-D grid, odd or even kernel, peepholes,
     bfloat16 compute, lengths, resets, reverse, a two-layer Stack): 'lax'
     equals 'patches' (the path every parameterised cell test checks against float64 NumPy)
-    in outputs, final carries and gradients of params, inputs and carry."""
+    in the outputs, and in the gradients of params and inputs of a loss that reads both the
+    outputs and the final carries."""
     rng = np.random.default_rng(draw)
     spatial = ((5,), (3, 4))[rng.integers(2)]
     kernel = tuple(int(k) for k in rng.choice([2, 3], size=len(spatial)))
