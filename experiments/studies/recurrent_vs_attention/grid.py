@@ -1,15 +1,26 @@
 """The budget study's grid: per family and budget, the sizes and learning rates searched (seed
-0), then the best setting rerun with more seeds; every run is
-experiments/configs/shakespeare_budget.py at one (family, size, rate, minutes, seed).
+0), one step beyond the grid where its best sits on an edge, then the best setting rerun with
+more seeds; every run is experiments/configs/shakespeare_budget.py at one (family, size, rate,
+minutes, seed).
 
-    budget (min)  sizes  rates            seeds of the best
-    1             3      2 per family     0, 1, 2
-    5             3      2                0, 1, 2
-    15            2      2                0, 1, 2
-    45            2      the best at 15   0 (one seed: say so)
+    budget (min)  sizes  rates            extension   seeds of the best
+    1             3      2 per family     yes         0, 1, 2
+    5             3      2                yes         0, 1, 2
+    15            2      2                yes         0, 1, 2
+    45            2      the best at 15   no          0 (one seed: say so)
 
 "Best" is the lowest like-for-like validation loss (every window of 256 characters; the
 recurrent families' carried-state score is reported, never used to choose).
+
+The extension (below 45 minutes): where the grid's best uses the largest (smallest) rate tried
+at its size, the same size also runs at the rate one grid step up (down): the family's own
+ratio between its two rates; where it is the smallest (largest) size searched, the next size of
+the family's ladder runs at its rate: the sizes below with half the smallest's width and twice
+the largest's at either end. One step per axis and budget, the same rule for every family, so
+no family's best is left on an edge the others were searched past; a setting chosen from the
+extension is itself on an edge (one more step was not tried), and the table says so. The
+45-minute budget runs the two best sizes at 15 minutes (grid and extension), each at its best
+rate there.
 """
 
 from __future__ import annotations
@@ -72,18 +83,23 @@ def run(family: str, minutes: int, size: Size, rate: float, seed: int) -> Run:
     return Run(name(family, minutes, size, rate, seed), config=f"{CONFIG}:{args}")
 
 
-def searched(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
-    """The (size, rate) settings searched at this budget (the 45-minute one needs the 15's)."""
-    sizes = SIZES[family] if minutes <= 5 else SIZES[family][1:]
-    if minutes < 45:
-        return [(s, r) for s in sizes for r in RATES[family]]
-    settings = []
-    for size in sizes:
-        at_15 = {r: found.get(name(family, 15, size, r, 0)) for r in RATES[family]}
-        scored = {r: loss(rec) for r, rec in at_15.items() if rec is not None}
-        if len(scored) == len(RATES[family]):  # both rates of this size done at 15 minutes
-            settings.append((size, min(scored, key=scored.get)))
-    return settings
+def ladder(family: str) -> tuple[Size, ...]:
+    """The family's sizes, smallest to largest, with one more at each end: half the smallest's
+    width and twice the largest's (same depth and heads), the extension's size steps."""
+    sizes = SIZES[family]
+    smaller = dataclasses.replace(sizes[0], hidden_size=sizes[0].hidden_size // 2)
+    larger = dataclasses.replace(sizes[-1], hidden_size=sizes[-1].hidden_size * 2)
+    return (smaller, *sizes, larger)
+
+
+def rate_step(family: str) -> float:
+    """The factor between the family's grid rates, the extension's rate step."""
+    low, high = RATES[family]
+    return high / low
+
+
+def _rounded(rate: float) -> float:
+    return float(f"{rate:.3g}")  # 0.009, not 0.009000000000000001, in names and configs
 
 
 def loss(record: dict) -> float:
@@ -92,10 +108,71 @@ def loss(record: dict) -> float:
     return float(value) if isinstance(value, int | float) else float("inf")
 
 
-def best(family: str, minutes: int, found: dict) -> tuple[Size, float] | None:
-    """The searched setting with the lowest seed-0 validation loss, once all are done."""
-    settings = searched(family, minutes, found)
+def _lowest(family: str, minutes: int, settings: list, found: dict) -> tuple[Size, float] | None:
+    """The setting with the lowest seed-0 loss among `settings`, once all of them are done."""
     records = [found.get(name(family, minutes, s, r, 0)) for s, r in settings]
     if not settings or any(r is None for r in records):
         return None
     return min(zip(settings, records, strict=True), key=lambda p: loss(p[1]))[0]
+
+
+def searched(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
+    """The grid's (size, rate) settings at this budget (the 45-minute one needs the 15's
+    search and extension done: its two best sizes, each at its best rate)."""
+    if minutes < 45:
+        sizes = SIZES[family] if minutes <= 5 else SIZES[family][1:]
+        return [(s, r) for s in sizes for r in RATES[family]]
+    at_15 = tried(family, 15, found)
+    if _lowest(family, 15, at_15, found) is None:
+        return []
+    by_size: dict[Size, tuple[float, float]] = {}  # size -> (loss, rate), its best rate
+    for size, rate in at_15:
+        value = loss(found[name(family, 15, size, rate, 0)])
+        if size not in by_size or value < by_size[size][0]:
+            by_size[size] = (value, rate)
+    two = sorted(by_size, key=lambda s: by_size[s][0])[:2]
+    return [(s, by_size[s][1]) for s in ladder(family) if s in two]
+
+
+def extension(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
+    """One step beyond the grid on each axis where the grid's best sits on its edge (the
+    module docstring's rule); empty until the grid is done, and at 45 minutes."""
+    settings = searched(family, minutes, found)
+    chosen = _lowest(family, minutes, settings, found) if minutes < 45 else None
+    if chosen is None:
+        return []
+    size, rate = chosen
+    rates = sorted(r for s, r in settings if s == size)
+    sizes = [s for s in ladder(family) if any(s == t for t, _ in settings)]
+    steps = ladder(family)
+    out = []
+    if rate == rates[-1]:
+        out.append((size, _rounded(rate * rate_step(family))))
+    if rate == rates[0]:
+        out.append((size, _rounded(rate / rate_step(family))))
+    at = steps.index(size)
+    if size == sizes[0] and at > 0:
+        out.append((steps[at - 1], rate))
+    if size == sizes[-1] and at + 1 < len(steps):
+        out.append((steps[at + 1], rate))
+    return out
+
+
+def tried(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
+    """Every seed-0 setting of this budget: the grid, then its extension."""
+    return searched(family, minutes, found) + extension(family, minutes, found)
+
+
+def best(family: str, minutes: int, found: dict) -> tuple[Size, float] | None:
+    """The tried setting with the lowest seed-0 validation loss, once all are done."""
+    return _lowest(family, minutes, tried(family, minutes, found), found)
+
+
+def leading(family: str, minutes: int, found: dict) -> tuple[tuple[Size, float], bool] | None:
+    """For the report: the best setting and whether it is final; before the extension is done,
+    the grid's best with False (None until the grid itself is done)."""
+    chosen = best(family, minutes, found)
+    if chosen is not None:
+        return chosen, True
+    grid_best = _lowest(family, minutes, searched(family, minutes, found), found)
+    return (grid_best, False) if grid_best is not None else None

@@ -7,13 +7,16 @@ Groups:
               shakespeare_gpt.py defaults), 3 seeds: the baseline checked against their
               README's validation loss of about 1.88 nats/char before it is set against anything.
   search_M    every family's sizes x learning rates at a budget of M minutes (M in 1, 5, 15,
-              45), seed 0 (grid.py); search_45 needs search_15's records.
-  best_M      each family's best setting at M minutes, rerun with seeds 1 and 2 (none at 45).
+              45), seed 0 (grid.py); search_45 needs search_15's and edge_15's records.
+  edge_M      one step beyond the grid where a family's best sits on its edge (grid.extension;
+              M in 1, 5, 15), seed 0; needs search_M's records.
+  best_M      each family's best setting at M minutes (grid and extension), rerun with seeds 1
+              and 2 (none at 45).
 
 Run the budget groups with the machine to themselves, two runs at a time, each on one thread:
 
     XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \
-        python -m experiments run recurrent_vs_attention search_1 best_1 --jobs=2
+        python -m experiments run recurrent_vs_attention search_1 edge_1 best_1 --jobs=2
 """
 
 from __future__ import annotations
@@ -47,6 +50,15 @@ def search_runs(minutes: int):
     return runs
 
 
+def edge_runs(minutes: int):
+    def runs(results_dir: str) -> list[Run]:
+        found = _budget_records(results_dir)
+        return [grid.run(f, minutes, size, rate, 0) for f in grid.FAMILIES
+                for size, rate in grid.extension(f, minutes, found)]  # fmt: skip
+
+    return runs
+
+
 def best_runs(minutes: int):
     def runs(results_dir: str) -> list[Run]:
         found = _budget_records(results_dir)
@@ -64,6 +76,8 @@ def best_runs(minutes: int):
 GROUPS = {"nanogpt": nanogpt_runs}
 for _m in grid.BUDGETS:
     GROUPS[f"search_{_m}"] = search_runs(_m)
+    if _m < 45:
+        GROUPS[f"edge_{_m}"] = edge_runs(_m)
     GROUPS[f"best_{_m}"] = best_runs(_m)
 DEFAULT_GROUPS = ("nanogpt",)
 
@@ -101,19 +115,23 @@ def nanogpt_table(results_dir: str) -> str:
 
 
 def budget_rows(results_dir: str) -> list[dict]:
-    """Per budget and family with a chosen setting: its records over the seeds and numbers."""
+    """Per budget and family whose grid is done: the chosen setting (`final` False while its
+    extension is not: the grid's best so far), its records over the seeds, and whether it came
+    from the extension (so it sits on an edge of what was tried)."""
     found = _budget_records(results_dir)
     rows = []
     for minutes in grid.BUDGETS:
         for family in grid.FAMILIES:
-            chosen = grid.best(family, minutes, found)
-            if chosen is None:
+            leading = grid.leading(family, minutes, found)
+            if leading is None:
                 continue
+            chosen, final = leading
             seeds = (0, *grid.RERUN_SEEDS[minutes])
             runs = [found[n] for n in (grid.name(family, minutes, *chosen, s) for s in seeds)
                     if n in found]  # fmt: skip
             rows.append({"minutes": minutes, "family": family, "size": chosen[0],
-                         "rate": chosen[1], "runs": runs})  # fmt: skip
+                         "rate": chosen[1], "runs": runs, "final": final,
+                         "extended": chosen in grid.extension(family, minutes, found)})  # fmt: skip
     return rows
 
 
@@ -130,8 +148,12 @@ def budget_table(results_dir: str) -> str:
         carried = [r["valid_carried"]["loss"] for r in runs if "valid_carried" in r]
         rates = [_tokens(r) / r["time_budget"]["train_s"] for r in runs]
         size = row["size"]
-        body.append([f"{row['minutes']}", grid.LABELS[row["family"]],
-                     f"{size.num_layers} x {size.hidden_size}, lr {row['rate']:g}",
+        setting = f"{size.num_layers} x {size.hidden_size}, lr {row['rate']:g}"
+        if not row["final"]:
+            setting += " (the grid's; its extension not run yet)"
+        elif row["extended"]:
+            setting += " (extension: on its edge)"
+        body.append([f"{row['minutes']}", grid.LABELS[row["family"]], setting,
                      f"{runs[0]['params']:,}", f"{sum(map(_tokens, runs)) / len(runs):,.0f}",
                      f"{sum(rates) / len(rates):,.0f}",
                      f"{tables.fmt_mean_std(losses, 3)} (n={len(runs)})",

@@ -1,5 +1,6 @@
-"""The recurrent-vs-attention study: its grid chooses by the like-for-like loss, the 45-minute
-budget follows the 15-minute search, the reruns follow the choice, and every config validates."""
+"""The recurrent-vs-attention study: its grid chooses by the like-for-like loss, steps once past
+an edge its best sits on, the 45-minute budget follows the 15-minute search, the reruns follow
+the choice, and every config validates."""
 
 from __future__ import annotations
 
@@ -32,10 +33,17 @@ def _write(results, name, record):
 
 
 @pytest.mark.parametrize("family", grid.FAMILIES)
-def test_every_setting_of_the_grid_validates(family):
-    for size in grid.SIZES[family]:
+def test_every_size_the_grid_or_its_extension_can_run_validates(family):
+    for size in grid.ladder(family):
         args = f"family={family},minutes=1,{size.args()},learning_rate={grid.RATES[family][0]}"
         validate.validate(shakespeare_budget.get_config(args))
+
+
+def _search(results, family, minutes, loss_of):
+    """Seed-0 records of the grid at `minutes`, each loss loss_of(size index, rate index)."""
+    for size, rate in grid.searched(family, minutes, grid_records(results)):
+        i, j = grid.SIZES[family].index(size), grid.RATES[family].index(rate)
+        _write(results, grid.name(family, minutes, size, rate, 0), _record(loss_of(i, j)))
 
 
 def test_the_best_setting_is_chosen_by_the_window_loss_and_rerun(tmp_path):
@@ -47,26 +55,66 @@ def test_the_best_setting_is_chosen_by_the_window_loss_and_rerun(tmp_path):
             loss = 2.0 - 0.1 * (i == 1) - 0.05 * j
             # The carried-state score never chooses: it favours another setting here.
             _write(results, grid.name(family, 1, size, rate, 0), _record(loss, carried=1.0 + i))
+    # The larger rate is on the rate axis's edge: one step up is tried too, and loses.
+    assert grid.extension(family, 1, grid_records(results)) == [(sizes[1], 0.0125)]
+    _write(results, grid.name(family, 1, sizes[1], 0.0125, 0), _record(1.95, carried=0.5))
     assert grid.best(family, 1, grid_records(results)) == (sizes[1], rates[1])
     reruns = [r.name for r in study.GROUPS["best_1"](results)]
     assert reruns == [grid.name(family, 1, sizes[1], rates[1], s) for s in (1, 2)]
     for s in (1, 2):
         _write(results, grid.name(family, 1, sizes[1], rates[1], s), _record(1.9, carried=1.5))
     table = study.budget_table(results)
-    assert "GRU" in table and "(n=3)" in table and "2 x 256, lr 0.005" in table
+    assert "GRU" in table and "(n=3)" in table and "2 x 256, lr 0.005 |" in table
     assert study.figures(results, "", str(tmp_path / "figures"))
 
 
-def test_the_45_minute_search_takes_each_size_s_best_rate_at_15(tmp_path):
+def test_a_best_on_the_grid_s_edge_is_searched_one_step_past_it(tmp_path):
+    results = str(tmp_path)
+    family, sizes, rates = "gpt", grid.SIZES["gpt"], grid.RATES["gpt"]
+    assert study.GROUPS["edge_1"](results) == []  # nothing to extend before the grid is done
+    # The smallest size at the largest rate wins: the corner every family chose at 1 minute.
+    _search(results, family, 1, lambda i, j: 2.5 + 0.1 * i - 0.05 * j)
+    found = grid_records(results)
+    half = grid.Size(2, 32)
+    assert grid.extension(family, 1, found) == [(sizes[0], 0.009), (half, rates[1])]
+    assert [r.name for r in study.GROUPS["edge_1"](results)] == [
+        "gpt_1m_L2H64_lr0.009_s0", "gpt_1m_L2H32_lr0.003_s0"]  # fmt: skip
+    # Until the extension is done nothing is rerun, and the table says the choice is not final.
+    assert grid.best(family, 1, found) is None and study.GROUPS["best_1"](results) == []
+    assert "2 x 64, lr 0.003 (the grid's; its extension not run yet)" in study.budget_table(results)
+    _write(results, "gpt_1m_L2H64_lr0.009_s0", _record(2.40))
+    _write(results, "gpt_1m_L2H32_lr0.003_s0", _record(2.42))
+    assert grid.best(family, 1, grid_records(results)) == (sizes[0], 0.009)
+    assert [r.name for r in study.GROUPS["best_1"](results)] == [
+        "gpt_1m_L2H64_lr0.009_s1", "gpt_1m_L2H64_lr0.009_s2"]  # fmt: skip
+    assert "2 x 64, lr 0.009 (extension: on its edge)" in study.budget_table(results)
+
+
+def test_an_interior_best_is_not_extended_and_a_low_rate_steps_down(tmp_path):
+    results = str(tmp_path)
+    # The middle size at the smaller rate: only the rate axis is on an edge.
+    _search(results, "lstm", 5, lambda i, j: 2.0 - 0.2 * (i == 1) + 0.1 * j)
+    middle = grid.SIZES["lstm"][1]
+    assert grid.extension("lstm", 5, grid_records(results)) == [(middle, 0.0008)]
+
+
+def test_the_45_minute_search_takes_the_two_best_sizes_at_15_each_at_its_best_rate(tmp_path):
     results = str(tmp_path)
     family = "lstm"
     assert study.GROUPS["search_45"](results) == []
-    big = grid.SIZES[family][1:]
-    for size in big:
-        for k, rate in enumerate(grid.RATES[family]):
-            _write(results, grid.name(family, 15, size, rate, 0), _record(2.0 - 0.1 * k))
+    medium, large = grid.SIZES[family][1:]
+    # At 15 minutes the grid is the two larger sizes; the larger rate wins for both, the
+    # medium size overall, so the extension runs it at 0.0125 and the smallest size at 0.005.
+    _search(results, family, 15, lambda i, j: 2.0 + 0.1 * (i == 2) - 0.1 * j)
+    assert grid.extension(family, 15, grid_records(results)) == [
+        (medium, 0.0125), (grid.SIZES[family][0], 0.005)]  # fmt: skip
+    assert study.GROUPS["search_45"](results) == []  # waits for the extension
+    _write(results, grid.name(family, 15, medium, 0.0125, 0), _record(2.5))  # worse
+    _write(results, grid.name(family, 15, grid.SIZES[family][0], 0.005, 0), _record(1.5))  # best
     runs = [r.name for r in study.GROUPS["search_45"](results)]
-    assert runs == [grid.name(family, 45, s, grid.RATES[family][1], 0) for s in big]
+    assert runs == [grid.name(family, 45, grid.SIZES[family][0], 0.005, 0),
+                    grid.name(family, 45, medium, 0.005, 0)]  # fmt: skip
+    assert "edge_45" not in study.GROUPS
 
 
 def grid_records(results):
