@@ -41,20 +41,14 @@ def _budget_records(results_dir: str) -> dict[str, dict]:
     return records.load_all(results_dir, prefixes=tuple(f"{f}_" for f in grid.FAMILIES))
 
 
-def search_runs(minutes: int):
+def seed0_runs(minutes: int, settings):
+    """The seed-0 runs of every family at settings(family, minutes, records found): the grid
+    (grid.searched) or its extension (grid.extension)."""
+
     def runs(results_dir: str) -> list[Run]:
         found = _budget_records(results_dir)
         return [grid.run(f, minutes, size, rate, 0) for f in grid.FAMILIES
-                for size, rate in grid.searched(f, minutes, found)]  # fmt: skip
-
-    return runs
-
-
-def edge_runs(minutes: int):
-    def runs(results_dir: str) -> list[Run]:
-        found = _budget_records(results_dir)
-        return [grid.run(f, minutes, size, rate, 0) for f in grid.FAMILIES
-                for size, rate in grid.extension(f, minutes, found)]  # fmt: skip
+                for size, rate in settings(f, minutes, found)]  # fmt: skip
 
     return runs
 
@@ -75,9 +69,9 @@ def best_runs(minutes: int):
 
 GROUPS = {"nanogpt": nanogpt_runs}
 for _m in grid.BUDGETS:
-    GROUPS[f"search_{_m}"] = search_runs(_m)
+    GROUPS[f"search_{_m}"] = seed0_runs(_m, grid.searched)
     if _m < 45:
-        GROUPS[f"edge_{_m}"] = edge_runs(_m)
+        GROUPS[f"edge_{_m}"] = seed0_runs(_m, grid.extension)
     GROUPS[f"best_{_m}"] = best_runs(_m)
 DEFAULT_GROUPS = ("nanogpt",)
 
