@@ -144,9 +144,9 @@ def budget_table(results_dir: str) -> str:
         size = row["size"]
         setting = f"{size.num_layers} x {size.hidden_size}, lr {row['rate']:g}"
         if not row["final"]:
-            setting += " (the grid's; its extension not run yet)"
+            setting += " (grid's best; extension pending)"
         elif row["extended"]:
-            setting += " (extension: on its edge)"
+            setting += " (from the extension, on its edge)"
         body.append([f"{row['minutes']}", grid.LABELS[row["family"]], setting,
                      f"{runs[0]['params']:,}", f"{sum(map(_tokens, runs)) / len(runs):,.0f}",
                      f"{sum(rates) / len(rates):,.0f}",

@@ -81,13 +81,13 @@ def test_a_best_on_the_grid_s_edge_is_searched_one_step_past_it(tmp_path):
         "gpt_1m_L2H64_lr0.009_s0", "gpt_1m_L2H32_lr0.003_s0"]  # fmt: skip
     # Until the extension is done nothing is rerun, and the table says the choice is not final.
     assert grid.best(family, 1, found) is None and study.GROUPS["best_1"](results) == []
-    assert "2 x 64, lr 0.003 (the grid's; its extension not run yet)" in study.budget_table(results)
+    assert "2 x 64, lr 0.003 (grid's best; extension pending)" in study.budget_table(results)
     _write(results, "gpt_1m_L2H64_lr0.009_s0", _record(2.40))
     _write(results, "gpt_1m_L2H32_lr0.003_s0", _record(2.42))
     assert grid.best(family, 1, grid_records(results)) == (sizes[0], 0.009)
     assert [r.name for r in study.GROUPS["best_1"](results)] == [
         "gpt_1m_L2H64_lr0.009_s1", "gpt_1m_L2H64_lr0.009_s2"]  # fmt: skip
-    assert "2 x 64, lr 0.009 (extension: on its edge)" in study.budget_table(results)
+    assert "2 x 64, lr 0.009 (from the extension, on its edge)" in study.budget_table(results)
 
 
 def test_an_interior_best_is_not_extended_and_a_low_rate_steps_down(tmp_path):
