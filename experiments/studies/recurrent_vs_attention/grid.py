@@ -142,9 +142,9 @@ def extension(family: str, minutes: int, found: dict) -> list[tuple[Size, float]
     if chosen is None:
         return []
     size, rate = chosen
-    rates = sorted(r for s, r in settings if s == size)
-    sizes = [s for s in ladder(family) if any(s == t for t, _ in settings)]
     steps = ladder(family)
+    rates = sorted(r for s, r in settings if s == size)
+    sizes = [s for s in steps if any(s == t for t, _ in settings)]  # smallest to largest
     out = []
     if rate == rates[-1]:
         out.append((size, _rounded(rate * rate_step(family))))
