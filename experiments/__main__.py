@@ -25,6 +25,7 @@ one search.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -147,8 +148,8 @@ def _run(args) -> int:
 
     outcomes = {}
     for group in groups:  # in order: a group may read what the one before wrote
-        runs = study.runs(group, out)
-        outcomes.update(runner.run_all(runs, out, workdirs, jobs=args.jobs, force=args.force))
+        runs_of = functools.partial(study.runs, group, out)  # asked again as its records land
+        outcomes.update(runner.run_group(runs_of, out, workdirs, jobs=args.jobs, force=args.force))
     failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
     if failed:
         print(f"experiments: {len(failed)} runs failed (their logs say why): {failed}")

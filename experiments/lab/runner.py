@@ -9,7 +9,8 @@ command that writes its record itself (`command`, with '{out}' and '{workdir}' s
 A run whose OUT/<name>.json exists is not run again (--force replaces it); an interrupted
 training run resumes from its workdir's last checkpoint (the loop restores it); a training run
 stopped by a non-finite loss gets a 'diverged' record (a result too: the setting cannot train);
-any other failure writes nothing, so the next invocation retries it.
+any other failure writes nothing, so the next invocation retries it. `run_group` runs a group
+whose runs follow from its own records (asked again until it adds none).
 """
 
 from __future__ import annotations
@@ -167,3 +168,20 @@ def run_all(
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {r.name: pool.submit(run_one, r, out_dir, workdirs, force) for r in runs}
         return {name: future.result() for name, future in futures.items()}
+
+
+def run_group(
+    runs_of: Callable[[], Sequence[Run]],
+    out_dir: str,
+    workdirs: str,
+    jobs: int = 1,
+    force: bool = False,
+) -> dict[str, str]:
+    """Runs a group's runs (`run_all`), then asks `runs_of` again and runs the names it had not
+    given, until it gives none: a group whose runs follow from its own records (a search that
+    steps past its edge while its best sits there) grows as they land. A static group is asked
+    twice."""
+    outcomes: dict[str, str] = {}
+    while runs := [r for r in runs_of() if r.name not in outcomes]:
+        outcomes.update(run_all(runs, out_dir, workdirs, jobs=jobs, force=force))
+    return outcomes

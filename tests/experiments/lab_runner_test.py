@@ -1,5 +1,5 @@
 """experiments/lab/runner.py: records written once, finished runs skipped, failures retried,
-a diverged training run recorded, several runs at a time."""
+a diverged training run recorded, several runs at a time, a group asked again as it grows."""
 
 import json
 import os
@@ -53,6 +53,25 @@ def test_a_diverged_training_run_is_a_result_and_other_failures_are_not(tmp_path
     assert record["error"] == "non-finite loss at step 2; no checkpoint in workdirs/r/checkpoints"
     log.write_text("Traceback ... MemoryError\n")
     assert runner.diverged("x", str(tmp_path), "python", 1.0) is None
+
+
+def test_a_group_that_grows_as_its_records_land_is_asked_again_until_it_adds_none(tmp_path):
+    out, workdirs = str(tmp_path / "out"), str(tmp_path / "work")
+    os.makedirs(out)
+    asked = []
+
+    def runs_of():  # each record calls for the next run, three in all, and one always fails
+        done = len([f for f in os.listdir(out) if f.endswith(".json")])
+        asked.append(done)
+        grown = [Run(f"step_{k}", command=("-c", WRITE, "{out}", "{workdir}"))
+                 for k in range(min(done + 1, 3))]  # fmt: skip
+        return [*grown, Run("bad", command=("-c", "raise SystemExit(3)"))]
+
+    outcomes = runner.run_group(runs_of, out, workdirs, jobs=2)
+    assert outcomes == {"step_0": "done", "bad": "failed", "step_1": "done", "step_2": "done"}
+    assert asked == [0, 1, 2, 3]  # a failure is not retried within the call
+    assert runner.run_group(runs_of, out, workdirs) == {
+        "step_0": "skipped", "step_1": "skipped", "step_2": "skipped", "bad": "failed"}  # fmt: skip
 
 
 def test_select_keeps_whole_name_parts():

@@ -1,5 +1,5 @@
 """The budget study's grid: per family and budget, the sizes and learning rates searched (seed
-0), one step beyond the grid where its best sits on an edge, then the best setting rerun with
+0), steps beyond the grid while its best sits on an edge, then the best setting rerun with
 more seeds; every run is experiments/configs/shakespeare_budget.py at one (family, size, rate,
 minutes, seed).
 
@@ -12,15 +12,18 @@ minutes, seed).
 "Best" is the lowest like-for-like validation loss (every window of 256 characters; the
 recurrent families' carried-state score is reported, never used to choose).
 
-The extension (below 45 minutes): where the grid's best uses the largest (smallest) rate tried
-at its size, the same size also runs at the rate one grid step up (down): the family's own
-ratio between its two rates; where it is the smallest (largest) size searched, the next size of
-the family's ladder runs at its rate: the sizes below with half the smallest's width and twice
-the largest's at either end. One step per axis and budget, the same rule for every family, so
-no family's best is left on an edge the others were searched past; a setting chosen from the
-extension is itself on an edge (one more step was not tried), and the table says so. The
-45-minute budget runs the two best sizes at 15 minutes (grid and extension), each at its best
-rate there.
+The extension (below 45 minutes) steps past the grid where its best sits on an edge, and keeps
+stepping while the best of everything tried does: where the best uses the largest (smallest)
+rate tried at its size, the same size also runs at the rate one step up (down), the step being
+the family's own ratio between its two grid rates, at most MAX_RATE_STEPS steps past the grid's
+rates; where it is the smallest (largest) size tried, the next size of the family's ladder
+runs at its rate: the family's sizes with half the smallest's width and twice the largest's
+added at either end (at 15 minutes the grid leaves out the smallest, so two steps down are
+possible). Each step waits for the results of the one before. The same
+rule for every family, so no family's best is left on an edge the others were searched past;
+a best still on an edge of what was tried (the ladder's end, or MAX_RATE_STEPS rates past the
+grid) is marked in the table (`edges`). The 45-minute budget runs the two best sizes at 15
+minutes (grid and extension), each at its best rate there.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ RATES = {
     "slstm": (1e-3, 3e-3),
 }
 RERUN_SEEDS = {1: (1, 2), 5: (1, 2), 15: (1, 2), 45: ()}
+MAX_RATE_STEPS = 3  # the extension's rates stay within rate_step**3 of the grid's
 
 
 def name(family: str, minutes: int, size: Size, rate: float, seed: int) -> str:
@@ -134,28 +138,48 @@ def searched(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]
     return [(s, by_size[s][1]) for s in ladder(family) if s in two]
 
 
-def extension(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
-    """One step beyond the grid on each axis where the grid's best sits on its edge (the
-    module docstring's rule); empty until the grid is done, and at 45 minutes."""
-    settings = searched(family, minutes, found)
-    chosen = _lowest(family, minutes, settings, found) if minutes < 45 else None
-    if chosen is None:
-        return []
+def _within_reach(family: str, rate: float) -> bool:
+    """Whether `rate` is at most MAX_RATE_STEPS rate steps past the family's grid rates."""
+    low, high = RATES[family]
+    reach = rate_step(family) ** MAX_RATE_STEPS * (1 + 1e-6)  # the rounding to 3 figures
+    return low / reach <= rate <= high * reach
+
+
+def _steps(family: str, chosen: tuple[Size, float], tried: list) -> list[tuple[Size, float]]:
+    """The settings one step past each edge of `tried` that `chosen` sits on."""
     size, rate = chosen
-    steps = ladder(family)
-    rates = sorted(r for s, r in settings if s == size)
-    sizes = [s for s in steps if any(s == t for t, _ in settings)]  # smallest to largest
+    rates = sorted(r for s, r in tried if s == size)
+    ladder_sizes = ladder(family)
+    sizes = [s for s in ladder_sizes if any(s == t for t, _ in tried)]  # smallest to largest
     out = []
     if rate == rates[-1]:
         out.append((size, _rounded(rate * rate_step(family))))
     if rate == rates[0]:
         out.append((size, _rounded(rate / rate_step(family))))
-    at = steps.index(size)
+    out = [(s, r) for s, r in out if _within_reach(family, r)]
+    at = ladder_sizes.index(size)
     if size == sizes[0] and at > 0:
-        out.append((steps[at - 1], rate))
-    if size == sizes[-1] and at + 1 < len(steps):
-        out.append((steps[at + 1], rate))
-    return out
+        out.append((ladder_sizes[at - 1], rate))
+    if size == sizes[-1] and at + 1 < len(ladder_sizes):
+        out.append((ladder_sizes[at + 1], rate))
+    return [setting for setting in out if setting not in tried]
+
+
+def extension(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
+    """The settings tried past the grid (the module docstring's rule), in the order they were
+    called for: the steps from the grid's best, then from the best of everything tried once
+    those are done, until the best sits on no edge it can step past. Empty until the grid is
+    done, and at 45 minutes."""
+    if minutes >= 45:
+        return []
+    settings = searched(family, minutes, found)
+    tried_ = list(settings)
+    while (chosen := _lowest(family, minutes, tried_, found)) is not None:
+        more = _steps(family, chosen, tried_)
+        if not more:
+            break
+        tried_ += more
+    return tried_[len(settings) :]
 
 
 def tried(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
@@ -166,6 +190,30 @@ def tried(family: str, minutes: int, found: dict) -> list[tuple[Size, float]]:
 def best(family: str, minutes: int, found: dict) -> tuple[Size, float] | None:
     """The tried setting with the lowest seed-0 validation loss, once all are done."""
     return _lowest(family, minutes, tried(family, minutes, found), found)
+
+
+def edges(family: str, minutes: int, found: dict) -> list[str]:
+    """The edges of what was tried that the final best still sits on (the ladder's end, or
+    MAX_RATE_STEPS rates past the grid): 'largest rate', 'smallest rate', 'smallest size',
+    'largest size'; empty for an interior best, before it is final, and at 45 minutes."""
+    chosen = best(family, minutes, found) if minutes < 45 else None
+    if chosen is None:
+        return []
+    size, rate = chosen
+    settings = tried(family, minutes, found)
+    rates = [r for s, r in settings if s == size]
+    sizes = [s for s, _ in settings]
+    out = []
+    if rate == max(rates):
+        out.append("largest rate")
+    if rate == min(rates):
+        out.append("smallest rate")
+    steps = ladder(family)
+    if steps.index(size) == min(map(steps.index, sizes)):
+        out.append("smallest size")
+    if steps.index(size) == max(map(steps.index, sizes)):
+        out.append("largest size")
+    return out
 
 
 def leading(family: str, minutes: int, found: dict) -> tuple[tuple[Size, float], bool] | None:

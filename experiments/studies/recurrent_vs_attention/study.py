@@ -8,8 +8,9 @@ Groups:
               README's validation loss of about 1.88 nats/char before it is set against anything.
   search_M    every family's sizes x learning rates at a budget of M minutes (M in 1, 5, 15,
               45), seed 0 (grid.py); search_45 needs search_15's and edge_15's records.
-  edge_M      one step beyond the grid where a family's best sits on its edge (grid.extension;
-              M in 1, 5, 15), seed 0; needs search_M's records.
+  edge_M      steps beyond the grid while a family's best sits on an edge of what was tried
+              (grid.extension; M in 1, 5, 15), seed 0; needs search_M's records, and grows as
+              its own runs finish (`experiments run` asks a group again until it adds none).
   best_M      each family's best setting at M minutes (grid and extension), rerun with seeds 1
               and 2 (none at 45).
 
@@ -110,8 +111,8 @@ def nanogpt_table(results_dir: str) -> str:
 
 def budget_rows(results_dir: str) -> list[dict]:
     """Per budget and family whose grid is done: the chosen setting (`final` False while its
-    extension is not: the grid's best so far), its records over the seeds, and whether it came
-    from the extension (so it sits on an edge of what was tried)."""
+    extension is not: the grid's best so far), its records over the seeds, and the edges of
+    what was tried that it still sits on (grid.edges)."""
     found = _budget_records(results_dir)
     rows = []
     for minutes in grid.BUDGETS:
@@ -125,7 +126,7 @@ def budget_rows(results_dir: str) -> list[dict]:
                     if n in found]  # fmt: skip
             rows.append({"minutes": minutes, "family": family, "size": chosen[0],
                          "rate": chosen[1], "runs": runs, "final": final,
-                         "extended": chosen in grid.extension(family, minutes, found)})  # fmt: skip
+                         "edges": grid.edges(family, minutes, found)})  # fmt: skip
     return rows
 
 
@@ -145,8 +146,8 @@ def budget_table(results_dir: str) -> str:
         setting = f"{size.num_layers} x {size.hidden_size}, lr {row['rate']:g}"
         if not row["final"]:
             setting += " (grid's best; extension pending)"
-        elif row["extended"]:
-            setting += " (from the extension, on its edge)"
+        elif row["edges"]:
+            setting += f" (on an edge of what was tried: {', '.join(row['edges'])})"
         body.append([f"{row['minutes']}", grid.LABELS[row["family"]], setting,
                      f"{runs[0]['params']:,}", f"{sum(map(_tokens, runs)) / len(runs):,.0f}",
                      f"{sum(rates) / len(rates):,.0f}",

@@ -1,6 +1,6 @@
-"""The recurrent-vs-attention study: its grid chooses by the like-for-like loss, steps once past
-an edge its best sits on, the 45-minute budget follows the 15-minute search, the reruns follow
-the choice, and every config validates."""
+"""The recurrent-vs-attention study: its grid chooses by the like-for-like loss, steps past an
+edge while its best sits on one (as far as the rate's reach), the 45-minute budget follows the
+15-minute search, the reruns follow the choice, and every config validates."""
 
 from __future__ import annotations
 
@@ -84,10 +84,37 @@ def test_a_best_on_the_grid_s_edge_is_searched_one_step_past_it(tmp_path):
     assert "2 x 64, lr 0.003 (grid's best; extension pending)" in study.budget_table(results)
     _write(results, "gpt_1m_L2H64_lr0.009_s0", _record(2.40))
     _write(results, "gpt_1m_L2H32_lr0.003_s0", _record(2.42))
-    assert grid.best(family, 1, grid_records(results)) == (sizes[0], 0.009)
+    # The larger rate won, so it is on the edge again: one more step up, then another.
+    assert grid.extension(family, 1, grid_records(results))[2:] == [(sizes[0], 0.027)]
+    assert grid.best(family, 1, grid_records(results)) is None
+    _write(results, "gpt_1m_L2H64_lr0.027_s0", _record(2.38))
+    assert grid.extension(family, 1, grid_records(results))[3:] == [(sizes[0], 0.081)]
+    _write(results, "gpt_1m_L2H64_lr0.081_s0", _record(2.37))
+    # Three steps past the grid's 0.003 is as far as the rate goes; the table says it is an edge.
+    assert len(grid.extension(family, 1, grid_records(results))) == 4
+    assert grid.best(family, 1, grid_records(results)) == (sizes[0], 0.081)
+    assert grid.edges(family, 1, grid_records(results)) == ["largest rate"]
     assert [r.name for r in study.GROUPS["best_1"](results)] == [
-        "gpt_1m_L2H64_lr0.009_s1", "gpt_1m_L2H64_lr0.009_s2"]  # fmt: skip
-    assert "2 x 64, lr 0.009 (from the extension, on its edge)" in study.budget_table(results)
+        "gpt_1m_L2H64_lr0.081_s1", "gpt_1m_L2H64_lr0.081_s2"]  # fmt: skip
+    table = study.budget_table(results)
+    assert "2 x 64, lr 0.081 (on an edge of what was tried: largest rate)" in table
+
+
+def test_the_extension_stops_where_the_best_is_interior(tmp_path):
+    results = str(tmp_path)
+    family, sizes = "gru", grid.SIZES["gru"]
+    _search(results, family, 1, lambda i, j: 2.0 + 0.1 * i - 0.05 * j)  # the corner again
+    half = grid.Size(1, 128)
+    assert grid.extension(family, 1, grid_records(results)) == [(sizes[0], 0.0125),
+                                                                (half, 0.005)]  # fmt: skip
+    _write(results, grid.name(family, 1, sizes[0], 0.0125, 0), _record(1.9))  # wins
+    _write(results, grid.name(family, 1, half, 0.005, 0), _record(2.0))
+    assert grid.extension(family, 1, grid_records(results))[2:] == [(sizes[0], 0.0312)]
+    _write(results, grid.name(family, 1, sizes[0], 0.0312, 0), _record(2.1))  # loses
+    found = grid_records(results)
+    assert len(grid.extension(family, 1, found)) == 3
+    assert grid.best(family, 1, found) == (sizes[0], 0.0125) and grid.edges(family, 1, found) == []
+    assert "1 x 256, lr 0.0125 |" in study.budget_table(results)
 
 
 def test_an_interior_best_is_not_extended_and_a_low_rate_steps_down(tmp_path):
@@ -110,7 +137,16 @@ def test_the_45_minute_search_takes_the_two_best_sizes_at_15_each_at_its_best_ra
         (medium, 0.0125), (grid.SIZES[family][0], 0.005)]  # fmt: skip
     assert study.GROUPS["search_45"](results) == []  # waits for the extension
     _write(results, grid.name(family, 15, medium, 0.0125, 0), _record(2.5))  # worse
-    _write(results, grid.name(family, 15, grid.SIZES[family][0], 0.005, 0), _record(1.5))  # best
+    smallest, half = grid.SIZES[family][0], grid.ladder(family)[0]
+    _write(results, grid.name(family, 15, smallest, 0.005, 0), _record(1.5))  # best
+    # Now the smallest size leads, tried at one rate and at the edge of the sizes tried: one
+    # step up and down in rate at its size, and one size smaller.
+    assert grid.extension(family, 15, grid_records(results))[2:] == [
+        (smallest, 0.0125), (smallest, 0.002), (half, 0.005)]  # fmt: skip
+    assert study.GROUPS["search_45"](results) == []  # waits for the extension
+    for rate, value in ((0.0125, 1.6), (0.002, 1.7)):
+        _write(results, grid.name(family, 15, smallest, rate, 0), _record(value))
+    _write(results, grid.name(family, 15, half, 0.005, 0), _record(1.95))  # behind the medium
     runs = [r.name for r in study.GROUPS["search_45"](results)]
     assert runs == [grid.name(family, 45, grid.SIZES[family][0], 0.005, 0),
                     grid.name(family, 45, medium, 0.005, 0)]  # fmt: skip
