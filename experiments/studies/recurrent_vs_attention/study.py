@@ -11,13 +11,14 @@ Groups:
   edge_M      steps beyond the grid while a family's best sits on an edge of what was tried
               (grid.extension; M in 1, 5, 15), seed 0; needs search_M's records, and grows as
               its own runs finish (`experiments run` asks a group again until it adds none).
-  best_M      each family's best setting at M minutes (grid and extension), rerun with seeds 1
-              and 2 (none at 45).
+  final_M     each family's best setting at M minutes (grid and extension) trained again
+              with seeds 0, 1, 2 (0 alone at 45), every family's in one session: the
+              numbers the table reports (grid.py says why).
 
 Run the budget groups with the machine to themselves, two runs at a time, each on one thread:
 
     XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \
-        python -m experiments run recurrent_vs_attention search_1 edge_1 best_1 --jobs=2
+        python -m experiments run recurrent_vs_attention search_1 edge_1 final_1 --jobs=2
 """
 
 from __future__ import annotations
@@ -54,15 +55,15 @@ def seed0_runs(minutes: int, settings):
     return runs
 
 
-def best_runs(minutes: int):
+def final_runs(minutes: int):
     def runs(results_dir: str) -> list[Run]:
         found = _budget_records(results_dir)
         out = []
         for family in grid.FAMILIES:
             chosen = grid.best(family, minutes, found)
             if chosen is not None:
-                out += [grid.run(family, minutes, *chosen, seed)
-                        for seed in grid.RERUN_SEEDS[minutes]]  # fmt: skip
+                out += [grid.run(family, minutes, *chosen, seed, final=True)
+                        for seed in grid.FINAL_SEEDS[minutes]]  # fmt: skip
         return out
 
     return runs
@@ -73,7 +74,7 @@ for _m in grid.BUDGETS:
     GROUPS[f"search_{_m}"] = seed0_runs(_m, grid.searched)
     if _m < 45:
         GROUPS[f"edge_{_m}"] = seed0_runs(_m, grid.extension)
-    GROUPS[f"best_{_m}"] = best_runs(_m)
+    GROUPS[f"final_{_m}"] = final_runs(_m)
 DEFAULT_GROUPS = ("nanogpt",)
 
 
@@ -111,8 +112,9 @@ def nanogpt_table(results_dir: str) -> str:
 
 def budget_rows(results_dir: str) -> list[dict]:
     """Per budget and family whose grid is done: the chosen setting (`final` False while its
-    extension is not: the grid's best so far), its records over the seeds, and the edges of
-    what was tried that it still sits on (grid.edges)."""
+    extension is not: the grid's best so far), the edges of what was tried that it still sits
+    on (grid.edges), and its final runs; until every final seed has run, `runs` is the search's
+    seed-0 record of it and `pending` is True."""
     found = _budget_records(results_dir)
     rows = []
     for minutes in grid.BUDGETS:
@@ -121,11 +123,13 @@ def budget_rows(results_dir: str) -> list[dict]:
             if leading is None:
                 continue
             chosen, final = leading
-            seeds = (0, *grid.RERUN_SEEDS[minutes])
-            runs = [found[n] for n in (grid.name(family, minutes, *chosen, s) for s in seeds)
-                    if n in found]  # fmt: skip
+            names = [grid.final_name(family, minutes, *chosen, s)
+                     for s in grid.FINAL_SEEDS[minutes]]  # fmt: skip
+            pending = not final or any(n not in found for n in names)
+            runs = ([found[grid.name(family, minutes, *chosen, 0)]] if pending
+                    else [found[n] for n in names])  # fmt: skip
             rows.append({"minutes": minutes, "family": family, "size": chosen[0],
-                         "rate": chosen[1], "runs": runs, "final": final,
+                         "rate": chosen[1], "runs": runs, "final": final, "pending": pending,
                          "edges": grid.edges(family, minutes, found)})  # fmt: skip
     return rows
 
@@ -148,10 +152,13 @@ def budget_table(results_dir: str) -> str:
             setting += " (grid's best; extension pending)"
         elif row["edges"]:
             setting += f" (on an edge of what was tried: {', '.join(row['edges'])})"
+        score = f"{tables.fmt_mean_std(losses, 3)} (n={len(runs)})"
+        if row["pending"]:
+            score = f"{losses[0]:.3f} (search's seed 0; final runs pending)"
         body.append([f"{row['minutes']}", grid.LABELS[row["family"]], setting,
                      f"{runs[0]['params']:,}", f"{sum(map(_tokens, runs)) / len(runs):,.0f}",
                      f"{sum(rates) / len(rates):,.0f}",
-                     f"{tables.fmt_mean_std(losses, 3)} (n={len(runs)})",
+                     score,
                      tables.fmt_mean_std(carried, 3) if carried else "-"])  # fmt: skip
     header = ["minutes", "family", "best setting", "params", "tokens seen", "tokens/s",
               "valid nats/char, windows of 256", "carried state"]  # fmt: skip
@@ -163,8 +170,9 @@ def readme_tables(results_dir: str) -> dict[str, str]:
 
 
 def figures(results_dir: str, workdirs: str, figures_dir: str) -> list[str]:
-    """The frontier: like-for-like validation loss against training minutes, per family."""
-    rows = budget_rows(results_dir)
+    """The frontier: like-for-like validation loss against training minutes, per family, from
+    the final runs (none drawn before any budget has them)."""
+    rows = [row for row in budget_rows(results_dir) if not row["pending"]]
     if not rows:
         return []
     import matplotlib
