@@ -229,7 +229,7 @@ def edges(family: str, minutes: int, found: dict) -> list[str]:
 
 
 def leading(family: str, minutes: int, found: dict) -> tuple[tuple[Size, float], bool] | None:
-    """For the report: the best setting and whether it is final; before the extension is done,
+    """For the report: the best setting and whether it is settled; before the extension is done,
     the grid's best with False (None until the grid itself is done)."""
     chosen = best(family, minutes, found)
     if chosen is not None:

@@ -111,7 +111,7 @@ def nanogpt_table(results_dir: str) -> str:
 
 
 def budget_rows(results_dir: str) -> list[dict]:
-    """Per budget and family whose grid is done: the chosen setting (`final` False while its
+    """Per budget and family whose grid is done: the chosen setting (`settled` False while its
     extension is not: the grid's best so far), the edges of what was tried that it still sits
     on (grid.edges), and its final runs; until every final seed has run, `runs` is the search's
     seed-0 record of it and `pending` is True."""
@@ -122,14 +122,14 @@ def budget_rows(results_dir: str) -> list[dict]:
             leading = grid.leading(family, minutes, found)
             if leading is None:
                 continue
-            chosen, final = leading
+            chosen, settled = leading
             names = [grid.final_name(family, minutes, *chosen, s)
                      for s in grid.FINAL_SEEDS[minutes]]  # fmt: skip
-            pending = not final or any(n not in found for n in names)
+            pending = not settled or any(n not in found for n in names)
             runs = ([found[grid.name(family, minutes, *chosen, 0)]] if pending
                     else [found[n] for n in names])  # fmt: skip
             rows.append({"minutes": minutes, "family": family, "size": chosen[0],
-                         "rate": chosen[1], "runs": runs, "final": final, "pending": pending,
+                         "rate": chosen[1], "runs": runs, "settled": settled, "pending": pending,
                          "edges": grid.edges(family, minutes, found)})  # fmt: skip
     return rows
 
@@ -148,7 +148,7 @@ def budget_table(results_dir: str) -> str:
         rates = [_tokens(r) / r["time_budget"]["train_s"] for r in runs]
         size = row["size"]
         setting = f"{size.num_layers} x {size.hidden_size}, lr {row['rate']:g}"
-        if not row["final"]:
+        if not row["settled"]:
             setting += " (grid's best; extension pending)"
         elif row["edges"]:
             setting += f" (on an edge of what was tried: {', '.join(row['edges'])})"
