@@ -157,23 +157,33 @@ def _within_reach(family: str, rate: float) -> bool:
     return low / reach <= rate <= high * reach
 
 
+def _edges_of(family: str, chosen: tuple[Size, float], tried: list) -> list[str]:
+    """The edges of `tried` that `chosen` sits on: 'largest rate', 'smallest rate' (among the
+    rates tried at its size), 'smallest size', 'largest size' (on the family's ladder)."""
+    size, rate = chosen
+    rates = [r for s, r in tried if s == size]
+    at, steps = ladder(family).index(size), ladder(family)
+    placed = [steps.index(s) for s, _ in tried]
+    names = ("largest rate", "smallest rate", "smallest size", "largest size")
+    on = (rate == max(rates), rate == min(rates), at == min(placed), at == max(placed))
+    return [n for n, yes in zip(names, on, strict=True) if yes]
+
+
 def _steps(family: str, chosen: tuple[Size, float], tried: list) -> list[tuple[Size, float]]:
     """The settings one step past each edge of `tried` that `chosen` sits on."""
     size, rate = chosen
-    rates = sorted(r for s, r in tried if s == size)
-    ladder_sizes = ladder(family)
-    sizes = [s for s in ladder_sizes if any(s == t for t, _ in tried)]  # smallest to largest
+    steps, edges_on = ladder(family), _edges_of(family, chosen, tried)
+    at = steps.index(size)
     out = []
-    if rate == rates[-1]:
+    if "largest rate" in edges_on:
         out.append((size, _rounded(rate * rate_step(family))))
-    if rate == rates[0]:
+    if "smallest rate" in edges_on:
         out.append((size, _rounded(rate / rate_step(family))))
     out = [(s, r) for s, r in out if _within_reach(family, r)]
-    at = ladder_sizes.index(size)
-    if size == sizes[0] and at > 0:
-        out.append((ladder_sizes[at - 1], rate))
-    if size == sizes[-1] and at + 1 < len(ladder_sizes):
-        out.append((ladder_sizes[at + 1], rate))
+    if "smallest size" in edges_on and at > 0:
+        out.append((steps[at - 1], rate))
+    if "largest size" in edges_on and at + 1 < len(steps):
+        out.append((steps[at + 1], rate))
     return [setting for setting in out if setting not in tried]
 
 
@@ -209,23 +219,7 @@ def edges(family: str, minutes: int, found: dict) -> list[str]:
     MAX_RATE_STEPS rates past the grid): 'largest rate', 'smallest rate', 'smallest size',
     'largest size'; empty for an interior best, before it is final, and at 45 minutes."""
     chosen = best(family, minutes, found) if minutes < 45 else None
-    if chosen is None:
-        return []
-    size, rate = chosen
-    settings = tried(family, minutes, found)
-    rates = [r for s, r in settings if s == size]
-    sizes = [s for s, _ in settings]
-    out = []
-    if rate == max(rates):
-        out.append("largest rate")
-    if rate == min(rates):
-        out.append("smallest rate")
-    steps = ladder(family)
-    if steps.index(size) == min(map(steps.index, sizes)):
-        out.append("smallest size")
-    if steps.index(size) == max(map(steps.index, sizes)):
-        out.append("largest size")
-    return out
+    return [] if chosen is None else _edges_of(family, chosen, tried(family, minutes, found))
 
 
 def leading(family: str, minutes: int, found: dict) -> tuple[tuple[Size, float], bool] | None:
